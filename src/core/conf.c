@@ -1,0 +1,989 @@
+/* conf.c -- load, check and parse the YAML configuration.
+ *
+ * Three passes, so every mistake is reported where it was made:
+ *  1. shape: a libyaml walk over the file, guided by the libcyaml schema,
+ *     rejects unknown or duplicate keys and wrong kinds (list for value...)
+ *     with FILE:LINE:COL and records where every value sits;
+ *  2. load: libcyaml fills a struct of raw strings (every scalar is a
+ *     string, because libcyaml accepts "3x" as 3 and knows no units);
+ *  3. values: each string is parsed and checked here, defaults applied,
+ *     and errors point at the value's line and column from pass 1.
+ */
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/module.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cyaml/cyaml.h>
+#include <yaml.h>
+
+/* Pass 2 target: every scalar as the text the user wrote. */
+typedef struct {
+    char *path;
+    char *module;
+    char *max_message_size;
+} conf_raw_endpoint_t;
+
+typedef struct {
+    char                *daemon;
+    char                *pid_file;
+    char                *worker_processes;
+    char                *error_log;
+    char                *log_level;
+    char                *access_log;
+    char               **listen;
+    unsigned             listen_count;
+    char                *backlog;
+    char                *max_connections;
+    char                *max_message_size;
+    char                *send_buffer;
+    char                *max_header_size;
+    char                *max_headers;
+    char                *handshake_timeout;
+    char                *ping_period;
+    char                *pong_wait;
+    char                *write_wait;
+    char                *close_timeout;
+    char                *shutdown_timeout;
+    conf_raw_endpoint_t *endpoints;
+    unsigned             endpoints_count;
+} conf_raw_t;
+
+#define CONF_STR(key, type, member, flags)                                   \
+    CYAML_FIELD_STRING_PTR(key, (flags), type, member, 0, CYAML_UNLIMITED)
+
+static const cyaml_schema_value_t conf_string_schema = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
+};
+
+static const cyaml_schema_field_t conf_endpoint_fields[] = {
+    CONF_STR("path", conf_raw_endpoint_t, path, CYAML_FLAG_DEFAULT),
+    CONF_STR("module", conf_raw_endpoint_t, module, CYAML_FLAG_DEFAULT),
+    CONF_STR("max_message_size", conf_raw_endpoint_t, max_message_size,
+             CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_END
+};
+
+static const cyaml_schema_value_t conf_endpoint_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, conf_raw_endpoint_t,
+                        conf_endpoint_fields),
+};
+
+#define CONF_OPT(key, member) CONF_STR(key, conf_raw_t, member, CYAML_FLAG_OPTIONAL)
+
+static const cyaml_schema_field_t conf_top_fields[] = {
+    CONF_OPT("daemon", daemon),
+    CONF_OPT("pid_file", pid_file),
+    CONF_OPT("worker_processes", worker_processes),
+    CONF_OPT("error_log", error_log),
+    CONF_OPT("log_level", log_level),
+    CONF_OPT("access_log", access_log),
+    CYAML_FIELD_SEQUENCE("listen", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         conf_raw_t, listen, &conf_string_schema, 1, 64),
+    CONF_OPT("backlog", backlog),
+    CONF_OPT("max_connections", max_connections),
+    CONF_OPT("max_message_size", max_message_size),
+    CONF_OPT("send_buffer", send_buffer),
+    CONF_OPT("max_header_size", max_header_size),
+    CONF_OPT("max_headers", max_headers),
+    CONF_OPT("handshake_timeout", handshake_timeout),
+    CONF_OPT("ping_period", ping_period),
+    CONF_OPT("pong_wait", pong_wait),
+    CONF_OPT("write_wait", write_wait),
+    CONF_OPT("close_timeout", close_timeout),
+    CONF_OPT("shutdown_timeout", shutdown_timeout),
+    CYAML_FIELD_SEQUENCE("endpoints", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         conf_raw_t, endpoints, &conf_endpoint_schema, 1, 256),
+    CYAML_FIELD_END
+};
+
+static const cyaml_schema_value_t conf_top_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, conf_raw_t, conf_top_fields),
+};
+
+/* Where a value sits in the file, by its dotted path ("endpoints[1].path"). */
+typedef struct {
+    char path[96];
+    int  line;
+    int  col;
+} conf_loc_t;
+
+typedef struct {
+    const char   *file;
+    char         *err;
+    size_t        errlen;
+    yaml_parser_t parser;
+    conf_loc_t   *locs;
+    size_t        nlocs;
+    size_t        maxlocs;
+    bool          failed;
+} conf_ctx_t;
+
+static void conf_error(conf_ctx_t *ctx, int line, int col, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+static void
+conf_error(conf_ctx_t *ctx, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (ctx->failed) {
+        return;                 /* the first error is the one to fix */
+    }
+    ctx->failed = true;
+    n = snprintf(ctx->err, ctx->errlen, "%s:%d:%d: ", ctx->file, line, col);
+    if (n < 0 || (size_t) n >= ctx->errlen) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(ctx->err + n, ctx->errlen - (size_t) n, fmt, ap);
+    va_end(ap);
+}
+
+static const conf_loc_t *
+conf_loc(conf_ctx_t *ctx, const char *path)
+{
+    static const conf_loc_t none = { "", 1, 1 };
+    size_t i;
+
+    for (i = 0; i < ctx->nlocs; i++) {
+        if (strcmp(ctx->locs[i].path, path) == 0) {
+            return &ctx->locs[i];
+        }
+    }
+    return &none;
+}
+
+/* Report an error about the value at PATH ("ping_period"). */
+static void conf_value_error(conf_ctx_t *ctx, const char *path,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+conf_value_error(conf_ctx_t *ctx, const char *path, const char *fmt, ...)
+{
+    const conf_loc_t *loc = conf_loc(ctx, path);
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    conf_error(ctx, loc->line, loc->col, "%s: %s", path, msg);
+}
+
+static void
+conf_remember(conf_ctx_t *ctx, const char *path, const yaml_mark_t *mark)
+{
+    conf_loc_t *loc;
+
+    if (ctx->nlocs == ctx->maxlocs) {
+        size_t n = ctx->maxlocs ? ctx->maxlocs * 2 : 64;
+        conf_loc_t *p = realloc(ctx->locs, n * sizeof(*p));
+
+        if (p == NULL) {
+            return;             /* only costs a less precise message */
+        }
+        ctx->locs = p;
+        ctx->maxlocs = n;
+    }
+    loc = &ctx->locs[ctx->nlocs++];
+    snprintf(loc->path, sizeof(loc->path), "%s", path);
+    loc->line = (int) mark->line + 1;
+    loc->col = (int) mark->column + 1;
+}
+
+static bool
+conf_next(conf_ctx_t *ctx, yaml_event_t *ev)
+{
+    if (!yaml_parser_parse(&ctx->parser, ev)) {
+        conf_error(ctx, (int) ctx->parser.problem_mark.line + 1,
+                   (int) ctx->parser.problem_mark.column + 1,
+                   "YAML syntax error: %s%s%s", ctx->parser.problem,
+                   ctx->parser.context ? " " : "",
+                   ctx->parser.context ? ctx->parser.context : "");
+        return false;
+    }
+    if (ev->type == YAML_ALIAS_EVENT) {
+        conf_error(ctx, (int) ev->start_mark.line + 1,
+                   (int) ev->start_mark.column + 1,
+                   "YAML aliases are not supported in the configuration");
+        yaml_event_delete(ev);
+        return false;
+    }
+    return true;
+}
+
+/* Levenshtein distance, for "did you mean" on misspelt keys. */
+static size_t
+conf_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i, j, prev, cur, row[64];
+
+    if (lb >= wsh_nelems(row)) {
+        return SIZE_MAX;
+    }
+    for (j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (i = 1; i <= la; i++) {
+        prev = row[0];
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            cur = row[j];
+            row[j] = prev + (a[i - 1] != b[j - 1]);
+            if (row[j - 1] + 1 < row[j]) {
+                row[j] = row[j - 1] + 1;
+            }
+            if (cur + 1 < row[j]) {
+                row[j] = cur + 1;
+            }
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+static const char *
+conf_suggest(const cyaml_schema_field_t *fields, const char *key)
+{
+    const char *best = NULL;
+    size_t d, bestd = 3;        /* suggest only close matches */
+
+    for (; fields->key != NULL; fields++) {
+        d = conf_distance(key, fields->key);
+        if (d < bestd) {
+            bestd = d;
+            best = fields->key;
+        }
+    }
+    return best;
+}
+
+static bool conf_walk_value(conf_ctx_t *ctx, const cyaml_schema_value_t *sv,
+    const char *path, const char *what);
+
+static bool
+conf_walk_mapping(conf_ctx_t *ctx, const cyaml_schema_field_t *fields,
+    const char *path, const yaml_mark_t *start)
+{
+    const cyaml_schema_field_t *f;
+    uint64_t seen = 0;
+    yaml_event_t ev;
+    char sub[96];
+    unsigned idx;
+    bool ok;
+
+    for ( ;; ) {
+        if (!conf_next(ctx, &ev)) {
+            return false;
+        }
+        if (ev.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&ev);
+            for (f = fields, idx = 0; f->key != NULL; f++, idx++) {
+                if (!(f->value.flags & CYAML_FLAG_OPTIONAL)
+                    && !(seen & (UINT64_C(1) << idx)))
+                {
+                    conf_error(ctx, (int) start->line + 1,
+                               (int) start->column + 1,
+                               "%s: missing required key \"%s\"", path,
+                               f->key);
+                    return false;
+                }
+            }
+            return true;
+        }
+        if (ev.type != YAML_SCALAR_EVENT) {
+            conf_error(ctx, (int) ev.start_mark.line + 1,
+                       (int) ev.start_mark.column + 1,
+                       "a key must be a plain word%s%s", *path ? " in " : "",
+                       path);
+            yaml_event_delete(&ev);
+            return false;
+        }
+        for (f = fields, idx = 0; f->key != NULL; f++, idx++) {
+            if (strcmp(f->key, (char *) ev.data.scalar.value) == 0) {
+                break;
+            }
+        }
+        if (f->key == NULL) {
+            const char *hint = conf_suggest(fields,
+                                            (char *) ev.data.scalar.value);
+
+            conf_error(ctx, (int) ev.start_mark.line + 1,
+                       (int) ev.start_mark.column + 1,
+                       "unknown key \"%s\"%s%s%s%s%s",
+                       (char *) ev.data.scalar.value,
+                       *path ? " in " : "", path,
+                       hint ? " (did you mean \"" : "", hint ? hint : "",
+                       hint ? "\"?)" : "");
+            yaml_event_delete(&ev);
+            return false;
+        }
+        if (seen & (UINT64_C(1) << idx)) {
+            conf_error(ctx, (int) ev.start_mark.line + 1,
+                       (int) ev.start_mark.column + 1,
+                       "duplicate key \"%s\"", f->key);
+            yaml_event_delete(&ev);
+            return false;
+        }
+        seen |= UINT64_C(1) << idx;
+        snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", f->key);
+        yaml_event_delete(&ev);
+        ok = conf_walk_value(ctx, &f->value, sub, f->key);
+        if (!ok) {
+            return false;
+        }
+    }
+}
+
+static bool
+conf_walk_value(conf_ctx_t *ctx, const cyaml_schema_value_t *sv,
+    const char *path, const char *what)
+{
+    yaml_event_t ev;
+    char sub[96];
+    unsigned i;
+    bool ok = true;
+    int line, col;
+
+    if (!conf_next(ctx, &ev)) {
+        return false;
+    }
+    line = (int) ev.start_mark.line + 1;
+    col = (int) ev.start_mark.column + 1;
+    conf_remember(ctx, path, &ev.start_mark);
+
+    switch (sv->type) {
+    case CYAML_MAPPING:
+        if (ev.type != YAML_MAPPING_START_EVENT) {
+            conf_error(ctx, line, col, "%s: expected a mapping of keys", path);
+            ok = false;
+            break;
+        }
+        ok = conf_walk_mapping(ctx, sv->mapping.fields, path, &ev.start_mark);
+        break;
+
+    case CYAML_SEQUENCE:
+        if (ev.type != YAML_SEQUENCE_START_EVENT) {
+            conf_error(ctx, line, col, "%s: expected a list (\"- item\" lines "
+                       "or [a, b])", path);
+            ok = false;
+            break;
+        }
+        yaml_event_delete(&ev);
+        for (i = 0; ok; i++) {
+            if (!conf_next(ctx, &ev)) {
+                return false;
+            }
+            if (ev.type == YAML_SEQUENCE_END_EVENT) {
+                break;
+            }
+            snprintf(sub, sizeof(sub), "%s[%u]", path, i);
+            conf_remember(ctx, sub, &ev.start_mark);
+            if (sv->sequence.entry->type == CYAML_MAPPING) {
+                if (ev.type != YAML_MAPPING_START_EVENT) {
+                    conf_error(ctx, (int) ev.start_mark.line + 1,
+                               (int) ev.start_mark.column + 1,
+                               "%s: expected a mapping of keys", sub);
+                    ok = false;
+                } else {
+                    yaml_mark_t start = ev.start_mark;
+
+                    yaml_event_delete(&ev);
+                    ok = conf_walk_mapping(ctx,
+                                           sv->sequence.entry->mapping.fields,
+                                           sub, &start);
+                    continue;
+                }
+            } else if (ev.type != YAML_SCALAR_EVENT) {
+                conf_error(ctx, (int) ev.start_mark.line + 1,
+                           (int) ev.start_mark.column + 1,
+                           "%s: expected a single value", sub);
+                ok = false;
+            }
+            yaml_event_delete(&ev);
+        }
+        break;
+
+    default:
+        if (ev.type != YAML_SCALAR_EVENT) {
+            conf_error(ctx, line, col, "%s: expected a single value, not a "
+                       "%s", what, ev.type == YAML_SEQUENCE_START_EVENT
+                       ? "list" : "mapping");
+            ok = false;
+        }
+        break;
+    }
+    yaml_event_delete(&ev);
+    return ok;
+}
+
+/* Pass 1: the file's shape against the schema. */
+static bool
+conf_check_shape(conf_ctx_t *ctx, FILE *fp)
+{
+    yaml_event_t ev;
+    bool ok = false;
+
+    if (!yaml_parser_initialize(&ctx->parser)) {
+        conf_error(ctx, 1, 1, "out of memory");
+        return false;
+    }
+    yaml_parser_set_input_file(&ctx->parser, fp);
+
+    if (!conf_next(ctx, &ev)) {                 /* STREAM_START */
+        goto done;
+    }
+    yaml_event_delete(&ev);
+    if (!conf_next(ctx, &ev)) {
+        goto done;
+    }
+    if (ev.type == YAML_STREAM_END_EVENT) {     /* empty file: defaults */
+        yaml_event_delete(&ev);
+        ok = true;
+        goto done;
+    }
+    yaml_event_delete(&ev);                     /* DOCUMENT_START */
+    if (!conf_walk_value(ctx, &conf_top_schema, "", "configuration")) {
+        goto done;
+    }
+    if (!conf_next(ctx, &ev)) {                 /* DOCUMENT_END */
+        goto done;
+    }
+    yaml_event_delete(&ev);
+    if (!conf_next(ctx, &ev)) {
+        goto done;
+    }
+    if (ev.type != YAML_STREAM_END_EVENT) {
+        conf_error(ctx, (int) ev.start_mark.line + 1,
+                   (int) ev.start_mark.column + 1,
+                   "only one YAML document is allowed");
+        yaml_event_delete(&ev);
+        goto done;
+    }
+    yaml_event_delete(&ev);
+    ok = true;
+done:
+    yaml_parser_delete(&ctx->parser);
+    return ok;
+}
+
+/* libcyaml speaks through this; pass 1 already caught what it would say,
+ * so anything here is kept as a last-resort message. */
+static void
+conf_cyaml_log(cyaml_log_t level, void *data, const char *fmt, va_list ap)
+{
+    conf_ctx_t *ctx = data;
+    char msg[256];
+    size_t n;
+
+    if (level < CYAML_LOG_ERROR || ctx->failed) {
+        return;
+    }
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n') {
+        msg[--n] = '\0';
+    }
+    if (strstr(msg, "Backtrace") == NULL && strncmp(msg, "  in", 4) != 0) {
+        conf_error(ctx, 1, 1, "%s", msg);
+    }
+}
+
+int
+wsh_conf_parse_size(const char *text, size_t *out)
+{
+    unsigned long long v, mult = 1;
+    char *end;
+
+    if (text == NULL || !isdigit((unsigned char) *text)) {
+        return WSH_ERROR;
+    }
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0) {
+        return WSH_ERROR;
+    }
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': mult = 1024ULL; end++; break;
+    case 'm': case 'M': mult = 1024ULL * 1024; end++; break;
+    case 'g': case 'G': mult = 1024ULL * 1024 * 1024; end++; break;
+    default: return WSH_ERROR;
+    }
+    if (*end != '\0' || v > SIZE_MAX / mult) {
+        return WSH_ERROR;
+    }
+    *out = (size_t) (v * mult);
+    return WSH_OK;
+}
+
+int
+wsh_conf_parse_msec(const char *text, wsh_msec_t *out)
+{
+    unsigned long long v, mult;
+    char *end;
+
+    if (text == NULL || !isdigit((unsigned char) *text)) {
+        return WSH_ERROR;
+    }
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0) {
+        return WSH_ERROR;
+    }
+    if (strcmp(end, "ms") == 0) {
+        mult = 1;
+    } else if (*end == '\0' || strcmp(end, "s") == 0) {
+        mult = 1000;            /* a bare number is seconds, as in nginx */
+    } else if (strcmp(end, "m") == 0) {
+        mult = 60 * 1000;
+    } else if (strcmp(end, "h") == 0) {
+        mult = 3600 * 1000;
+    } else {
+        return WSH_ERROR;
+    }
+    if (v > UINT64_MAX / mult / 1000) {     /* absurd: keep clocks sane */
+        return WSH_ERROR;
+    }
+    *out = v * mult;
+    return WSH_OK;
+}
+
+int
+wsh_conf_parse_listen(const char *text, wsh_listen_addr_t *a)
+{
+    char host[64];
+    const char *colon, *h;
+    size_t hlen;
+    unsigned long port;
+    char *end;
+    struct sockaddr_in *sin = (struct sockaddr_in *) &a->sockaddr;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &a->sockaddr;
+
+    memset(a, 0, sizeof(*a));
+    if (text[0] == '[') {
+        colon = strchr(text, ']');
+        if (colon == NULL || colon[1] != ':') {
+            return WSH_ERROR;
+        }
+        h = text + 1;
+        hlen = (size_t) (colon - h);
+        colon++;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL) {
+            return WSH_ERROR;
+        }
+        h = text;
+        hlen = (size_t) (colon - text);
+    }
+    if (hlen >= sizeof(host)) {
+        return WSH_ERROR;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (!isdigit((unsigned char) colon[1])) {
+        return WSH_ERROR;
+    }
+    port = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || port == 0 || port > 65535) {
+        return WSH_ERROR;
+    }
+    if (hlen == 0 || strcmp(host, "*") == 0) {
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        sin->sin_port = htons((uint16_t) port);
+        a->socklen = sizeof(*sin);
+        snprintf(a->text, sizeof(a->text), "*:%lu", port);
+    } else if (text[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t) port);
+        a->socklen = sizeof(*sin);
+        snprintf(a->text, sizeof(a->text), "%s:%lu", host, port);
+    } else if (text[0] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t) port);
+        a->socklen = sizeof(*sin6);
+        snprintf(a->text, sizeof(a->text), "[%s]:%lu", host, port);
+    } else {
+        return WSH_ERROR;       /* names are not resolved: be explicit */
+    }
+    return WSH_OK;
+}
+
+static bool
+conf_is_set(const char *s)
+{
+    return s != NULL && *s != '\0';
+}
+
+static void
+conf_size(conf_ctx_t *ctx, const char *path, const char *text, size_t def,
+    size_t min, size_t max, size_t *out)
+{
+    *out = def;
+    if (!conf_is_set(text)) {
+        return;
+    }
+    if (wsh_conf_parse_size(text, out) != WSH_OK) {
+        conf_value_error(ctx, path, "invalid size \"%s\" (use a number of "
+                         "bytes with an optional k, m or g suffix, e.g. 64k)",
+                         text);
+    } else if (*out < min || *out > max) {
+        conf_value_error(ctx, path, "size \"%s\" is out of range "
+                         "(%zu to %zu bytes)", text, min, max);
+    }
+}
+
+static void
+conf_msec(conf_ctx_t *ctx, const char *path, const char *text,
+    wsh_msec_t def, wsh_msec_t min, wsh_msec_t *out)
+{
+    *out = def;
+    if (!conf_is_set(text)) {
+        return;
+    }
+    if (wsh_conf_parse_msec(text, out) != WSH_OK) {
+        conf_value_error(ctx, path, "invalid duration \"%s\" (use a number "
+                         "with ms, s, m or h, e.g. 54s or 250ms)", text);
+    } else if (*out < min) {
+        conf_value_error(ctx, path, "duration \"%s\" is too short (at "
+                         "least %llums)", text, (unsigned long long) min);
+    }
+}
+
+static void
+conf_uint(conf_ctx_t *ctx, const char *path, const char *text, unsigned def,
+    unsigned min, unsigned max, unsigned *out)
+{
+    unsigned long v;
+    char *end;
+
+    *out = def;
+    if (!conf_is_set(text)) {
+        return;
+    }
+    errno = 0;
+    v = strtoul(text, &end, 10);
+    if (!isdigit((unsigned char) *text) || *end != '\0' || errno != 0
+        || v < min || v > max)
+    {
+        conf_value_error(ctx, path, "\"%s\" is not a whole number from %u "
+                         "to %u", text, min, max);
+        return;
+    }
+    *out = (unsigned) v;
+}
+
+static void
+conf_bool(conf_ctx_t *ctx, const char *path, const char *text, bool def,
+    bool *out)
+{
+    static const char *yes[] = { "on", "true", "yes" };
+    static const char *no[] = { "off", "false", "no" };
+    size_t i;
+
+    *out = def;
+    if (!conf_is_set(text)) {
+        return;
+    }
+    for (i = 0; i < wsh_nelems(yes); i++) {
+        if (strcmp(text, yes[i]) == 0) {
+            *out = true;
+            return;
+        }
+        if (strcmp(text, no[i]) == 0) {
+            *out = false;
+            return;
+        }
+    }
+    conf_value_error(ctx, path, "\"%s\" is not on or off", text);
+}
+
+static char *
+conf_strdup(conf_ctx_t *ctx, const char *s)
+{
+    char *p = strdup(s);
+
+    if (p == NULL) {
+        conf_error(ctx, 1, 1, "out of memory");
+    }
+    return p;
+}
+
+static void
+conf_workers(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
+{
+    unsigned n;
+    long ncpu;
+
+    if (!conf_is_set(raw->worker_processes)
+        || strcmp(raw->worker_processes, "auto") == 0)
+    {
+        ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        cf->worker_processes = ncpu > 0 ? (int) ncpu : 1;
+        return;
+    }
+    conf_uint(ctx, "worker_processes", raw->worker_processes, 1, 1, 1024, &n);
+    cf->worker_processes = (int) n;
+}
+
+static void
+conf_logs(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
+{
+    cf->error_log = conf_strdup(ctx, conf_is_set(raw->error_log)
+                                     ? raw->error_log : "stderr");
+    if (conf_is_set(raw->access_log) && strcmp(raw->access_log, "off") != 0) {
+        cf->access_log = conf_strdup(ctx, raw->access_log);
+    }
+    cf->log_level = WSH_LOG_NOTICE;
+    if (conf_is_set(raw->log_level)) {
+        cf->log_level = wsh_log_level_parse(raw->log_level);
+        if (cf->log_level < 0) {
+            conf_value_error(ctx, "log_level", "unknown level \"%s\" (use "
+                             "emerg, alert, crit, error, warn, notice, info "
+                             "or debug)", raw->log_level);
+        }
+    }
+    if (conf_is_set(raw->pid_file)) {
+        cf->pid_file = conf_strdup(ctx, raw->pid_file);
+    }
+}
+
+static void
+conf_listen(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
+{
+    static char *deflt[] = { "127.0.0.1:8080" };
+    char **list = raw->listen ? raw->listen : deflt;
+    size_t n = raw->listen ? raw->listen_count : 1, i, j;
+    char path[32];
+
+    cf->listen = calloc(n, sizeof(*cf->listen));
+    if (cf->listen == NULL) {
+        conf_error(ctx, 1, 1, "out of memory");
+        return;
+    }
+    cf->nlisten = n;
+    for (i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "listen[%zu]", i);
+        if (wsh_conf_parse_listen(list[i], &cf->listen[i]) != WSH_OK) {
+            conf_value_error(ctx, path, "invalid address \"%s\" (use "
+                             "IP:PORT, [IPv6]:PORT or *:PORT)", list[i]);
+            return;
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(cf->listen[j].text, cf->listen[i].text) == 0) {
+                conf_value_error(ctx, path, "duplicate address \"%s\"",
+                                 list[i]);
+                return;
+            }
+        }
+    }
+}
+
+static void
+conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
+{
+    static conf_raw_endpoint_t deflt = { "/echo", "echo", "16m" };
+    conf_raw_endpoint_t *list = raw->endpoints ? raw->endpoints : &deflt;
+    size_t n = raw->endpoints ? raw->endpoints_count : 1, i, j;
+    wsh_endpoint_t *ep;
+    char path[64];
+
+    cf->endpoints = calloc(n, sizeof(*cf->endpoints));
+    if (cf->endpoints == NULL) {
+        conf_error(ctx, 1, 1, "out of memory");
+        return;
+    }
+    cf->nendpoints = n;
+    for (i = 0; i < n && !ctx->failed; i++) {
+        ep = &cf->endpoints[i];
+        snprintf(path, sizeof(path), "endpoints[%zu].path", i);
+        if (list[i].path[0] != '/' || strpbrk(list[i].path, "?# \t") != NULL) {
+            conf_value_error(ctx, path, "\"%s\" must start with / and hold "
+                             "no query, fragment or space", list[i].path);
+            return;
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(cf->endpoints[j].path, list[i].path) == 0) {
+                conf_value_error(ctx, path, "duplicate endpoint \"%s\"",
+                                 list[i].path);
+                return;
+            }
+        }
+        ep->path = conf_strdup(ctx, list[i].path);
+        snprintf(path, sizeof(path), "endpoints[%zu].module", i);
+        ep->module = wsh_module_find(list[i].module);
+        if (ep->module == NULL) {
+            conf_value_error(ctx, path, "unknown module \"%s\" (this build "
+                             "has: %s)", list[i].module, wsh_module_names());
+            return;
+        }
+        snprintf(path, sizeof(path), "endpoints[%zu].max_message_size", i);
+        conf_size(ctx, path, list[i].max_message_size, cf->max_message_size,
+                  1, (size_t) 1 << 31, &ep->max_message_size);
+    }
+}
+
+/* Pass 3: every value parsed, defaulted and checked. */
+static void
+conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
+{
+    unsigned backlog;
+
+    conf_bool(ctx, "daemon", raw->daemon, false, &cf->daemon);
+    conf_workers(ctx, raw, cf);
+    conf_logs(ctx, raw, cf);
+    conf_listen(ctx, raw, cf);
+    conf_uint(ctx, "backlog", raw->backlog, 511, 1, 65535, &backlog);
+    cf->backlog = (int) backlog;
+    conf_uint(ctx, "max_connections", raw->max_connections, 10000, 1,
+              1000000, &cf->max_connections);
+    conf_size(ctx, "max_message_size", raw->max_message_size, 64 * 1024, 1,
+              (size_t) 1 << 31, &cf->max_message_size);
+    conf_size(ctx, "send_buffer", raw->send_buffer, 1024 * 1024, 1024,
+              (size_t) 1 << 31, &cf->send_buffer);
+    conf_size(ctx, "max_header_size", raw->max_header_size, 8 * 1024, 256,
+              1024 * 1024, &cf->max_header_size);
+    conf_uint(ctx, "max_headers", raw->max_headers, 64, 4, 1000,
+              &cf->max_headers);
+    conf_msec(ctx, "handshake_timeout", raw->handshake_timeout, 10000, 1,
+              &cf->handshake_timeout);
+    conf_msec(ctx, "ping_period", raw->ping_period, 54000, 0,
+              &cf->ping_period);
+    conf_msec(ctx, "pong_wait", raw->pong_wait, 60000, 1, &cf->pong_wait);
+    conf_msec(ctx, "write_wait", raw->write_wait, 10000, 1, &cf->write_wait);
+    conf_msec(ctx, "close_timeout", raw->close_timeout, 5000, 1,
+              &cf->close_timeout);
+    conf_msec(ctx, "shutdown_timeout", raw->shutdown_timeout, 30000, 0,
+              &cf->shutdown_timeout);
+    if (!ctx->failed && cf->ping_period != 0
+        && cf->pong_wait <= cf->ping_period)
+    {
+        conf_value_error(ctx, "pong_wait", "must be longer than ping_period "
+                         "(%llums), or a client that answers every ping is "
+                         "still closed", (unsigned long long) cf->ping_period);
+    }
+    if (!ctx->failed) {
+        conf_endpoints(ctx, raw, cf);
+    }
+}
+
+wsh_conf_t *
+wsh_conf_load(const char *file, char *err, size_t errlen)
+{
+    conf_ctx_t ctx;
+    cyaml_config_t cy;
+    conf_raw_t empty, *raw = NULL;
+    wsh_conf_t *cf = NULL;
+    cyaml_err_t rc;
+    FILE *fp;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.file = file;
+    ctx.err = err;
+    ctx.errlen = errlen;
+
+    fp = fopen(file, "r");
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        return NULL;
+    }
+    if (!conf_check_shape(&ctx, fp)) {
+        fclose(fp);
+        goto failed;
+    }
+    fclose(fp);
+
+    memset(&cy, 0, sizeof(cy));
+    cy.log_fn = conf_cyaml_log;
+    cy.log_ctx = &ctx;
+    cy.mem_fn = cyaml_mem;
+    cy.log_level = CYAML_LOG_ERROR;
+    cy.flags = CYAML_CFG_NO_ALIAS;
+    rc = cyaml_load_file(file, &cy, &conf_top_schema, (cyaml_data_t **) &raw,
+                         NULL);
+    if (rc != CYAML_OK) {
+        conf_error(&ctx, 1, 1, "%s", cyaml_strerror(rc));
+        goto failed;
+    }
+
+    cf = calloc(1, sizeof(*cf));
+    if (cf == NULL) {
+        conf_error(&ctx, 1, 1, "out of memory");
+        goto failed;
+    }
+    cf->raw = raw;
+    if (raw == NULL) {
+        memset(&empty, 0, sizeof(empty));
+    }
+    conf_values(&ctx, raw ? raw : &empty, cf);
+    cf->file = conf_strdup(&ctx, file);
+    if (ctx.failed) {
+        goto failed;
+    }
+    free(ctx.locs);
+    return cf;
+
+failed:
+    free(ctx.locs);
+    if (cf != NULL) {
+        wsh_conf_free(cf);
+    } else if (raw != NULL) {
+        cyaml_free(&cy, &conf_top_schema, raw, 0);
+    }
+    return NULL;
+}
+
+void
+wsh_conf_free(wsh_conf_t *cf)
+{
+    cyaml_config_t cy;
+    size_t i;
+
+    if (cf == NULL) {
+        return;
+    }
+    if (cf->raw != NULL) {
+        memset(&cy, 0, sizeof(cy));
+        cy.mem_fn = cyaml_mem;
+        cyaml_free(&cy, &conf_top_schema, cf->raw, 0);
+    }
+    for (i = 0; i < cf->nendpoints; i++) {
+        free(cf->endpoints[i].path);
+    }
+    free(cf->endpoints);
+    free(cf->listen);
+    free(cf->error_log);
+    free(cf->access_log);
+    free(cf->pid_file);
+    free(cf->file);
+    free(cf);
+}
+
+const wsh_endpoint_t *
+wsh_conf_endpoint(const wsh_conf_t *cf, const char *path, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < cf->nendpoints; i++) {
+        if (strlen(cf->endpoints[i].path) == len
+            && memcmp(cf->endpoints[i].path, path, len) == 0)
+        {
+            return &cf->endpoints[i];
+        }
+    }
+    return NULL;
+}

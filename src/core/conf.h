@@ -1,0 +1,80 @@
+/* conf.h -- the configuration: one YAML file, one struct.
+ *
+ * wsh_conf_load() reads the file with libcyaml into raw strings, checks
+ * its shape with a libyaml pass that knows each key's line and column,
+ * then parses and validates every value (sizes like "512k", durations
+ * like "54s") into wsh_conf_t. Every error names FILE:LINE:COL.
+ */
+#ifndef WSH_CONF_H
+#define WSH_CONF_H
+
+#include "core/core.h"
+
+#include <sys/socket.h>
+
+typedef struct wsh_module_s wsh_module_t;
+
+typedef struct {
+    struct sockaddr_storage sockaddr;
+    socklen_t               socklen;
+    char                    text[80];      /* as written, normalised */
+} wsh_listen_addr_t;
+
+typedef struct {
+    char               *path;
+    const wsh_module_t *module;
+    size_t              max_message_size;
+} wsh_endpoint_t;
+
+typedef struct {
+    char               *file;              /* the file this came from */
+
+    bool                daemon;
+    char               *pid_file;          /* NULL: none */
+    int                 worker_processes;
+    char               *error_log;
+    int                 log_level;
+    char               *access_log;        /* NULL: off */
+
+    wsh_listen_addr_t  *listen;
+    size_t              nlisten;
+    int                 backlog;
+
+    unsigned            max_connections;   /* per worker */
+    size_t              max_message_size;
+    size_t              send_buffer;
+    size_t              max_header_size;
+    unsigned            max_headers;
+
+    wsh_msec_t          handshake_timeout;
+    wsh_msec_t          ping_period;       /* 0: no keepalive pings */
+    wsh_msec_t          pong_wait;
+    wsh_msec_t          write_wait;
+    wsh_msec_t          close_timeout;
+    wsh_msec_t          shutdown_timeout;
+
+    wsh_endpoint_t     *endpoints;
+    size_t              nendpoints;
+
+    void               *raw;               /* libcyaml's data, freed with us */
+} wsh_conf_t;
+
+#define WSH_CONF_ERR_MAX 1024
+
+/* Load and validate FILE. Returns a conf the caller frees with
+ * wsh_conf_free(), or NULL with a "FILE:LINE:COL: message" in err. */
+wsh_conf_t *wsh_conf_load(const char *file, char *err, size_t errlen);
+
+void wsh_conf_free(wsh_conf_t *cf);
+
+/* Value parsers, exported for the unit tests. Return WSH_OK or
+ * WSH_ERROR when the text is not a valid size/duration. */
+int wsh_conf_parse_size(const char *text, size_t *out);
+int wsh_conf_parse_msec(const char *text, wsh_msec_t *out);
+int wsh_conf_parse_listen(const char *text, wsh_listen_addr_t *addr);
+
+/* Endpoint serving PATH (exact match), or NULL. */
+const wsh_endpoint_t *wsh_conf_endpoint(const wsh_conf_t *cf,
+    const char *path, size_t len);
+
+#endif /* WSH_CONF_H */

@@ -1,0 +1,33 @@
+/* cycle.h -- everything built from one configuration (nginx's cycle).
+ *
+ * A cycle holds the parsed configuration and the listening sockets made
+ * from it. A reload builds a new cycle next to the old one, reusing the
+ * old listening sockets whose address did not change, and only replaces
+ * it once the new one is complete.
+ */
+#ifndef WSH_CYCLE_H
+#define WSH_CYCLE_H
+
+#include "core/core.h"
+#include "core/conf.h"
+
+typedef struct {
+    wsh_listen_addr_t addr;
+    int               fd;
+} wsh_listening_t;
+
+typedef struct {
+    wsh_conf_t       *conf;
+    wsh_listening_t  *listening;
+    size_t            nlistening;
+} wsh_cycle_t;
+
+/* Load FILE and open its listeners, taking over any of OLD's sockets
+ * with the same address (OLD may be NULL). Returns NULL after logging
+ * (or, with err non-NULL, after writing the config error there). */
+wsh_cycle_t *wsh_cycle_create(const char *file, wsh_cycle_t *old);
+
+/* Close the listeners not taken over by a newer cycle and free. */
+void wsh_cycle_free(wsh_cycle_t *cycle);
+
+#endif /* WSH_CYCLE_H */

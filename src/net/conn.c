@@ -1,0 +1,854 @@
+/* conn.c -- one client connection: HTTP head, upgrade, WebSocket, close.
+ *
+ * Each connection is a bufferevent plus this struct. Input is consumed
+ * straight from the bufferevent's chunks: the HTTP parser, then the frame
+ * parser, then the endpoint's module. Output is queued on the bufferevent
+ * and bounded by send_buffer.
+ *
+ * Timers cost no memory per connection: handshake deadlines and keepalive
+ * pings are FIFO queues (every connection has the same timeout, so the
+ * head is always the next to expire) each driven by one worker timer.
+ * Silence (pong_wait) and a stuck writer (write_wait) use the
+ * bufferevent's own read and write timeouts.
+ *
+ * A connection is never freed inside a callback that may still use it:
+ * closing moves it to the worker's dead list, freed on the next loop turn.
+ */
+#include "net/conn.h"
+#include "core/log.h"
+#include "process/worker.h"
+#include "ws/handshake.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_finalize(wsh_conn_t *c, const char *why);
+
+static struct timeval
+conn_tv(wsh_msec_t ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t) (ms / 1000);
+    tv.tv_usec = (suseconds_t) ((ms % 1000) * 1000);
+    return tv;
+}
+
+/* "ip:port" of the peer in a static buffer, valid until the next call. */
+const char *
+wsh_conn_peer(const wsh_conn_t *c)
+{
+    static char text[INET6_ADDRSTRLEN + 8];
+    char ip[INET6_ADDRSTRLEN];
+
+    if (c->peer.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, ip, sizeof(ip));
+        snprintf(text, sizeof(text), "[%s]:%u", ip,
+                 ntohs(c->peer.sin6.sin6_port));
+    } else {
+        inet_ntop(AF_INET, &c->peer.sin.sin_addr, ip, sizeof(ip));
+        snprintf(text, sizeof(text), "%s:%u", ip, ntohs(c->peer.sin.sin_port));
+    }
+    return text;
+}
+
+static void conn_log(int level, const wsh_conn_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+conn_log(int level, const wsh_conn_t *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!wsh_log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    wsh_log_verror(level, c->id, wsh_conn_peer(c), fmt, ap);
+    va_end(ap);
+}
+
+/* Arm a FIFO timer queue's event for its head, if not armed yet. */
+static void
+conn_timer_arm(wsh_queue_t *q, struct event *ev)
+{
+    wsh_conn_t *head;
+    wsh_msec_t now;
+    struct timeval tv;
+
+    if (wsh_queue_empty(q) || evtimer_pending(ev, NULL)) {
+        return;
+    }
+    head = wsh_queue_data(wsh_queue_head(q), wsh_conn_t, timer_link);
+    now = wsh_monotonic_msec();
+    tv = conn_tv(head->deadline > now ? head->deadline - now : 0);
+    evtimer_add(ev, &tv);
+}
+
+static void
+conn_timer_unlink(wsh_conn_t *c)
+{
+    if (wsh_queue_linked(&c->timer_link)) {
+        wsh_queue_remove(&c->timer_link);
+    }
+}
+
+static void
+conn_handshake_deadline(wsh_conn_t *c)
+{
+    conn_timer_unlink(c);
+    c->deadline = wsh_monotonic_msec() + wsh_worker.conf->handshake_timeout;
+    wsh_queue_insert_tail(&wsh_worker.handshakes, &c->timer_link);
+    conn_timer_arm(&wsh_worker.handshakes, wsh_worker.handshake_timer);
+}
+
+void
+wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    const wsh_conf_t *cf = wsh_worker.conf;
+    wsh_conn_t *c;
+
+    /* Connections still in their handshake are bounded by the handshake
+     * timeout; this hard cap keeps a flood of them from exhausting file
+     * descriptors before they can be answered 503. */
+    if (wsh_worker.nconns >= cf->max_connections + cf->max_connections / 8
+                             + 64)
+    {
+        close(fd);
+        return;
+    }
+
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        wsh_log(WSH_LOG_ALERT, "calloc() failed for a connection");
+        close(fd);
+        return;
+    }
+    c->bev = bufferevent_socket_new(wsh_worker.base, fd,
+                                    BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        wsh_log(WSH_LOG_ALERT, "bufferevent_socket_new() failed");
+        close(fd);
+        free(c);
+        return;
+    }
+    if (len <= sizeof(c->peer)) {
+        memcpy(&c->peer, sa, len);
+    }
+    c->id = ++wsh_worker.last_conn_id;
+    c->start = wsh_monotonic_msec();
+    c->state = WSH_CONN_HTTP;
+    c->keep_alive = 1;
+    wsh_queue_insert_tail(&wsh_worker.conns, &c->link);
+    wsh_worker.nconns++;
+    conn_handshake_deadline(c);
+
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_log(WSH_LOG_DEBUG, c, "accepted");
+}
+
+static void
+conn_access_log_ws(wsh_conn_t *c)
+{
+    wsh_msec_t dur = wsh_monotonic_msec() - c->start;
+
+    wsh_log_access("%s \"GET %s\" 101 %llu.%03llus in=%llu/%llu "
+                   "out=%llu/%llu close=%u worker=%d",
+                   wsh_conn_peer(c), c->endpoint->path,
+                   (unsigned long long) (dur / 1000),
+                   (unsigned long long) (dur % 1000),
+                   (unsigned long long) c->msgs_in,
+                   (unsigned long long) c->bytes_in,
+                   (unsigned long long) c->msgs_out,
+                   (unsigned long long) c->bytes_out,
+                   c->close_code, wsh_worker.id);
+}
+
+/* Take C out of service now; it is freed on the next loop turn, so the
+ * caller (and any module callback up the stack) may still look at it. */
+static void
+conn_finalize(wsh_conn_t *c, const char *why)
+{
+    if (c->state == WSH_CONN_DEAD) {
+        return;
+    }
+    if (why != NULL) {
+        conn_log(WSH_LOG_INFO, c, "closing: %s", why);
+    }
+    if (c->ws != NULL && !c->close_received && !c->close_sent) {
+        c->close_code = WSH_CLOSE_ABNORMAL;
+    } else if (c->ws != NULL && c->close_code == 0) {
+        c->close_code = WSH_CLOSE_NO_STATUS;
+    }
+    c->state = WSH_CONN_DEAD;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    conn_timer_unlink(c);
+    wsh_queue_remove(&c->link);
+    wsh_queue_insert_tail(&wsh_worker.dead, &c->link);
+    event_active(wsh_worker.dead_event, EV_TIMEOUT, 0);
+}
+
+static void
+conn_free(wsh_conn_t *c)
+{
+    if (c->opened && c->endpoint->module->close != NULL) {
+        c->endpoint->module->close(c, c->close_code);
+    }
+    if (c->ws != NULL) {
+        wsh_worker.nwebsockets--;
+        if (wsh_log_access_enabled()) {
+            conn_access_log_ws(c);
+        }
+        wsh_ws_reset_buffer(c->ws);
+        free(c->ws->buf);
+        free(c->ws);
+    }
+    if (c->req != NULL) {
+        wsh_http_request_free(c->req);
+        free(c->req);
+    }
+    bufferevent_free(c->bev);
+    free(c);
+    wsh_worker.nconns--;
+}
+
+void
+wsh_conn_free_dead(void)
+{
+    wsh_queue_t *q;
+
+    while (!wsh_queue_empty(&wsh_worker.dead)) {
+        q = wsh_queue_head(&wsh_worker.dead);
+        wsh_queue_remove(q);
+        conn_free(wsh_queue_data(q, wsh_conn_t, link));
+    }
+    wsh_worker_conn_gone();
+}
+
+/* After the output drains: shut the write side and wait for the peer's
+ * EOF, so the last bytes are not lost to a reset (RFC 6455 section 7.1.1:
+ * the server closes the TCP connection first), or close outright. */
+static void
+conn_after_flush(wsh_conn_t *c, bool linger)
+{
+    struct timeval tv = conn_tv(wsh_worker.conf->close_timeout);
+
+    conn_timer_unlink(c);
+    c->state = WSH_CONN_FLUSHING;
+    c->linger = linger;
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_write_cb(c->bev, c);
+    }
+}
+
+/* Queue raw bytes; false if the output is over send_buffer, in which
+ * case the connection is being closed as a slow consumer. */
+static bool
+conn_output(wsh_conn_t *c, const void *p1, size_t n1, const void *p2,
+    size_t n2)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (evbuffer_get_length(out) > wsh_worker.conf->send_buffer) {
+        c->close_code = WSH_CLOSE_POLICY;
+        conn_log(WSH_LOG_WARN, c, "output over send_buffer (%zu bytes), "
+                 "closing a slow client with 1008",
+                 evbuffer_get_length(out));
+        conn_finalize(c, NULL);
+        return false;
+    }
+    if (evbuffer_add(out, p1, n1) != 0
+        || (n2 > 0 && evbuffer_add(out, p2, n2) != 0))
+    {
+        c->close_code = WSH_CLOSE_INTERNAL;
+        conn_finalize(c, "evbuffer_add() failed");
+        return false;
+    }
+    return true;
+}
+
+static bool
+conn_send_frame(wsh_conn_t *c, int opcode, const void *data, size_t len)
+{
+    u_char hdr[WSH_WS_HEADER_MAX];
+    size_t n = wsh_ws_frame_header(hdr, opcode, len);
+
+    return conn_output(c, hdr, n, data, len);
+}
+
+/* Queue a close frame; the reason is cut to fit a control frame. */
+static void
+conn_send_close(wsh_conn_t *c, int code, const char *reason)
+{
+    u_char payload[WSH_WS_CONTROL_MAX];
+    size_t len = 0, rlen;
+
+    if (code != WSH_CLOSE_NO_STATUS) {
+        payload[0] = (u_char) (code >> 8);
+        payload[1] = (u_char) code;
+        len = 2;
+        if (reason != NULL) {
+            rlen = strlen(reason);
+            if (rlen > sizeof(payload) - 2) {
+                rlen = sizeof(payload) - 2;
+            }
+            memcpy(payload + 2, reason, rlen);
+            len += rlen;
+        }
+    }
+    c->close_sent = 1;
+    if (c->close_code == 0) {
+        c->close_code = (uint16_t) code;
+    }
+    (void) conn_send_frame(c, WSH_WS_OP_CLOSE, payload, len);
+}
+
+/* Fail the WebSocket connection (RFC 6455 section 7.1.7). */
+static void
+conn_ws_fail(wsh_conn_t *c, int code, const char *why)
+{
+    conn_log(WSH_LOG_INFO, c, "closing with %d: %s", code, why);
+    c->close_code = (uint16_t) code;
+    conn_send_close(c, code, why);
+    if (c->state != WSH_CONN_DEAD) {
+        conn_after_flush(c, true);
+    }
+}
+
+int
+wsh_conn_send(wsh_conn_t *c, int opcode, const void *data, size_t len)
+{
+    if (c->state != WSH_CONN_WS) {
+        return -1;
+    }
+    if (!conn_send_frame(c, opcode, data, len)) {
+        return -1;
+    }
+    c->msgs_out++;
+    c->bytes_out += len;
+    return 0;
+}
+
+void
+wsh_conn_close(wsh_conn_t *c, int code, const char *reason)
+{
+    struct timeval tv;
+
+    if (c->state != WSH_CONN_WS) {
+        return;
+    }
+    conn_send_close(c, code, reason);
+    if (c->state == WSH_CONN_DEAD) {
+        return;
+    }
+    c->state = WSH_CONN_CLOSING;
+    conn_timer_unlink(c);
+    tv = conn_tv(wsh_worker.conf->close_timeout);
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+void *
+wsh_conn_get_data(const wsh_conn_t *c)
+{
+    return c->data;
+}
+
+void
+wsh_conn_set_data(wsh_conn_t *c, void *data)
+{
+    c->data = data;
+}
+
+uint64_t
+wsh_conn_id(const wsh_conn_t *c)
+{
+    return c->id;
+}
+
+/* A complete HTTP response; the connection stays open for the next
+ * request only if both sides want keep-alive and no body is pending. */
+static void
+conn_http_respond(wsh_conn_t *c, int status, const char *extra,
+    const char *ctype, const void *body, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    wsh_request_t *r = c->req;
+    bool keep = c->keep_alive && r != NULL && r->keep_alive && !r->has_body
+                && !wsh_worker.draining && status < 500 && status != 400
+                && status != 414 && status != 431;
+
+    c->status = (uint16_t) status;
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
+                        "Content-Type: %s\r\nContent-Length: %zu\r\n"
+                        "Connection: %s\r\n%s\r\n", status,
+                        wsh_http_status_text(status), ctype, len,
+                        keep ? "keep-alive" : "close", extra ? extra : "");
+    evbuffer_add(out, body, len);
+
+    if (wsh_log_access_enabled()) {
+        wsh_log_access("%s \"%.*s %.*s\" %d %zu worker=%d", wsh_conn_peer(c),
+                       r ? (int) r->method_len : 1, r ? r->method : "-",
+                       r ? (int) r->target_len : 1, r ? r->target : "-",
+                       status, len, wsh_worker.id);
+    }
+    c->keep_alive = keep;
+    if (!keep) {
+        conn_after_flush(c, true);
+    }
+}
+
+/* Errors the core answers itself: a short text body saying why. */
+static void
+conn_http_error(wsh_conn_t *c, int status, const char *why)
+{
+    const char *extra = NULL;
+    char body[256];
+    int n;
+
+    switch (status) {
+    case 426:
+        extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+        break;
+    case 405:
+        extra = "Allow: GET\r\n";
+        break;
+    case 503:
+        extra = "Retry-After: 1\r\n";
+        break;
+    }
+    n = snprintf(body, sizeof(body), "%d %s: %s\n", status,
+                 wsh_http_status_text(status), why);
+    conn_log(WSH_LOG_INFO, c, "HTTP %d: %s", status, why);
+    conn_http_respond(c, status, extra, "text/plain",
+                      body, (size_t) n < sizeof(body) ? (size_t) n
+                                                       : sizeof(body) - 1);
+}
+
+int
+wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
+    const void *body, size_t len)
+{
+    if (c->state != WSH_CONN_HTTP) {
+        return -1;
+    }
+    conn_http_respond(c, status, NULL, content_type, body, len);
+    return 0;
+}
+
+static void
+conn_upgrade(wsh_conn_t *c, const char *accept)
+{
+    const wsh_conf_t *cf = wsh_worker.conf;
+    struct timeval rtv = conn_tv(cf->pong_wait), wtv = conn_tv(cf->write_wait);
+
+    c->ws = malloc(sizeof(*c->ws));
+    if (c->ws == NULL) {
+        conn_http_error(c, 503, "out of memory");
+        return;
+    }
+    wsh_ws_init(c->ws, c->endpoint->max_message_size);
+    evbuffer_add_printf(bufferevent_get_output(c->bev),
+                        "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+    c->status = 101;
+    wsh_http_request_free(c->req);
+    free(c->req);
+    c->req = NULL;
+    c->state = WSH_CONN_WS;
+    wsh_worker.nwebsockets++;
+
+    /* Silence longer than pong_wait means a dead peer only when we ping;
+     * without pings an idle client is legitimate. */
+    bufferevent_set_timeouts(c->bev, cf->ping_period ? &rtv : NULL, &wtv);
+    conn_timer_unlink(c);
+    if (cf->ping_period) {
+        c->deadline = wsh_monotonic_msec() + cf->ping_period;
+        wsh_queue_insert_tail(&wsh_worker.pings, &c->timer_link);
+        conn_timer_arm(&wsh_worker.pings, wsh_worker.ping_timer);
+    }
+    conn_log(WSH_LOG_DEBUG, c, "WebSocket open on %s", c->endpoint->path);
+    c->opened = 1;
+    if (c->endpoint->module->open != NULL) {
+        c->endpoint->module->open(c);
+    }
+}
+
+/* A complete request head is in c->req. */
+static void
+conn_http_request(wsh_conn_t *c)
+{
+    wsh_request_t *r = c->req;
+    const wsh_module_t *m;
+    char accept[WSH_WS_ACCEPT_LEN + 1];
+    const char *why;
+    int status;
+
+    c->endpoint = wsh_conf_endpoint(wsh_worker.conf, r->target, r->path_len);
+    if (c->endpoint == NULL) {
+        conn_http_error(c, 404, "no endpoint at this path");
+        return;
+    }
+    m = c->endpoint->module;
+    if (!wsh_http_header_has_token(r, "Upgrade", "websocket")
+        && m->http != NULL && m->http(c, r) == 0)
+    {
+        return;
+    }
+    status = wsh_handshake_check(r, accept, &why);
+    if (status != WSH_OK) {
+        conn_http_error(c, status, why);
+        return;
+    }
+    if (wsh_worker.draining) {
+        conn_http_error(c, 503, "the server is restarting, reconnect");
+        return;
+    }
+    if (wsh_worker.nwebsockets >= wsh_worker.conf->max_connections) {
+        conn_log(WSH_LOG_WARN, c, "max_connections (%u) reached",
+                 wsh_worker.conf->max_connections);
+        conn_http_error(c, 503, "too many connections");
+        return;
+    }
+    if (m->handshake != NULL) {
+        status = m->handshake(c, r);
+        if (status != 0) {
+            conn_http_error(c, status, "refused by the endpoint");
+            return;
+        }
+    }
+    conn_upgrade(c, accept);
+}
+
+/* Feed one chunk to the HTTP parser; returns bytes used. */
+static size_t
+conn_http_input(wsh_conn_t *c, const u_char *p, size_t len)
+{
+    const wsh_conf_t *cf = wsh_worker.conf;
+    size_t used = 0;
+    int rc;
+
+    if (c->req == NULL) {
+        c->req = malloc(sizeof(*c->req));
+        if (c->req == NULL) {
+            conn_finalize(c, "out of memory");
+            return len;
+        }
+        wsh_http_request_init(c->req, cf->max_header_size, cf->max_headers);
+    }
+    rc = wsh_http_parse(c->req, (const char *) p, len, &used);
+    if (rc == WSH_AGAIN) {
+        return used;
+    }
+    if (rc != WSH_OK) {
+        conn_http_error(c, rc, rc == 414 ? "request line too long"
+                               : rc == 431 ? "request headers too large"
+                               : rc == 505 ? "HTTP version not supported"
+                               : "malformed request");
+        return len;
+    }
+    conn_http_request(c);
+    if (c->state == WSH_CONN_HTTP && c->req != NULL) {
+        /* Answered, keep-alive: get ready for the next request. */
+        wsh_http_request_free(c->req);
+        free(c->req);
+        c->req = NULL;
+        conn_handshake_deadline(c);
+    }
+    return used;
+}
+
+static void
+conn_ws_close_received(wsh_conn_t *c, const wsh_ws_event_t *ev)
+{
+    c->close_received = 1;
+    if (c->state == WSH_CONN_WS) {
+        /* Echo the code (section 5.5.1); a close without one is answered
+         * without one. */
+        c->close_code = (uint16_t) ev->code;
+        conn_send_close(c, ev->code, NULL);
+    }
+    if (c->state != WSH_CONN_DEAD) {
+        conn_after_flush(c, false);
+    }
+}
+
+/* Feed one chunk to the frame parser; returns bytes used. */
+static size_t
+conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
+{
+    const u_char *pos = p, *last = p + len;
+    const wsh_module_t *m = c->endpoint->module;
+    wsh_ws_event_t ev;
+    int rc;
+
+    while (pos < last
+           && (c->state == WSH_CONN_WS || c->state == WSH_CONN_CLOSING))
+    {
+        rc = wsh_ws_parse(c->ws, &pos, last, &ev);
+        if (rc == WSH_AGAIN) {
+            break;
+        }
+        if (rc == WSH_ERROR) {
+            if (c->state == WSH_CONN_CLOSING) {
+                conn_finalize(c, ev.error);
+            } else {
+                conn_ws_fail(c, ev.code, ev.error);
+            }
+            return len;
+        }
+        switch (ev.type) {
+        case WSH_WS_EV_MESSAGE:
+            c->msgs_in++;
+            c->bytes_in += ev.len;
+            if (c->state == WSH_CONN_WS && m->message != NULL) {
+                m->message(c, ev.opcode, ev.data, ev.len);
+            }
+            break;
+        case WSH_WS_EV_PING:
+            if (c->state == WSH_CONN_WS) {
+                (void) conn_send_frame(c, WSH_WS_OP_PONG, ev.data, ev.len);
+            }
+            break;
+        case WSH_WS_EV_PONG:
+            break;              /* its arrival already reset pong_wait */
+        case WSH_WS_EV_CLOSE:
+            conn_ws_close_received(c, &ev);
+            return (size_t) (pos - p);
+        }
+    }
+    return (size_t) (pos - p);
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    wsh_conn_t *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer_iovec v;
+    size_t used;
+
+    while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+        switch (c->state) {
+        case WSH_CONN_HTTP:
+            used = conn_http_input(c, v.iov_base, v.iov_len);
+            break;
+        case WSH_CONN_WS:
+        case WSH_CONN_CLOSING:
+            used = conn_ws_input(c, v.iov_base, v.iov_len);
+            break;
+        default:
+            used = v.iov_len;   /* closing: input is discarded */
+            break;
+        }
+        evbuffer_drain(in, used);
+        if (used == 0) {
+            break;
+        }
+    }
+    if (c->ws != NULL && c->state != WSH_CONN_DEAD
+        && evbuffer_get_length(in) == 0)
+    {
+        wsh_ws_reset_buffer(c->ws);     /* idle: give the memory back */
+    }
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    wsh_conn_t *c = arg;
+
+    if (c->state != WSH_CONN_FLUSHING) {
+        return;
+    }
+    if (!c->linger) {
+        conn_finalize(c, NULL);
+        return;
+    }
+    c->state = WSH_CONN_LINGER;
+    if (shutdown(bufferevent_getfd(bev), SHUT_WR) == -1) {
+        conn_finalize(c, NULL);
+    }
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    wsh_conn_t *c = arg;
+    const char *why;
+
+    if (what & BEV_EVENT_EOF) {
+        why = c->state == WSH_CONN_LINGER || c->state == WSH_CONN_HTTP
+              ? NULL : "connection closed by the client";
+    } else if (what & BEV_EVENT_TIMEOUT) {
+        why = (what & BEV_EVENT_WRITING) ? "write_wait expired: the client "
+                                           "does not read"
+              : c->state == WSH_CONN_WS ? "pong_wait expired: no data from "
+                                          "the client"
+              : c->state == WSH_CONN_LINGER ? NULL
+              : "close_timeout expired";
+    } else {
+        why = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+    }
+    if ((what & BEV_EVENT_EOF) && c->state == WSH_CONN_HTTP && c->req != NULL
+        && c->req->len > 0)
+    {
+        why = "client closed the connection inside a request";
+    }
+    conn_finalize(c, why);
+}
+
+void
+wsh_conn_handshake_timer(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_msec_t now = wsh_monotonic_msec();
+    wsh_conn_t *c;
+
+    while (!wsh_queue_empty(&wsh_worker.handshakes)) {
+        c = wsh_queue_data(wsh_queue_head(&wsh_worker.handshakes), wsh_conn_t,
+                           timer_link);
+        if (c->deadline > now) {
+            break;
+        }
+        conn_timer_unlink(c);
+        if (c->req != NULL && c->req->len > 0) {
+            conn_http_error(c, 408, "handshake_timeout expired");
+        } else {
+            conn_finalize(c, c->status ? NULL : "handshake_timeout expired "
+                          "before a request");
+        }
+    }
+    conn_timer_arm(&wsh_worker.handshakes, wsh_worker.handshake_timer);
+}
+
+void
+wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_msec_t now = wsh_monotonic_msec();
+    wsh_conn_t *c;
+
+    while (!wsh_queue_empty(&wsh_worker.pings)) {
+        c = wsh_queue_data(wsh_queue_head(&wsh_worker.pings), wsh_conn_t,
+                           timer_link);
+        if (c->deadline > now) {
+            break;
+        }
+        wsh_queue_remove(&c->timer_link);
+        if (!conn_send_frame(c, WSH_WS_OP_PING, NULL, 0)) {
+            continue;
+        }
+        c->deadline = now + wsh_worker.conf->ping_period;
+        wsh_queue_insert_tail(&wsh_worker.pings, &c->timer_link);
+    }
+    conn_timer_arm(&wsh_worker.pings, wsh_worker.ping_timer);
+}
+
+void
+wsh_conn_drain_all(int code)
+{
+    wsh_queue_t *q, *next;
+    wsh_conn_t *c;
+
+    for (q = wsh_queue_head(&wsh_worker.conns); q != &wsh_worker.conns;
+         q = next)
+    {
+        next = q->next;
+        c = wsh_queue_data(q, wsh_conn_t, link);
+        if (c->state == WSH_CONN_WS) {
+            wsh_conn_close(c, code, code == WSH_CLOSE_RESTART
+                                    ? "server restarting"
+                                    : "server shutting down");
+        } else if (c->state == WSH_CONN_HTTP
+                   && (c->req == NULL || c->req->len == 0))
+        {
+            conn_finalize(c, NULL);     /* idle keep-alive connection */
+        }
+    }
+}
+
+void
+wsh_conn_terminate_all(void)
+{
+    wsh_queue_t *q, *next;
+    wsh_conn_t *c;
+
+    for (q = wsh_queue_head(&wsh_worker.conns); q != &wsh_worker.conns;
+         q = next)
+    {
+        next = q->next;
+        c = wsh_queue_data(q, wsh_conn_t, link);
+        if (c->state == WSH_CONN_WS) {
+            conn_send_close(c, WSH_CLOSE_GOING_AWAY, "server stopping");
+            /* One last non-blocking write so the close frame has its
+             * chance to leave before the socket is closed. */
+            (void) evbuffer_write(bufferevent_get_output(c->bev),
+                                  bufferevent_getfd(c->bev));
+        }
+        conn_finalize(c, NULL);
+    }
+}
+
+const char *
+wsh_request_method(const wsh_request_t *r, size_t *len)
+{
+    *len = r->method_len;
+    return r->method;
+}
+
+const char *
+wsh_request_path(const wsh_request_t *r, size_t *len)
+{
+    *len = r->path_len;
+    return r->target;
+}
+
+const char *
+wsh_request_query(const wsh_request_t *r, size_t *len)
+{
+    if (r->path_len == r->target_len) {
+        *len = 0;
+        return NULL;
+    }
+    *len = r->target_len - r->path_len - 1;
+    return r->target + r->path_len + 1;
+}
+
+const char *
+wsh_request_header(const wsh_request_t *r, const char *name, size_t *len)
+{
+    const wsh_http_header_t *h = wsh_http_header(r, name);
+
+    if (h == NULL) {
+        return NULL;
+    }
+    *len = h->value_len;
+    return h->value;
+}
+
+void
+wsh_module_log(int level, const wsh_conn_t *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!wsh_log_enabled(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    wsh_log_verror(level, c ? c->id : 0, c ? wsh_conn_peer(c) : NULL, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,73 @@
+/* conn.h -- one client connection from accept to close. */
+#ifndef WSH_CONN_H
+#define WSH_CONN_H
+
+#include "core/core.h"
+#include "core/conf.h"
+#include "net/http.h"
+#include "ws/frame.h"
+#include "wshub.h"
+
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+enum {
+    WSH_CONN_HTTP = 0,      /* reading a request head */
+    WSH_CONN_WS,            /* WebSocket open */
+    WSH_CONN_CLOSING,       /* our close frame sent, awaiting the peer's */
+    WSH_CONN_FLUSHING,      /* last bytes going out, then linger or close */
+    WSH_CONN_LINGER,        /* write side shut, discarding until EOF */
+    WSH_CONN_DEAD           /* on the worker's dead list */
+};
+
+struct wsh_conn_s {
+    struct bufferevent   *bev;
+    uint64_t              id;
+    wsh_queue_t           link;         /* wsh_worker.conns */
+    wsh_queue_t           timer_link;   /* handshakes or pings queue */
+    wsh_msec_t            start;
+    wsh_msec_t            deadline;     /* handshake end, or next ping */
+    const wsh_endpoint_t *endpoint;
+    void                 *data;         /* the module's */
+    wsh_request_t        *req;          /* HTTP phase only */
+    wsh_ws_t             *ws;           /* WebSocket phase only */
+
+    uint64_t              msgs_in;
+    uint64_t              bytes_in;
+    uint64_t              msgs_out;
+    uint64_t              bytes_out;
+
+    union {
+        struct sockaddr     sa;
+        struct sockaddr_in  sin;
+        struct sockaddr_in6 sin6;
+    }                     peer;
+
+    uint16_t              status;       /* HTTP status of the last answer */
+    uint16_t              close_code;
+    uint8_t               state;
+    uint8_t               close_sent:1;
+    uint8_t               close_received:1;
+    uint8_t               linger:1;     /* shut down writes after flushing */
+    uint8_t               opened:1;     /* module open() was called */
+    uint8_t               keep_alive:1; /* HTTP: read another request */
+};
+
+/* Take over an accepted socket (worker only). */
+void wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len);
+
+/* Close every connection now with 1001 (fast stop). */
+void wsh_conn_terminate_all(void);
+
+/* Begin closing every connection with CODE (graceful drain). */
+void wsh_conn_drain_all(int code);
+
+/* Free the connections closed since the last loop turn. */
+void wsh_conn_free_dead(void);
+
+/* Timer queue callbacks (worker.c arms them). */
+void wsh_conn_handshake_timer(evutil_socket_t fd, short what, void *arg);
+void wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg);
+
+#endif /* WSH_CONN_H */

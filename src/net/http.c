@@ -1,0 +1,305 @@
+/* http.c -- incremental HTTP/1.1 request head parser.
+ *
+ * Bytes are appended to one buffer bounded by max_header_size while a
+ * small matcher looks for the blank line that ends the head, so input
+ * may arrive in any pieces and is scanned once. The complete head is then
+ * split into the request line and header fields in place. Strict where
+ * laxness is a smuggling risk (no whitespace before ':', no obs-fold,
+ * no bare CR), lenient where RFC 9112 allows (bare LF line ends).
+ */
+#include "net/http.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void
+wsh_http_request_init(wsh_request_t *r, size_t max_header_size,
+    unsigned max_headers)
+{
+    memset(r, 0, sizeof(*r));
+    r->max = max_header_size;
+    r->max_headers = max_headers;
+}
+
+void
+wsh_http_request_free(wsh_request_t *r)
+{
+    free(r->buf);
+    free(r->headers);
+    r->buf = NULL;
+    r->headers = NULL;
+}
+
+/* tchar of RFC 9110 section 5.6.2 */
+static bool
+http_tchar(u_char ch)
+{
+    return isalnum(ch) || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static int
+http_parse_request_line(wsh_request_t *r, char *line, size_t len)
+{
+    char *p = line, *last = line + len, *sp;
+
+    for (sp = p; sp < last && http_tchar((u_char) *sp); sp++) { }
+    if (sp == p || sp == last || *sp != ' ') {
+        return 400;
+    }
+    r->method = p;
+    r->method_len = (size_t) (sp - p);
+
+    p = sp + 1;
+    for (sp = p; sp < last && *sp != ' '; sp++) {
+        if ((u_char) *sp <= 0x20 || (u_char) *sp == 0x7f) {
+            return 400;
+        }
+    }
+    if (sp == p || sp == last || (*p != '/' && *p != '*')) {
+        return 400;             /* absolute-form is for proxies */
+    }
+    r->target = p;
+    r->target_len = (size_t) (sp - p);
+    r->path_len = r->target_len;
+    for (size_t i = 0; i < r->target_len; i++) {
+        if (p[i] == '?') {
+            r->path_len = i;
+            break;
+        }
+    }
+
+    p = sp + 1;
+    if (last - p != 8 || memcmp(p, "HTTP/", 5) != 0 || !isdigit((u_char) p[5])
+        || p[6] != '.' || !isdigit((u_char) p[7]))
+    {
+        return 400;
+    }
+    if (p[5] != '1') {
+        return 505;
+    }
+    r->version = p[7] == '0' ? 10 : 11;
+    r->keep_alive = r->version == 11;
+    return WSH_OK;
+}
+
+static int
+http_parse_header(wsh_request_t *r, char *line, size_t len)
+{
+    wsh_http_header_t *h;
+    char *colon, *v, *last = line + len;
+
+    if (*line == ' ' || *line == '\t') {
+        return 400;             /* obs-fold: RFC 9112 section 5.2 */
+    }
+    for (colon = line; colon < last && http_tchar((u_char) *colon); colon++) { }
+    if (colon == line || colon == last || *colon != ':') {
+        return 400;             /* includes whitespace before the colon */
+    }
+    if (r->nheaders == r->max_headers) {
+        return 431;
+    }
+    for (v = colon + 1; v < last && (*v == ' ' || *v == '\t'); v++) { }
+    while (last > v && (last[-1] == ' ' || last[-1] == '\t')) {
+        last--;
+    }
+    for (char *q = v; q < last; q++) {
+        if (((u_char) *q < 0x20 && *q != '\t') || *q == 0x7f) {
+            return 400;
+        }
+    }
+    h = &r->headers[r->nheaders++];
+    h->name = line;
+    h->name_len = (size_t) (colon - line);
+    h->value = v;
+    h->value_len = (size_t) (last - v);
+    *last = '\0';
+    return WSH_OK;
+}
+
+static int
+http_parse_head(wsh_request_t *r)
+{
+    char *p = r->buf, *last = r->buf + r->len, *eol, *end;
+    const wsh_http_header_t *h;
+    bool first = true;
+    int rc;
+
+    r->headers = calloc(r->max_headers, sizeof(*r->headers));
+    if (r->headers == NULL) {
+        return 500;
+    }
+    while (p < last) {
+        eol = memchr(p, '\n', (size_t) (last - p));
+        if (eol == NULL) {
+            return 400;
+        }
+        end = eol;
+        if (end > p && end[-1] == '\r') {
+            end--;
+        }
+        if (memchr(p, '\r', (size_t) (end - p)) != NULL) {
+            return 400;         /* bare CR inside a line */
+        }
+        if (end == p) {
+            break;              /* the blank line */
+        }
+        rc = first ? http_parse_request_line(r, p, (size_t) (end - p))
+                   : http_parse_header(r, p, (size_t) (end - p));
+        if (rc != WSH_OK) {
+            return rc;
+        }
+        first = false;
+        p = eol + 1;
+    }
+
+    if (wsh_http_header_has_token(r, "Connection", "close")) {
+        r->keep_alive = false;
+    } else if (wsh_http_header_has_token(r, "Connection", "keep-alive")) {
+        r->keep_alive = true;
+    }
+    h = wsh_http_header(r, "Content-Length");
+    if (h != NULL && !(h->value_len == 1 && h->value[0] == '0')) {
+        r->has_body = true;
+    }
+    if (wsh_http_header(r, "Transfer-Encoding") != NULL) {
+        r->has_body = true;
+    }
+    if (r->version == 11 && wsh_http_header(r, "Host") == NULL) {
+        return 400;             /* RFC 9112 section 3.2 */
+    }
+    return WSH_OK;
+}
+
+int
+wsh_http_parse(wsh_request_t *r, const char *p, size_t len, size_t *used)
+{
+    size_t i;
+    char ch;
+
+    if (r->buf == NULL) {
+        r->cap = r->max < 1024 ? r->max : 1024;
+        r->buf = malloc(r->cap + 1);
+        if (r->buf == NULL) {
+            return 500;
+        }
+    }
+    for (i = 0; i < len; i++) {
+        ch = p[i];
+        if (r->len == r->max) {
+            return r->line_done ? 431 : 414;
+        }
+        if (r->len == r->cap) {
+            size_t cap = r->cap * 2 > r->max ? r->max : r->cap * 2;
+            char *nb = realloc(r->buf, cap + 1);
+
+            if (nb == NULL) {
+                return 500;
+            }
+            r->buf = nb;
+            r->cap = cap;
+        }
+        r->buf[r->len++] = ch;
+
+        /* Leading empty lines before the request line are allowed and
+         * skipped (RFC 9112 section 2.2). */
+        if (r->len <= 2 && !r->line_done && (ch == '\n' || ch == '\r')) {
+            if (ch == '\n') {
+                r->len = 0;
+            }
+            continue;
+        }
+        if (ch == '\n') {
+            r->line_done = true;
+            if (r->crlf == 1) {
+                r->buf[r->len] = '\0';
+                *used = i + 1;
+                return http_parse_head(r);
+            }
+            r->crlf = 1;
+        } else if (ch != '\r') {
+            r->crlf = 0;
+        }
+    }
+    *used = len;
+    return WSH_AGAIN;
+}
+
+const wsh_http_header_t *
+wsh_http_header(const wsh_request_t *r, const char *name)
+{
+    size_t n = strlen(name);
+    unsigned i;
+
+    for (i = 0; i < r->nheaders; i++) {
+        if (r->headers[i].name_len == n
+            && strncasecmp(r->headers[i].name, name, n) == 0)
+        {
+            return &r->headers[i];
+        }
+    }
+    return NULL;
+}
+
+bool
+wsh_http_header_has_token(const wsh_request_t *r, const char *name,
+    const char *token)
+{
+    size_t n = strlen(name), tlen = strlen(token), len;
+    const char *p, *last, *start;
+    unsigned i;
+
+    for (i = 0; i < r->nheaders; i++) {
+        if (r->headers[i].name_len != n
+            || strncasecmp(r->headers[i].name, name, n) != 0)
+        {
+            continue;
+        }
+        p = r->headers[i].value;
+        last = p + r->headers[i].value_len;
+        while (p < last) {
+            while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+                p++;
+            }
+            start = p;
+            while (p < last && *p != ',') {
+                p++;
+            }
+            len = (size_t) (p - start);
+            while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t')) {
+                len--;
+            }
+            if (len == tlen && strncasecmp(start, token, tlen) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+const char *
+wsh_http_status_text(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default:  return "Unknown";
+    }
+}

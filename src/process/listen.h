@@ -1,0 +1,10 @@
+/* listen.h -- listening sockets, opened by the master before fork. */
+#ifndef WSH_LISTEN_H
+#define WSH_LISTEN_H
+
+#include "core/conf.h"
+
+/* Bind and listen on ADDR; returns the socket or -1 after logging. */
+int wsh_listen_open(const wsh_listen_addr_t *addr, int backlog);
+
+#endif /* WSH_LISTEN_H */

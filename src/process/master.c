@@ -1,0 +1,418 @@
+/* master.c -- spawn, watch and signal the worker processes.
+ *
+ * nginx's process cycle on a libevent loop: signal handlers are libevent
+ * evsignals (no work in async-signal context), each worker has a channel,
+ * and every child is tracked with its generation so a reload can start
+ * new workers on the new cycle and drain the old ones, while a crashed
+ * worker of the current generation is replaced (with back-off if it
+ * keeps crashing). The master itself never serves a client.
+ */
+#include "process/master.h"
+#include "process/channel.h"
+#include "process/signals.h"
+#include "process/worker.h"
+#include "core/log.h"
+#include "core/module.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#define MASTER_RESPAWN_MIN_MS   100
+#define MASTER_RESPAWN_MAX_MS   30000
+#define MASTER_STABLE_MS        10000   /* lived this long: not crash-looping */
+#define MASTER_KILL_GRACE_MS    5000
+
+typedef struct {
+    pid_t       pid;            /* 0: free entry */
+    int         slot;
+    unsigned    generation;
+    int         channel;
+    wsh_msec_t  started;
+    bool        exiting;        /* told to quit: do not respawn */
+} master_proc_t;
+
+typedef struct {
+    unsigned    failures;       /* consecutive short-lived exits */
+    struct event *timer;        /* pending respawn */
+} master_slot_t;
+
+static struct event_base *master_base;
+static wsh_cycle_t *master_cycle;
+static unsigned master_generation;
+static master_proc_t *master_procs;
+static size_t master_nprocs;
+static master_slot_t *master_slots;
+static size_t master_nslots;
+static bool master_stopping;
+static int master_exit_status;
+static struct event *master_kill_timer;
+
+static void master_spawn(int slot);
+
+static master_proc_t *
+master_proc_alloc(void)
+{
+    master_proc_t *p;
+    size_t i;
+
+    for (i = 0; i < master_nprocs; i++) {
+        if (master_procs[i].pid == 0) {
+            return &master_procs[i];
+        }
+    }
+    p = realloc(master_procs, (master_nprocs + 8) * sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+    memset(p + master_nprocs, 0, 8 * sizeof(*p));
+    master_procs = p;
+    master_nprocs += 8;
+    return &master_procs[master_nprocs - 8];
+}
+
+static size_t
+master_live(void)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < master_nprocs; i++) {
+        n += master_procs[i].pid != 0;
+    }
+    return n;
+}
+
+static void
+master_respawn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int slot = (int) (intptr_t) arg;
+
+    if (!master_stopping && (size_t) slot < master_nslots) {
+        master_spawn(slot);
+    }
+}
+
+static void
+master_spawn(int slot)
+{
+    master_proc_t *p;
+    sigset_t all, old;
+    int fds[2];
+    size_t i;
+    pid_t pid;
+
+    p = master_proc_alloc();
+    if (p == NULL || wsh_channel_open(fds) != WSH_OK) {
+        wsh_log(WSH_LOG_ALERT, "cannot spawn worker %d: out of resources",
+                slot);
+        return;
+    }
+
+    /* No signal may reach libevent's handler in the child before the
+     * worker resets the handlers. */
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        for (i = 0; i < master_nprocs; i++) {
+            if (master_procs[i].pid != 0) {
+                close(master_procs[i].channel);
+            }
+        }
+        close(fds[0]);
+        wsh_worker_run(master_cycle, slot, fds[1]);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(fds[1]);
+    if (pid == -1) {
+        wsh_log(WSH_LOG_ALERT, "fork() failed: %s", strerror(errno));
+        close(fds[0]);
+        return;
+    }
+    p->pid = pid;
+    p->slot = slot;
+    p->generation = master_generation;
+    p->channel = fds[0];
+    p->started = wsh_monotonic_msec();
+    p->exiting = false;
+    wsh_log(WSH_LOG_NOTICE, "started worker %d, pid %d (generation %u)",
+            slot, (int) pid, master_generation);
+}
+
+static void
+master_signal_generation(unsigned generation, uint32_t cmd)
+{
+    size_t i;
+
+    for (i = 0; i < master_nprocs; i++) {
+        if (master_procs[i].pid != 0
+            && master_procs[i].generation <= generation)
+        {
+            if (cmd != WSH_CMD_REOPEN) {
+                master_procs[i].exiting = true;
+            }
+            (void) wsh_channel_send(master_procs[i].channel, cmd);
+        }
+    }
+}
+
+/* A worker ended: say how, and replace it if it was not meant to end. */
+static void
+master_reaped(master_proc_t *p, int status)
+{
+    master_slot_t *s;
+    wsh_msec_t lived = wsh_monotonic_msec() - p->started, delay;
+    struct timeval tv;
+    bool crashed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int slot = p->slot;
+
+    if (WIFSIGNALED(status)) {
+        wsh_log(p->exiting ? WSH_LOG_NOTICE : WSH_LOG_ALERT,
+                "worker %d, pid %d, exited on signal %d%s", slot, (int) p->pid,
+                WTERMSIG(status), WCOREDUMP(status) ? " (core dumped)" : "");
+    } else {
+        wsh_log(crashed && !p->exiting ? WSH_LOG_ALERT : WSH_LOG_NOTICE,
+                "worker %d, pid %d, exited with code %d", slot, (int) p->pid,
+                WEXITSTATUS(status));
+    }
+    close(p->channel);
+    p->pid = 0;
+
+    if (p->exiting || master_stopping || p->generation != master_generation
+        || (size_t) slot >= master_nslots)
+    {
+        return;
+    }
+    s = &master_slots[slot];
+    s->failures = lived >= MASTER_STABLE_MS ? 0 : s->failures + 1;
+    if (s->failures <= 1) {
+        master_spawn(slot);
+        return;
+    }
+    delay = MASTER_RESPAWN_MIN_MS << (s->failures < 12 ? s->failures - 2 : 10);
+    if (delay > MASTER_RESPAWN_MAX_MS) {
+        delay = MASTER_RESPAWN_MAX_MS;
+    }
+    wsh_log(WSH_LOG_ALERT, "worker %d keeps exiting (%u times in a row "
+            "within %ds of starting), respawning in %llums", slot, s->failures,
+            MASTER_STABLE_MS / 1000, (unsigned long long) delay);
+    tv.tv_sec = (time_t) (delay / 1000);
+    tv.tv_usec = (suseconds_t) (delay % 1000) * 1000;
+    evtimer_add(s->timer, &tv);
+}
+
+static void
+master_reap(void)
+{
+    int status;
+    size_t i;
+    pid_t pid;
+
+    for ( ;; ) {
+        pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            break;
+        }
+        for (i = 0; i < master_nprocs; i++) {
+            if (master_procs[i].pid == pid) {
+                master_reaped(&master_procs[i], status);
+                break;
+            }
+        }
+    }
+    if (master_stopping && master_live() == 0) {
+        event_base_loopbreak(master_base);
+    }
+}
+
+static void
+master_kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+    size_t i;
+
+    for (i = 0; i < master_nprocs; i++) {
+        if (master_procs[i].pid != 0) {
+            wsh_log(WSH_LOG_ALERT, "worker %d, pid %d, did not exit in time, "
+                    "sending SIGKILL", master_procs[i].slot,
+                    (int) master_procs[i].pid);
+            kill(master_procs[i].pid, SIGKILL);
+        }
+    }
+}
+
+static void
+master_stop(uint32_t cmd, wsh_msec_t grace)
+{
+    struct timeval tv;
+    size_t i;
+
+    master_stopping = true;
+    for (i = 0; i < master_nslots; i++) {
+        evtimer_del(master_slots[i].timer);
+    }
+    master_signal_generation(UINT32_MAX, cmd);
+    tv.tv_sec = (time_t) (grace / 1000);
+    tv.tv_usec = (suseconds_t) (grace % 1000) * 1000;
+    evtimer_add(master_kill_timer, &tv);
+    if (master_live() == 0) {
+        event_base_loopbreak(master_base);
+    }
+}
+
+static int
+master_set_slots(size_t n)
+{
+    master_slot_t *s;
+    size_t i;
+
+    for (i = n; i < master_nslots; i++) {
+        event_free(master_slots[i].timer);
+    }
+    if (n > master_nslots) {
+        s = realloc(master_slots, n * sizeof(*s));
+        if (s == NULL) {
+            return WSH_ERROR;
+        }
+        master_slots = s;
+        for (i = master_nslots; i < n; i++) {
+            master_slots[i].failures = 0;
+            master_slots[i].timer = evtimer_new(master_base, master_respawn_cb,
+                                                (void *) (intptr_t) i);
+            if (master_slots[i].timer == NULL) {
+                master_nslots = i;
+                return WSH_ERROR;
+            }
+        }
+    }
+    master_nslots = n;
+    for (i = 0; i < n; i++) {
+        evtimer_del(master_slots[i].timer);
+        master_slots[i].failures = 0;
+    }
+    return WSH_OK;
+}
+
+/* SIGHUP: a new cycle and a new generation, or nothing at all. */
+static void
+master_reload(void)
+{
+    wsh_cycle_t *cycle, *old = master_cycle;
+    const wsh_conf_t *cf;
+    unsigned old_generation = master_generation;
+    int i;
+
+    wsh_log(WSH_LOG_NOTICE, "reloading the configuration from %s",
+            old->conf->file);
+    cycle = wsh_cycle_create(old->conf->file, old);
+    if (cycle == NULL) {
+        wsh_log(WSH_LOG_ERR, "reload failed, still running with the previous "
+                "configuration");
+        return;
+    }
+    cf = cycle->conf;
+    if (wsh_log_open(cf->error_log, cf->access_log, cf->log_level)
+        != WSH_OK || master_set_slots((size_t) cf->worker_processes)
+        != WSH_OK)
+    {
+        wsh_log(WSH_LOG_ERR, "reload failed, still running with the previous "
+                "configuration");
+        wsh_cycle_free(cycle);
+        return;
+    }
+    master_cycle = cycle;
+    master_generation++;
+    for (i = 0; i < cf->worker_processes; i++) {
+        master_spawn(i);
+    }
+    master_signal_generation(old_generation, WSH_CMD_RESTART);
+    wsh_cycle_free(old);    /* closes only the listeners no longer used */
+    wsh_log(WSH_LOG_NOTICE, "reload done: generation %u with %d workers",
+            master_generation, cf->worker_processes);
+}
+
+static void
+master_signal_cb(int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+        master_reap();
+        break;
+    case SIGTERM:
+    case SIGINT:
+        if (!master_stopping) {
+            wsh_log(WSH_LOG_NOTICE, "signal %d received, stopping now",
+                    (int) sig);
+        }
+        master_stop(WSH_CMD_TERMINATE, MASTER_KILL_GRACE_MS);
+        break;
+    case SIGQUIT:
+        wsh_log(WSH_LOG_NOTICE, "SIGQUIT received, draining and stopping");
+        master_stop(WSH_CMD_QUIT,
+                    master_cycle->conf->shutdown_timeout + MASTER_KILL_GRACE_MS);
+        break;
+    case SIGHUP:
+        if (!master_stopping) {
+            master_reload();
+        }
+        break;
+    case SIGUSR1:
+        wsh_log(WSH_LOG_NOTICE, "SIGUSR1 received, reopening logs");
+        wsh_log_reopen();
+        master_signal_generation(UINT32_MAX, WSH_CMD_REOPEN);
+        break;
+    }
+}
+
+int
+wsh_master_run(wsh_cycle_t *cycle)
+{
+    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP,
+                                SIGUSR1 };
+    struct sigaction sa;
+    int n;
+
+    master_cycle = cycle;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    master_base = event_base_new();
+    master_kill_timer = master_base ? evtimer_new(master_base, master_kill_cb,
+                                                  NULL) : NULL;
+    if (master_kill_timer == NULL) {
+        wsh_log(WSH_LOG_EMERG, "event_base_new() failed");
+        return 1;
+    }
+    if (wsh_signals_init(master_base, sigs, wsh_nelems(sigs),
+                         master_signal_cb) != WSH_OK)
+    {
+        return 1;
+    }
+    if (wsh_modules_init_master() != WSH_OK
+        || master_set_slots((size_t) cycle->conf->worker_processes) != WSH_OK)
+    {
+        return 1;
+    }
+    for (n = 0; n < cycle->conf->worker_processes; n++) {
+        master_spawn(n);
+    }
+    /* Children that exited before the evsignal was armed are reaped here. */
+    master_reap();
+
+    event_base_dispatch(master_base);
+
+    wsh_log(WSH_LOG_NOTICE, "exiting");
+    wsh_signals_done();
+    master_set_slots(0);
+    free(master_slots);
+    free(master_procs);
+    event_free(master_kill_timer);
+    event_base_free(master_base);
+    wsh_cycle_free(master_cycle);
+    return master_exit_status;
+}

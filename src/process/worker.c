@@ -1,0 +1,312 @@
+/* worker.c -- a worker process: accept, serve, drain, exit.
+ *
+ * Forked by the master with the cycle (config and listening sockets)
+ * already built. Everything libevent-related is created here, after the
+ * fork: the master's event_base belongs to the master and is never
+ * touched (freeing it here would delete the master's epoll registrations,
+ * which the two processes share).
+ */
+#include "process/worker.h"
+#include "process/channel.h"
+#include "process/signals.h"
+#include "core/log.h"
+#include "core/module.h"
+#include "net/conn.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+wsh_worker_t wsh_worker;
+
+static struct event *worker_channel_ev;
+static bool worker_exiting;
+
+static void
+worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int len, void *arg)
+{
+    (void) l;
+    (void) arg;
+    wsh_conn_accept(fd, sa, (socklen_t) len);
+}
+
+static void
+worker_resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    evconnlistener_enable(arg);
+}
+
+/* accept() failed: out of descriptors most likely. Pause this listener
+ * for a moment instead of spinning on a socket that stays readable. */
+static void
+worker_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct timeval tv = { 0, 200 * 1000 };
+    int err = EVUTIL_SOCKET_ERROR();
+
+    wsh_log(WSH_LOG_CRIT, "accept() failed: %s, pausing accept for 200ms",
+            evutil_socket_error_to_string(err));
+    evconnlistener_disable(l);
+    event_base_once(wsh_worker.base, -1, EV_TIMEOUT, worker_resume_accept, l,
+                    &tv);
+}
+
+static void
+worker_close_listeners(void)
+{
+    size_t i;
+
+    for (i = 0; i < wsh_worker.nlisteners; i++) {
+        if (wsh_worker.listeners[i] != NULL) {
+            evconnlistener_free(wsh_worker.listeners[i]);
+            wsh_worker.listeners[i] = NULL;
+        }
+    }
+}
+
+static void
+worker_exit_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_log(WSH_LOG_NOTICE, "shutdown_timeout expired with %u connections "
+            "left, closing them", wsh_worker.nconns);
+    wsh_conn_terminate_all();
+    worker_exiting = true;
+}
+
+void
+wsh_worker_drain(int code)
+{
+    struct timeval tv;
+
+    if (wsh_worker.draining) {
+        return;
+    }
+    wsh_log(WSH_LOG_NOTICE, "draining %u connections (close %d)",
+            wsh_worker.nconns, code);
+    wsh_worker.draining = true;
+    wsh_worker.drain_code = code;
+    worker_close_listeners();
+    wsh_conn_drain_all(code);
+    tv.tv_sec = (time_t) (wsh_worker.conf->shutdown_timeout / 1000);
+    tv.tv_usec = (suseconds_t) (wsh_worker.conf->shutdown_timeout % 1000)
+                 * 1000;
+    evtimer_add(wsh_worker.exit_timer, &tv);
+    wsh_worker_conn_gone();
+}
+
+void
+wsh_worker_conn_gone(void)
+{
+    if ((wsh_worker.draining || worker_exiting) && wsh_worker.nconns == 0) {
+        event_base_loopbreak(wsh_worker.base);
+    }
+}
+
+static void
+worker_terminate(void)
+{
+    worker_close_listeners();
+    wsh_conn_terminate_all();
+    worker_exiting = true;
+    wsh_worker.draining = true;
+    wsh_worker_conn_gone();
+}
+
+static void
+worker_command(uint32_t cmd)
+{
+    switch (cmd) {
+    case WSH_CMD_QUIT:
+        wsh_worker_drain(WSH_CLOSE_GOING_AWAY);
+        break;
+    case WSH_CMD_RESTART:
+        wsh_worker_drain(WSH_CLOSE_RESTART);
+        break;
+    case WSH_CMD_TERMINATE:
+        worker_terminate();
+        break;
+    case WSH_CMD_REOPEN:
+        wsh_log_reopen();
+        break;
+    default:
+        wsh_log(WSH_LOG_ALERT, "unknown channel command %u", cmd);
+        break;
+    }
+}
+
+static void
+worker_channel_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_channel_msg_t msg;
+    ssize_t n;
+
+    n = read(fd, &msg, sizeof(msg));
+    if (n == (ssize_t) sizeof(msg)) {
+        worker_command(msg.cmd);
+        return;
+    }
+    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    /* EOF: the master died. Serve what we have politely, then go. */
+    wsh_log(WSH_LOG_ALERT, "the master process is gone, draining");
+    event_del(worker_channel_ev);
+    wsh_worker_drain(WSH_CLOSE_GOING_AWAY);
+}
+
+static void
+worker_signal_cb(int sig)
+{
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        worker_terminate();
+        break;
+    case SIGQUIT:
+        wsh_worker_drain(WSH_CLOSE_GOING_AWAY);
+        break;
+    case SIGUSR1:
+        wsh_log_reopen();
+        break;
+    }
+}
+
+static void
+worker_dead_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_conn_free_dead();
+}
+
+/* Signals stay blocked from before the fork until the worker's own
+ * handlers are in place, so none reaches the master's inherited setup. */
+static int
+worker_init_signals(void)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
+    struct sigaction sa;
+    sigset_t set;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    if (wsh_signals_init(wsh_worker.base, sigs, wsh_nelems(sigs),
+                         worker_signal_cb) != WSH_OK)
+    {
+        return WSH_ERROR;
+    }
+    sigemptyset(&set);
+    sigprocmask(SIG_SETMASK, &set, NULL);
+    return WSH_OK;
+}
+
+static int
+worker_init(wsh_cycle_t *cycle, int id, int channel)
+{
+    struct evconnlistener *l;
+    size_t i;
+
+    wsh_worker.cycle = cycle;
+    wsh_worker.conf = cycle->conf;
+    wsh_worker.id = id;
+    wsh_worker.channel = channel;
+    wsh_queue_init(&wsh_worker.conns);
+    wsh_queue_init(&wsh_worker.handshakes);
+    wsh_queue_init(&wsh_worker.pings);
+    wsh_queue_init(&wsh_worker.dead);
+
+    wsh_worker.base = event_base_new();
+    if (wsh_worker.base == NULL) {
+        wsh_log(WSH_LOG_EMERG, "event_base_new() failed");
+        return WSH_ERROR;
+    }
+    wsh_worker.handshake_timer = evtimer_new(wsh_worker.base,
+                                             wsh_conn_handshake_timer, NULL);
+    wsh_worker.ping_timer = evtimer_new(wsh_worker.base, wsh_conn_ping_timer,
+                                        NULL);
+    wsh_worker.dead_event = event_new(wsh_worker.base, -1, 0, worker_dead_cb,
+                                      NULL);
+    wsh_worker.exit_timer = evtimer_new(wsh_worker.base, worker_exit_timer_cb,
+                                        NULL);
+    worker_channel_ev = event_new(wsh_worker.base, channel,
+                                  EV_READ | EV_PERSIST, worker_channel_cb,
+                                  NULL);
+    if (wsh_worker.handshake_timer == NULL || wsh_worker.ping_timer == NULL
+        || wsh_worker.dead_event == NULL || wsh_worker.exit_timer == NULL
+        || worker_channel_ev == NULL || event_add(worker_channel_ev, NULL))
+    {
+        wsh_log(WSH_LOG_EMERG, "event_new() failed");
+        return WSH_ERROR;
+    }
+    if (worker_init_signals() != WSH_OK) {
+        return WSH_ERROR;
+    }
+
+    wsh_worker.listeners = calloc(cycle->nlistening,
+                                  sizeof(*wsh_worker.listeners));
+    if (wsh_worker.listeners == NULL) {
+        return WSH_ERROR;
+    }
+    for (i = 0; i < cycle->nlistening; i++) {
+        /* Close on free: this process's copy of the descriptor only; the
+         * master keeps its own for the next generation. */
+        l = evconnlistener_new(wsh_worker.base, worker_accept_cb, NULL,
+                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                               -1, cycle->listening[i].fd);
+        if (l == NULL) {
+            wsh_log(WSH_LOG_EMERG, "evconnlistener_new() failed for %s",
+                    cycle->listening[i].addr.text);
+            return WSH_ERROR;
+        }
+        evconnlistener_set_error_cb(l, worker_accept_error_cb);
+        wsh_worker.listeners[i] = l;
+        wsh_worker.nlisteners++;
+    }
+    return wsh_modules_init_worker();
+}
+
+static void
+worker_cleanup(void)
+{
+    wsh_modules_exit_worker();
+    worker_close_listeners();
+    free(wsh_worker.listeners);
+    wsh_signals_done();
+    event_free(worker_channel_ev);
+    event_free(wsh_worker.handshake_timer);
+    event_free(wsh_worker.ping_timer);
+    event_free(wsh_worker.dead_event);
+    event_free(wsh_worker.exit_timer);
+    event_base_free(wsh_worker.base);
+    close(wsh_worker.channel);
+}
+
+void
+wsh_worker_run(wsh_cycle_t *cycle, int id, int channel)
+{
+    wsh_log_set_worker(id);
+    prctl(PR_SET_NAME, "wshubd: worker", 0, 0, 0);
+
+    if (worker_init(cycle, id, channel) != WSH_OK) {
+        exit(2);                /* the master backs off before respawning */
+    }
+    wsh_log(WSH_LOG_INFO, "worker %d started", id);
+
+    event_base_dispatch(wsh_worker.base);
+
+    /* The loop ends when a drain or stop has closed every connection. */
+    wsh_conn_terminate_all();
+    wsh_conn_free_dead();
+    wsh_log(WSH_LOG_INFO, "worker %d exiting", id);
+    worker_cleanup();
+    exit(0);
+}

@@ -1,0 +1,367 @@
+/* frame.c -- RFC 6455 frame parser and server frame headers.
+ *
+ * The parser checks each frame header as soon as its first two bytes are
+ * in, so a violation is answered before any payload is read, and checks
+ * declared lengths against max_message_size before buffering a byte
+ * (1009 without the memory). Payload is unmasked straight into the
+ * message buffer; text is validated while it streams in, so invalid UTF-8
+ * fails the connection at the offending byte, even mid-fragment.
+ */
+#include "ws/frame.h"
+#include "ws/utf8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    WS_STATE_HEADER = 0,
+    WS_STATE_PAYLOAD,
+    WS_STATE_RESET_MESSAGE,     /* last event was a message: reset on entry */
+    WS_STATE_RESET_CONTROL      /* last event was a control frame */
+};
+
+void
+wsh_ws_init(wsh_ws_t *ws, size_t max_message_size)
+{
+    memset(ws, 0, sizeof(*ws));
+    ws->max_message = max_message_size;
+}
+
+bool
+wsh_ws_busy(const wsh_ws_t *ws)
+{
+    return ws->in_message || ws->hdr_len > 0 || ws->state == WS_STATE_PAYLOAD
+           || ws->buf_len > 0;
+}
+
+void
+wsh_ws_reset_buffer(wsh_ws_t *ws)
+{
+    if (ws->state == WS_STATE_RESET_MESSAGE) {
+        ws->buf_len = 0;
+        ws->state = WS_STATE_HEADER;
+    } else if (ws->state == WS_STATE_RESET_CONTROL) {
+        ws->buf_len = ws->ctl_start;
+        ws->state = WS_STATE_HEADER;
+    }
+    if (!wsh_ws_busy(ws)) {
+        free(ws->buf);
+        ws->buf = NULL;
+        ws->buf_cap = 0;
+    }
+}
+
+bool
+wsh_ws_close_code_valid(int code)
+{
+    if (code >= 1000 && code <= 1014) {
+        return code != 1004 && code != 1005 && code != 1006;
+    }
+    return code >= 3000 && code <= 4999;
+}
+
+static int
+ws_fail(wsh_ws_event_t *ev, int code, const char *why)
+{
+    ev->code = code;
+    ev->error = why;
+    return WSH_ERROR;
+}
+
+/* Room for n more payload bytes; grows by what actually arrives, never by
+ * what a header claims, so a lying length cannot reserve memory. */
+static int
+ws_reserve(wsh_ws_t *ws, size_t n)
+{
+    size_t need = ws->buf_len + n, cap;
+    u_char *p;
+
+    if (need <= ws->buf_cap) {
+        return WSH_OK;
+    }
+    cap = ws->buf_cap ? ws->buf_cap * 2 : 256;
+    if (cap < need) {
+        cap = need;
+    }
+    p = realloc(ws->buf, cap);
+    if (p == NULL) {
+        return WSH_ERROR;
+    }
+    ws->buf = p;
+    ws->buf_cap = cap;
+    return WSH_OK;
+}
+
+/* First two header bytes: everything that can be judged from them. */
+static int
+ws_check_start(wsh_ws_t *ws, wsh_ws_event_t *ev)
+{
+    u_char b0 = ws->hdr[0], b1 = ws->hdr[1];
+    int op = b0 & 0x0f;
+
+    ws->fin = (b0 & 0x80) != 0;
+    ws->opcode = (uint8_t) op;
+
+    if (b0 & 0x70) {
+        return ws_fail(ev, 1002, "reserved bits set without an extension");
+    }
+    if (op >= 0x3 && op != WSH_WS_OP_CLOSE && op != WSH_WS_OP_PING
+        && op != WSH_WS_OP_PONG)
+    {
+        return ws_fail(ev, 1002, "reserved opcode");
+    }
+    if (!(b1 & 0x80)) {
+        return ws_fail(ev, 1002, "unmasked client frame");
+    }
+    if (op & 0x8) {
+        if (!ws->fin) {
+            return ws_fail(ev, 1002, "fragmented control frame");
+        }
+        if ((b1 & 0x7f) > WSH_WS_CONTROL_MAX) {
+            return ws_fail(ev, 1002, "control frame payload over 125 bytes");
+        }
+    } else if (op == WSH_WS_OP_CONT) {
+        if (!ws->in_message) {
+            return ws_fail(ev, 1002, "continuation frame without a message");
+        }
+    } else if (ws->in_message) {
+        return ws_fail(ev, 1002, "new message inside a fragmented message");
+    }
+    return WSH_OK;
+}
+
+/* The whole header is in: length, mask, size limit. */
+static int
+ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
+{
+    u_char len7 = ws->hdr[1] & 0x7f, *p = ws->hdr + 2;
+    uint64_t len = len7;
+    int i;
+
+    if (len7 == 126) {
+        len = ((uint64_t) p[0] << 8) | p[1];
+        p += 2;
+        if (len < 126) {
+            return ws_fail(ev, 1002, "length not in its shortest form");
+        }
+    } else if (len7 == 127) {
+        len = 0;
+        for (i = 0; i < 8; i++) {
+            len = (len << 8) | p[i];
+        }
+        p += 8;
+        if (len >> 63) {
+            return ws_fail(ev, 1002, "64-bit length with the top bit set");
+        }
+        if (len <= 0xffff) {
+            return ws_fail(ev, 1002, "length not in its shortest form");
+        }
+    }
+    memcpy(ws->mask, p, 4);
+    ws->remaining = len;
+    ws->frame_pos = 0;
+
+    if (ws->opcode & 0x8) {
+        ws->ctl_start = ws->buf_len;
+    } else {
+        if (len > ws->max_message || ws->buf_len > ws->max_message - len) {
+            return ws_fail(ev, 1009, "message exceeds max_message_size");
+        }
+        if (ws->opcode != WSH_WS_OP_CONT) {
+            ws->msg_opcode = ws->opcode;
+            ws->utf8 = WSH_UTF8_ACCEPT;
+            ws->buf_len = 0;
+        }
+        ws->in_message = 1;
+    }
+    return WSH_OK;
+}
+
+static int
+ws_control_event(wsh_ws_t *ws, wsh_ws_event_t *ev)
+{
+    u_char *data = ws->buf + ws->ctl_start;
+    size_t len = ws->buf_len - ws->ctl_start;
+
+    ws->state = WS_STATE_RESET_CONTROL;
+    ev->opcode = ws->opcode;
+    ev->data = data;
+    ev->len = len;
+
+    switch (ws->opcode) {
+    case WSH_WS_OP_PING:
+        ev->type = WSH_WS_EV_PING;
+        return WSH_OK;
+    case WSH_WS_OP_PONG:
+        ev->type = WSH_WS_EV_PONG;
+        return WSH_OK;
+    default:
+        break;
+    }
+
+    /* Close: section 5.5.1, codes from section 7.4. */
+    ev->type = WSH_WS_EV_CLOSE;
+    if (len == 0) {
+        ev->code = 1005;        /* "no status": we answer with no code */
+        return WSH_OK;
+    }
+    if (len == 1) {
+        return ws_fail(ev, 1002, "close frame with a 1-byte payload");
+    }
+    ev->code = (data[0] << 8) | data[1];
+    if (!wsh_ws_close_code_valid(ev->code)) {
+        return ws_fail(ev, 1002, "invalid close code");
+    }
+    if (wsh_utf8_validate(WSH_UTF8_ACCEPT, data + 2, len - 2)
+        != WSH_UTF8_ACCEPT)
+    {
+        return ws_fail(ev, 1007, "close reason is not valid UTF-8");
+    }
+    ev->data = data + 2;
+    ev->len = len - 2;
+    return WSH_OK;
+}
+
+/* End of a frame: an event, or WSH_AGAIN to continue a fragmented one. */
+static int
+ws_frame_end(wsh_ws_t *ws, wsh_ws_event_t *ev)
+{
+    if (ws->opcode & 0x8) {
+        return ws_control_event(ws, ev);
+    }
+    ws->state = WS_STATE_HEADER;
+    if (!ws->fin) {
+        return WSH_AGAIN;
+    }
+    if (ws->msg_opcode == WSH_WS_OP_TEXT && ws->utf8 != WSH_UTF8_ACCEPT) {
+        return ws_fail(ev, 1007, "text message ends inside a UTF-8 sequence");
+    }
+    ws->in_message = 0;
+    ws->state = WS_STATE_RESET_MESSAGE;
+    ev->type = WSH_WS_EV_MESSAGE;
+    ev->opcode = ws->msg_opcode;
+    ev->data = ws->buf;
+    ev->len = ws->buf_len;
+    return WSH_OK;
+}
+
+static size_t
+ws_header_size(const wsh_ws_t *ws)
+{
+    u_char len7 = ws->hdr[1] & 0x7f;
+
+    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
+}
+
+int
+wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
+    wsh_ws_event_t *ev)
+{
+    const u_char *p = *pos;
+    u_char *dst;
+    size_t n, need, i;
+    int rc;
+
+    ev->error = NULL;
+    if (ws->state == WS_STATE_RESET_MESSAGE) {
+        ws->buf_len = 0;
+        ws->state = WS_STATE_HEADER;
+    } else if (ws->state == WS_STATE_RESET_CONTROL) {
+        ws->buf_len = ws->ctl_start;
+        ws->state = WS_STATE_HEADER;
+    }
+
+    while (p < last) {
+        if (ws->state == WS_STATE_HEADER) {
+            need = ws->hdr_len < 2 ? 2 : ws_header_size(ws);
+            n = need - ws->hdr_len;
+            if (n > (size_t) (last - p)) {
+                n = (size_t) (last - p);
+            }
+            memcpy(ws->hdr + ws->hdr_len, p, n);
+            ws->hdr_len += (uint8_t) n;
+            p += n;
+            if (ws->hdr_len < need) {
+                continue;
+            }
+            if (need == 2) {
+                if (ws_check_start(ws, ev) != WSH_OK) {
+                    *pos = p;
+                    return WSH_ERROR;
+                }
+                continue;       /* now collect the rest of the header */
+            }
+            ws->hdr_len = 0;
+            if (ws_check_header(ws, ev) != WSH_OK) {
+                *pos = p;
+                return WSH_ERROR;
+            }
+            ws->state = WS_STATE_PAYLOAD;
+            if (ws->remaining > 0) {
+                continue;
+            }
+
+        } else {
+            n = (size_t) (last - p);
+            if (n > ws->remaining) {
+                n = (size_t) ws->remaining;
+            }
+            if (ws_reserve(ws, n) != WSH_OK) {
+                *pos = p;
+                return ws_fail(ev, 1011, "out of memory");
+            }
+            dst = ws->buf + ws->buf_len;
+            for (i = 0; i < n; i++) {
+                dst[i] = p[i] ^ ws->mask[(ws->frame_pos + i) & 3];
+            }
+            p += n;
+            ws->buf_len += n;
+            ws->frame_pos += n;
+            ws->remaining -= n;
+            if (ws->msg_opcode == WSH_WS_OP_TEXT && !(ws->opcode & 0x8)) {
+                ws->utf8 = wsh_utf8_validate(ws->utf8, dst, n);
+                if (ws->utf8 == WSH_UTF8_REJECT) {
+                    *pos = p;
+                    return ws_fail(ev, 1007, "invalid UTF-8 in a text "
+                                   "message");
+                }
+            }
+            if (ws->remaining > 0) {
+                continue;
+            }
+        }
+
+        /* A frame just ended (possibly with an empty payload). */
+        rc = ws_frame_end(ws, ev);
+        if (rc != WSH_AGAIN) {
+            *pos = p;
+            return rc;
+        }
+    }
+
+    *pos = p;
+    return WSH_AGAIN;
+}
+
+size_t
+wsh_ws_frame_header(u_char *out, int opcode, uint64_t len)
+{
+    int i;
+
+    out[0] = (u_char) (0x80 | opcode);
+    if (len < 126) {
+        out[1] = (u_char) len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        out[1] = 126;
+        out[2] = (u_char) (len >> 8);
+        out[3] = (u_char) len;
+        return 4;
+    }
+    out[1] = 127;
+    for (i = 0; i < 8; i++) {
+        out[2 + i] = (u_char) (len >> (56 - 8 * i));
+    }
+    return 10;
+}

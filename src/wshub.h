@@ -1,0 +1,103 @@
+/* wshub.h -- the public module API of wshub.
+ *
+ * A module gives an endpoint its behaviour (echo, the hub protocol,
+ * metrics...). It is a const wsh_module_t whose hooks the core calls,
+ * and it talks to the core only through the functions declared here, so
+ * this header is all an out-of-tree module needs. Every function here
+ * runs in a worker process, on the worker's event loop thread.
+ */
+#ifndef WSHUB_H
+#define WSHUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WSHUB_API_VERSION 1
+
+typedef struct wsh_conn_s    wsh_conn_t;
+typedef struct wsh_request_s wsh_request_t;
+
+/* WebSocket opcodes a module sees and sends. */
+#define WSH_OPCODE_TEXT   0x1
+#define WSH_OPCODE_BINARY 0x2
+
+/* Close codes (RFC 6455 section 7.4.1 and the IANA registry). */
+#define WSH_CLOSE_NORMAL        1000
+#define WSH_CLOSE_GOING_AWAY    1001
+#define WSH_CLOSE_PROTOCOL      1002
+#define WSH_CLOSE_UNSUPPORTED   1003
+#define WSH_CLOSE_NO_STATUS     1005
+#define WSH_CLOSE_ABNORMAL      1006
+#define WSH_CLOSE_INVALID_DATA  1007
+#define WSH_CLOSE_POLICY        1008
+#define WSH_CLOSE_TOO_BIG       1009
+#define WSH_CLOSE_INTERNAL      1011
+#define WSH_CLOSE_RESTART       1012
+#define WSH_CLOSE_TRY_AGAIN     1013
+
+typedef struct wsh_module_s {
+    const char *name;           /* as used in endpoints[].module */
+    int         api_version;    /* WSHUB_API_VERSION */
+
+    /* Process lifecycle: init_master runs once in the master before the
+     * workers are forked, init_worker in each worker after fork, and
+     * exit_worker when a worker stops. Return 0, or -1 to refuse to
+     * start (after logging why). */
+    int  (*init_master)(void);
+    int  (*init_worker)(void);
+    void (*exit_worker)(void);
+
+    /* Connection hooks, all optional (NULL). */
+
+    /* Headers are in, before the 101: return 0 to accept or an HTTP
+     * status (401, 403, ...) to refuse the upgrade. */
+    int  (*handshake)(wsh_conn_t *c, const wsh_request_t *r);
+    /* The 101 has been sent; the connection is a WebSocket. */
+    void (*open)(wsh_conn_t *c);
+    /* A complete, validated message (text is valid UTF-8). The data is
+     * the core's and valid only during the call. */
+    void (*message)(wsh_conn_t *c, int opcode, const unsigned char *data,
+                    size_t len);
+    /* The connection is gone; called exactly once for every open(). CODE
+     * is the close code sent or received (1006 if the TCP connection just
+     * dropped). */
+    void (*close)(wsh_conn_t *c, int code);
+    /* A plain HTTP request (no upgrade) on the endpoint's path. Respond
+     * with wsh_http_respond() and return 0, or return -1 to let the core
+     * answer 426 Upgrade Required. */
+    int  (*http)(wsh_conn_t *c, const wsh_request_t *r);
+} wsh_module_t;
+
+/* Queue one message. Returns 0, or -1 if the connection is closing or
+ * its output is over send_buffer (the core then closes it with 1008:
+ * a slow consumer must not make the server grow). */
+int  wsh_conn_send(wsh_conn_t *c, int opcode, const void *data, size_t len);
+
+/* Start the closing handshake with CODE and an optional REASON. */
+void wsh_conn_close(wsh_conn_t *c, int code, const char *reason);
+
+void    *wsh_conn_get_data(const wsh_conn_t *c);
+void     wsh_conn_set_data(wsh_conn_t *c, void *data);
+uint64_t wsh_conn_id(const wsh_conn_t *c);
+/* "ip:port" of the peer. */
+const char *wsh_conn_peer(const wsh_conn_t *c);
+
+/* Request accessors (handshake and http hooks). Values are not
+ * NUL-terminated: use the lengths. */
+const char *wsh_request_method(const wsh_request_t *r, size_t *len);
+const char *wsh_request_path(const wsh_request_t *r, size_t *len);
+const char *wsh_request_query(const wsh_request_t *r, size_t *len);
+const char *wsh_request_header(const wsh_request_t *r, const char *name,
+    size_t *len);
+
+/* Send a complete HTTP response from an http hook. */
+int  wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
+    const void *body, size_t len);
+
+/* Log through the server's error log: LEVEL is one of the WSH_LOG_*
+ * values of the core (0 emerg ... 7 debug); C may be NULL. */
+void wsh_module_log(int level, const wsh_conn_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* WSHUB_H */
