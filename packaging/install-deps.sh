@@ -1,0 +1,58 @@
+#!/bin/sh
+# install-deps.sh -- install what wshub needs to build (and, with --test,
+# to run its test suite), by name, from the distribution's packages.
+#
+#   packaging/install-deps.sh          build dependencies
+#   packaging/install-deps.sh --test   build + test dependencies
+#
+# Debian/Ubuntu (apt-get) and Fedora/RHEL (dnf). Uses sudo when not root.
+set -eu
+
+test_deps=no
+for arg in "$@"; do
+    case "$arg" in
+    --test) test_deps=yes ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option $arg (use --test)" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=sudo
+else
+    echo "install-deps.sh: run as root or install sudo" >&2
+    exit 1
+fi
+
+if command -v apt-get >/dev/null 2>&1; then
+    build="build-essential autoconf automake pkg-config libevent-dev
+        libssl-dev libhiredis-dev libjansson-dev libcyaml-dev libyaml-dev
+        zlib1g-dev"
+    test="check python3 python3-websockets redis-server valgrind mandoc
+        curl xz-utils"
+    pkgs=$build
+    [ "$test_deps" = yes ] && pkgs="$pkgs $test"
+    echo "install-deps.sh: apt-get install $(echo $pkgs)"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends $pkgs
+elif command -v dnf >/dev/null 2>&1; then
+    build="gcc make autoconf automake pkgconf-pkg-config libevent-devel
+        openssl-devel hiredis-devel jansson-devel libcyaml-devel libyaml-devel
+        zlib-devel"
+    test="check-devel python3 python3-websockets redis valgrind mandoc curl
+        xz"
+    pkgs=$build
+    [ "$test_deps" = yes ] && pkgs="$pkgs $test"
+    echo "install-deps.sh: dnf install $(echo $pkgs)"
+    # shellcheck disable=SC2086
+    $SUDO dnf install -y $pkgs
+else
+    echo "install-deps.sh: no apt-get or dnf here; install by hand:" \
+         "libevent, OpenSSL, hiredis, jansson, libcyaml, libyaml, zlib" \
+         "(and check, python3-websockets, redis for the tests)" >&2
+    exit 1
+fi

@@ -1,0 +1,186 @@
+"""test_handshake.py -- the opening handshake and plain HTTP answers.
+
+Every way a request can be wrong gets its own status (RFC 6455 section
+4.2.1, RFC 9112), sent over raw sockets because client libraries refuse
+to produce most of these requests.
+"""
+
+import base64
+import hashlib
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wshub_harness  # noqa: E402
+from wshub_harness import (GUID, Server, frame, http,  # noqa: E402
+                           parse_response, upgrade_request)
+
+
+class HandshakeTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(workers=2, max_header_size="2k", max_headers=16,
+                         handshake_timeout="1s").start()
+        cls.port = cls.srv.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def status(self, raw):
+        return http(self.port, raw)
+
+    def test_rfc_sample_accept_key(self):
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        st, h, _ = self.status(upgrade_request(self.port, key=key))
+        self.assertEqual(st, 101)
+        self.assertEqual(h["sec-websocket-accept"],
+                         "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        self.assertEqual(h["upgrade"].lower(), "websocket")
+        self.assertEqual(h["connection"].lower(), "upgrade")
+
+    def test_browser_style_tokens(self):
+        key = base64.b64encode(os.urandom(16)).decode()
+        req = ("GET /echo HTTP/1.1\r\nhost: x\r\nconnection: keep-alive, "
+               "Upgrade\r\nupgrade: WebSocket\r\nsec-websocket-key: %s\r\n"
+               "sec-websocket-version: 13\r\nOrigin: http://x\r\n"
+               "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n" % key)
+        st, h, _ = self.status(req.encode())
+        self.assertEqual(st, 101)
+        want = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
+        self.assertEqual(h["sec-websocket-accept"], want.decode())
+        # No extension is accepted (none is implemented yet).
+        self.assertNotIn("sec-websocket-extensions", h)
+
+    def test_unknown_path_404(self):
+        st, _, body = self.status(upgrade_request(self.port, path="/nope"))
+        self.assertEqual(st, 404)
+        self.assertIn(b"no endpoint", body)
+
+    def test_query_string_is_not_part_of_the_path(self):
+        st, _, _ = self.status(upgrade_request(self.port, path="/echo?x=1"))
+        self.assertEqual(st, 101)
+
+    def test_plain_get_426(self):
+        st, h, _ = self.status(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(st, 426)
+        self.assertEqual(h["sec-websocket-version"], "13")
+        self.assertEqual(h["upgrade"], "websocket")
+
+    def test_post_405(self):
+        st, h, _ = self.status(upgrade_request(self.port, method="POST"))
+        self.assertEqual(st, 405)
+        self.assertEqual(h["allow"], "GET")
+
+    def test_wrong_version_426(self):
+        st, h, _ = self.status(upgrade_request(self.port, version="8"))
+        self.assertEqual(st, 426)
+        self.assertEqual(h["sec-websocket-version"], "13")
+
+    def test_bad_keys_400(self):
+        for key in ("", "short", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ=x",
+                    "dGhlIHNhbXBsZSBub25jZR==", "!!!!!!!!!!!!!!!!!!!!!A=="):
+            req = upgrade_request(self.port, key=key or "x")
+            if not key:
+                req = req.replace(b"Sec-WebSocket-Key: x\r\n", b"")
+            st, _, _ = self.status(req)
+            self.assertEqual(st, 400, key)
+
+    def test_missing_connection_upgrade_400(self):
+        req = upgrade_request(self.port).replace(b"Connection: Upgrade",
+                                                 b"Connection: keep-alive")
+        self.assertEqual(self.status(req)[0], 400)
+
+    def test_missing_host_400(self):
+        req = upgrade_request(self.port).replace(b"Host: ", b"X-Host: ")
+        self.assertEqual(self.status(req)[0], 400)
+
+    def test_http10_400(self):
+        req = upgrade_request(self.port, proto="HTTP/1.0")
+        self.assertEqual(self.status(req)[0], 400)
+
+    def test_http2_505(self):
+        req = upgrade_request(self.port, proto="HTTP/2.0")
+        self.assertEqual(self.status(req)[0], 505)
+
+    def test_malformed_400(self):
+        for raw in (b"GET\r\n\r\n", b"GET /echo\r\n\r\n",
+                    b"GET /echo HTTP/1.1\r\nHost : x\r\n\r\n",
+                    b"GET /echo HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+                    b"GET /echo HTTP/1.1\r\nHost: x\rY: z\r\n\r\n",
+                    b"\x00\x01\x02\r\n\r\n"):
+            self.assertEqual(self.status(raw)[0], 400, raw)
+
+    def test_request_line_too_long_414(self):
+        raw = b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        self.assertEqual(self.status(raw)[0], 414)
+
+    def test_headers_too_large_431(self):
+        raw = (b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 3000
+               + b"\r\n\r\n")
+        self.assertEqual(self.status(raw)[0], 431)
+
+    def test_too_many_headers_431(self):
+        raw = (b"GET /echo HTTP/1.1\r\nHost: x\r\n"
+               + b"".join(b"X-H%d: v\r\n" % i for i in range(20)) + b"\r\n")
+        self.assertEqual(self.status(raw)[0], 431)
+
+    def test_keep_alive_then_upgrade_on_one_connection(self):
+        with socket.create_connection(("127.0.0.1", self.port), 5) as s:
+            s.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while b"\n\n" not in data.replace(b"\r", b"") or not data.endswith(b"\n"):
+                data += s.recv(4096)
+            st, h, body = parse_response(data, s)
+            self.assertEqual(st, 404)
+            self.assertEqual(h["connection"], "keep-alive")
+            s.sendall(upgrade_request(self.port))
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += s.recv(4096)
+            self.assertTrue(data.startswith(b"HTTP/1.1 101 "), data)
+
+    def test_handshake_byte_at_a_time_then_frame_in_same_write(self):
+        with socket.create_connection(("127.0.0.1", self.port), 5) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            req = upgrade_request(self.port)
+            for b in req[:-1]:
+                s.send(bytes([b]))
+            # The last head byte and a frame arrive together.
+            s.sendall(req[-1:] + frame(1, b"after"))
+            data = b""
+            while b"after" not in data:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk)
+                data += chunk
+            self.assertIn(b" 101 ", data.split(b"\r\n")[0])
+
+    def test_handshake_timeout(self):
+        with socket.create_connection(("127.0.0.1", self.port), 5) as s:
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
+            start = time.monotonic()
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertTrue(data.startswith(b"HTTP/1.1 408 "), data)
+            self.assertLess(time.monotonic() - start, 4)
+        with socket.create_connection(("127.0.0.1", self.port), 5) as s:
+            self.assertEqual(s.recv(4096), b"")     # idle: just closed
+
+    def test_body_on_get_closes(self):
+        raw = (b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+               b"hello")
+        st, h, _ = self.status(raw)
+        self.assertEqual(st, 404)
+        self.assertEqual(h["connection"], "close")
+
+
+if __name__ == "__main__":
+    wshub_harness.main()

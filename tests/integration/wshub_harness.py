@@ -1,0 +1,368 @@
+"""wshub_harness.py -- start real wshubd processes for integration tests.
+
+In the spirit of h2o's t/Util.pm and Redis's start_server: a test asks for
+a server with some configuration, gets a running wshubd on a free loopback
+port, and the harness always stops what it started (by pid), even when the
+test fails. Also raw-socket helpers for what a polite client library will
+not send: masked frames built by hand, malformed requests.
+"""
+
+import atexit
+import base64
+import contextlib
+import hashlib
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+WSHUBD = os.environ.get("WSHUBD") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "wshubd")
+SRCDIR = os.environ.get("WSHUB_SRCDIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..")
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+_live = set()
+
+
+def _cleanup():
+    for proc in list(_live):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=5)
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def yaml_value(v):
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, list):
+        return "[" + ", ".join(yaml_value(x) for x in v) + "]"
+    return str(v)
+
+
+class Server:
+    """A wshubd on 127.0.0.1:<port>. Keyword arguments become top-level
+    config keys; endpoints is a list of dicts."""
+
+    def __init__(self, workers=2, endpoints=None, raw_yaml="", **conf):
+        self.tmp = tempfile.TemporaryDirectory(prefix="wshub-test-")
+        self.dir = self.tmp.name
+        self.port = free_port()
+        self.conf = {
+            "worker_processes": workers,
+            "listen": ["127.0.0.1:%d" % self.port],
+            "error_log": os.path.join(self.dir, "error.log"),
+            "access_log": os.path.join(self.dir, "access.log"),
+            "pid_file": os.path.join(self.dir, "wshubd.pid"),
+            "log_level": "info",
+        }
+        self.conf.update(conf)
+        self.endpoints = endpoints or [
+            {"path": "/echo", "module": "echo", "max_message_size": "16m"}]
+        self.raw_yaml = raw_yaml
+        self.conf_file = os.path.join(self.dir, "wshub.yaml")
+        self.proc = None
+        self.write_conf()
+
+    def write_conf(self):
+        with open(self.conf_file, "w") as f:
+            for k, v in self.conf.items():
+                f.write("%s: %s\n" % (k, yaml_value(v)))
+            f.write("endpoints:\n")
+            for ep in self.endpoints:
+                first = True
+                for k, v in ep.items():
+                    f.write("  %s %s: %s\n" % ("-" if first else " ", k,
+                                               yaml_value(v)))
+                    first = False
+            f.write(self.raw_yaml)
+
+    def start(self):
+        self.stdout = open(os.path.join(self.dir, "stdout.log"), "w")
+        self.proc = subprocess.Popen(
+            [WSHUBD, "-c", self.conf_file], stdout=self.stdout,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        _live.add(self.proc)
+        self.wait_listening()
+        self.wait_workers(int(self.conf["worker_processes"]))
+        return self
+
+    def wait_listening(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("wshubd exited with %s:\n%s" % (
+                    self.proc.returncode, self.log()))
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return
+            time.sleep(0.05)
+        raise RuntimeError("wshubd did not listen:\n" + self.log())
+
+    def workers(self):
+        """Pids of the master's live children."""
+        path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
+        try:
+            with open(path) as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return []
+
+    def wait_workers(self, n, timeout=10, exclude=()):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = [p for p in self.workers() if p not in exclude]
+            if len(pids) >= n:
+                return pids
+            time.sleep(0.05)
+        raise AssertionError("expected %d workers, have %s\n%s" % (
+            n, self.workers(), self.log()))
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def wait_exit(self, timeout=15):
+        rc = self.proc.wait(timeout=timeout)
+        _live.discard(self.proc)
+        return rc
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            # Workers of a killed master must not outlive the test.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            _live.discard(self.proc)
+        self.tmp.cleanup()
+
+    def log(self):
+        out = []
+        for name in ("stdout.log", "error.log"):
+            with contextlib.suppress(OSError):
+                with open(os.path.join(self.dir, name)) as f:
+                    out.append(f.read())
+        return "\n".join(out)
+
+    def access_log(self):
+        with contextlib.suppress(OSError):
+            with open(os.path.join(self.dir, "access.log")) as f:
+                return f.read()
+        return ""
+
+    def wait_log(self, text, timeout=10, access=False):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in (self.access_log() if access else self.log()):
+                return
+            time.sleep(0.05)
+        raise AssertionError("%r not logged within %ss:\n%s" % (
+            text, timeout, self.access_log() if access else self.log()))
+
+    def url(self, path="/echo"):
+        return "ws://127.0.0.1:%d%s" % (self.port, path)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ---- raw WebSocket client pieces --------------------------------------
+
+def mask_payload(key, data):
+    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, length=None,
+          len_form=None):
+    """A client frame. length overrides the declared length; len_form
+    (7, 16, 64) forces a length encoding, minimal or not."""
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    mbit = 0x80 if mask else 0
+    form = len_form or (7 if n < 126 else 16 if n < 65536 else 64)
+    if form == 7:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif form == 16:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + mask_payload(key, payload)
+
+
+def close_payload(code, reason=b""):
+    return struct.pack("!H", code) + reason
+
+
+class RawWS:
+    """A blocking raw socket that completed the opening handshake."""
+
+    def __init__(self, port, path="/echo", timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.buf = b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((
+            "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n" % (path, port, key)).encode())
+        head = self._read_until(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0]
+        if b" 101 " not in status:
+            raise AssertionError("handshake failed: %r" % head)
+        want = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
+        if b"Sec-WebSocket-Accept: " + want not in head:
+            raise AssertionError("bad accept in %r" % head)
+
+    def _read_until(self, sep):
+        while sep not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        head, self.buf = self.buf.split(sep, 1)
+        return head
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def recv_frame(self):
+        """(fin, opcode, payload) of the next server frame."""
+        b0, b1 = self._read_exact(2)
+        if b1 & 0x80:
+            raise AssertionError("server frame is masked")
+        if b0 & 0x70:
+            raise AssertionError("server frame has RSV bits")
+        n = b1 & 0x7f
+        if n == 126:
+            n = struct.unpack("!H", self._read_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read_exact(8))[0]
+        return bool(b0 & 0x80), b0 & 0x0f, self._read_exact(n)
+
+    def recv_message(self):
+        """(opcode, payload), skipping pings."""
+        while True:
+            fin, op, data = self.recv_frame()
+            if op == 9:
+                continue
+            return op, data
+
+    def expect_close(self, code=None, timeout=5):
+        """Read until the server's close frame and its TCP close; return
+        the close code (None for an empty close payload)."""
+        self.sock.settimeout(timeout)
+        while True:
+            fin, op, data = self.recv_frame()
+            if op == 8:
+                break
+        got = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+        if code is not None and got != code:
+            raise AssertionError("close code %r, expected %r (reason %r)" % (
+                got, code, data[2:]))
+        self.expect_eof(timeout)
+        return got
+
+    def expect_eof(self, timeout=5):
+        self.sock.settimeout(timeout)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return
+            if not chunk:
+                return
+        raise AssertionError("server did not close the TCP connection")
+
+    def close(self):
+        self.sock.close()
+
+
+def http(port, request, timeout=10):
+    """Send raw bytes, return (status, headers dict lowercased, body) of
+    the first response."""
+    with socket.create_connection(("127.0.0.1", port), timeout) as s:
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return parse_response(data, s)
+
+
+def parse_response(data, sock=None):
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines[0] else 0
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", 0))
+    while sock is not None and len(body) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body
+
+
+def upgrade_request(port, path="/echo", extra="", key=None, version="13",
+                    method="GET", proto="HTTP/1.1"):
+    key = key or base64.b64encode(os.urandom(16)).decode()
+    return ("%s %s %s\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+            "Sec-WebSocket-Version: %s\r\n%s\r\n" % (
+                method, path, proto, port, key, version, extra)).encode()
+
+
+def main():
+    """unittest.main(), but skipped (77) without python3-websockets."""
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        print("SKIP: python3-websockets is not installed "
+              "(packaging/install-deps.sh --test)")
+        sys.exit(77)
+    if not os.access(WSHUBD, os.X_OK):
+        print("FAIL: no wshubd binary at %s" % WSHUBD)
+        sys.exit(1)
+    unittest.main(verbosity=2)
