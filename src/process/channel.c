@@ -31,6 +31,11 @@ wsh_channel_send(int fd, uint32_t cmd)
     do {
         n = write(fd, &msg, sizeof(msg));
     } while (n == -1 && errno == EINTR);
+    if (n == -1 && errno == EPIPE) {
+        /* The worker exited on its own and is about to be reaped. */
+        wsh_log(WSH_LOG_INFO, "worker channel %d is closed", fd);
+        return WSH_ERROR;
+    }
     if (n != (ssize_t) sizeof(msg)) {
         wsh_log(WSH_LOG_ALERT, "write() to worker channel %d failed: %s", fd,
                 n == -1 ? strerror(errno) : "short write");

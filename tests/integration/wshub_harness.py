@@ -60,7 +60,8 @@ class Server:
     """A wshubd on 127.0.0.1:<port>. Keyword arguments become top-level
     config keys; endpoints is a list of dicts."""
 
-    def __init__(self, workers=2, endpoints=None, raw_yaml="", **conf):
+    def __init__(self, workers=2, endpoints=None, raw_yaml="", wrapper=(),
+                 **conf):
         self.tmp = tempfile.TemporaryDirectory(prefix="wshub-test-")
         self.dir = self.tmp.name
         self.port = free_port()
@@ -76,6 +77,7 @@ class Server:
         self.endpoints = endpoints or [
             {"path": "/echo", "module": "echo", "max_message_size": "16m"}]
         self.raw_yaml = raw_yaml
+        self.wrapper = list(wrapper)    # e.g. ["valgrind", ...]
         self.conf_file = os.path.join(self.dir, "wshub.yaml")
         self.proc = None
         self.write_conf()
@@ -96,14 +98,14 @@ class Server:
     def start(self):
         self.stdout = open(os.path.join(self.dir, "stdout.log"), "w")
         self.proc = subprocess.Popen(
-            [WSHUBD, "-c", self.conf_file], stdout=self.stdout,
+            self.wrapper + [WSHUBD, "-c", self.conf_file], stdout=self.stdout,
             stderr=subprocess.STDOUT, start_new_session=True)
         _live.add(self.proc)
         self.wait_listening()
         self.wait_workers(int(self.conf["worker_processes"]))
         return self
 
-    def wait_listening(self, timeout=10):
+    def wait_listening(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -156,7 +158,14 @@ class Server:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             _live.discard(self.proc)
+        log = self.log()
         self.tmp.cleanup()
+        # A sanitizer build reports into the server's stderr: any report
+        # fails the test that ran the server.
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:"):
+            if marker in log:
+                raise AssertionError("sanitizer report from wshubd:\n" + log)
 
     def log(self):
         out = []

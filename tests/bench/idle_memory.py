@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""idle_memory.py -- server memory per idle WebSocket connection.
+
+Starts one wshubd worker, reads the worker's RSS (/proc/PID/status VmRSS,
+user-space memory: kernel socket buffers are not in it), opens N WebSocket
+connections that complete the handshake and then stay idle, reads the RSS
+again and reports (after - before) / N. A benchmark: it reports, it does
+not assert.
+
+    /usr/bin/python3 tests/bench/idle_memory.py [-n 10000] [--json]
+"""
+
+import argparse
+import base64
+import json
+import os
+import resource
+import selectors
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from wshub_harness import Server  # noqa: E402
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def open_idle(port, n, progress):
+    """Open n connections and complete their handshakes, in batches so
+    the listen backlog never overflows."""
+    sel = selectors.DefaultSelector()
+    socks, pending = [], {}
+    req = ("GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n")
+    done = 0
+    deadline = time.monotonic() + 120
+    while done < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out with %d of %d open" % (done, n))
+        while len(pending) < 256 and len(socks) < n:
+            s = socket.create_connection(("127.0.0.1", port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            s.sendall((req % key).encode())
+            s.setblocking(False)
+            pending[s] = b""
+            socks.append(s)
+            sel.register(s, selectors.EVENT_READ)
+        for key, _ in sel.select(5):
+            s = key.fileobj
+            data = s.recv(4096)
+            if not data:
+                raise RuntimeError("server closed a connection")
+            pending[s] += data
+            if b"\r\n\r\n" in pending[s]:
+                if b" 101 " not in pending[s].split(b"\r\n")[0]:
+                    raise RuntimeError("handshake refused: %r" % pending[s])
+                sel.unregister(s)
+                del pending[s]
+                done += 1
+                if done % 1000 == 0:
+                    progress("  %d connections open" % done)
+    return socks
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=10000)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = args.n + 100
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+    def progress(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    with Server(workers=1, max_connections=args.n + 10, ping_period=0,
+                access_log="off", log_level="warn") as srv:
+        worker = srv.workers()[0]
+        # Warm up once so one-time allocations are not billed per conn.
+        for s in open_idle(srv.port, 10, progress):
+            s.close()
+        time.sleep(0.5)
+        before = rss_kib(worker)
+        progress("worker %d RSS before: %d KiB; opening %d connections"
+                 % (worker, before, args.n))
+        socks = open_idle(srv.port, args.n, progress)
+        time.sleep(1)
+        after = rss_kib(worker)
+        per = (after - before) * 1024 / args.n
+        result = {"connections": args.n, "rss_before_kib": before,
+                  "rss_after_kib": after, "bytes_per_connection": round(per)}
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print("%d idle WebSocket connections: worker RSS %d -> %d KiB, "
+                  "%.0f bytes per connection" % (args.n, before, after, per))
+        for s in socks:
+            s.close()
+
+
+if __name__ == "__main__":
+    main()
