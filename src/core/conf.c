@@ -606,7 +606,7 @@ wsh_conf_parse_listen(const char *text, wsh_listen_addr_t *a)
         sin->sin_addr.s_addr = htonl(INADDR_ANY);
         sin->sin_port = htons((uint16_t) port);
         a->socklen = sizeof(*sin);
-        snprintf(a->text, sizeof(a->text), "*:%lu", port);
+        snprintf(a->text, sizeof(a->text), "0.0.0.0:%lu", port);
     } else if (text[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t) port);

@@ -188,10 +188,9 @@ conn_finalize(wsh_conn_t *c, const char *why)
     if (why != NULL) {
         conn_log(WSH_LOG_INFO, c, "closing: %s", why);
     }
-    if (c->ws != NULL && !c->close_received && !c->close_sent) {
+    if (c->ws != NULL && c->close_code == 0) {
+        /* Dropped without a closing handshake (RFC 6455 section 7.1.5). */
         c->close_code = WSH_CLOSE_ABNORMAL;
-    } else if (c->ws != NULL && c->close_code == 0) {
-        c->close_code = WSH_CLOSE_NO_STATUS;
     }
     c->state = WSH_CONN_DEAD;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -388,9 +387,13 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     wsh_request_t *r = c->req;
+    /* Only answers about a well-formed request keep the connection: after
+     * 400, 408, 414 or 431 the rest of the stream cannot be trusted. */
     bool keep = c->keep_alive && r != NULL && r->keep_alive && !r->has_body
-                && !wsh_worker.draining && status < 500 && status != 400
-                && status != 414 && status != 431;
+                && !wsh_worker.draining
+                && (status < 400 || status == 404 || status == 405
+                    || status == 426);
+    bool line = r != NULL && r->method != NULL;
 
     c->status = (uint16_t) status;
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
@@ -402,8 +405,10 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
 
     if (wsh_log_access_enabled()) {
         wsh_log_access("%s \"%.*s %.*s\" %d %zu worker=%d", wsh_conn_peer(c),
-                       r ? (int) r->method_len : 1, r ? r->method : "-",
-                       r ? (int) r->target_len : 1, r ? r->target : "-",
+                       line ? (int) r->method_len : 1,
+                       line ? r->method : "-",
+                       line ? (int) r->target_len : 1,
+                       line ? r->target : "-",
                        status, len, wsh_worker.id);
     }
     c->keep_alive = keep;
