@@ -31,7 +31,7 @@ if command -v apt-get >/dev/null 2>&1; then
         libssl-dev libhiredis-dev libjansson-dev libcyaml-dev libyaml-dev
         zlib1g-dev"
     test="check python3 python3-websockets redis-server valgrind mandoc
-        curl xz-utils"
+        curl xz-utils chromium"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
     echo "install-deps.sh: apt-get install $(echo $pkgs)"
@@ -44,7 +44,7 @@ elif command -v dnf >/dev/null 2>&1; then
         openssl-devel hiredis-devel jansson-devel libcyaml-devel libyaml-devel
         zlib-devel"
     test="check-devel python3 python3-websockets redis valgrind mandoc curl
-        xz"
+        xz chromium"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
     echo "install-deps.sh: dnf install $(echo $pkgs)"
