@@ -800,9 +800,13 @@ wsh_conn_terminate_all(void)
         if (c->state == WSH_CONN_WS) {
             conn_send_close(c, WSH_CLOSE_GOING_AWAY, "server stopping");
             /* One last non-blocking write so the close frame has its
-             * chance to leave before the socket is closed. */
-            (void) evbuffer_write(bufferevent_get_output(c->bev),
-                                  bufferevent_getfd(c->bev));
+             * chance to leave before the socket is closed; a socket
+             * bufferevent keeps its output's front frozen against exactly
+             * this, so thaw it: the bufferevent is freed right after. */
+            struct evbuffer *out = bufferevent_get_output(c->bev);
+
+            evbuffer_unfreeze(out, 1);
+            (void) evbuffer_write(out, bufferevent_getfd(c->bev));
         }
         conn_finalize(c, NULL);
     }

@@ -118,13 +118,24 @@ class Server:
         raise RuntimeError("wshubd did not listen:\n" + self.log())
 
     def workers(self):
-        """Pids of the master's live children."""
+        """Pids of the master's live children (not yet reaped zombies
+        excluded)."""
         path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
         try:
             with open(path) as f:
-                return [int(p) for p in f.read().split()]
+                pids = [int(p) for p in f.read().split()]
         except OSError:
             return []
+        live = []
+        for pid in pids:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                live.append(pid)
+        return live
 
     def wait_workers(self, n, timeout=10, exclude=()):
         deadline = time.monotonic() + timeout
@@ -158,6 +169,8 @@ class Server:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             _live.discard(self.proc)
+        if getattr(self, "stdout", None) is not None:
+            self.stdout.close()
         log = self.log()
         self.tmp.cleanup()
         # A sanitizer build reports into the server's stderr: any report
@@ -301,6 +314,10 @@ class RawWS:
             if op == 8:
                 break
         got = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+        # Answer like a real client, so the server need not wait for
+        # close_timeout (it may already have closed: that is fine too).
+        with contextlib.suppress(OSError):
+            self.sock.sendall(frame(8, data[:2]))
         if code is not None and got != code:
             raise AssertionError("close code %r, expected %r (reason %r)" % (
                 got, code, data[2:]))

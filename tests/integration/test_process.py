@@ -1,0 +1,331 @@
+#!/usr/bin/python3
+"""Master and worker processes: respawn, signals, reload, log reopening,
+orphaned workers.
+
+Every server is started with `with Server(...)`, so the harness stops it
+(by pid) whatever happens; every wait is bounded by a deadline.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wshub_harness  # noqa: E402
+from wshub_harness import (WSHUBD, RawWS, Server, close_payload,  # noqa: E402
+                           frame)
+
+import websockets  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+
+
+# ---- helpers -------------------------------------------------------------
+
+def wait_for(pred, timeout, what, log=None):
+    """Poll PRED until it returns something true; fail after TIMEOUT s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %ss waiting for %s%s" % (
+                timeout, what, "\n" + log() if log else ""))
+        time.sleep(0.05)
+
+
+def pid_gone(pid):
+    """True when PID no longer runs (absent, or a zombie nobody reaped)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return True
+    # "pid (comm) S ...": the state follows the last ')'.
+    return stat[stat.rindex(")") + 2] in "ZX"
+
+
+def live_workers(srv):
+    """The master's children that are not zombies waiting to be reaped."""
+    return sorted(p for p in srv.workers() if not pid_gone(p))
+
+
+def arun(coro, timeout=30):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def connect(url, **kw):
+    kw.setdefault("open_timeout", 5)
+    kw.setdefault("close_timeout", 5)
+    kw.setdefault("ping_interval", None)
+    kw.setdefault("compression", None)
+    return websockets.connect(url, **kw)
+
+
+async def aecho(url, msg):
+    async with connect(url) as ws:
+        await ws.send(msg)
+        return await asyncio.wait_for(ws.recv(), 5)
+
+
+def echo(url, msg="hello"):
+    return arun(aecho(url, msg), 15)
+
+
+async def aecho_retry(url, msg, timeout):
+    """Echo through a new connection, retrying refused or failed attempts
+    (a reload in progress) until TIMEOUT; returns the reply."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await aecho(url, msg)
+        except (OSError, asyncio.TimeoutError, ConnectionClosed,
+                websockets.exceptions.InvalidHandshake) as e:
+            if time.monotonic() >= deadline:
+                raise AssertionError("no echo from %s within %ss: %r" % (
+                    url, timeout, e))
+        await asyncio.sleep(0.1)
+
+
+async def closed_code(ws, timeout):
+    """Wait for the server to close WS; return the close code received."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except ConnectionClosed:
+        pass
+    await asyncio.wait_for(ws.wait_closed(), timeout)
+    return ws.close_code
+
+
+def raw_close_reply(ws, code, timeout=5):
+    """Read to the server's close frame, check CODE, answer it like a
+    polite client, then wait for the TCP close."""
+    ws.sock.settimeout(timeout)
+    while True:
+        fin, op, data = ws.recv_frame()
+        if op == 8:
+            break
+    got = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+    if got != code:
+        raise AssertionError("close code %r, expected %r (reason %r)" % (
+            got, code, data[2:]))
+    try:
+        ws.send(frame(8, close_payload(code)))
+    except OSError:
+        pass
+    ws.expect_eof(timeout)
+    return got
+
+
+# ---- tests ---------------------------------------------------------------
+
+class TestWorkers(unittest.TestCase):
+
+    def test_killed_worker_is_respawned(self):
+        with Server(workers=2) as srv:
+            pids = wait_for(lambda: len(live_workers(srv)) == 2
+                            and live_workers(srv), 10, "2 workers", srv.log)
+            self.assertEqual(len(pids), 2)
+            victim = pids[0]
+            os.kill(victim, signal.SIGKILL)
+            srv.wait_log("pid %d, exited on signal 9" % victim)
+            new = wait_for(
+                lambda: (lambda w: len(w) == 2 and victim not in w and w)(
+                    live_workers(srv)), 10, "a replacement worker", srv.log)
+            self.assertIn(pids[1], new)
+            replacement = [p for p in new if p != pids[1]]
+            self.assertEqual(len(replacement), 1)
+            self.assertNotEqual(replacement[0], victim)
+            srv.wait_log("pid %d (" % replacement[0])
+            # The kernel spreads connections over both workers.
+            for i in range(10):
+                msg = "after respawn %d" % i
+                self.assertEqual(echo(srv.url(), msg), msg)
+            self.assertIsNone(srv.proc.poll())
+
+
+class TestStop(unittest.TestCase):
+
+    def test_sigquit_drains_with_1001(self):
+        with Server(workers=2, shutdown_timeout="5s") as srv:
+            pid_file = srv.conf["pid_file"]
+            self.assertTrue(os.path.exists(pid_file))
+            with open(pid_file) as f:
+                self.assertEqual(int(f.read()), srv.proc.pid)
+
+            async def body():
+                async with connect(srv.url()) as ws:
+                    await ws.send("before quit")
+                    self.assertEqual(await asyncio.wait_for(ws.recv(), 5),
+                                     "before quit")
+                    srv.signal(signal.SIGQUIT)
+                    return await closed_code(ws, 10)
+
+            self.assertEqual(arun(body()), 1001, srv.log())
+            # shutdown_timeout (5s) plus some slack.
+            self.assertEqual(srv.wait_exit(timeout=10), 0, srv.log())
+            self.assertFalse(os.path.exists(pid_file),
+                             "pid file left behind")
+            self.assertIn("SIGQUIT received", srv.log())
+
+    def test_sigterm_closes_with_1001(self):
+        with Server(workers=2) as srv:
+            ws = RawWS(srv.port)
+            try:
+                ws.send(frame(1, b"ping me"))
+                self.assertEqual(ws.recv_message(), (1, b"ping me"))
+                srv.signal(signal.SIGTERM)
+                try:
+                    ws.expect_close(1001, timeout=5)
+                except (AssertionError, EOFError, OSError) as e:
+                    raise AssertionError("no close 1001 on SIGTERM (%r)\n%s"
+                                         % (e, srv.log()))
+            finally:
+                ws.close()
+            self.assertEqual(srv.wait_exit(timeout=10), 0, srv.log())
+            self.assertFalse(os.path.exists(srv.conf["pid_file"]))
+
+
+class TestReload(unittest.TestCase):
+
+    def reload(self, srv):
+        r = subprocess.run([WSHUBD, "-s", "reload", "-c", srv.conf_file],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_reload_new_generation(self):
+        with Server(workers=2, shutdown_timeout="10s") as srv:
+            master = srv.proc.pid
+            old = wait_for(lambda: len(live_workers(srv)) == 2
+                           and live_workers(srv), 10, "2 workers", srv.log)
+
+            async def body():
+                async with connect(srv.url()) as ws:
+                    await ws.send("old generation")
+                    self.assertEqual(await asyncio.wait_for(ws.recv(), 5),
+                                     "old generation")
+                    srv.endpoints.append({"path": "/echo2", "module": "echo"})
+                    srv.write_conf()
+                    self.reload(srv)
+                    code = await closed_code(ws, 10)
+                self.assertEqual(code, 1012, srv.log())
+                self.assertEqual(
+                    await aecho_retry(srv.url("/echo2"), "new path", 10),
+                    "new path")
+
+            arun(body(), 40)
+            srv.wait_log("reloading")
+            new = wait_for(
+                lambda: (lambda w: len(w) == 2 and not set(w) & set(old)
+                         and w)(live_workers(srv)),
+                15, "the old workers to exit and 2 new ones", srv.log)
+            for p in old:
+                wait_for(lambda: pid_gone(p), 10, "old worker %d" % p,
+                         srv.log)
+            self.assertFalse(set(new) & set(old))
+            self.assertEqual(srv.proc.pid, master)
+            self.assertIsNone(srv.proc.poll(), "master exited on reload")
+            with open(srv.conf["pid_file"]) as f:
+                self.assertEqual(int(f.read()), master)
+            for i in range(4):
+                self.assertEqual(echo(srv.url("/echo2"), "n%d" % i), "n%d" % i)
+                self.assertEqual(echo(srv.url("/echo"), "o%d" % i), "o%d" % i)
+
+    def test_reload_invalid_config_keeps_running(self):
+        with Server(workers=2) as srv:
+            old = wait_for(lambda: len(live_workers(srv)) == 2
+                           and live_workers(srv), 10, "2 workers", srv.log)
+            with open(srv.conf_file) as f:
+                line = len(f.read().splitlines()) + 1
+            with open(srv.conf_file, "a") as f:
+                f.write("ping_perod: 5s\n")
+            # "wshubd -s" reads the configuration to find the pid file, so
+            # it refuses the broken file itself and says where it is wrong.
+            r = subprocess.run([WSHUBD, "-s", "reload", "-c", srv.conf_file],
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("%s:%d:" % (srv.conf_file, line), r.stderr)
+            # The master must survive the same mistake on SIGHUP.
+            srv.signal(signal.SIGHUP)
+            srv.wait_log("%s:%d:" % (srv.conf_file, line))
+            srv.wait_log("ping_perod")
+            srv.wait_log("reload failed")
+            self.assertIsNone(srv.proc.poll())
+            for i in range(4):
+                self.assertEqual(echo(srv.url(), "still %d" % i),
+                                 "still %d" % i)
+            self.assertEqual(live_workers(srv), old)
+
+
+class TestLogs(unittest.TestCase):
+
+    def test_sigusr1_reopens_logs(self):
+        with Server(workers=2) as srv:
+            access = os.path.join(srv.dir, "access.log")
+            rotated = access + ".1"
+            self.assertEqual(echo(srv.url(), "first"), "first")
+            wait_for(lambda: os.path.exists(access)
+                     and "101" in srv.access_log(), 10,
+                     "an access log line", srv.log)
+            os.rename(access, rotated)
+            srv.signal(signal.SIGUSR1)
+            srv.wait_log("reopening logs")
+            wait_for(lambda: os.path.exists(access), 10,
+                     "a new access.log", srv.log)
+            # Each worker reopens when it reads the master's command; a
+            # connection racing that command may still be logged in the
+            # rotated file, so try a few, each identified by its port.
+            deadline = time.monotonic() + 10
+            found = False
+            while not found and time.monotonic() < deadline:
+                ws = RawWS(srv.port)
+                port = ws.sock.getsockname()[1]
+                ws.send(frame(1, b"x"))
+                ws.recv_message()
+                ws.send(frame(8, close_payload(1000)))
+                ws.expect_close(1000)
+                ws.close()
+                tag = "127.0.0.1:%d " % port
+                end = time.monotonic() + 5
+                while time.monotonic() < end:
+                    with open(rotated) as f:
+                        in_old = tag in f.read()
+                    if tag in srv.access_log():
+                        found = True
+                        break
+                    if in_old:
+                        break
+                    time.sleep(0.05)
+            self.assertTrue(found, "no connection logged in the new "
+                            "access.log:\n%s" % srv.log())
+
+
+class TestOrphans(unittest.TestCase):
+
+    def test_workers_exit_when_master_is_killed(self):
+        with Server(workers=2, shutdown_timeout="2s") as srv:
+            pids = wait_for(lambda: len(live_workers(srv)) == 2
+                            and live_workers(srv), 10, "2 workers", srv.log)
+            ws = RawWS(srv.port)
+            try:
+                ws.send(frame(1, b"hello"))
+                self.assertEqual(ws.recv_message(), (1, b"hello"))
+                srv.proc.kill()
+                srv.proc.wait(timeout=5)
+                # The worker serving the client drains it with 1001.
+                raw_close_reply(ws, 1001, timeout=10)
+            finally:
+                ws.close()
+            for p in pids:
+                wait_for(lambda: pid_gone(p), 15, "orphaned worker %d to "
+                         "exit" % p, srv.log)
+            srv.wait_log("the master process is gone")
+
+
+if __name__ == "__main__":
+    wshub_harness.main()
