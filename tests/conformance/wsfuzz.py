@@ -319,6 +319,11 @@ class Connection:
         if msg not in self.notes:
             self.notes.append(msg)
 
+    def note_nonminimal(self, bits, length):
+        if not any(n.startswith("server used a non-minimal") for n in self.notes):
+            self.note("server used a non-minimal payload length encoding (RFC 6455 5.2), e.g. %d-bit "
+                      "length for a %d-byte payload" % (bits, length))
+
     def remaining(self):
         return self.deadline - time.monotonic()
 
@@ -494,7 +499,7 @@ class Connection:
                 return None
             length, pos = struct.unpack_from("!H", rx, 2)[0], 4
             if length < 126:
-                self.note("server frame uses a non-minimal (16-bit) length encoding for %d bytes" % length)
+                self.note_nonminimal(16, length)
         elif length == 127:
             if len(rx) < 10:
                 return None
@@ -503,7 +508,7 @@ class Connection:
                 self.violation("server frame length has the most significant bit set (RFC 6455 5.2)")
                 length &= (1 << 63) - 1
             if length < 65536:
-                self.note("server frame uses a non-minimal (64-bit) length encoding for %d bytes" % length)
+                self.note_nonminimal(64, length)
         key = None
         if b1 & 0x80:
             if len(rx) < pos + 4:
@@ -608,9 +613,11 @@ class Connection:
 
 def answer_close(conn, ev):
     """We received the server's close frame: reply (RFC 6455 5.5.1) unless we
-    already sent one, echoing its status code."""
-    if conn.close_sent or conn.eof:
+    already sent one, echoing its status code.  Not possible while one of our
+    frames is only partially written (fail-fast inside a frame)."""
+    if conn.close_sent or conn.eof or conn.mid_frame:
         return
+    conn.extend(LINGER_WAIT)
     if ev.code is None:
         conn.send_close()
     elif close_code_valid(ev.code):
@@ -620,14 +627,20 @@ def answer_close(conn, ev):
 
 
 def wait_tcp_close(conn, res):
-    """After the close handshake the server should close TCP first (7.1.1)."""
+    """After the close handshake the server should close TCP first (7.1.1);
+    after failing the connection it must not wait for anything (7.1.7)."""
     conn.extend(LINGER_WAIT)
     end = time.monotonic() + LINGER_WAIT
     while True:
         ev = conn.next_event(timeout=max(end - time.monotonic(), 0))
         if ev is None:
-            res.non_strict("server did not close the TCP connection within %gs after the "
-                           "closing handshake" % LINGER_WAIT)
+            if conn.mid_frame:
+                res.non_strict("server did not close TCP within %gs after failing the connection in "
+                               "the middle of our frame (RFC 6455 7.1.7: no close reply can follow, "
+                               "the server must close without waiting for one)" % LINGER_WAIT)
+            else:
+                res.non_strict("server did not close the TCP connection within %gs after the "
+                               "closing handshake" % LINGER_WAIT)
             return
         if ev.kind == "eof":
             if ev.reset:
@@ -928,11 +941,11 @@ def failfast_case(parts, chops=False):
                 if ev.kind == "close":
                     res.close_code = ev.code
                     answer_close(conn, ev)
+                    wait_tcp_close(conn, res)
                 return
         conn.send_raw(pieces[1])
         ev = conn.next_event(timeout=FAILFAST_WAIT)
-        if ev is not None:
-            conn.mid_frame = False
+        if ev is not None:      # (in chops mode our frame stays unfinished)
             expect_failure(conn, res, {1007}, first=ev)
             return
         conn.send_raw(pieces[2])
@@ -1036,6 +1049,10 @@ def binary_pattern(n):
     return (bytes(range(256)) * (n // 256 + 1))[:n]
 
 
+FRAMEWISE_HOW = (", sent frame-wise with %d ms pauses (approximates Autobahn's frame-wise chops)"
+                 % (FRAMEWISE_PAUSE * 1000))
+
+
 def cat1(add):
     """1.x Framing (RFC 6455 5.2, 5.6): text and binary messages with payload
     lengths at the 7-bit/16-bit/64-bit length-encoding boundaries, sent in one
@@ -1098,7 +1115,7 @@ def cat3(add):
     hello = b"Hello, world!"
     add("3.1", "Send small text message with RSV = 1 -> fail 1002",
         fail_case([send([fr(OP_TEXT, hello, rsv=1)])]))
-    for cid, rsv, mode, how in [("3.2", 2, "chop", ""), ("3.3", 3, "frame", ", sent frame-wise (slowly)"),
+    for cid, rsv, mode, how in [("3.2", 2, "chop", ""), ("3.3", 3, "frame", FRAMEWISE_HOW),
                                 ("3.4", 4, "octet", ", sent in octet-wise chops")]:
         add(cid, "Send small text message, then again with RSV = %d, then ping%s -> echo of the first, "
                  "then fail 1002 (no pong)" % (rsv, how),
@@ -1148,7 +1165,7 @@ def cat5(add):
         fail_case([send([fr(OP_PING, f1, fin=False), fr(OP_CONT, f2)])]))
     add("5.2", "Send pong fragmented into 2 fragments -> fail 1002",
         fail_case([send([fr(OP_PONG, f1, fin=False), fr(OP_CONT, f2)])]))
-    modes = [("chop", ""), ("frame", ", sent frame-wise (slowly)"), ("octet", ", sent in octet-wise chops")]
+    modes = [("chop", ""), ("frame", FRAMEWISE_HOW), ("octet", ", sent in octet-wise chops")]
     two = [fr(OP_TEXT, f1, fin=False), fr(OP_CONT, f2)]
     for k, (mode, how) in enumerate(modes):
         add("5.%d" % (3 + k), "Send text message fragmented into 2 fragments%s" % how,

@@ -168,6 +168,7 @@ class CloseTest(unittest.TestCase):
         ws = self.ws()
         ws.send(frame(3, b""))
         ws.expect_close(1002)
+        ws.close()      # the server lingers until our EOF, then logs
         self.srv.wait_log("close=1002", access=True)
 
 
