@@ -23,6 +23,8 @@ import websockets  # noqa: E402
 
 
 @unittest.skipUnless(shutil.which("valgrind"), "valgrind is not installed")
+@unittest.skipIf(os.environ.get("WSHUB_SANITIZERS") == "yes",
+                 "a sanitizer build cannot run under valgrind")
 class ValgrindTest(unittest.TestCase):
 
     def test_echo_session_has_no_definite_leak(self):
