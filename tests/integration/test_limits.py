@@ -15,35 +15,14 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
-from wshub_harness import (RawWS, Server, close_payload, frame,  # noqa: E402
+from wshub_harness import (RawWS, Server, aecho, arun, close_payload,  # noqa: E402
+                           connect, echo, frame,
                            http, upgrade_request)
 
 import websockets  # noqa: E402
 
 
 # ---- helpers -------------------------------------------------------------
-
-def arun(coro, timeout=30):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def connect(url, **kw):
-    kw.setdefault("open_timeout", 5)
-    kw.setdefault("close_timeout", 5)
-    kw.setdefault("ping_interval", None)
-    kw.setdefault("compression", None)
-    return websockets.connect(url, **kw)
-
-
-async def aecho(url, msg):
-    async with connect(url) as ws:
-        await ws.send(msg)
-        return await asyncio.wait_for(ws.recv(), 5)
-
-
-def echo(url, msg="hello"):
-    return arun(aecho(url, msg), 15)
-
 
 def read_to_eof(sock, timeout):
     """Read and discard until EOF or reset; False if neither came within

@@ -16,7 +16,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
-from wshub_harness import (WSHUBD, RawWS, Server, close_payload,  # noqa: E402
+from wshub_harness import (WSHUBD, RawWS, Server, aecho, arun,  # noqa: E402
+                           close_payload, connect, echo,
                            frame)
 
 import websockets  # noqa: E402
@@ -52,28 +53,6 @@ def pid_gone(pid):
 def live_workers(srv):
     """The master's children that are not zombies waiting to be reaped."""
     return sorted(p for p in srv.workers() if not pid_gone(p))
-
-
-def arun(coro, timeout=30):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def connect(url, **kw):
-    kw.setdefault("open_timeout", 5)
-    kw.setdefault("close_timeout", 5)
-    kw.setdefault("ping_interval", None)
-    kw.setdefault("compression", None)
-    return websockets.connect(url, **kw)
-
-
-async def aecho(url, msg):
-    async with connect(url) as ws:
-        await ws.send(msg)
-        return await asyncio.wait_for(ws.recv(), 5)
-
-
-def echo(url, msg="hello"):
-    return arun(aecho(url, msg), 15)
 
 
 async def aecho_retry(url, msg, timeout):

@@ -380,6 +380,38 @@ def upgrade_request(port, path="/echo", extra="", key=None, version="13",
                 method, path, proto, port, key, version, extra)).encode()
 
 
+# ---- python3-websockets client shorthands -----------------------------
+
+def arun(coro, timeout=30):
+    """Run a coroutine to completion, bounded in time."""
+    import asyncio
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def connect(url, **kw):
+    """websockets.connect with test-friendly defaults: bounded handshake
+    and close, no client pings, no compression, no size limit."""
+    import websockets
+    kw.setdefault("open_timeout", 5)
+    kw.setdefault("close_timeout", 5)
+    kw.setdefault("ping_interval", None)
+    kw.setdefault("compression", None)
+    kw.setdefault("max_size", None)
+    return websockets.connect(url, **kw)
+
+
+async def aecho(url, msg):
+    import asyncio
+    async with connect(url) as ws:
+        await ws.send(msg)
+        return await asyncio.wait_for(ws.recv(), 5)
+
+
+def echo(url, msg="hello"):
+    """One message through a fresh connection; returns the echo."""
+    return arun(aecho(url, msg), 15)
+
+
 def main():
     """unittest.main(), but skipped (77) without python3-websockets."""
     try:
