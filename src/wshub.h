@@ -53,8 +53,9 @@ typedef struct wsh_module_s {
     /* Headers are in, before the 101: return 0 to accept or an HTTP
      * status (401, 403, ...) to refuse the upgrade. */
     int  (*handshake)(wsh_conn_t *c, const wsh_request_t *r);
-    /* The 101 has been sent; the connection is a WebSocket. */
-    void (*open)(wsh_conn_t *c);
+    /* The 101 has been sent; the connection is a WebSocket. R is the
+     * upgrade request, valid during the call only. */
+    void (*open)(wsh_conn_t *c, const wsh_request_t *r);
     /* A complete, validated message (text is valid UTF-8). The data is
      * the core's and valid only during the call. */
     void (*message)(wsh_conn_t *c, int opcode, const unsigned char *data,
@@ -67,6 +68,24 @@ typedef struct wsh_module_s {
      * with wsh_http_respond() and return 0, or return -1 to let the core
      * answer 426 Upgrade Required. */
     int  (*http)(wsh_conn_t *c, const wsh_request_t *r);
+
+    /* Engine events, for modules that use topics (all optional). */
+
+    /* The cluster-wide member ids of ROOM, in answer to C's
+     * wsh_topic_join() of it. */
+    void (*members)(wsh_conn_t *c, const char *room, size_t len,
+                    const char *const *ids, const size_t *lens, size_t n);
+    /* Presence of ID in ROOM changed (its first connection joined, or
+     * its last one left or dropped, on any worker): called once per
+     * worker that has local members of ROOM. EXCLUDE is the joining
+     * connection if it is local, else NULL. */
+    void (*presence)(const char *room, size_t len, const char *id,
+                     size_t idlen, int joined, wsh_conn_t *exclude);
+    /* The outcome of C's private publish to TO across all workers:
+     * called when it reached no connection anywhere (found 0), and, for
+     * a publish with WSH_PUBLISH_CONFIRM, also when it did (found 1). */
+    void (*publish_result)(wsh_conn_t *c, const char *to, size_t len,
+                           int found);
 } wsh_module_t;
 
 /* Queue one message. Returns 0, or -1 if the connection is closing or
@@ -83,6 +102,39 @@ uint64_t wsh_conn_id(const wsh_conn_t *c);
 /* "ip:port" of the peer. */
 const char *wsh_conn_peer(const wsh_conn_t *c);
 
+/* Topics: the engine's pub/sub across all workers (and hosts). A topic
+ * is the set of every client (WSH_TOPIC_ALL, name ""), a room, or one
+ * client id (private messages). Joining and leaving are O(1) locally;
+ * the worker tells the engine only when its first member joins or its
+ * last one leaves. */
+#define WSH_TOPIC_ALL    0
+#define WSH_TOPIC_ROOM   1
+#define WSH_TOPIC_CLIENT 2
+
+/* Join C to a topic. For a room, PRESENCE_ID (C's client id) is added to
+ * the room's cluster-wide presence and the module's members hook is then
+ * called for C. Returns 0, or -1 if C already joined it or on ENOMEM. */
+int  wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
+    const char *presence_id, size_t idlen);
+
+/* Leave a topic; -1 if C is not a member. Closing a connection leaves
+ * all its topics. */
+int  wsh_topic_leave(wsh_conn_t *c, int kind, const char *name, size_t len);
+
+int  wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
+    size_t len);
+
+#define WSH_PUBLISH_LOCAL   0x1 /* this worker's members only */
+#define WSH_PUBLISH_CONFIRM 0x2 /* client topics: always report back */
+
+/* Send the text message DATA to every member of a topic on every worker,
+ * except SENDER (may be NULL). The frame is built once and shared by
+ * all local recipients. For a client topic, SENDER's module gets the
+ * publish_result hook later if no member anywhere got it. Returns the number
+ * of local recipients. */
+size_t wsh_publish(int kind, const char *name, size_t len, const void *data,
+    size_t dlen, wsh_conn_t *sender, int flags);
+
 /* Request accessors (handshake and http hooks). Values are not
  * NUL-terminated: use the lengths. */
 const char *wsh_request_method(const wsh_request_t *r, size_t *len);
@@ -90,6 +142,9 @@ const char *wsh_request_path(const wsh_request_t *r, size_t *len);
 const char *wsh_request_query(const wsh_request_t *r, size_t *len);
 const char *wsh_request_header(const wsh_request_t *r, const char *name,
     size_t *len);
+
+/* The request body (POST with Content-Length), or NULL. */
+const char *wsh_request_body(const wsh_request_t *r, size_t *len);
 
 /* Send a complete HTTP response from an http hook. */
 int  wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,

@@ -35,6 +35,14 @@ typedef struct {
 } conf_raw_endpoint_t;
 
 typedef struct {
+    char *client_ids;
+    char *max_rooms_per_connection;
+    char *announce_connections;
+    char *slow_consumer;
+    char *api_key;
+} conf_raw_hub_t;
+
+typedef struct {
     char                *daemon;
     char                *pid_file;
     char                *worker_processes;
@@ -57,6 +65,7 @@ typedef struct {
     char                *shutdown_timeout;
     conf_raw_endpoint_t *endpoints;
     unsigned             endpoints_count;
+    conf_raw_hub_t      *hub;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -77,6 +86,17 @@ static const cyaml_schema_field_t conf_endpoint_fields[] = {
 static const cyaml_schema_value_t conf_endpoint_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, conf_raw_endpoint_t,
                         conf_endpoint_fields),
+};
+
+#define CONF_HUB(key) CONF_STR(#key, conf_raw_hub_t, key, CYAML_FLAG_OPTIONAL)
+
+static const cyaml_schema_field_t conf_hub_fields[] = {
+    CONF_HUB(client_ids),
+    CONF_HUB(max_rooms_per_connection),
+    CONF_HUB(announce_connections),
+    CONF_HUB(slow_consumer),
+    CONF_HUB(api_key),
+    CYAML_FIELD_END
 };
 
 #define CONF_OPT(key, member) CONF_STR(key, conf_raw_t, member, CYAML_FLAG_OPTIONAL)
@@ -104,6 +124,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
     CONF_OPT("shutdown_timeout", shutdown_timeout),
     CYAML_FIELD_SEQUENCE("endpoints", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_t, endpoints, &conf_endpoint_schema, 1, 256),
+    CYAML_FIELD_MAPPING_PTR("hub", CYAML_FLAG_OPTIONAL, conf_raw_t, hub,
+                            conf_hub_fields),
     CYAML_FIELD_END
 };
 
@@ -367,7 +389,8 @@ conf_walk_value(conf_ctx_t *ctx, const cyaml_schema_value_t *sv,
     switch (sv->type) {
     case CYAML_MAPPING:
         if (ev.type != YAML_MAPPING_START_EVENT) {
-            conf_error(ctx, line, col, "%s: expected a mapping of keys", path);
+            conf_error(ctx, line, col, "%s: expected a mapping of keys",
+                       *path ? path : what);
             ok = false;
             break;
         }
@@ -387,6 +410,18 @@ conf_walk_value(conf_ctx_t *ctx, const cyaml_schema_value_t *sv,
                 return false;
             }
             if (ev.type == YAML_SEQUENCE_END_EVENT) {
+                if (i < sv->sequence.min) {
+                    conf_error(ctx, line, col, "%s: needs at least %u "
+                               "entries", path, sv->sequence.min);
+                    ok = false;
+                }
+                break;
+            }
+            if (i >= sv->sequence.max) {
+                conf_error(ctx, (int) ev.start_mark.line + 1,
+                           (int) ev.start_mark.column + 1,
+                           "%s: at most %u entries", path, sv->sequence.max);
+                ok = false;
                 break;
             }
             snprintf(sub, sizeof(sub), "%s[%u]", path, i);
@@ -455,7 +490,7 @@ conf_check_shape(conf_ctx_t *ctx, FILE *fp)
         goto done;
     }
     yaml_event_delete(&ev);                     /* DOCUMENT_START */
-    if (!conf_walk_value(ctx, &conf_top_schema, "", "configuration")) {
+    if (!conf_walk_value(ctx, &conf_top_schema, "", "the configuration")) {
         goto done;
     }
     if (!conf_next(ctx, &ev)) {                 /* DOCUMENT_END */
@@ -796,9 +831,14 @@ conf_listen(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 static void
 conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
-    static conf_raw_endpoint_t deflt = { "/echo", "echo", "16m" };
-    conf_raw_endpoint_t *list = raw->endpoints ? raw->endpoints : &deflt;
-    size_t n = raw->endpoints ? raw->endpoints_count : 1, i, j;
+    static conf_raw_endpoint_t deflt[] = {
+        { "/echo", "echo", "16m" },
+        { "/ws", "hub", NULL },
+        { "/api/publish", "hub", NULL }
+    };
+    conf_raw_endpoint_t *list = raw->endpoints ? raw->endpoints : deflt;
+    size_t n = raw->endpoints ? raw->endpoints_count : wsh_nelems(deflt);
+    size_t i, j;
     wsh_endpoint_t *ep;
     char path[64];
 
@@ -834,6 +874,38 @@ conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
         snprintf(path, sizeof(path), "endpoints[%zu].max_message_size", i);
         conf_size(ctx, path, list[i].max_message_size, cf->max_message_size,
                   1, (size_t) 1 << 31, &ep->max_message_size);
+    }
+}
+
+static void
+conf_hub(conf_ctx_t *ctx, conf_raw_hub_t *raw, wsh_conf_hub_t *hub)
+{
+    static conf_raw_hub_t none;
+
+    if (raw == NULL) {
+        raw = &none;
+    }
+    conf_bool(ctx, "hub.client_ids", raw->client_ids, true, &hub->client_ids);
+    conf_uint(ctx, "hub.max_rooms_per_connection",
+              raw->max_rooms_per_connection, 100, 1, 100000,
+              &hub->max_rooms_per_connection);
+    conf_bool(ctx, "hub.announce_connections", raw->announce_connections,
+              false, &hub->announce_connections);
+    hub->slow_consumer_drop = false;
+    if (conf_is_set(raw->slow_consumer)) {
+        if (strcmp(raw->slow_consumer, "drop") == 0) {
+            hub->slow_consumer_drop = true;
+        } else if (strcmp(raw->slow_consumer, "close") != 0) {
+            conf_value_error(ctx, "hub.slow_consumer", "\"%s\" is not close "
+                             "or drop", raw->slow_consumer);
+        }
+    }
+    if (conf_is_set(raw->api_key)) {
+        if (strlen(raw->api_key) < 16) {
+            conf_value_error(ctx, "hub.api_key", "too short: use at least 16 "
+                             "random characters (e.g. openssl rand -hex 16)");
+        }
+        hub->api_key = conf_strdup(ctx, raw->api_key);
     }
 }
 
@@ -876,6 +948,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
                          "(%llums), or a client that answers every ping is "
                          "still closed", (unsigned long long) cf->ping_period);
     }
+    conf_hub(ctx, raw->hub, &cf->hub);
     if (!ctx->failed) {
         conf_endpoints(ctx, raw, cf);
     }
@@ -969,6 +1042,7 @@ wsh_conf_free(wsh_conf_t *cf)
     free(cf->error_log);
     free(cf->access_log);
     free(cf->pid_file);
+    free(cf->hub.api_key);
     free(cf->file);
     free(cf);
 }

@@ -26,6 +26,15 @@ typedef struct {
     size_t              max_message_size;
 } wsh_endpoint_t;
 
+/* The hub module's section (hub:). */
+typedef struct {
+    bool                client_ids;        /* accept ?id= */
+    unsigned            max_rooms_per_connection;
+    bool                announce_connections;
+    bool                slow_consumer_drop; /* else close with 1008 */
+    char               *api_key;           /* NULL: publish API off */
+} wsh_conf_hub_t;
+
 typedef struct {
     char               *file;              /* the file this came from */
 
@@ -55,6 +64,8 @@ typedef struct {
 
     wsh_endpoint_t     *endpoints;
     size_t              nendpoints;
+
+    wsh_conf_hub_t      hub;
 
     void               *raw;               /* libcyaml's data, freed with us */
 } wsh_conf_t;

@@ -11,9 +11,11 @@
 #include <string.h>
 
 extern const wsh_module_t wsh_echo_module;
+extern const wsh_module_t wsh_hub_module;
 
 const wsh_module_t *const wsh_modules[] = {
     &wsh_echo_module,
+    &wsh_hub_module,
     NULL
 };
 

@@ -16,6 +16,7 @@
  */
 #include "net/conn.h"
 #include "core/log.h"
+#include "engine/engine.h"
 #include "process/worker.h"
 #include "ws/handshake.h"
 
@@ -151,6 +152,7 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len)
     c->start = wsh_monotonic_msec();
     c->state = WSH_CONN_HTTP;
     c->keep_alive = 1;
+    wsh_queue_init(&c->topics);
     wsh_queue_insert_tail(&wsh_worker.conns, &c->link);
     wsh_worker.nconns++;
     conn_handshake_deadline(c);
@@ -206,6 +208,7 @@ conn_free(wsh_conn_t *c)
     if (c->opened && c->endpoint->module->close != NULL) {
         c->endpoint->module->close(c, c->close_code);
     }
+    wsh_engine_conn_closed(c);
     if (c->ws != NULL) {
         wsh_worker.nwebsockets--;
         if (wsh_log_access_enabled()) {
@@ -265,13 +268,13 @@ conn_output(wsh_conn_t *c, const void *p1, size_t n1, const void *p2,
 
     if (evbuffer_get_length(out) > wsh_worker.conf->send_buffer) {
         c->close_code = WSH_CLOSE_POLICY;
-        conn_log(WSH_LOG_WARN, c, "output over send_buffer (%zu bytes), "
-                 "closing a slow client with 1008",
+        conn_log(WSH_LOG_WARN, c, "slow client: output over send_buffer "
+                 "(%zu bytes), closing with 1008",
                  evbuffer_get_length(out));
         conn_finalize(c, NULL);
         return false;
     }
-    if (evbuffer_add(out, p1, n1) != 0
+    if ((n1 > 0 && evbuffer_add(out, p1, n1) != 0)
         || (n2 > 0 && evbuffer_add(out, p2, n2) != 0))
     {
         c->close_code = WSH_CLOSE_INTERNAL;
@@ -279,6 +282,70 @@ conn_output(wsh_conn_t *c, const void *p1, size_t n1, const void *p2,
         return false;
     }
     return true;
+}
+
+wsh_shared_frame_t *
+wsh_shared_frame_new(int opcode, const void *data, size_t len)
+{
+    wsh_shared_frame_t *f = malloc(sizeof(*f) + WSH_WS_HEADER_MAX + len);
+    size_t n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    n = wsh_ws_frame_header(f->data, opcode, len);
+    memcpy(f->data + n, data, len);
+    f->refs = 1;
+    f->payload = len;
+    f->len = n + len;
+    return f;
+}
+
+void
+wsh_shared_frame_release(wsh_shared_frame_t *f)
+{
+    if (--f->refs == 0) {
+        free(f);
+    }
+}
+
+static void
+conn_shared_frame_done(const void *data, size_t len, void *arg)
+{
+    wsh_shared_frame_release(arg);
+}
+
+int
+wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
+{
+    struct evbuffer *out;
+
+    if (c->state != WSH_CONN_WS) {
+        return -1;
+    }
+    out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) > wsh_worker.conf->send_buffer
+        && wsh_worker.conf->hub.slow_consumer_drop)
+    {
+        /* A stalled reader loses messages, the others do not wait. */
+        if (c->dropped++ == 0) {
+            conn_log(WSH_LOG_WARN, c, "slow client: output over "
+                     "send_buffer, dropping its messages");
+        }
+        return -1;
+    }
+    if (!conn_output(c, NULL, 0, NULL, 0)) {
+        return -1;              /* over send_buffer: closed with 1008 */
+    }
+    if (evbuffer_add_reference(out, f->data, f->len, conn_shared_frame_done,
+                               f) != 0)
+    {
+        return -1;
+    }
+    f->refs++;
+    c->msgs_out++;
+    c->bytes_out += f->payload;
+    return 0;
 }
 
 static bool
@@ -472,9 +539,6 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
     c->status = 101;
-    wsh_http_request_free(c->req);
-    free(c->req);
-    c->req = NULL;
     c->state = WSH_CONN_WS;
     wsh_worker.nwebsockets++;
 
@@ -490,8 +554,60 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
     conn_log(WSH_LOG_DEBUG, c, "WebSocket open on %s", c->endpoint->path);
     c->opened = 1;
     if (c->endpoint->module->open != NULL) {
-        c->endpoint->module->open(c);
+        c->endpoint->module->open(c, c->req);
     }
+    wsh_http_request_free(c->req);
+    free(c->req);
+    c->req = NULL;
+}
+
+/* A module's plain HTTP request, once its body (if any) is in. */
+static void
+conn_http_module(wsh_conn_t *c)
+{
+    c->req->has_body = false;           /* read: keep-alive is possible */
+    if (c->endpoint->module->http(c, c->req) != 0) {
+        conn_http_error(c, 426, "this endpoint speaks WebSocket: send an "
+                        "Upgrade request");
+    }
+}
+
+/* Decide whether to read a body for the module: only Content-Length
+ * bodies up to the endpoint's max_message_size. Returns true when the
+ * request was answered or the body is awaited. */
+static bool
+conn_http_body(wsh_conn_t *c)
+{
+    const wsh_http_header_t *h = wsh_http_header(c->req, "Content-Length");
+    wsh_request_t *r = c->req;
+    unsigned long long n = 0;
+    size_t i;
+
+    if (wsh_http_header(r, "Transfer-Encoding") != NULL) {
+        conn_http_error(c, 411, "send the body with a Content-Length");
+        return true;
+    }
+    for (i = 0; h != NULL && i < h->value_len; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9' || n > (1ULL << 40)) {
+            conn_http_error(c, 400, "invalid Content-Length");
+            return true;
+        }
+        n = n * 10 + (unsigned) (h->value[i] - '0');
+    }
+    if (n > c->endpoint->max_message_size) {
+        conn_http_error(c, 413, "body over max_message_size");
+        return true;
+    }
+    if (n == 0) {
+        return false;
+    }
+    r->body = malloc(n);
+    if (r->body == NULL) {
+        conn_http_error(c, 503, "out of memory");
+        return true;
+    }
+    r->body_want = n;
+    return true;
 }
 
 /* A complete request head is in c->req. */
@@ -511,8 +627,11 @@ conn_http_request(wsh_conn_t *c)
     }
     m = c->endpoint->module;
     if (!wsh_http_header_has_token(r, "Upgrade", "websocket")
-        && m->http != NULL && m->http(c, r) == 0)
+        && m->http != NULL)
     {
+        if (!r->has_body || !conn_http_body(c)) {
+            conn_http_module(c);
+        }
         return;
     }
     status = wsh_handshake_check(r, accept, &why);
@@ -540,7 +659,20 @@ conn_http_request(wsh_conn_t *c)
     conn_upgrade(c, accept);
 }
 
-/* Feed one chunk to the HTTP parser; returns bytes used. */
+/* Answered and kept alive: get ready for the next request. */
+static void
+conn_http_next(wsh_conn_t *c)
+{
+    if (c->state == WSH_CONN_HTTP && c->req != NULL) {
+        wsh_http_request_free(c->req);
+        free(c->req);
+        c->req = NULL;
+        conn_handshake_deadline(c);
+    }
+}
+
+/* Feed one chunk to the HTTP parser (or a request body); returns bytes
+ * used. */
 static size_t
 conn_http_input(wsh_conn_t *c, const u_char *p, size_t len)
 {
@@ -548,6 +680,20 @@ conn_http_input(wsh_conn_t *c, const u_char *p, size_t len)
     size_t used = 0;
     int rc;
 
+    if (c->req != NULL && c->req->body_want > 0) {
+        used = c->req->body_want - c->req->body_len;
+        if (used > len) {
+            used = len;
+        }
+        memcpy(c->req->body + c->req->body_len, p, used);
+        c->req->body_len += used;
+        if (c->req->body_len == c->req->body_want) {
+            c->req->body_want = 0;
+            conn_http_module(c);
+            conn_http_next(c);
+        }
+        return used;
+    }
     if (c->req == NULL) {
         c->req = malloc(sizeof(*c->req));
         if (c->req == NULL) {
@@ -568,12 +714,8 @@ conn_http_input(wsh_conn_t *c, const u_char *p, size_t len)
         return len;
     }
     conn_http_request(c);
-    if (c->state == WSH_CONN_HTTP && c->req != NULL) {
-        /* Answered, keep-alive: get ready for the next request. */
-        wsh_http_request_free(c->req);
-        free(c->req);
-        c->req = NULL;
-        conn_handshake_deadline(c);
+    if (c->req == NULL || c->req->body_want == 0) {
+        conn_http_next(c);
     }
     return used;
 }
@@ -835,6 +977,13 @@ wsh_request_query(const wsh_request_t *r, size_t *len)
     }
     *len = r->target_len - r->path_len - 1;
     return r->target + r->path_len + 1;
+}
+
+const char *
+wsh_request_body(const wsh_request_t *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body;
 }
 
 const char *

@@ -44,6 +44,9 @@ struct wsh_conn_s {
         struct sockaddr_in6 sin6;
     }                     peer;
 
+    wsh_queue_t           topics;       /* engine memberships */
+    uint64_t              dropped;      /* messages skipped while slow */
+
     uint16_t              status;       /* HTTP status of the last answer */
     uint16_t              close_code;
     uint8_t               state;
@@ -53,6 +56,26 @@ struct wsh_conn_s {
     uint8_t               opened:1;     /* module open() was called */
     uint8_t               keep_alive:1; /* HTTP: read another request */
 };
+
+/* A server frame built once and queued by reference on any number of
+ * connections; freed when the last of them has written it. */
+typedef struct {
+    unsigned refs;
+    size_t   payload;       /* message bytes, for the counters */
+    size_t   len;
+    u_char   data[];
+} wsh_shared_frame_t;
+
+/* A text or binary frame of DATA, with one reference held by the
+ * caller. NULL on ENOMEM. */
+wsh_shared_frame_t *wsh_shared_frame_new(int opcode, const void *data,
+    size_t len);
+void wsh_shared_frame_release(wsh_shared_frame_t *f);
+
+/* Queue F on C. When C's output is over send_buffer, the message is
+ * dropped (slow_consumer: drop) or C is closed with 1008; returns -1
+ * then, and when C is not an open WebSocket. */
+int wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f);
 
 /* Take over an accepted socket (worker only). */
 void wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len);

@@ -28,8 +28,10 @@ wsh_http_request_free(wsh_request_t *r)
 {
     free(r->buf);
     free(r->headers);
+    free(r->body);
     r->buf = NULL;
     r->headers = NULL;
+    r->body = NULL;
 }
 
 /* tchar of RFC 9110 section 5.6.2 */
@@ -166,8 +168,8 @@ http_parse_head(wsh_request_t *r)
     if (wsh_http_header(r, "Transfer-Encoding") != NULL) {
         r->has_body = true;
     }
-    if (r->version == 11 && wsh_http_header(r, "Host") == NULL) {
-        return 400;             /* RFC 9112 section 3.2 */
+    if (r->version == 11 && wsh_http_header_count(r, "Host") != 1) {
+        return 400;             /* RFC 9112 section 3.2: exactly one */
     }
     return WSH_OK;
 }
@@ -202,9 +204,13 @@ wsh_http_parse(wsh_request_t *r, const char *p, size_t len, size_t *used)
         }
         r->buf[r->len++] = ch;
 
-        /* Leading empty lines before the request line are allowed and
-         * skipped (RFC 9112 section 2.2). */
-        if (r->len <= 2 && !r->line_done && (ch == '\n' || ch == '\r')) {
+        /* Empty lines before the request line are allowed and skipped
+         * (RFC 9112 section 2.2); nothing else before it is. */
+        if (!r->line_done
+            && ((ch == '\r' && r->len == 1)
+                || (ch == '\n' && (r->len == 1
+                                   || (r->len == 2 && r->buf[0] == '\r')))))
+        {
             if (ch == '\n') {
                 r->len = 0;
             }
@@ -240,6 +246,19 @@ wsh_http_header(const wsh_request_t *r, const char *name)
         }
     }
     return NULL;
+}
+
+unsigned
+wsh_http_header_count(const wsh_request_t *r, const char *name)
+{
+    size_t n = strlen(name);
+    unsigned i, count = 0;
+
+    for (i = 0; i < r->nheaders; i++) {
+        count += r->headers[i].name_len == n
+                 && strncasecmp(r->headers[i].name, name, n) == 0;
+    }
+    return count;
 }
 
 bool
@@ -291,6 +310,7 @@ wsh_http_status_text(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 411: return "Length Required";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 426: return "Upgrade Required";

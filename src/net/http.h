@@ -36,6 +36,10 @@ typedef struct wsh_request_s {
     bool               keep_alive;
     wsh_http_header_t *headers;
     unsigned           nheaders;
+
+    char              *body;        /* POST body, when a module reads one */
+    size_t             body_len;
+    size_t             body_want;
 } wsh_request_t;
 
 void wsh_http_request_init(wsh_request_t *r, size_t max_header_size,
@@ -52,6 +56,9 @@ int wsh_http_parse(wsh_request_t *r, const char *p, size_t len, size_t *used);
 /* First header NAME (case-insensitive), or NULL. */
 const wsh_http_header_t *wsh_http_header(const wsh_request_t *r,
     const char *name);
+
+/* How many NAME header fields the request has. */
+unsigned wsh_http_header_count(const wsh_request_t *r, const char *name);
 
 /* True if any NAME header holds TOKEN in its comma-separated list,
  * compared case-insensitively (Connection: keep-alive, Upgrade). */

@@ -1,8 +1,7 @@
-/* channel.c -- master <-> worker socketpairs.
+/* channel.c -- framing on the master/worker socketpairs.
  *
- * One SOCK_STREAM socketpair per worker. The master writes commands; the
- * worker reads them in its event loop, and an EOF there means the master
- * is gone, so orphaned workers drain and exit instead of lingering.
+ * The worker reads EOF on its channel when the master dies, so orphaned
+ * workers drain and exit instead of lingering.
  */
 #include "process/channel.h"
 #include "core/log.h"
@@ -10,7 +9,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
+
+#include <event2/buffer.h>
 
 int
 wsh_channel_open(int fds[2])
@@ -23,23 +23,62 @@ wsh_channel_open(int fds[2])
 }
 
 int
-wsh_channel_send(int fd, uint32_t cmd)
+wsh_channel_write(struct bufferevent *bev, uint32_t cmd,
+    const struct iovec *iov, int n)
 {
+    struct evbuffer *out = bufferevent_get_output(bev);
     wsh_channel_msg_t msg = { cmd, 0 };
-    ssize_t n;
+    size_t len = 0;
+    int i;
 
-    do {
-        n = write(fd, &msg, sizeof(msg));
-    } while (n == -1 && errno == EINTR);
-    if (n == -1 && errno == EPIPE) {
-        /* The worker exited on its own and is about to be reaped. */
-        wsh_log(WSH_LOG_INFO, "worker channel %d is closed", fd);
+    for (i = 0; i < n; i++) {
+        len += iov[i].iov_len;
+    }
+    if (len > WSH_CHANNEL_MAX_FRAME) {
+        wsh_log(WSH_LOG_ERR, "channel frame of %zu bytes is too large", len);
         return WSH_ERROR;
     }
-    if (n != (ssize_t) sizeof(msg)) {
-        wsh_log(WSH_LOG_ALERT, "write() to worker channel %d failed: %s", fd,
-                n == -1 ? strerror(errno) : "short write");
+    msg.len = (uint32_t) len;
+    if (evbuffer_add(out, &msg, sizeof(msg)) != 0) {
         return WSH_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        if (iov[i].iov_len > 0
+            && evbuffer_add(out, iov[i].iov_base, iov[i].iov_len) != 0)
+        {
+            return WSH_ERROR;
+        }
     }
     return WSH_OK;
+}
+
+int
+wsh_channel_next(struct bufferevent *bev, wsh_channel_msg_t *msg,
+    u_char **payload)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t avail = evbuffer_get_length(in);
+
+    if (avail < sizeof(*msg)) {
+        return WSH_AGAIN;
+    }
+    evbuffer_copyout(in, msg, sizeof(*msg));
+    if (msg->len > WSH_CHANNEL_MAX_FRAME) {
+        return WSH_ERROR;
+    }
+    if (avail < sizeof(*msg) + msg->len) {
+        return WSH_AGAIN;
+    }
+    *payload = evbuffer_pullup(in, (ev_ssize_t) (sizeof(*msg) + msg->len));
+    if (*payload == NULL) {
+        return WSH_ERROR;
+    }
+    *payload += sizeof(*msg);
+    return WSH_OK;
+}
+
+void
+wsh_channel_consume(struct bufferevent *bev, const wsh_channel_msg_t *msg)
+{
+    evbuffer_drain(bufferevent_get_input(bev), sizeof(*msg) + msg->len);
 }

@@ -13,6 +13,7 @@
 #include "process/worker.h"
 #include "core/log.h"
 #include "core/module.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #define MASTER_RESPAWN_MIN_MS   100
@@ -32,7 +35,7 @@ typedef struct {
     pid_t       pid;            /* 0: free entry */
     int         slot;
     unsigned    generation;
-    int         channel;
+    struct bufferevent *chan;   /* our end of its channel */
     wsh_msec_t  started;
     bool        exiting;        /* told to quit: do not respawn */
 } master_proc_t;
@@ -54,6 +57,35 @@ static int master_exit_status;
 static struct event *master_kill_timer;
 
 static void master_spawn(int slot);
+
+/* Engine frames from a worker, for the local engine's relay. */
+static void
+master_channel_read_cb(struct bufferevent *bev, void *arg)
+{
+    size_t proc = (size_t) (intptr_t) arg;
+    wsh_channel_msg_t msg;
+    u_char *payload;
+    int rc;
+
+    while ((rc = wsh_channel_next(bev, &msg, &payload)) == WSH_OK) {
+        wsh_relay_message(proc, msg.cmd, payload, msg.len);
+        wsh_channel_consume(bev, &msg);
+    }
+    if (rc == WSH_ERROR) {
+        wsh_log(WSH_LOG_ALERT, "malformed frame from worker %d, pid %d",
+                master_procs[proc].slot, (int) master_procs[proc].pid);
+        bufferevent_disable(bev, EV_READ);
+    }
+}
+
+int
+wsh_master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
+{
+    if (proc >= master_nprocs || master_procs[proc].pid == 0) {
+        return WSH_ERROR;
+    }
+    return wsh_channel_write(master_procs[proc].chan, cmd, iov, n);
+}
 
 static master_proc_t *
 master_proc_alloc(void)
@@ -121,7 +153,7 @@ master_spawn(int slot)
     if (pid == 0) {
         for (i = 0; i < master_nprocs; i++) {
             if (master_procs[i].pid != 0) {
-                close(master_procs[i].channel);
+                close(bufferevent_getfd(master_procs[i].chan));
             }
         }
         close(fds[0]);
@@ -134,10 +166,20 @@ master_spawn(int slot)
         close(fds[0]);
         return;
     }
+    p->chan = bufferevent_socket_new(master_base, fds[0],
+                                     BEV_OPT_CLOSE_ON_FREE);
+    if (p->chan == NULL) {
+        wsh_log(WSH_LOG_ALERT, "bufferevent_socket_new() failed");
+        close(fds[0]);
+        kill(pid, SIGKILL);     /* reaped as an unknown child */
+        return;
+    }
+    bufferevent_setcb(p->chan, master_channel_read_cb, NULL, NULL,
+                      (void *) (intptr_t) (p - master_procs));
+    bufferevent_enable(p->chan, EV_READ | EV_WRITE);
     p->pid = pid;
     p->slot = slot;
     p->generation = master_generation;
-    p->channel = fds[0];
     p->started = wsh_monotonic_msec();
     p->exiting = false;
     wsh_log(WSH_LOG_NOTICE, "started worker %d, pid %d (generation %u)",
@@ -156,7 +198,7 @@ master_signal_generation(unsigned generation, uint32_t cmd)
             if (cmd != WSH_CMD_REOPEN) {
                 master_procs[i].exiting = true;
             }
-            (void) wsh_channel_send(master_procs[i].channel, cmd);
+            (void) wsh_channel_write(master_procs[i].chan, cmd, NULL, 0);
         }
     }
 }
@@ -180,8 +222,10 @@ master_reaped(master_proc_t *p, int status)
                 "worker %d, pid %d, exited with code %d", slot, (int) p->pid,
                 WEXITSTATUS(status));
     }
-    close(p->channel);
+    bufferevent_free(p->chan);
+    p->chan = NULL;
     p->pid = 0;
+    wsh_relay_proc_gone((size_t) (p - master_procs));
 
     if (p->exiting || master_stopping || p->generation != master_generation
         || (size_t) slot >= master_nslots)

@@ -20,12 +20,14 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
+
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
 wsh_worker_t wsh_worker;
 
-static struct event *worker_channel_ev;
 static bool worker_exiting;
 
 static void
@@ -142,22 +144,33 @@ worker_command(uint32_t cmd)
 }
 
 static void
-worker_channel_cb(evutil_socket_t fd, short what, void *arg)
+worker_channel_read_cb(struct bufferevent *bev, void *arg)
 {
     wsh_channel_msg_t msg;
-    ssize_t n;
+    u_char *payload;
+    int rc;
 
-    n = read(fd, &msg, sizeof(msg));
-    if (n == (ssize_t) sizeof(msg)) {
-        worker_command(msg.cmd);
-        return;
+    while ((rc = wsh_channel_next(bev, &msg, &payload)) == WSH_OK) {
+        if (msg.cmd < WSH_ENG_FIRST) {
+            worker_command(msg.cmd);
+        } else {
+            wsh_engine_channel_message(msg.cmd, payload, msg.len);
+        }
+        wsh_channel_consume(bev, &msg);
     }
-    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-        return;
+    if (rc == WSH_ERROR) {
+        wsh_log(WSH_LOG_ALERT, "malformed frame on the master channel");
+        bufferevent_disable(bev, EV_READ);
     }
-    /* EOF: the master died. Serve what we have politely, then go. */
+}
+
+static void
+worker_channel_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    /* EOF or error: the master died. Serve what we have politely, then
+     * go. */
     wsh_log(WSH_LOG_ALERT, "the master process is gone, draining");
-    event_del(worker_channel_ev);
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
     wsh_worker_drain(WSH_CLOSE_GOING_AWAY);
 }
 
@@ -218,7 +231,6 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
     wsh_worker.cycle = cycle;
     wsh_worker.conf = cycle->conf;
     wsh_worker.id = id;
-    wsh_worker.channel = channel;
     wsh_queue_init(&wsh_worker.conns);
     wsh_queue_init(&wsh_worker.handshakes);
     wsh_queue_init(&wsh_worker.pings);
@@ -237,17 +249,20 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
                                       NULL);
     wsh_worker.exit_timer = evtimer_new(wsh_worker.base, worker_exit_timer_cb,
                                         NULL);
-    worker_channel_ev = event_new(wsh_worker.base, channel,
-                                  EV_READ | EV_PERSIST, worker_channel_cb,
-                                  NULL);
+    wsh_worker.chan = bufferevent_socket_new(wsh_worker.base, channel,
+                                             BEV_OPT_CLOSE_ON_FREE);
     if (wsh_worker.handshake_timer == NULL || wsh_worker.ping_timer == NULL
         || wsh_worker.dead_event == NULL || wsh_worker.exit_timer == NULL
-        || worker_channel_ev == NULL || event_add(worker_channel_ev, NULL))
+        || wsh_worker.chan == NULL)
     {
         wsh_log(WSH_LOG_EMERG, "event_new() failed");
         return WSH_ERROR;
     }
-    if (worker_init_signals() != WSH_OK) {
+    bufferevent_setcb(wsh_worker.chan, worker_channel_read_cb, NULL,
+                      worker_channel_event_cb, NULL);
+    bufferevent_enable(wsh_worker.chan, EV_READ | EV_WRITE);
+    if (worker_init_signals() != WSH_OK || wsh_engine_init_worker() != WSH_OK)
+    {
         return WSH_ERROR;
     }
 
@@ -281,13 +296,13 @@ worker_cleanup(void)
     worker_close_listeners();
     free(wsh_worker.listeners);
     wsh_signals_done();
-    event_free(worker_channel_ev);
+    wsh_engine_exit_worker();
+    bufferevent_free(wsh_worker.chan);
     event_free(wsh_worker.handshake_timer);
     event_free(wsh_worker.ping_timer);
     event_free(wsh_worker.dead_event);
     event_free(wsh_worker.exit_timer);
     event_base_free(wsh_worker.base);
-    close(wsh_worker.channel);
 }
 
 void

@@ -5,6 +5,7 @@
 #include "core/core.h"
 #include "core/cycle.h"
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 typedef struct {
@@ -12,7 +13,7 @@ typedef struct {
     wsh_cycle_t        *cycle;
     const wsh_conf_t   *conf;
     int                 id;             /* slot, 0..worker_processes-1 */
-    int                 channel;        /* socketpair end to the master */
+    struct bufferevent *chan;           /* channel to the master */
 
     wsh_queue_t         conns;          /* every client connection */
     wsh_queue_t         handshakes;     /* HTTP phase, by deadline */

@@ -83,8 +83,10 @@ wsh_handshake_check(const wsh_request_t *r,
         return 426;
     }
     key = wsh_http_header(r, "Sec-WebSocket-Key");
-    if (key == NULL || !handshake_key_valid(key->value, key->value_len)) {
-        *why = "Sec-WebSocket-Key must be 16 bytes in base64";
+    if (key == NULL || !handshake_key_valid(key->value, key->value_len)
+        || wsh_http_header_count(r, "Sec-WebSocket-Key") != 1)
+    {
+        *why = "Sec-WebSocket-Key must be one header of 16 bytes in base64";
         return 400;
     }
     if (r->has_body) {

@@ -1,0 +1,542 @@
+/* hub.c -- the hub module: rooms, presence and private messages.
+ *
+ * Implements the JSON protocol of wshub-protocol(7) on the topic API of
+ * src/wshub.h: each connection joins the all-clients topic and the topic
+ * of its client id, and rooms on request. Relayed messages are the
+ * sender's object with "from" set by the server, serialized once and
+ * published once; the engine shares that one frame among recipients.
+ * Also serves POST /api/publish for backends.
+ */
+#include "wshub.h"
+#include "core/conf.h"
+#include "process/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#define HUB_ID_MAX   64
+#define HUB_ROOM_MAX 128
+
+typedef struct {
+    unsigned nrooms;
+    size_t   idlen;
+    char     id[HUB_ID_MAX + 1];
+} hub_conn_t;
+
+static const wsh_conf_hub_t *
+hub_conf(void)
+{
+    return &wsh_worker.conf->hub;
+}
+
+static bool
+hub_valid_name(const char *s, size_t len, size_t max, const char *extra)
+{
+    size_t i;
+
+    if (len == 0 || len > max) {
+        return false;
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char) s[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || strchr(extra, ch) != NULL)
+            || ch == '\0')
+        {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool
+hub_valid_id(const char *s, size_t len)
+{
+    return hub_valid_name(s, len, HUB_ID_MAX, "_.:@-");
+}
+
+static bool
+hub_valid_room(const char *s, size_t len)
+{
+    return hub_valid_name(s, len, HUB_ROOM_MAX, "_.:@/-");
+}
+
+/* Serialize and send OBJ to C (steals the reference). */
+static void
+hub_send(wsh_conn_t *c, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+
+    if (text != NULL) {
+        (void) wsh_conn_send(c, WSH_OPCODE_TEXT, text, strlen(text));
+        free(text);
+    }
+    json_decref(obj);
+}
+
+static void
+hub_error(wsh_conn_t *c, const char *error, const char *request)
+{
+    json_t *obj = json_pack("{s:s, s:s}", "type", "error", "error", error);
+
+    if (obj != NULL && request != NULL) {
+        json_object_set_new(obj, "request", json_string(request));
+    }
+    if (obj != NULL) {
+        hub_send(c, obj);
+    }
+}
+
+/* Publish OBJ (steals it) to a topic, excluding SENDER. */
+static size_t
+hub_publish(int kind, const char *name, size_t len, json_t *obj,
+    wsh_conn_t *sender, int flags)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    size_t n = 0;
+
+    json_decref(obj);
+    if (text != NULL) {
+        n = wsh_publish(kind, name, len, text, strlen(text), sender, flags);
+        free(text);
+    }
+    return n;
+}
+
+/* The value of query parameter NAME, percent-decoded into out. */
+static bool
+hub_query_param(const char *q, size_t qlen, const char *name, char *out,
+    size_t outmax, size_t *outlen)
+{
+    size_t nlen = strlen(name), i = 0, n = 0;
+    const char *last = q + qlen, *p = q, *amp;
+    unsigned hi, lo;
+
+    while (p < last) {
+        amp = memchr(p, '&', (size_t) (last - p));
+        if (amp == NULL) {
+            amp = last;
+        }
+        if ((size_t) (amp - p) > nlen && memcmp(p, name, nlen) == 0
+            && p[nlen] == '=')
+        {
+            for (i = nlen + 1; p + i < amp; i++) {
+                if (n == outmax) {
+                    return false;
+                }
+                if (p[i] == '%' && p + i + 2 < amp
+                    && sscanf(p + i + 1, "%1x%1x", &hi, &lo) == 2)
+                {
+                    out[n++] = (char) (hi << 4 | lo);
+                    i += 2;
+                } else {
+                    out[n++] = p[i];
+                }
+            }
+            *outlen = n;
+            return true;
+        }
+        p = amp + 1;
+    }
+    return false;
+}
+
+static void
+hub_generate_id(hub_conn_t *hc)
+{
+    unsigned char rnd[12];
+    size_t i;
+
+    /* 96 random bits: unique across workers and hosts without any
+     * coordination. */
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd)) {
+        memset(rnd, 0, sizeof(rnd));
+    }
+    memcpy(hc->id, "u-", 2);
+    for (i = 0; i < sizeof(rnd); i++) {
+        snprintf(hc->id + 2 + 2 * i, 3, "%02x", rnd[i]);
+    }
+    hc->idlen = 2 + 2 * sizeof(rnd);
+}
+
+static void
+hub_open(wsh_conn_t *c, const wsh_request_t *r)
+{
+    hub_conn_t *hc = calloc(1, sizeof(*hc));
+    const char *q;
+    size_t qlen;
+    json_t *obj;
+
+    if (hc == NULL) {
+        wsh_conn_close(c, WSH_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    wsh_conn_set_data(c, hc);
+    q = wsh_request_query(r, &qlen);
+    if (!hub_conf()->client_ids || q == NULL
+        || !hub_query_param(q, qlen, "id", hc->id, HUB_ID_MAX, &hc->idlen)
+        || !hub_valid_id(hc->id, hc->idlen))
+    {
+        hub_generate_id(hc);
+    }
+    hc->id[hc->idlen] = '\0';
+    if (wsh_topic_join(c, WSH_TOPIC_CLIENT, hc->id, hc->idlen, NULL, 0) != 0
+        || wsh_topic_join(c, WSH_TOPIC_ALL, "", 0, NULL, 0) != 0)
+    {
+        wsh_conn_close(c, WSH_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    obj = json_pack("{s:s, s:s, s:s}", "type", "welcome", "id", hc->id,
+                    "message", "Welcome to wshub");
+    if (obj != NULL) {
+        hub_send(c, obj);
+    }
+    if (hub_conf()->announce_connections) {
+        obj = json_pack("{s:s, s:s}", "type", "user_joined", "id", hc->id);
+        if (obj != NULL) {
+            hub_publish(WSH_TOPIC_ALL, "", 0, obj, c, 0);
+        }
+    }
+}
+
+static void
+hub_close(wsh_conn_t *c, int code)
+{
+    hub_conn_t *hc = wsh_conn_get_data(c);
+    json_t *obj;
+
+    if (hc == NULL) {
+        return;
+    }
+    if (hub_conf()->announce_connections) {
+        obj = json_pack("{s:s, s:s}", "type", "user_left", "id", hc->id);
+        if (obj != NULL) {
+            hub_publish(WSH_TOPIC_ALL, "", 0, obj, c, 0);
+        }
+    }
+    free(hc);
+    wsh_conn_set_data(c, NULL);
+}
+
+/* The "room" string of a request, validated; NULL after an error reply. */
+static const char *
+hub_room(wsh_conn_t *c, json_t *root, const char *type, size_t *len)
+{
+    json_t *room = json_object_get(root, "room");
+
+    if (!json_is_string(room)
+        || !hub_valid_room(json_string_value(room), json_string_length(room)))
+    {
+        hub_error(c, "Invalid room name", type);
+        return NULL;
+    }
+    *len = json_string_length(room);
+    return json_string_value(room);
+}
+
+static void
+hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
+{
+    const char *room;
+    size_t len;
+
+    room = hub_room(c, root, "join_room", &len);
+    if (room == NULL) {
+        return;
+    }
+    if (wsh_topic_is_member(c, WSH_TOPIC_ROOM, room, len)) {
+        hub_error(c, "Already in room", "join_room");
+        return;
+    }
+    if (hc->nrooms >= hub_conf()->max_rooms_per_connection) {
+        hub_error(c, "Too many rooms", "join_room");
+        return;
+    }
+    /* room_joined is sent when the member list arrives (hub_members). */
+    if (wsh_topic_join(c, WSH_TOPIC_ROOM, room, len, hc->id, hc->idlen)
+        != 0)
+    {
+        hub_error(c, "Server error", "join_room");
+        return;
+    }
+    hc->nrooms++;
+}
+
+static void
+hub_leave_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
+{
+    const char *room;
+    size_t len;
+
+    room = hub_room(c, root, "leave_room", &len);
+    if (room == NULL) {
+        return;
+    }
+    if (wsh_topic_leave(c, WSH_TOPIC_ROOM, room, len) != 0) {
+        hub_error(c, "Not in room", "leave_room");
+        return;
+    }
+    hc->nrooms--;
+    hub_send(c, json_pack("{s:s, s:s%}", "type", "room_left", "room", room,
+                          len));
+}
+
+/* room_message, private_message, broadcast: relay the object as sent,
+ * with "from" set here (never trusted from the client). */
+static void
+hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
+{
+    const char *name = "";
+    size_t len = 0;
+    json_t *to;
+    int kind;
+
+    if (strcmp(type, "room_message") == 0) {
+        kind = WSH_TOPIC_ROOM;
+        name = hub_room(c, root, type, &len);
+        if (name == NULL) {
+            return;
+        }
+        if (!wsh_topic_is_member(c, WSH_TOPIC_ROOM, name, len)) {
+            hub_error(c, "Not in room", type);
+            return;
+        }
+    } else if (strcmp(type, "private_message") == 0) {
+        kind = WSH_TOPIC_CLIENT;
+        to = json_object_get(root, "to");
+        if (!json_is_string(to)
+            || !hub_valid_id(json_string_value(to), json_string_length(to)))
+        {
+            hub_error(c, "Invalid target", type);
+            return;
+        }
+        name = json_string_value(to);
+        len = json_string_length(to);
+    } else {
+        kind = WSH_TOPIC_ALL;
+    }
+    json_object_set_new(root, "from", json_stringn(hc->id, hc->idlen));
+    json_incref(root);
+    hub_publish(kind, name, len, root, c, 0);
+}
+
+static void
+hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
+{
+    hub_conn_t *hc = wsh_conn_get_data(c);
+    json_error_t err;
+    json_t *root, *type;
+    const char *t;
+
+    if (hc == NULL) {
+        return;
+    }
+    if (opcode != WSH_OPCODE_TEXT) {
+        hub_error(c, "Binary messages are not supported", NULL);
+        return;
+    }
+    root = json_loadb((const char *) data, len, JSON_REJECT_DUPLICATES, &err);
+    if (root == NULL) {
+        hub_error(c, "Invalid JSON", NULL);
+        return;
+    }
+    type = json_object_get(root, "type");
+    if (!json_is_object(root) || !json_is_string(type)) {
+        hub_error(c, "Missing or invalid type", NULL);
+        json_decref(root);
+        return;
+    }
+    t = json_string_value(type);
+    if (strcmp(t, "ping") == 0) {
+        hub_send(c, json_pack("{s:s}", "type", "pong"));
+    } else if (strcmp(t, "echo") == 0) {
+        hub_send(c, json_pack("{s:s, s:O?}", "type", "echo", "data",
+                              json_object_get(root, "data")));
+    } else if (strcmp(t, "join_room") == 0) {
+        hub_join_room(c, hc, root);
+    } else if (strcmp(t, "leave_room") == 0) {
+        hub_leave_room(c, hc, root);
+    } else if (strcmp(t, "room_message") == 0
+               || strcmp(t, "private_message") == 0
+               || strcmp(t, "broadcast") == 0)
+    {
+        hub_relay(c, hc, root, t);
+    } else {
+        hub_error(c, "Unknown message type", t);
+    }
+    json_decref(root);
+}
+
+static void
+hub_members(wsh_conn_t *c, const char *room, size_t len,
+    const char *const *ids, const size_t *lens, size_t n)
+{
+    json_t *members = json_array(), *obj;
+    size_t i;
+
+    for (i = 0; members != NULL && i < n; i++) {
+        json_array_append_new(members, json_stringn(ids[i], lens[i]));
+    }
+    obj = json_pack("{s:s, s:s%, s:o}", "type", "room_joined", "room", room,
+                    len, "members", members);
+    if (obj != NULL) {
+        hub_send(c, obj);
+    }
+}
+
+static void
+hub_presence(const char *room, size_t len, const char *id, size_t idlen,
+    int joined, wsh_conn_t *exclude)
+{
+    json_t *obj = json_pack("{s:s, s:s%, s:s%}", "type",
+                            joined ? "user_joined_room" : "user_left_room",
+                            "room", room, len, "userId", id, idlen);
+
+    if (obj != NULL) {
+        hub_publish(WSH_TOPIC_ROOM, room, len, obj, exclude,
+                    WSH_PUBLISH_LOCAL);
+    }
+}
+
+static void
+hub_http_reply(wsh_conn_t *c, int status, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+
+    json_decref(obj);
+    if (text == NULL) {
+        (void) wsh_http_respond(c, 500, "text/plain", "", 0);
+        return;
+    }
+    (void) wsh_http_respond(c, status, "application/json", text,
+                            strlen(text));
+    free(text);
+}
+
+static void
+hub_publish_result(wsh_conn_t *c, const char *to, size_t len, int found)
+{
+    hub_conn_t *hc = wsh_conn_get_data(c);
+
+    if (hc == NULL) {
+        /* An API request waiting for the cluster's answer. */
+        if (found) {
+            hub_http_reply(c, 202, json_pack("{s:i}", "delivered", 1));
+        } else {
+            hub_http_reply(c, 404, json_pack("{s:s}", "error",
+                                             "User not found"));
+        }
+        return;
+    }
+    if (!found) {
+        hub_send(c, json_pack("{s:s, s:s, s:s, s:s%}", "type", "error",
+                              "error", "User not found", "request",
+                              "private_message", "to", to, len));
+    }
+}
+
+static int
+hub_api_error(wsh_conn_t *c, int status, const char *error)
+{
+    hub_http_reply(c, status, json_pack("{s:s}", "error", error));
+    return 0;
+}
+
+/* POST /api/publish {"room"|"to"|"broadcast", "data"}. */
+static int
+hub_http(wsh_conn_t *c, const wsh_request_t *r)
+{
+    const char *key = hub_conf()->api_key, *auth, *body, *name = "";
+    size_t len, blen, nlen = 0, n;
+    json_t *root, *data, *room, *to;
+    json_error_t err;
+    int kind, flags = 0;
+    const char *deflt;
+
+    auth = wsh_request_method(r, &len);
+    if (len != 4 || memcmp(auth, "POST", 4) != 0) {
+        return -1;
+    }
+    if (key == NULL) {
+        return hub_api_error(c, 404, "publish API disabled: set hub.api_key");
+    }
+    auth = wsh_request_header(r, "Authorization", &len);
+    if (auth == NULL || len != 7 + strlen(key)
+        || strncasecmp(auth, "apikey ", 7) != 0
+        || CRYPTO_memcmp(auth + 7, key, strlen(key)) != 0)
+    {
+        return hub_api_error(c, 401, "missing or wrong API key");
+    }
+    body = wsh_request_body(r, &blen);
+    root = body ? json_loadb(body, blen, JSON_REJECT_DUPLICATES, &err) : NULL;
+    if (root == NULL) {
+        return hub_api_error(c, 400, body ? err.text : "empty body");
+    }
+    data = json_object_get(root, "data");
+    room = json_object_get(root, "room");
+    to = json_object_get(root, "to");
+    if (!json_is_object(data)) {
+        json_decref(root);
+        return hub_api_error(c, 400, "\"data\" must be a JSON object");
+    }
+    if (json_is_string(room)) {
+        kind = WSH_TOPIC_ROOM;
+        deflt = "room_message";
+        name = json_string_value(room);
+        nlen = json_string_length(room);
+        if (!hub_valid_room(name, nlen)) {
+            json_decref(root);
+            return hub_api_error(c, 400, "Invalid room name");
+        }
+    } else if (json_is_string(to)) {
+        kind = WSH_TOPIC_CLIENT;
+        deflt = "private_message";
+        name = json_string_value(to);
+        nlen = json_string_length(to);
+        flags = WSH_PUBLISH_CONFIRM;
+        if (!hub_valid_id(name, nlen)) {
+            json_decref(root);
+            return hub_api_error(c, 400, "Invalid target");
+        }
+    } else if (json_is_true(json_object_get(root, "broadcast"))) {
+        kind = WSH_TOPIC_ALL;
+        deflt = "broadcast";
+    } else {
+        json_decref(root);
+        return hub_api_error(c, 400, "give \"room\", \"to\" or "
+                             "\"broadcast\": true");
+    }
+    if (!json_is_string(json_object_get(data, "type"))) {
+        json_object_set_new(data, "type", json_string(deflt));
+    }
+    json_object_set_new(data, "from", json_string("server"));
+    json_incref(data);
+    n = hub_publish(kind, name, nlen, data, c, flags);
+    json_decref(root);
+    if (kind != WSH_TOPIC_CLIENT) {
+        hub_http_reply(c, 202, json_pack("{s:I}", "delivered",
+                                         (json_int_t) n));
+    }
+    /* A private publish is answered when the cluster says whether the
+     * id exists (hub_publish_result). */
+    return 0;
+}
+
+const wsh_module_t wsh_hub_module = {
+    .name = "hub",
+    .api_version = WSHUB_API_VERSION,
+    .open = hub_open,
+    .message = hub_message,
+    .close = hub_close,
+    .http = hub_http,
+    .members = hub_members,
+    .presence = hub_presence,
+    .publish_result = hub_publish_result,
+};

@@ -1,0 +1,408 @@
+/* relay.c -- the master side of the local engine.
+ *
+ * Workers subscribe to topics that have local members; the master relays
+ * each publish to every other subscribed worker, in arrival order, so the
+ * messages of one publisher reach every recipient in the same order. It
+ * also holds presence: room -> client id -> connection counts per worker,
+ * announcing an id when its first connection joins a room and when its
+ * last one leaves, closes, or dies with its worker.
+ *
+ * Worker processes are identified by their entry in the master's process
+ * table ("proc"), which also covers draining workers of older
+ * generations: they keep receiving until they exit.
+ */
+#include "engine/engine.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "process/master.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    size_t *procs;              /* subscribed process entries */
+    size_t  n;
+    size_t  cap;
+} relay_subs_t;
+
+typedef struct {
+    size_t proc;
+    size_t count;
+} relay_count_t;
+
+typedef struct {
+    size_t         total;       /* connections of this id in the room */
+    relay_count_t *per;         /* ... per worker */
+    size_t         n;
+} relay_member_t;
+
+static wsh_hash_t *relay_topics;    /* kind + name -> relay_subs_t */
+static wsh_hash_t *relay_rooms;     /* room -> (id -> relay_member_t) */
+
+static int
+relay_init(void)
+{
+    if (relay_topics == NULL) {
+        relay_topics = wsh_hash_new();
+        relay_rooms = wsh_hash_new();
+    }
+    return relay_topics && relay_rooms ? WSH_OK : WSH_ERROR;
+}
+
+static void
+relay_free_subs(void *p)
+{
+    relay_subs_t *s = p;
+
+    free(s->procs);
+    free(s);
+}
+
+static void
+relay_free_member(void *p)
+{
+    relay_member_t *m = p;
+
+    free(m->per);
+    free(m);
+}
+
+static void
+relay_free_room(void *p)
+{
+    wsh_hash_free(p, relay_free_member);
+}
+
+void
+wsh_relay_free(void)
+{
+    wsh_hash_free(relay_topics, relay_free_subs);
+    wsh_hash_free(relay_rooms, relay_free_room);
+    relay_topics = relay_rooms = NULL;
+}
+
+static void
+relay_send(size_t proc, uint32_t cmd, int kind, int flags, const char *name,
+    size_t nlen, const char *id, size_t idlen, uint64_t conn_id,
+    const void *data, size_t dlen)
+{
+    wsh_eng_hdr_t h;
+    struct iovec iov[4];
+
+    memset(&h, 0, sizeof(h));
+    h.kind = (uint8_t) kind;
+    h.flags = (uint8_t) flags;
+    h.name_len = (uint16_t) nlen;
+    h.id_len = (uint16_t) idlen;
+    h.conn_id = conn_id;
+    iov[0].iov_base = &h;
+    iov[0].iov_len = sizeof(h);
+    iov[1].iov_base = (void *) name;
+    iov[1].iov_len = nlen;
+    iov[2].iov_base = (void *) id;
+    iov[2].iov_len = idlen;
+    iov[3].iov_base = (void *) data;
+    iov[3].iov_len = dlen;
+    (void) wsh_master_send(proc, cmd, iov, 4);
+}
+
+static size_t
+relay_key(u_char *key, int kind, const char *name, size_t len)
+{
+    key[0] = (u_char) kind;
+    memcpy(key + 1, name, len);
+    return len + 1;
+}
+
+static relay_subs_t *
+relay_subs(int kind, const char *name, size_t len)
+{
+    u_char key[1 + UINT16_MAX];
+
+    return wsh_hash_get(relay_topics, key, relay_key(key, kind, name, len));
+}
+
+static void
+relay_subscribe(size_t proc, const wsh_eng_msg_t *m)
+{
+    u_char key[1 + UINT16_MAX];
+    size_t klen = relay_key(key, m->h.kind, m->name, m->h.name_len), i;
+    relay_subs_t *s = wsh_hash_get(relay_topics, key, klen);
+    size_t *p;
+
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL || wsh_hash_put(relay_topics, key, klen, s) != WSH_OK) {
+            free(s);
+            wsh_log(WSH_LOG_ALERT, "out of memory for a subscription");
+            return;
+        }
+    }
+    for (i = 0; i < s->n; i++) {
+        if (s->procs[i] == proc) {
+            return;
+        }
+    }
+    if (s->n == s->cap) {
+        p = realloc(s->procs, (s->cap ? s->cap * 2 : 4) * sizeof(*p));
+        if (p == NULL) {
+            wsh_log(WSH_LOG_ALERT, "out of memory for a subscription");
+            return;
+        }
+        s->procs = p;
+        s->cap = s->cap ? s->cap * 2 : 4;
+    }
+    s->procs[s->n++] = proc;
+}
+
+/* Remove PROC from S; frees S (under KEY) when nobody is left. */
+static void
+relay_unsubscribe_one(relay_subs_t *s, size_t proc, const u_char *key,
+    size_t klen)
+{
+    size_t i;
+
+    for (i = 0; i < s->n; i++) {
+        if (s->procs[i] == proc) {
+            s->procs[i] = s->procs[--s->n];
+            break;
+        }
+    }
+    if (s->n == 0) {
+        wsh_hash_remove(relay_topics, key, klen);
+        relay_free_subs(s);
+    }
+}
+
+static void
+relay_unsubscribe(size_t proc, const wsh_eng_msg_t *m)
+{
+    u_char key[1 + UINT16_MAX];
+    size_t klen = relay_key(key, m->h.kind, m->name, m->h.name_len);
+    relay_subs_t *s = wsh_hash_get(relay_topics, key, klen);
+
+    if (s != NULL) {
+        relay_unsubscribe_one(s, proc, key, klen);
+    }
+}
+
+static void
+relay_publish(size_t proc, const wsh_eng_msg_t *m)
+{
+    relay_subs_t *s = relay_subs(m->h.kind, m->name, m->h.name_len);
+    size_t i, reached = 0;
+    bool found;
+
+    for (i = 0; s != NULL && i < s->n; i++) {
+        if (s->procs[i] != proc) {
+            relay_send(s->procs[i], WSH_ENG_DELIVER, m->h.kind, 0, m->name,
+                       m->h.name_len, NULL, 0, 0, m->data, m->data_len);
+            reached++;
+        }
+    }
+    if (m->h.kind != WSH_TOPIC_CLIENT) {
+        return;
+    }
+    found = reached > 0 || (m->h.flags & WSH_ENG_F_DELIVERED);
+    if (!found || (m->h.flags & WSH_ENG_F_CONFIRM)) {
+        relay_send(proc, WSH_ENG_RESULT, m->h.kind,
+                   found ? WSH_ENG_F_FOUND : 0, m->name, m->h.name_len,
+                   m->id, m->h.id_len, m->h.conn_id, NULL, 0);
+    }
+}
+
+/* Tell the workers with members in ROOM that ID joined or left;
+ * EXCLUDE_CONN (on worker ORIGIN) is the connection that joined. */
+static void
+relay_announce(const char *room, size_t rlen, const char *id, size_t idlen,
+    bool joined, size_t origin, uint64_t exclude_conn)
+{
+    relay_subs_t *s = relay_subs(WSH_TOPIC_ROOM, room, rlen);
+    size_t i;
+
+    for (i = 0; s != NULL && i < s->n; i++) {
+        relay_send(s->procs[i], WSH_ENG_PRESENCE, WSH_TOPIC_ROOM,
+                   joined ? WSH_ENG_F_JOINED : 0, room, rlen, id, idlen,
+                   s->procs[i] == origin ? exclude_conn : 0, NULL, 0);
+    }
+}
+
+/* MEMBERS for a joining connection: every id present in the room. */
+static void
+relay_members(size_t proc, const wsh_eng_msg_t *m, wsh_hash_t *ids)
+{
+    wsh_hash_iter_t it;
+    const void *key;
+    void *value;
+    size_t len, total = 0;
+    u_char *buf, *p;
+    uint16_t l;
+
+    wsh_hash_iter_init(ids, &it);
+    while (wsh_hash_next(&it, &key, &len, &value)) {
+        total += 2 + len;
+    }
+    buf = malloc(total ? total : 1);
+    if (buf == NULL) {
+        wsh_log(WSH_LOG_ALERT, "out of memory for a member list");
+        return;
+    }
+    p = buf;
+    wsh_hash_iter_init(ids, &it);
+    while (wsh_hash_next(&it, &key, &len, &value)) {
+        l = (uint16_t) len;
+        memcpy(p, &l, 2);
+        memcpy(p + 2, key, len);
+        p += 2 + len;
+    }
+    relay_send(proc, WSH_ENG_MEMBERS, WSH_TOPIC_ROOM, 0, m->name,
+               m->h.name_len, NULL, 0, m->h.conn_id, buf, total);
+    free(buf);
+}
+
+static void
+relay_join(size_t proc, const wsh_eng_msg_t *m)
+{
+    wsh_hash_t *ids = wsh_hash_get(relay_rooms, m->name, m->h.name_len);
+    relay_member_t *mb;
+    relay_count_t *per;
+    size_t i;
+
+    if (ids == NULL) {
+        ids = wsh_hash_new();
+        if (ids == NULL
+            || wsh_hash_put(relay_rooms, m->name, m->h.name_len, ids) != WSH_OK)
+        {
+            wsh_hash_free(ids, NULL);
+            goto nomem;
+        }
+    }
+    mb = wsh_hash_get(ids, m->id, m->h.id_len);
+    if (mb == NULL) {
+        mb = calloc(1, sizeof(*mb));
+        if (mb == NULL || wsh_hash_put(ids, m->id, m->h.id_len, mb) != WSH_OK) {
+            free(mb);
+            goto nomem;
+        }
+    }
+    for (i = 0; i < mb->n && mb->per[i].proc != proc; i++) { }
+    if (i == mb->n) {
+        per = realloc(mb->per, (mb->n + 1) * sizeof(*per));
+        if (per == NULL) {
+            goto nomem;
+        }
+        mb->per = per;
+        mb->per[mb->n].proc = proc;
+        mb->per[mb->n].count = 0;
+        mb->n++;
+    }
+    mb->per[i].count++;
+    mb->total++;
+    relay_members(proc, m, ids);
+    if (mb->total == 1) {
+        relay_announce(m->name, m->h.name_len, m->id, m->h.id_len, true, proc,
+                       m->h.conn_id);
+    }
+    return;
+
+nomem:
+    wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+}
+
+/* Take COUNT connections of worker slot I from member MB (of ID in ROOM);
+ * announces and frees when the id is gone. */
+static void
+relay_drop(wsh_hash_t *ids, relay_member_t *mb, size_t i, size_t count,
+    const char *room, size_t rlen, const void *id, size_t idlen)
+{
+    mb->per[i].count -= count;
+    mb->total -= count;
+    if (mb->per[i].count == 0) {
+        mb->per[i] = mb->per[--mb->n];
+    }
+    if (mb->total > 0) {
+        return;
+    }
+    relay_announce(room, rlen, id, idlen, false, SIZE_MAX, 0);
+    wsh_hash_remove(ids, id, idlen);
+    relay_free_member(mb);
+}
+
+static void
+relay_leave(size_t proc, const wsh_eng_msg_t *m)
+{
+    wsh_hash_t *ids = wsh_hash_get(relay_rooms, m->name, m->h.name_len);
+    relay_member_t *mb = ids ? wsh_hash_get(ids, m->id, m->h.id_len) : NULL;
+    size_t i;
+
+    if (mb == NULL) {
+        return;
+    }
+    for (i = 0; i < mb->n && mb->per[i].proc != proc; i++) { }
+    if (i < mb->n) {
+        relay_drop(ids, mb, i, 1, m->name, m->h.name_len, m->id,
+                   m->h.id_len);
+    }
+    if (wsh_hash_count(ids) == 0) {
+        wsh_hash_remove(relay_rooms, m->name, m->h.name_len);
+        wsh_hash_free(ids, NULL);
+    }
+}
+
+void
+wsh_relay_message(size_t proc, uint32_t cmd, const u_char *p, size_t len)
+{
+    wsh_eng_msg_t m;
+
+    if (relay_init() != WSH_OK || wsh_eng_decode(p, len, &m) != WSH_OK) {
+        wsh_log(WSH_LOG_ALERT, "dropped engine message %u from a worker",
+                cmd);
+        return;
+    }
+    switch (cmd) {
+    case WSH_ENG_SUB:   relay_subscribe(proc, &m); break;
+    case WSH_ENG_UNSUB: relay_unsubscribe(proc, &m); break;
+    case WSH_ENG_PUB:   relay_publish(proc, &m); break;
+    case WSH_ENG_JOIN:  relay_join(proc, &m); break;
+    case WSH_ENG_LEAVE: relay_leave(proc, &m); break;
+    default:
+        wsh_log(WSH_LOG_ALERT, "unknown engine message %u from a worker",
+                cmd);
+        break;
+    }
+}
+
+void
+wsh_relay_proc_gone(size_t proc)
+{
+    wsh_hash_iter_t it, mit;
+    const void *key, *id;
+    size_t klen, idlen, i;
+    void *value, *mv;
+    relay_member_t *mb;
+
+    if (relay_topics == NULL) {
+        return;
+    }
+    wsh_hash_iter_init(relay_topics, &it);
+    while (wsh_hash_next(&it, &key, &klen, &value)) {
+        relay_unsubscribe_one(value, proc, key, klen);
+    }
+    /* Its connections are gone without saying so: tell the survivors. */
+    wsh_hash_iter_init(relay_rooms, &it);
+    while (wsh_hash_next(&it, &key, &klen, &value)) {
+        wsh_hash_iter_init(value, &mit);
+        while (wsh_hash_next(&mit, &id, &idlen, &mv)) {
+            mb = mv;
+            for (i = 0; i < mb->n && mb->per[i].proc != proc; i++) { }
+            if (i < mb->n) {
+                relay_drop(value, mb, i, mb->per[i].count, key, klen, id,
+                           idlen);
+            }
+        }
+        if (wsh_hash_count(value) == 0) {
+            wsh_hash_remove(relay_rooms, key, klen);
+            relay_free_room(value);
+        }
+    }
+}

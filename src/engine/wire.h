@@ -1,0 +1,72 @@
+/* wire.h -- the local engine's messages on the master/worker channels.
+ *
+ * Every engine message is one channel frame whose payload starts with
+ * this fixed header, then the topic name, then a client id, then data.
+ * Both ends are the same binary on the same host, so fields are in host
+ * byte order and the header is copied, never cast from the buffer.
+ */
+#ifndef WSH_ENGINE_WIRE_H
+#define WSH_ENGINE_WIRE_H
+
+#include "core/core.h"
+
+#include <string.h>
+
+/* Channel commands after the process commands of channel.h. */
+enum {
+    /* worker -> master */
+    WSH_ENG_FIRST = 16,
+    WSH_ENG_SUB = WSH_ENG_FIRST, /* first local member of a topic */
+    WSH_ENG_UNSUB,          /* last local member left */
+    WSH_ENG_PUB,            /* publish to other workers */
+    WSH_ENG_JOIN,           /* presence: id joined room (conn_id asks) */
+    WSH_ENG_LEAVE,          /* presence: one connection of id left room */
+    /* master -> worker */
+    WSH_ENG_DELIVER,        /* deliver to local members */
+    WSH_ENG_MEMBERS,        /* answer to JOIN: data = ids */
+    WSH_ENG_PRESENCE,       /* id joined (flags) or left room */
+    WSH_ENG_RESULT          /* a private PUB reached nobody (or, when
+                             * confirmed, somebody: F_FOUND) */
+};
+
+#define WSH_ENG_F_JOINED    0x1     /* PRESENCE: joined, else left */
+#define WSH_ENG_F_DELIVERED 0x2     /* PUB: the origin delivered locally */
+#define WSH_ENG_F_CONFIRM   0x4     /* PUB: always send a RESULT */
+#define WSH_ENG_F_FOUND     0x8     /* RESULT: delivered somewhere */
+
+typedef struct {
+    uint8_t  kind;          /* WSH_TOPIC_* */
+    uint8_t  flags;
+    uint16_t name_len;
+    uint16_t id_len;
+    uint16_t reserved;
+    uint64_t conn_id;       /* the connection concerned, on its worker */
+} wsh_eng_hdr_t;
+
+typedef struct {
+    wsh_eng_hdr_t  h;
+    const char    *name;
+    const char    *id;
+    const u_char  *data;
+    size_t         data_len;
+} wsh_eng_msg_t;
+
+/* Split a received payload; WSH_ERROR if it is malformed. */
+static inline int
+wsh_eng_decode(const u_char *p, size_t len, wsh_eng_msg_t *m)
+{
+    if (len < sizeof(m->h)) {
+        return WSH_ERROR;
+    }
+    memcpy(&m->h, p, sizeof(m->h));
+    if ((size_t) m->h.name_len + m->h.id_len > len - sizeof(m->h)) {
+        return WSH_ERROR;
+    }
+    m->name = (const char *) p + sizeof(m->h);
+    m->id = m->name + m->h.name_len;
+    m->data = (const u_char *) m->id + m->h.id_len;
+    m->data_len = len - sizeof(m->h) - m->h.name_len - m->h.id_len;
+    return WSH_OK;
+}
+
+#endif /* WSH_ENGINE_WIRE_H */
