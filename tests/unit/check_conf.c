@@ -258,7 +258,12 @@ START_TEST(test_load_shipped)
     ck_assert_uint_eq(cf->write_wait, 10000);
     ck_assert_uint_eq(cf->close_timeout, 5000);
     ck_assert_uint_eq(cf->shutdown_timeout, 30000);
-    ck_assert_uint_eq(cf->nendpoints, 1);
+    ck_assert_uint_eq(cf->nendpoints, 3);
+    ep = wsh_conf_endpoint(cf, "/ws", 3);
+    ck_assert_ptr_nonnull(ep);
+    ck_assert_ptr_eq(ep->module, wsh_module_find("hub"));
+    ck_assert_uint_eq(cf->hub.max_rooms_per_connection, 100);
+    ck_assert(!cf->hub.slow_consumer_drop);
     ep = wsh_conf_endpoint(cf, "/echo", 5);
     ck_assert_ptr_nonnull(ep);
     ck_assert_ptr_eq(ep->module, wsh_module_find("echo"));
