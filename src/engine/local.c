@@ -29,20 +29,8 @@ engine_send(uint32_t cmd, int kind, int flags, const char *name, size_t nlen,
     wsh_eng_hdr_t h;
     struct iovec iov[4];
 
-    memset(&h, 0, sizeof(h));
-    h.kind = (uint8_t) kind;
-    h.flags = (uint8_t) flags;
-    h.name_len = (uint16_t) nlen;
-    h.id_len = (uint16_t) idlen;
-    h.conn_id = conn_id;
-    iov[0].iov_base = &h;
-    iov[0].iov_len = sizeof(h);
-    iov[1].iov_base = (void *) name;
-    iov[1].iov_len = nlen;
-    iov[2].iov_base = (void *) id;
-    iov[2].iov_len = idlen;
-    iov[3].iov_base = (void *) data;
-    iov[3].iov_len = dlen;
+    wsh_eng_pack(&h, iov, kind, flags, name, nlen, id, idlen, conn_id, data,
+                 dlen);
     if (wsh_channel_write(wsh_worker.chan, cmd, iov, 4) != WSH_OK) {
         wsh_log(WSH_LOG_ALERT, "engine message %u to the master lost", cmd);
     }

@@ -11,6 +11,7 @@
 #include "core/core.h"
 
 #include <string.h>
+#include <sys/uio.h>
 
 /* Channel commands after the process commands of channel.h. */
 enum {
@@ -50,6 +51,29 @@ typedef struct {
     const u_char  *data;
     size_t         data_len;
 } wsh_eng_msg_t;
+
+/* Lay out a message as 4 iovecs (header, name, id, data) for a channel
+ * write; H must outlive the write call. */
+static inline void
+wsh_eng_pack(wsh_eng_hdr_t *h, struct iovec iov[4], int kind, int flags,
+    const char *name, size_t nlen, const char *id, size_t idlen,
+    uint64_t conn_id, const void *data, size_t dlen)
+{
+    memset(h, 0, sizeof(*h));
+    h->kind = (uint8_t) kind;
+    h->flags = (uint8_t) flags;
+    h->name_len = (uint16_t) nlen;
+    h->id_len = (uint16_t) idlen;
+    h->conn_id = conn_id;
+    iov[0].iov_base = h;
+    iov[0].iov_len = sizeof(*h);
+    iov[1].iov_base = (void *) name;
+    iov[1].iov_len = nlen;
+    iov[2].iov_base = (void *) id;
+    iov[2].iov_len = idlen;
+    iov[3].iov_base = (void *) data;
+    iov[3].iov_len = dlen;
+}
 
 /* Split a received payload; WSH_ERROR if it is malformed. */
 static inline int
