@@ -30,6 +30,7 @@
 #define MASTER_RESPAWN_MAX_MS   30000
 #define MASTER_STABLE_MS        10000   /* lived this long: not crash-looping */
 #define MASTER_KILL_GRACE_MS    5000
+#define MASTER_CHANNEL_MAX      ((size_t) 64 << 20)
 
 typedef struct {
     pid_t       pid;            /* 0: free entry */
@@ -38,6 +39,7 @@ typedef struct {
     struct bufferevent *chan;   /* our end of its channel */
     wsh_msec_t  started;
     bool        exiting;        /* told to quit: do not respawn */
+    bool        overflow;       /* its channel is over the limit */
 } master_proc_t;
 
 typedef struct {
@@ -81,10 +83,27 @@ master_channel_read_cb(struct bufferevent *bev, void *arg)
 int
 wsh_master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
 {
+    master_proc_t *p;
+    size_t queued;
+
     if (proc >= master_nprocs || master_procs[proc].pid == 0) {
         return WSH_ERROR;
     }
-    return wsh_channel_write(master_procs[proc].chan, cmd, iov, n);
+    p = &master_procs[proc];
+    /* A stopped or wedged worker must not make the master grow: past
+     * the limit its engine traffic is dropped (commands still go). */
+    queued = evbuffer_get_length(bufferevent_get_output(p->chan));
+    if (queued > MASTER_CHANNEL_MAX) {
+        if (!p->overflow) {
+            wsh_log(WSH_LOG_ALERT, "worker %d, pid %d, is not reading its "
+                    "channel (%zu bytes queued): dropping its messages",
+                    p->slot, (int) p->pid, queued);
+        }
+        p->overflow = true;
+        return WSH_ERROR;
+    }
+    p->overflow = false;
+    return wsh_channel_write(p->chan, cmd, iov, n);
 }
 
 static master_proc_t *
@@ -182,6 +201,7 @@ master_spawn(int slot)
     p->generation = master_generation;
     p->started = wsh_monotonic_msec();
     p->exiting = false;
+    p->overflow = false;
     wsh_log(WSH_LOG_NOTICE, "started worker %d, pid %d (generation %u)",
             slot, (int) pid, master_generation);
 }
