@@ -27,6 +27,13 @@ wsh_ws_init(wsh_ws_t *ws, size_t max_message_size)
     ws->max_message = max_message_size;
 }
 
+void
+wsh_ws_init_client(wsh_ws_t *ws, size_t max_message_size)
+{
+    wsh_ws_init(ws, max_message_size);
+    ws->client = 1;
+}
+
 bool
 wsh_ws_busy(const wsh_ws_t *ws)
 {
@@ -110,8 +117,9 @@ ws_check_start(wsh_ws_t *ws, wsh_ws_event_t *ev)
     {
         return ws_fail(ev, 1002, "reserved opcode");
     }
-    if (!(b1 & 0x80)) {
-        return ws_fail(ev, 1002, "unmasked client frame");
+    if (((b1 & 0x80) == 0) != ws->client) {
+        return ws_fail(ev, 1002, ws->client ? "masked server frame"
+                                            : "unmasked client frame");
     }
     if (op & 0x8) {
         if (!ws->fin) {
@@ -157,7 +165,11 @@ ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
             return ws_fail(ev, 1002, "length not in its shortest form");
         }
     }
-    memcpy(ws->mask, p, 4);
+    if (ws->client) {
+        memset(ws->mask, 0, 4);     /* XOR with zeros: no unmasking */
+    } else {
+        memcpy(ws->mask, p, 4);
+    }
     ws->remaining = len;
     ws->frame_pos = 0;
 
@@ -250,7 +262,8 @@ ws_header_size(const wsh_ws_t *ws)
 {
     u_char len7 = ws->hdr[1] & 0x7f;
 
-    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
+    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0)
+           + (ws->client ? 0 : 4);
 }
 
 int
@@ -273,7 +286,18 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
 
     while (p < last) {
         if (ws->state == WS_STATE_HEADER) {
-            need = ws->hdr_len < 2 ? 2 : ws_header_size(ws);
+            if (ws->hdr_len < 2) {
+                ws->hdr[ws->hdr_len++] = *p++;
+                if (ws->hdr_len < 2) {
+                    continue;
+                }
+                if (ws_check_start(ws, ev) != WSH_OK) {
+                    *pos = p;
+                    return WSH_ERROR;
+                }
+            }
+            /* The first two bytes are judged: collect the rest. */
+            need = ws_header_size(ws);
             n = need - ws->hdr_len;
             if (n > (size_t) (last - p)) {
                 n = (size_t) (last - p);
@@ -283,13 +307,6 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
             p += n;
             if (ws->hdr_len < need) {
                 continue;
-            }
-            if (need == 2) {
-                if (ws_check_start(ws, ev) != WSH_OK) {
-                    *pos = p;
-                    return WSH_ERROR;
-                }
-                continue;       /* now collect the rest of the header */
             }
             ws->hdr_len = 0;
             if (ws_check_header(ws, ev) != WSH_OK) {

@@ -49,6 +49,7 @@ typedef struct {
     uint8_t         opcode;     /* current frame */
     uint8_t         fin:1;
     uint8_t         in_message:1;   /* a fragmented message is open */
+    uint8_t         client:1;       /* parsing server frames (tools) */
     uint8_t         msg_opcode;     /* TEXT or BINARY of that message */
     uint8_t         mask[4];
     uint32_t        utf8;           /* validator state for text */
@@ -63,6 +64,10 @@ typedef struct {
 } wsh_ws_t;
 
 void wsh_ws_init(wsh_ws_t *ws, size_t max_message_size);
+
+/* The same parser for a client (src/tools): frames from a server must
+ * be unmasked (RFC 6455 section 5.1), everything else is identical. */
+void wsh_ws_init_client(wsh_ws_t *ws, size_t max_message_size);
 
 /* Release the payload buffer (the parser stays usable). */
 void wsh_ws_reset_buffer(wsh_ws_t *ws);

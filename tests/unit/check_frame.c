@@ -978,6 +978,34 @@ START_TEST(test_busy)
 }
 END_TEST
 
+/* Client mode (the tools): server frames are unmasked; a masked one is
+ * a protocol error, and a server-built header parses back. */
+START_TEST(test_client_mode)
+{
+    u_char buf[64];
+    const u_char *p;
+    wsh_ws_event_t ev;
+    wsh_ws_t ws;
+    size_t n;
+
+    wsh_ws_init_client(&ws, 1024);
+    n = wsh_ws_frame_header(buf, WSH_WS_OP_TEXT, 5);
+    memcpy(buf + n, "hello", 5);
+    p = buf;
+    ck_assert_int_eq(wsh_ws_parse(&ws, &p, buf + n + 5, &ev), WSH_OK);
+    ck_assert_int_eq(ev.type, WSH_WS_EV_MESSAGE);
+    ck_assert_int_eq(ev.opcode, WSH_WS_OP_TEXT);
+    ck_assert_mem_eq(ev.data, "hello", 5);
+    wsh_ws_reset_buffer(&ws);
+
+    buf[1] |= 0x80;             /* masked: not from a server */
+    p = buf;
+    ck_assert_int_eq(wsh_ws_parse(&ws, &p, buf + n + 5, &ev), WSH_ERROR);
+    ck_assert_int_eq(ev.code, 1002);
+    free(ws.buf);
+}
+END_TEST
+
 static Suite *
 frame_suite(void)
 {
@@ -990,6 +1018,7 @@ frame_suite(void)
     tcase_add_test(parse, test_reserved_opcodes);
     tcase_add_test(parse, test_reset_buffer);
     tcase_add_test(parse, test_busy);
+    tcase_add_test(parse, test_client_mode);
     tcase_set_timeout(parse, 300);
     suite_add_tcase(s, parse);
 
