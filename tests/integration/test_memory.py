@@ -1,0 +1,50 @@
+"""test_memory.py -- idle connections stay cheap.
+
+Opens 3,000 WebSocket connections to one worker and checks that the
+worker's resident memory grew by less than 2 KiB per connection (the
+budget of the foundation issue; tests/bench/idle_memory.py reports the
+figure for 10,000). Memory, not time: deterministic enough to assert.
+"""
+
+import os
+import resource
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+import wshub_harness  # noqa: E402
+from wshub_harness import Server  # noqa: E402
+from idle_memory import open_idle, rss_kib  # noqa: E402
+
+N = 3000
+
+
+class MemoryTest(unittest.TestCase):
+
+    def test_idle_connection_cost(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard < N + 100:
+            self.skipTest("open files limit %d is below %d" % (hard, N + 100))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        with Server(workers=1, ping_period=0, access_log="off",
+                    log_level="warn", max_connections=N + 10) as srv:
+            worker = srv.workers()[0]
+            for s in open_idle(srv.port, 10, lambda m: None):
+                s.close()
+            time.sleep(0.3)
+            before = rss_kib(worker)
+            socks = open_idle(srv.port, N, lambda m: None)
+            time.sleep(0.5)
+            after = rss_kib(worker)
+            per = (after - before) * 1024 / N
+            print("%d idle connections: %.0f bytes each" % (N, per))
+            for s in socks:
+                s.close()
+        self.assertLess(per, 2048)
+
+
+if __name__ == "__main__":
+    wshub_harness.main()
