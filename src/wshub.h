@@ -60,6 +60,9 @@ typedef struct wsh_module_s {
      * the core's and valid only during the call. */
     void (*message)(wsh_conn_t *c, int opcode, const unsigned char *data,
                     size_t len);
+    /* The worker is draining (reload: CODE 1012, stop: 1001): the last
+     * chance to send C something before the core's close frame. */
+    void (*shutdown)(wsh_conn_t *c, int code);
     /* The connection is gone; called exactly once for every open(). CODE
      * is the close code sent or received (1006 if the TCP connection just
      * dropped). */

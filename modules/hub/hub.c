@@ -23,6 +23,10 @@
 #define HUB_ID_MAX   64
 #define HUB_ROOM_MAX 128
 
+/* server_shutdown's reconnect hint: uniform in [MIN, MIN + SPREAD). */
+#define HUB_RECONNECT_MIN_MS     100
+#define HUB_RECONNECT_SPREAD_MS  2000
+
 typedef struct {
     unsigned nrooms;
     size_t   idlen;
@@ -223,6 +227,24 @@ hub_close(wsh_conn_t *c, int code)
     }
     free(hc);
     wsh_conn_set_data(c, NULL);
+}
+
+/* Reload or stop: tell the client to come back, at a random moment so
+ * a reload does not bring every client back in the same millisecond. */
+static void
+hub_shutdown(wsh_conn_t *c, int code)
+{
+    unsigned r = 0;
+
+    if (getrandom(&r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
+        r = (unsigned) wsh_conn_id(c);
+    }
+    hub_send(c, json_pack("{s:s, s:s, s:i}", "type", "server_shutdown",
+                          "message", code == WSH_CLOSE_RESTART
+                          ? "Server restarting" : "Server shutting down",
+                          "reconnect_after_ms",
+                          HUB_RECONNECT_MIN_MS
+                          + (int) (r % HUB_RECONNECT_SPREAD_MS)));
 }
 
 /* The "room" string of a request, validated; NULL after an error reply. */
@@ -534,6 +556,7 @@ const wsh_module_t wsh_hub_module = {
     .api_version = WSHUB_API_VERSION,
     .open = hub_open,
     .message = hub_message,
+    .shutdown = hub_shutdown,
     .close = hub_close,
     .http = hub_http,
     .members = hub_members,

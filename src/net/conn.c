@@ -916,6 +916,11 @@ wsh_conn_drain_all(int code)
     {
         next = q->next;
         c = wsh_queue_data(q, wsh_conn_t, link);
+        if (c->state == WSH_CONN_WS
+            && c->endpoint->module->shutdown != NULL)
+        {
+            c->endpoint->module->shutdown(c, code);
+        }
         if (c->state == WSH_CONN_WS) {
             wsh_conn_close(c, code, code == WSH_CLOSE_RESTART
                                     ? "server restarting"

@@ -7,6 +7,7 @@ Every server is started with `with Server(...)`, so the harness stops it
 """
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -239,6 +240,34 @@ class TestReload(unittest.TestCase):
                 self.assertEqual(echo(srv.url(), "still %d" % i),
                                  "still %d" % i)
             self.assertEqual(live_workers(srv), old)
+
+
+class TestHubShutdown(unittest.TestCase):
+    """Hub clients are told before the close frame, with a jittered
+    reconnect hint: server_shutdown, then 1012 on reload, 1001 on stop."""
+
+    def drain(self, sig, code):
+        with Server(workers=2, endpoints=[
+                {"path": "/ws", "module": "hub"}]) as srv:
+            async def go():
+                async with connect(srv.url("/ws?id=sd")) as ws:
+                    await asyncio.wait_for(ws.recv(), 5)    # welcome
+                    srv.signal(sig)
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    self.assertEqual(msg["type"], "server_shutdown")
+                    self.assertIn("message", msg)
+                    self.assertGreaterEqual(msg["reconnect_after_ms"], 100)
+                    self.assertLess(msg["reconnect_after_ms"], 2100)
+                    with self.assertRaises(websockets.ConnectionClosed) as cm:
+                        await asyncio.wait_for(ws.recv(), 10)
+                    self.assertEqual(cm.exception.code, code)
+            arun(go())
+
+    def test_reload_sends_server_shutdown_then_1012(self):
+        self.drain(signal.SIGHUP, 1012)
+
+    def test_quit_sends_server_shutdown_then_1001(self):
+        self.drain(signal.SIGQUIT, 1001)
 
 
 class TestLogs(unittest.TestCase):
