@@ -114,40 +114,56 @@ hub_publish(int kind, const char *name, size_t len, json_t *obj,
     return n;
 }
 
-/* The value of query parameter NAME, percent-decoded into out. */
+static int
+hub_hex(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f') {
+        return (ch | 0x20) - 'a' + 10;
+    }
+    return -1;
+}
+
+/* The value of query parameter NAME, percent-decoded into out (at most
+ * outmax bytes); false if absent, too long or badly encoded. */
 static bool
 hub_query_param(const char *q, size_t qlen, const char *name, char *out,
     size_t outmax, size_t *outlen)
 {
-    size_t nlen = strlen(name), i = 0, n = 0;
-    const char *last = q + qlen, *p = q, *amp;
-    unsigned hi, lo;
+    const char *last = q + qlen, *p = q, *amp, *v;
+    size_t nlen = strlen(name), n = 0;
+    int hi, lo;
 
-    while (p < last) {
+    for (; p < last; p = amp + 1) {
         amp = memchr(p, '&', (size_t) (last - p));
         if (amp == NULL) {
             amp = last;
         }
-        if ((size_t) (amp - p) > nlen && memcmp(p, name, nlen) == 0
-            && p[nlen] == '=')
+        if ((size_t) (amp - p) <= nlen || memcmp(p, name, nlen) != 0
+            || p[nlen] != '=')
         {
-            for (i = nlen + 1; p + i < amp; i++) {
-                if (n == outmax) {
-                    return false;
-                }
-                if (p[i] == '%' && p + i + 2 < amp
-                    && sscanf(p + i + 1, "%1x%1x", &hi, &lo) == 2)
-                {
-                    out[n++] = (char) (hi << 4 | lo);
-                    i += 2;
-                } else {
-                    out[n++] = p[i];
-                }
-            }
-            *outlen = n;
-            return true;
+            continue;
         }
-        p = amp + 1;
+        for (v = p + nlen + 1; v < amp; v++) {
+            if (n == outmax) {
+                return false;
+            }
+            if (*v != '%') {
+                out[n++] = *v;
+                continue;
+            }
+            if (amp - v < 3 || (hi = hub_hex(v[1])) < 0
+                || (lo = hub_hex(v[2])) < 0)
+            {
+                return false;
+            }
+            out[n++] = (char) (hi << 4 | lo);
+            v += 2;
+        }
+        *outlen = n;
+        return true;
     }
     return false;
 }
