@@ -29,7 +29,7 @@ fi
 if command -v apt-get >/dev/null 2>&1; then
     build="build-essential autoconf automake pkg-config libevent-dev
         libssl-dev libhiredis-dev libjansson-dev libcyaml-dev libyaml-dev
-        zlib1g-dev"
+        zlib1g-dev libedit-dev"
     test="check python3 python3-websockets redis-server valgrind mandoc
         curl xz-utils chromium"
     pkgs=$build
@@ -42,7 +42,7 @@ if command -v apt-get >/dev/null 2>&1; then
 elif command -v dnf >/dev/null 2>&1; then
     build="gcc make autoconf automake pkgconf-pkg-config libevent-devel
         openssl-devel hiredis-devel jansson-devel libcyaml-devel libyaml-devel
-        zlib-devel"
+        zlib-devel libedit-devel"
     test="check-devel python3 python3-websockets redis valgrind mandoc curl
         xz chromium"
     pkgs=$build
@@ -52,7 +52,8 @@ elif command -v dnf >/dev/null 2>&1; then
     $SUDO dnf install -y $pkgs
 else
     echo "install-deps.sh: no apt-get or dnf here; install by hand:" \
-         "libevent, OpenSSL, hiredis, jansson, libcyaml, libyaml, zlib" \
+         "libevent, OpenSSL, hiredis, jansson, libcyaml, libyaml, zlib," \
+         "libedit" \
          "(and check, python3-websockets, redis for the tests)" >&2
     exit 1
 fi

@@ -92,8 +92,9 @@ typedef struct wsh_module_s {
 } wsh_module_t;
 
 /* Queue one message. Returns 0, or -1 if the connection is closing or
- * its output is over send_buffer (the core then closes it with 1008:
- * a slow consumer must not make the server grow). */
+ * its output is over send_buffer: a slow consumer must not make the
+ * server grow, so the message is dropped (hub.slow_consumer: drop) or
+ * the connection closed with 1008 (close). */
 int  wsh_conn_send(wsh_conn_t *c, int opcode, const void *data, size_t len);
 
 /* Start the closing handshake with CODE and an optional REASON. */
@@ -128,7 +129,8 @@ int  wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
     size_t len);
 
 #define WSH_PUBLISH_LOCAL   0x1 /* this worker's members only */
-#define WSH_PUBLISH_CONFIRM 0x2 /* client topics: always report back */
+#define WSH_PUBLISH_CONFIRM 0x2 /* client topics: report back even when
+                                 * found elsewhere, if not found here */
 
 /* Send the text message DATA to every member of a topic on every worker,
  * except SENDER (may be NULL). The frame is built once and shared by

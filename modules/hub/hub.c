@@ -380,7 +380,9 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
         hub_error(c, "Binary messages are not supported", NULL);
         return;
     }
-    root = json_loadb((const char *) data, len, JSON_REJECT_DUPLICATES, &err);
+    root = json_loadb((const char *) data, len,
+                      JSON_REJECT_DUPLICATES | JSON_DECODE_ANY
+                      | JSON_ALLOW_NUL, &err);
     if (root == NULL) {
         hub_error(c, "Invalid JSON", NULL);
         return;
@@ -466,7 +468,8 @@ hub_publish_result(wsh_conn_t *c, const char *to, size_t len, int found)
     if (hc == NULL) {
         /* An API request waiting for the cluster's answer. */
         if (found) {
-            hub_http_reply(c, 202, json_pack("{s:i}", "delivered", 1));
+            /* Delivered on other workers only: none here. */
+            hub_http_reply(c, 202, json_pack("{s:i}", "delivered", 0));
         } else {
             hub_http_reply(c, 404, json_pack("{s:s}", "error",
                                              "User not found"));
@@ -558,12 +561,14 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
     json_incref(data);
     n = hub_publish(kind, name, nlen, data, c, flags);
     json_decref(root);
-    if (kind != WSH_TOPIC_CLIENT) {
+    /* "delivered" counts this worker's recipients; the other workers
+     * deliver too. A private publish that reached nobody here is
+     * answered when the cluster says whether the id exists anywhere
+     * (hub_publish_result). */
+    if (kind != WSH_TOPIC_CLIENT || n > 0) {
         hub_http_reply(c, 202, json_pack("{s:I}", "delivered",
                                          (json_int_t) n));
     }
-    /* A private publish is answered when the cluster says whether the
-     * id exists (hub_publish_result). */
     return 0;
 }
 

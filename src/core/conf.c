@@ -52,6 +52,7 @@ typedef struct {
     char               **listen;
     unsigned             listen_count;
     char                *backlog;
+    char                *reuseport;
     char                *max_connections;
     char                *max_message_size;
     char                *send_buffer;
@@ -111,6 +112,7 @@ static const cyaml_schema_field_t conf_top_fields[] = {
     CYAML_FIELD_SEQUENCE("listen", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_t, listen, &conf_string_schema, 1, 64),
     CONF_OPT("backlog", backlog),
+    CONF_OPT("reuseport", reuseport),
     CONF_OPT("max_connections", max_connections),
     CONF_OPT("max_message_size", max_message_size),
     CONF_OPT("send_buffer", send_buffer),
@@ -921,6 +923,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     conf_listen(ctx, raw, cf);
     conf_uint(ctx, "backlog", raw->backlog, 511, 1, 65535, &backlog);
     cf->backlog = (int) backlog;
+    conf_bool(ctx, "reuseport", raw->reuseport, true, &cf->reuseport);
     conf_uint(ctx, "max_connections", raw->max_connections, 10000, 1,
               1000000, &cf->max_connections);
     conf_size(ctx, "max_message_size", raw->max_message_size, 64 * 1024, 1,

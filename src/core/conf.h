@@ -48,6 +48,7 @@ typedef struct {
     wsh_listen_addr_t  *listen;
     size_t              nlisten;
     int                 backlog;
+    bool                reuseport;
 
     unsigned            max_connections;   /* per worker */
     size_t              max_message_size;

@@ -12,12 +12,19 @@
 #include <string.h>
 #include <unistd.h>
 
+static bool
+cycle_same(const wsh_listening_t *a, const wsh_listening_t *b)
+{
+    return a->shard == b->shard && strcmp(a->addr.text, b->addr.text) == 0;
+}
+
 wsh_cycle_t *
 wsh_cycle_create(const char *file, wsh_cycle_t *old)
 {
     char err[WSH_CONF_ERR_MAX];
     wsh_cycle_t *cycle;
-    size_t i, j;
+    wsh_listening_t *ls;
+    size_t i, j, n, shards;
     int fd;
 
     cycle = calloc(1, sizeof(*cycle));
@@ -30,34 +37,41 @@ wsh_cycle_create(const char *file, wsh_cycle_t *old)
         free(cycle);
         return NULL;
     }
-    cycle->listening = calloc(cycle->conf->nlisten,
-                              sizeof(*cycle->listening));
+    shards = cycle->conf->reuseport ? (size_t) cycle->conf->worker_processes
+                                    : 1;
+    n = cycle->conf->nlisten * shards;
+    cycle->listening = calloc(n, sizeof(*cycle->listening));
     if (cycle->listening == NULL) {
         goto failed;
     }
-    for (i = 0; i < cycle->conf->nlisten; i++) {
-        cycle->listening[i].addr = cycle->conf->listen[i];
-        cycle->listening[i].fd = -1;
-        cycle->nlistening++;
+    for (i = 0; i < n; i++) {
+        ls = &cycle->listening[cycle->nlistening++];
+        ls->addr = cycle->conf->listen[i / shards];
+        ls->shard = cycle->conf->reuseport ? (int) (i % shards) : -1;
+        ls->fd = -1;
         for (j = 0; old != NULL && j < old->nlistening; j++) {
             if (old->listening[j].fd != -1
-                && strcmp(old->listening[j].addr.text,
-                          cycle->conf->listen[i].text) == 0)
+                && cycle_same(&old->listening[j], ls))
             {
-                cycle->listening[i].fd = old->listening[j].fd;
+                ls->fd = old->listening[j].fd;
                 old->listening[j].fd = -1;      /* taken over */
                 break;
             }
         }
-        if (cycle->listening[i].fd != -1) {
+        if (ls->fd != -1) {
             continue;
         }
-        fd = wsh_listen_open(&cycle->conf->listen[i], cycle->conf->backlog);
+        fd = wsh_listen_open(&ls->addr, cycle->conf->backlog,
+                             cycle->conf->reuseport);
         if (fd == -1) {
             goto failed;
         }
-        cycle->listening[i].fd = fd;
-        wsh_log(WSH_LOG_NOTICE, "listening on %s", cycle->conf->listen[i].text);
+        ls->fd = fd;
+        if (ls->shard <= 0) {
+            wsh_log(WSH_LOG_NOTICE, "listening on %s%s", ls->addr.text,
+                    ls->shard == 0 ? " (reuseport: a socket per worker)"
+                                   : "");
+        }
     }
     return cycle;
 
@@ -66,8 +80,7 @@ failed:
     for (i = 0; old != NULL && i < cycle->nlistening; i++) {
         for (j = 0; j < old->nlistening; j++) {
             if (old->listening[j].fd == -1
-                && strcmp(old->listening[j].addr.text,
-                          cycle->listening[i].addr.text) == 0)
+                && cycle_same(&old->listening[j], &cycle->listening[i]))
             {
                 old->listening[j].fd = cycle->listening[i].fd;
                 cycle->listening[i].fd = -1;

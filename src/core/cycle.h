@@ -11,9 +11,14 @@
 #include "core/core.h"
 #include "core/conf.h"
 
+/* One listening socket. With reuseport each worker slot has its own
+ * socket per address (SHARD = the slot) and the kernel spreads new
+ * connections evenly among them; otherwise all workers accept on one
+ * socket (SHARD -1). */
 typedef struct {
     wsh_listen_addr_t addr;
     int               fd;
+    int               shard;
 } wsh_listening_t;
 
 typedef struct {

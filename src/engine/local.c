@@ -185,7 +185,8 @@ wsh_publish(int kind, const char *name, size_t len, const void *data,
         }
         engine_send(WSH_ENG_PUB, kind,
                     (n ? WSH_ENG_F_DELIVERED : 0)
-                    | (flags & WSH_PUBLISH_CONFIRM ? WSH_ENG_F_CONFIRM : 0),
+                    | ((flags & WSH_PUBLISH_CONFIRM) && n == 0
+                       ? WSH_ENG_F_CONFIRM : 0),
                     name, len,
                     own ? own->name : NULL, own ? own->len : 0,
                     sender ? sender->id : 0, data, dlen);

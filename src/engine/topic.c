@@ -97,7 +97,9 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
     m->topic = t;
     m->owner = owner;
     m->idlen = (uint16_t) idlen;
-    memcpy(m->id, id, idlen);
+    if (idlen > 0) {
+        memcpy(m->id, id, idlen);
+    }
     wsh_queue_insert_tail(&t->members, &m->topic_link);
     wsh_queue_insert_tail(owned, &m->owner_link);
     t->nmembers++;

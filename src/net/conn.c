@@ -258,22 +258,40 @@ conn_after_flush(wsh_conn_t *c, bool linger)
     }
 }
 
-/* Queue raw bytes; false if the output is over send_buffer, in which
- * case the connection is being closed as a slow consumer. */
+/* May one more frame be queued on C? Not when its output is over
+ * send_buffer: a client that does not read must not make the server
+ * grow. Then, by hub.slow_consumer, the frame is dropped (and counted)
+ * or the client is closed with 1008. */
+static bool
+conn_output_allowed(wsh_conn_t *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t queued = evbuffer_get_length(out);
+
+    if (queued <= wsh_worker.conf->send_buffer) {
+        return true;
+    }
+    if (wsh_worker.conf->hub.slow_consumer_drop) {
+        if (c->dropped++ == 0) {
+            conn_log(WSH_LOG_WARN, c, "slow client: output over send_buffer "
+                     "(%zu bytes), dropping its messages", queued);
+        }
+        return false;
+    }
+    c->close_code = WSH_CLOSE_POLICY;
+    conn_log(WSH_LOG_WARN, c, "slow client: output over send_buffer "
+             "(%zu bytes), closing with 1008", queued);
+    conn_finalize(c, NULL);
+    return false;
+}
+
+/* Queue raw bytes (a frame header and its payload). */
 static bool
 conn_output(wsh_conn_t *c, const void *p1, size_t n1, const void *p2,
     size_t n2)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
-    if (evbuffer_get_length(out) > wsh_worker.conf->send_buffer) {
-        c->close_code = WSH_CLOSE_POLICY;
-        conn_log(WSH_LOG_WARN, c, "slow client: output over send_buffer "
-                 "(%zu bytes), closing with 1008",
-                 evbuffer_get_length(out));
-        conn_finalize(c, NULL);
-        return false;
-    }
     if ((n1 > 0 && evbuffer_add(out, p1, n1) != 0)
         || (n2 > 0 && evbuffer_add(out, p2, n2) != 0))
     {
@@ -323,20 +341,10 @@ wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
     if (c->state != WSH_CONN_WS) {
         return -1;
     }
-    out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) > wsh_worker.conf->send_buffer
-        && wsh_worker.conf->hub.slow_consumer_drop)
-    {
-        /* A stalled reader loses messages, the others do not wait. */
-        if (c->dropped++ == 0) {
-            conn_log(WSH_LOG_WARN, c, "slow client: output over "
-                     "send_buffer, dropping its messages");
-        }
+    if (!conn_output_allowed(c)) {
         return -1;
     }
-    if (!conn_output(c, NULL, 0, NULL, 0)) {
-        return -1;              /* over send_buffer: closed with 1008 */
-    }
+    out = bufferevent_get_output(c->bev);
     if (evbuffer_add_reference(out, f->data, f->len, conn_shared_frame_done,
                                f) != 0)
     {
@@ -348,12 +356,18 @@ wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
     return 0;
 }
 
+/* Queue one frame. Close frames always go (one per connection, small);
+ * everything else is subject to send_buffer. */
 static bool
 conn_send_frame(wsh_conn_t *c, int opcode, const void *data, size_t len)
 {
     u_char hdr[WSH_WS_HEADER_MAX];
-    size_t n = wsh_ws_frame_header(hdr, opcode, len);
+    size_t n;
 
+    if (opcode != WSH_WS_OP_CLOSE && !conn_output_allowed(c)) {
+        return false;
+    }
+    n = wsh_ws_frame_header(hdr, opcode, len);
     return conn_output(c, hdr, n, data, len);
 }
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 int
-wsh_listen_open(const wsh_listen_addr_t *addr, int backlog)
+wsh_listen_open(const wsh_listen_addr_t *addr, int backlog, bool reuseport)
 {
     int fd, on = 1;
 
@@ -30,6 +30,13 @@ wsh_listen_open(const wsh_listen_addr_t *addr, int backlog)
     /* Rebinding right after a restart must not fail on TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1) {
         wsh_log(WSH_LOG_EMERG, "setsockopt(SO_REUSEADDR) for %s failed: %s",
+                addr->text, strerror(errno));
+        goto failed;
+    }
+    if (reuseport
+        && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1)
+    {
+        wsh_log(WSH_LOG_EMERG, "setsockopt(SO_REUSEPORT) for %s failed: %s",
                 addr->text, strerror(errno));
         goto failed;
     }

@@ -4,7 +4,9 @@
 
 #include "core/conf.h"
 
-/* Bind and listen on ADDR; returns the socket or -1 after logging. */
-int wsh_listen_open(const wsh_listen_addr_t *addr, int backlog);
+/* Bind and listen on ADDR (with SO_REUSEPORT if asked); returns the
+ * socket or -1 after logging. */
+int wsh_listen_open(const wsh_listen_addr_t *addr, int backlog,
+    bool reuseport);
 
 #endif /* WSH_LISTEN_H */

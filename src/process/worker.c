@@ -272,6 +272,11 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
         return WSH_ERROR;
     }
     for (i = 0; i < cycle->nlistening; i++) {
+        if (cycle->listening[i].shard != -1
+            && cycle->listening[i].shard != id)
+        {
+            continue;           /* another worker's reuseport socket */
+        }
         /* Close on free: this process's copy of the descriptor only; the
          * master keeps its own for the next generation. */
         l = evconnlistener_new(wsh_worker.base, worker_accept_cb, NULL,
@@ -283,8 +288,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
             return WSH_ERROR;
         }
         evconnlistener_set_error_cb(l, worker_accept_error_cb);
-        wsh_worker.listeners[i] = l;
-        wsh_worker.nlisteners++;
+        wsh_worker.listeners[wsh_worker.nlisteners++] = l;
     }
     return wsh_modules_init_worker();
 }

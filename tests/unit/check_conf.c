@@ -294,6 +294,7 @@ START_TEST(test_load_empty)
         ck_assert_str_eq(cf->listen[0].text, "127.0.0.1:8080");
         ck_assert_int_eq(cf->listen[0].sockaddr.ss_family, AF_INET);
         ck_assert_int_eq(cf->backlog, 511);
+        ck_assert(cf->reuseport);
         ck_assert_uint_eq(cf->max_connections, 10000);
         ck_assert_uint_eq(cf->max_message_size, 65536);
         ck_assert_uint_eq(cf->send_buffer, 1024 * 1024);

@@ -1,0 +1,217 @@
+#!/bin/bash
+# run.sh -- the standard benchmark scenarios against a fresh wshubd.
+#
+# Starts a wshubd from the build tree for every scenario (generated
+# configuration, free loopback port, local engine, 1 or 2 workers),
+# drives it with wshub-bench, stops it by pid, and writes RESULTS.md (a
+# markdown table) and results.json. It reports figures; it never decides
+# that a figure is too slow. See tests/bench/README.md.
+#
+# usage: tests/bench/run.sh [-d SECONDS] [-j THREADS] [-o DIR] [-q]
+#   -d  measured seconds per scenario (10)
+#   -j  wshub-bench threads (2)
+#   -o  where RESULTS.md and results.json go (tests/bench in the sources)
+#   -q  quick: 3-second scenarios, for trying the script out
+
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+WSHUBD=${WSHUBD:-$top/wshubd}
+WSHUB_BENCH=${WSHUB_BENCH:-$(dirname "$WSHUBD")/wshub-bench}
+duration=10
+threads=2
+out=$here
+
+while getopts "d:j:o:qh" ch; do
+    case $ch in
+    d) duration=$OPTARG ;;
+    j) threads=$OPTARG ;;
+    o) out=$OPTARG ;;
+    q) duration=3 ;;
+    *) sed -n '10,14p' "$0"; exit 2 ;;
+    esac
+done
+
+for prog in "$WSHUBD" "$WSHUB_BENCH"; do
+    if [ ! -x "$prog" ]; then
+        echo "run.sh: $prog is not built (run make first)" >&2
+        exit 1
+    fi
+done
+command -v python3 >/dev/null || { echo "run.sh: needs python3" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench.XXXXXX")
+server_pid=
+
+stop_server() {
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
+trap 'stop_server; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server WORKERS: a fresh wshubd; sets $port and $server_pid.
+start_server() {
+    port=$(free_port)
+    cat >"$tmp/wshub.yaml" <<EOF
+worker_processes: $1
+listen: [127.0.0.1:$port]
+error_log: $tmp/error.log
+log_level: warn
+max_connections: 20000
+endpoints:
+  - path: /echo
+    module: echo
+  - path: /ws
+    module: hub
+EOF
+    "$WSHUBD" -c "$tmp/wshub.yaml" >>"$tmp/stdout.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            sleep 0.2       # let every worker come up
+            return 0
+        fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "run.sh: wshubd did not start:" >&2
+    cat "$tmp/stdout.log" "$tmp/error.log" >&2 2>/dev/null || true
+    exit 1
+}
+
+n=0
+# scenario NAME WORKERS PATH BENCH-ARGS...: one run against a fresh server.
+scenario() {
+    local name=$1 workers=$2 path=$3 rc=0
+    shift 3
+    n=$((n + 1))
+    echo "== [$n] $name, $workers worker(s): wshub-bench $* -j $threads" >&2
+    start_server "$workers"
+    "$WSHUB_BENCH" "$@" -j "$threads" --json "ws://127.0.0.1:$port$path" \
+        >"$tmp/run$n.json" || rc=$?
+    stop_server
+    printf '%s\t%s\t%s\t%s\n' "$name" "$workers" "$rc" "$*" >>"$tmp/index"
+    echo "   exit status $rc" >&2
+}
+
+d=$duration
+scenario "echo 100 conns, 64 B" 1 /echo echo -c 100 -s 64 -d "$d"
+scenario "echo 100 conns, 64 B" 2 /echo echo -c 100 -s 64 -d "$d"
+for rate in 500 1000 2000; do
+    scenario "fanout 1 -> 1000, $rate msg/s" 2 /ws \
+        fanout -c 1000 -p 1 -r "$rate" -d "$d" --max-loss 100
+done
+scenario "fanout 1 -> 1000, max" 2 /ws fanout -c 1000 -p 1 -d "$d" \
+    --max-loss 100
+scenario "fanout 1 -> 1000, max" 1 /ws fanout -c 1000 -p 1 -d "$d" \
+    --max-loss 100
+scenario "connect 1000" 1 /ws connect -c 1000
+scenario "connect 1000" 2 /ws connect -c 1000
+
+mkdir -p "$out"
+version=$("$WSHUBD" -V 2>&1 | head -n 1)
+commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
+
+python3 - "$tmp" "$out" "$version" "$commit" "$threads" <<'EOF'
+import json, os, platform, sys, time
+
+tmp, out, version, commit, threads = sys.argv[1:6]
+cpu = "unknown"
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+host = {"system": " ".join(platform.uname()[0:3:2]), "cpu": cpu,
+        "cpus": os.cpu_count()}
+
+runs = []
+with open(os.path.join(tmp, "index")) as f:
+    for i, line in enumerate(f, 1):
+        name, workers, rc, args = line.rstrip("\n").split("\t")
+        try:
+            with open(os.path.join(tmp, "run%d.json" % i)) as r:
+                res = json.load(r)
+        except (OSError, ValueError):
+            res = None
+        runs.append({"scenario": name, "workers": int(workers),
+                     "bench_args": args.split(), "exit": int(rc),
+                     "result": res})
+
+def us(v):
+    if v >= 1e6:
+        return "%.2f s" % (v / 1e6)
+    if v >= 1e3:
+        return "%.2f ms" % (v / 1e3)
+    return "%.0f us" % v
+
+rows = []
+for r in runs:
+    res = r["result"]
+    if res is None:
+        rows.append([r["scenario"], r["workers"], "-", "no result (exit %d)"
+                     % r["exit"], "", "", "", "", "", ""])
+        continue
+    c = res["connections"]
+    conns = "%d/%d" % (c["opened"], c["target"])
+    fail = c["failed"] + c["dropped"]
+    cpu = "%.0f%%" % res["cpu"]["percent"]
+    if res["scenario"] == "echo":
+        h = res["rtt_us"]
+        rate, loss = "%.0f msg/s" % res["msgs_per_s"], "-"
+    elif res["scenario"] == "fanout":
+        h = res["latency_us"]
+        rate = "%.0f pub/s, %.0f deliv/s" % (res["publish_rate"],
+                                             res["delivered_per_s"])
+        loss = "%.3f%%" % res["loss_percent"]
+    else:
+        h = {k: v * 1000 for k, v in c["handshake_ms"].items()}
+        rate, loss = "%.0f handshakes/s" % res["handshakes_per_s"], "-"
+    rows.append([r["scenario"], r["workers"], conns, rate, us(h["p50"]),
+                 us(h["p99"]), us(h["max"]), loss, fail, cpu])
+
+stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+head = ["Scenario", "Workers", "Conns", "Throughput", "p50", "p99", "max",
+        "Loss", "Failed", "Bench CPU"]
+md = ["# wshub benchmark results", "",
+      "Generated by `tests/bench/run.sh` on %s." % stamp, "",
+      "- wshub: %s (commit %s), local engine" % (version, commit),
+      "- host: %s, %s, %s CPUs" % (host["system"], host["cpu"],
+                                   host["cpus"]),
+      "- generator: wshub-bench -j %s on the same host; server and "
+      "generator share the CPUs" % threads, "",
+      "Latency: round trip (echo), publish to delivery (fanout), handshake "
+      "(connect). Bench CPU: wshub-bench's own CPU time over the measured "
+      "part, in % of one core (near 100% x threads: the generator was the "
+      "bottleneck). Figures only: nothing here passes or fails.", "",
+      "| " + " | ".join(head) + " |",
+      "|" + "|".join("---" for _ in head) + "|"]
+for row in rows:
+    md.append("| " + " | ".join(str(x) for x in row) + " |")
+md.append("")
+with open(os.path.join(out, "RESULTS.md"), "w") as f:
+    f.write("\n".join(md))
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump({"generated": stamp, "wshub": version, "commit": commit,
+               "host": host, "bench_threads": int(threads), "runs": runs},
+              f, indent=2)
+    f.write("\n")
+print("\n".join(md[9:]))
+print("wrote %s and %s" % (os.path.join(out, "RESULTS.md"),
+                           os.path.join(out, "results.json")),
+      file=sys.stderr)
+EOF

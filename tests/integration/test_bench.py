@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+"""test_bench.py -- wshub-bench works (a functional test, not a speed test).
+
+Short runs of the load generator against a real wshubd: echo and fanout
+finish with exit status 0 and JSON whose figures are consistent, fanout on
+two workers loses nothing, a closed port and a loss over --max-loss give a
+non-zero status. No assertion is made on how fast anything is.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wshub_harness  # noqa: E402
+from wshub_harness import Server, free_port  # noqa: E402
+
+BENCH = os.environ.get("WSHUB_BENCH") or os.path.join(
+    os.path.dirname(os.path.abspath(wshub_harness.WSHUBD)), "wshub-bench")
+
+ENDPOINTS = [{"path": "/echo", "module": "echo"},
+             {"path": "/ws", "module": "hub"}]
+
+
+def bench(*args, timeout=120):
+    """Run wshub-bench ARGS with --json; returns (status, parsed JSON or
+    None, stderr)."""
+    p = subprocess.run([BENCH] + list(args) + ["--json", "-q"],
+                       capture_output=True, text=True, timeout=timeout)
+    try:
+        out = json.loads(p.stdout)
+    except ValueError:
+        out = None
+    return p.returncode, out, p.stderr
+
+
+class BenchTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.access(BENCH, os.X_OK):
+            raise unittest.SkipTest("no wshub-bench at " + BENCH)
+        cls.srv = Server(workers=2, endpoints=ENDPOINTS).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def url(self, path):
+        return "ws://127.0.0.1:%d%s" % (self.srv.port, path)
+
+    def sane_percentiles(self, h, count):
+        self.assertEqual(h["count"], count)
+        self.assertGreater(h["p50"], 0)
+        self.assertLessEqual(h["min"], h["p50"])
+        self.assertLessEqual(h["p50"], h["p90"])
+        self.assertLessEqual(h["p90"], h["p99"])
+        self.assertLessEqual(h["p99"], h["max"])
+        # Under a minute: a unit mix-up would be off by 1000 or more.
+        self.assertLess(h["max"], 60e6)
+
+    def test_echo(self):
+        rc, out, err = bench("echo", "-c", "4", "-n", "200", "-s", "100",
+                             self.url("/echo"))
+        self.assertEqual(rc, 0, err + str(out))
+        self.assertTrue(out["ok"])
+        self.assertEqual(out["scenario"], "echo")
+        self.assertEqual(out["connections"]["opened"], 4)
+        self.assertEqual(out["msgs"], 200)
+        self.assertGreater(out["msgs_per_s"], 0)
+        self.sane_percentiles(out["rtt_us"], 200)
+        self.sane_percentiles(out["connections"]["handshake_ms"], 4)
+        self.assertIn("percent", out["cpu"])
+
+    def test_echo_threads_and_duration(self):
+        rc, out, err = bench("echo", "-c", "6", "-j", "2", "-d", "1",
+                             "--binary", self.url("/echo"))
+        self.assertEqual(rc, 0, err + str(out))
+        self.assertGreater(out["msgs"], 0)
+        self.assertGreaterEqual(out["run_s"], 0.9)
+
+    def test_echo_human_summary_and_progress(self):
+        p = subprocess.run([BENCH, "echo", "-c", "2", "-d", "1.5",
+                            self.url("/echo")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("round trips", p.stdout)
+        self.assertIn("cpu", p.stdout)
+        self.assertIn("result       ok", p.stdout)
+        self.assertIn("msg/s", p.stderr)        # the progress line
+
+    def test_fanout_two_workers_no_loss(self):
+        rc, out, err = bench("fanout", "-c", "20", "-p", "1", "-n", "100",
+                             "-r", "500", self.url("/ws"))
+        self.assertEqual(rc, 0, err + str(out))
+        self.assertEqual(out["subscribers"], 20)
+        self.assertEqual(out["published"], 100)
+        self.assertEqual(out["expected"], 2000)
+        self.assertEqual(out["delivered"], 2000)
+        self.assertEqual(out["loss_percent"], 0)
+        self.assertEqual(out["reordered"], 0)
+        self.sane_percentiles(out["latency_us"], 2000)
+
+    def test_fanout_as_fast_as_delivered(self):
+        rc, out, err = bench("fanout", "-c", "10", "-p", "2", "-n", "200",
+                             "-j", "2", self.url("/ws"))
+        self.assertEqual(rc, 0, err + str(out))
+        self.assertEqual(out["delivered"], 2000)
+
+    def test_fanout_templates(self):
+        # The hub protocol spelled out through the generic templates.
+        rc, out, err = bench(
+            "fanout", "-c", "5", "-n", "20", "--room", "tpl",
+            "--subscribe-template", '{"type":"join_room","room":"{room}"}',
+            "--subscribe-ack", "room_joined",
+            "--publish-template",
+            '{"type":"room_message","room":"{room}","n":{seq},'
+            '"d":"{payload}"}', self.url("/ws"))
+        self.assertEqual(rc, 0, err + str(out))
+        self.assertEqual(out["delivered"], 100)
+
+    def test_max_loss(self):
+        # Subscribers that never join lose everything: the run fails at
+        # the default --max-loss 0 and passes with --max-loss 100.
+        args = ["fanout", "-c", "3", "-n", "10",
+                "--subscribe-template", '{"type":"ping"}',
+                "--subscribe-ack", "pong",
+                "--publish-template",
+                '{"type":"broadcast","d":"{payload}"}', self.url("/ws")]
+        rc, out, err = bench(*args)
+        self.assertEqual(rc, 0, err + str(out))     # broadcast reaches all
+        self.assertEqual(out["loss_percent"], 0)
+        args[args.index('{"type":"broadcast","d":"{payload}"}')] = (
+            '{"type":"room_message","room":"nobody","d":"{payload}"}')
+        rc, out, err = bench(*(args + ["--drain", "0.5"]))
+        self.assertEqual(rc, 1, err + str(out))
+        self.assertEqual(out["loss_percent"], 100)
+        self.assertFalse(out["ok"])
+        self.assertTrue(any("max-loss" in e for e in out["errors"]))
+        rc, out, err = bench(*(args + ["--drain", "0.5", "--max-loss",
+                                       "100"]))
+        self.assertEqual(rc, 0, err + str(out))
+
+    def test_connect(self):
+        rc, out, err = bench("connect", "-c", "50", "-r", "500", "-H",
+                             "0.2", self.url("/ws"))
+        self.assertEqual(rc, 0, err + str(out))
+        self.assertEqual(out["connections"]["opened"], 50)
+        self.assertGreater(out["handshakes_per_s"], 0)
+
+    def test_closed_port_fails(self):
+        rc, out, err = bench("echo", "-c", "2", "-d", "1",
+                             "ws://127.0.0.1:%d/echo" % free_port())
+        self.assertEqual(rc, 1, err)
+        self.assertFalse(out["ok"])
+        self.assertEqual(out["connections"]["failed"], 2)
+        self.assertIn("connect: Connection refused",
+                      out["connections"]["failures"])
+
+    def test_bad_handshake_fails(self):
+        rc, out, err = bench("connect", "-c", "3", self.url("/nowhere"))
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(out["connections"]["failures"],
+                         {"handshake: HTTP 404 Not Found": 3})
+
+    def test_usage(self):
+        p = subprocess.run([BENCH, "-h"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("examples", p.stdout)
+        p = subprocess.run([BENCH, "flood", "ws://x/"], capture_output=True,
+                           text=True)
+        self.assertEqual(p.returncode, 2)
+        p = subprocess.run([BENCH, "echo", "http://x/"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+
+
+if __name__ == "__main__":
+    wshub_harness.main()
