@@ -1134,8 +1134,10 @@ class TestSlowConsumer(unittest.TestCase):
             return rss1 - rss0
 
         growth = run(srv, body, 90)
-        self.assertLess(growth, 50 * 1024, "server RSS grew by %d KiB" %
-                        growth)
+        # ASan's shadow memory and quarantine inflate RSS: no figure there.
+        if os.environ.get("WSHUB_SANITIZERS") != "yes":
+            self.assertLess(growth, 50 * 1024, "server RSS grew by %d KiB" %
+                            growth)
         return slow
 
     def test_slow_consumer_closed_with_1008(self):

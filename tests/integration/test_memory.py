@@ -22,6 +22,8 @@ from idle_memory import open_idle, rss_kib  # noqa: E402
 N = 3000
 
 
+@unittest.skipIf(os.environ.get("WSHUB_SANITIZERS") == "yes",
+                 "ASan's shadow memory and quarantine inflate RSS")
 class MemoryTest(unittest.TestCase):
 
     def test_idle_connection_cost(self):
