@@ -55,7 +55,7 @@ wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
     wsh_member_t *m;
     bool first;
 
-    if (wsh_topic_membership(&c->topics, kind, name, len) != NULL) {
+    if (wsh_topic_membership(c, kind, name, len) != NULL) {
         return -1;
     }
     if (kind != WSH_TOPIC_ROOM) {
@@ -98,7 +98,7 @@ engine_leave(wsh_member_t *m)
 int
 wsh_topic_leave(wsh_conn_t *c, int kind, const char *name, size_t len)
 {
-    wsh_member_t *m = wsh_topic_membership(&c->topics, kind, name, len);
+    wsh_member_t *m = wsh_topic_membership(c, kind, name, len);
 
     if (m == NULL) {
         return -1;
@@ -111,8 +111,7 @@ int
 wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
     size_t len)
 {
-    return wsh_topic_membership((wsh_queue_t *) &c->topics, kind, name, len)
-           != NULL;
+    return wsh_topic_membership(c, kind, name, len) != NULL;
 }
 
 void

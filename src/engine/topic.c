@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static wsh_hash_t *topics;
+static wsh_hash_t *topics;          /* kind + name -> topic */
+static wsh_hash_t *memberships;     /* kind + owner + name -> member */
 
 static size_t
 topic_key(u_char *key, int kind, const char *name, size_t len)
@@ -19,18 +20,33 @@ topic_key(u_char *key, int kind, const char *name, size_t len)
     return len + 1;
 }
 
+/* The membership key: joining twice and leaving by name are then one
+ * hash lookup, whatever the number of rooms a connection is in. */
+static size_t
+membership_key(u_char *key, const void *owner, int kind, const char *name,
+    size_t len)
+{
+    key[0] = (u_char) kind;
+    memcpy(key + 1, &owner, sizeof(owner));
+    memcpy(key + 1 + sizeof(owner), name, len);
+    return 1 + sizeof(owner) + len;
+}
+
 int
 wsh_topic_index_init(void)
 {
     topics = wsh_hash_new();
-    return topics ? WSH_OK : WSH_ERROR;
+    memberships = wsh_hash_new();
+    return topics && memberships ? WSH_OK : WSH_ERROR;
 }
 
 void
 wsh_topic_index_free(void)
 {
     wsh_hash_free(topics, free);
+    wsh_hash_free(memberships, NULL);   /* members are freed by owners */
     topics = NULL;
+    memberships = NULL;
 }
 
 wsh_topic_t *
@@ -45,21 +61,16 @@ wsh_topic_find(int kind, const char *name, size_t len)
 }
 
 wsh_member_t *
-wsh_topic_membership(wsh_queue_t *owned, int kind, const char *name,
+wsh_topic_membership(const void *owner, int kind, const char *name,
     size_t len)
 {
-    wsh_queue_t *q;
-    wsh_member_t *m;
+    u_char key[1 + sizeof(void *) + WSH_TOPIC_NAME_MAX];
 
-    for (q = owned->next; q != owned; q = q->next) {
-        m = wsh_queue_data(q, wsh_member_t, owner_link);
-        if (m->topic->kind == kind && m->topic->len == len
-            && memcmp(m->topic->name, name, len) == 0)
-        {
-            return m;
-        }
+    if (len > WSH_TOPIC_NAME_MAX) {
+        return NULL;
     }
-    return NULL;
+    return wsh_hash_get(memberships, key,
+                        membership_key(key, owner, kind, name, len));
 }
 
 wsh_member_t *
@@ -67,7 +78,8 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
     size_t len, const char *id, size_t idlen, bool *first)
 {
     u_char key[WSH_TOPIC_NAME_MAX + 1];
-    size_t klen;
+    u_char mkey[1 + sizeof(void *) + WSH_TOPIC_NAME_MAX];
+    size_t klen, mlen;
     wsh_topic_t *t;
     wsh_member_t *m;
 
@@ -78,12 +90,18 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
     if (m == NULL) {
         return NULL;
     }
+    mlen = membership_key(mkey, owner, kind, name, len);
+    if (wsh_hash_put(memberships, mkey, mlen, m) != WSH_OK) {
+        free(m);
+        return NULL;
+    }
     klen = topic_key(key, kind, name, len);
     t = wsh_hash_get(topics, key, klen);
     *first = t == NULL;
     if (t == NULL) {
         t = malloc(sizeof(*t) + len);
         if (t == NULL || wsh_hash_put(topics, key, klen, t) != WSH_OK) {
+            wsh_hash_remove(memberships, mkey, mlen);
             free(t);
             free(m);
             return NULL;
@@ -109,9 +127,11 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
 void
 wsh_topic_remove(wsh_member_t *m, bool *last)
 {
-    u_char key[WSH_TOPIC_NAME_MAX + 1];
+    u_char key[1 + sizeof(void *) + WSH_TOPIC_NAME_MAX];
     wsh_topic_t *t = m->topic;
 
+    wsh_hash_remove(memberships, key,
+                    membership_key(key, m->owner, t->kind, t->name, t->len));
     wsh_queue_remove(&m->topic_link);
     wsh_queue_remove(&m->owner_link);
     t->nmembers--;

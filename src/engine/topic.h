@@ -34,8 +34,8 @@ void wsh_topic_index_free(void);
 /* The topic, or NULL when it has no local member. */
 wsh_topic_t *wsh_topic_find(int kind, const char *name, size_t len);
 
-/* OWNER's membership of a topic, or NULL (scans OWNER's list). */
-wsh_member_t *wsh_topic_membership(wsh_queue_t *owned, int kind,
+/* OWNER's membership of a topic, or NULL; O(1). */
+wsh_member_t *wsh_topic_membership(const void *owner, int kind,
     const char *name, size_t len);
 
 /* Add OWNER (whose membership list is OWNED) to a topic, creating it;
@@ -44,8 +44,9 @@ wsh_member_t *wsh_topic_membership(wsh_queue_t *owned, int kind,
 wsh_member_t *wsh_topic_add(wsh_queue_t *owned, void *owner, int kind,
     const char *name, size_t len, const char *id, size_t idlen, bool *first);
 
-/* Remove a membership; when it was the last, the topic is freed and
- * *last set (the caller copies what it needs from m->topic first). */
+/* Remove a membership (the caller frees m); when it was the topic's
+ * last, the topic leaves the index, *last is set and the caller frees
+ * m->topic after using it. */
 void wsh_topic_remove(wsh_member_t *m, bool *last);
 
 #endif /* WSH_TOPIC_H */
