@@ -15,14 +15,53 @@
 
 #include <sys/uio.h>
 
-/* Worker side (local.c). */
+/* An engine: how a worker reaches the other workers (and hosts). Every
+ * operation is fire-and-forget; answers come back through the
+ * wsh_engine_* event functions below. FLAGS of publish are the WSH_ENG_F_*
+ * of wire.h (DELIVERED: some local member got it; CONFIRM: report the
+ * result of a client-topic publish even when found). */
+typedef struct {
+    const char *name;
+    int  (*init_worker)(void);
+    void (*exit_worker)(void);
+    void (*subscribe)(int kind, const char *name, size_t len);
+    void (*unsubscribe)(int kind, const char *name, size_t len);
+    void (*publish)(int kind, const char *name, size_t len, int flags,
+                    const char *sender, size_t slen, uint64_t conn_id,
+                    const void *data, size_t dlen);
+    void (*join)(const char *room, size_t len, const char *id, size_t idlen,
+                 uint64_t conn_id);
+    void (*leave)(const char *room, size_t len, const char *id,
+                  size_t idlen);
+} wsh_engine_ops_t;
+
+extern const wsh_engine_ops_t wsh_engine_local;
+
+/* Worker side (engine.c). */
 int  wsh_engine_init_worker(void);
 void wsh_engine_exit_worker(void);
 
 /* A connection is being freed: leave every topic it joined. */
 void wsh_engine_conn_closed(wsh_conn_t *c);
 
-/* A frame from the master for the engine. */
+/* Events from the engine. */
+
+/* A publish from elsewhere for this worker's members of a topic. */
+void wsh_engine_deliver(int kind, const char *name, size_t len,
+    const void *data, size_t dlen);
+/* The member ids of ROOM for the joining connection CONN_ID; IDS holds
+ * (uint16 length in host order, bytes) pairs. */
+void wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
+    const u_char *ids, size_t idslen);
+/* ID appeared in or left ROOM; EXCLUDE_CONN is the joining connection if
+ * it is on this worker, else 0. */
+void wsh_engine_presence(const char *room, size_t len, const char *id,
+    size_t idlen, bool joined, uint64_t exclude_conn);
+/* Outcome of a client-topic publish by CONN_ID (client id SENDER). */
+void wsh_engine_result(const char *to, size_t len, const char *sender,
+    size_t slen, uint64_t conn_id, bool found);
+
+/* Local engine: a frame from the master (local.c). */
 void wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len);
 
 /* Master side (relay.c). PROC identifies a worker process entry. */

@@ -1,0 +1,303 @@
+/* engine.c -- the worker side of pub/sub: topics, publish, delivery.
+ *
+ * Modules join and leave topics and publish through src/wshub.h; this
+ * file keeps the worker's topic index (topic.h), delivers to local
+ * members at once, and tells the configured engine (local.c: the master
+ * over the channel) what other workers and hosts need: a subscription
+ * when a topic gets its first local member, an unsubscription when the
+ * last leaves, presence changes, and each publish once. What the engine
+ * brings back comes in through the wsh_engine_deliver/members/presence/
+ * result functions.
+ *
+ * Delivery builds the WebSocket frame once and hands the same bytes to
+ * every recipient by reference (wsh_conn_send_shared), so fan-out to N
+ * members costs one encode and N queue appends.
+ */
+#include "engine/engine.h"
+#include "engine/topic.h"
+#include "core/log.h"
+#include "core/module.h"
+#include "net/conn.h"
+#include "process/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const wsh_engine_ops_t *engine;
+
+int
+wsh_engine_init_worker(void)
+{
+    engine = &wsh_engine_local;
+    if (wsh_topic_index_init() != WSH_OK) {
+        return WSH_ERROR;
+    }
+    return engine->init_worker ? engine->init_worker() : WSH_OK;
+}
+
+void
+wsh_engine_exit_worker(void)
+{
+    if (engine != NULL && engine->exit_worker != NULL) {
+        engine->exit_worker();
+    }
+    wsh_topic_index_free();
+}
+
+int
+wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
+    const char *presence_id, size_t idlen)
+{
+    wsh_member_t *m;
+    bool first;
+
+    if (wsh_topic_membership(c, kind, name, len) != NULL) {
+        return -1;
+    }
+    if (kind != WSH_TOPIC_ROOM) {
+        idlen = 0;
+    }
+    m = wsh_topic_add(&c->topics, c, kind, name, len, presence_id, idlen,
+                      &first);
+    if (m == NULL) {
+        return -1;
+    }
+    if (first) {
+        engine->subscribe(kind, name, len);
+    }
+    if (kind == WSH_TOPIC_ROOM) {
+        engine->join(name, len, presence_id, idlen, c->id);
+    }
+    return 0;
+}
+
+static void
+engine_leave(wsh_member_t *m)
+{
+    wsh_topic_t *t = m->topic;
+    bool last;
+
+    if (t->kind == WSH_TOPIC_ROOM) {
+        engine->leave(t->name, t->len, m->id, m->idlen);
+    }
+    wsh_topic_remove(m, &last);
+    if (last) {
+        engine->unsubscribe(t->kind, t->name, t->len);
+        free(t);
+    }
+    free(m);
+}
+
+int
+wsh_topic_leave(wsh_conn_t *c, int kind, const char *name, size_t len)
+{
+    wsh_member_t *m = wsh_topic_membership(c, kind, name, len);
+
+    if (m == NULL) {
+        return -1;
+    }
+    engine_leave(m);
+    return 0;
+}
+
+int
+wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
+    size_t len)
+{
+    return wsh_topic_membership(c, kind, name, len) != NULL;
+}
+
+void
+wsh_engine_conn_closed(wsh_conn_t *c)
+{
+    while (!wsh_queue_empty(&c->topics)) {
+        engine_leave(wsh_queue_data(wsh_queue_head(&c->topics), wsh_member_t,
+                                    owner_link));
+    }
+}
+
+/* Deliver DATA to the local members of a topic but EXCLUDE. */
+static size_t
+engine_deliver(int kind, const char *name, size_t len, const void *data,
+    size_t dlen, const wsh_conn_t *exclude)
+{
+    wsh_topic_t *t = wsh_topic_find(kind, name, len);
+    wsh_shared_frame_t *f;
+    wsh_queue_t *q, *next;
+    wsh_member_t *m;
+    size_t n = 0;
+
+    if (t == NULL) {
+        return 0;
+    }
+    f = wsh_shared_frame_new(WSH_OPCODE_TEXT, data, dlen);
+    if (f == NULL) {
+        wsh_log(WSH_LOG_ALERT, "out of memory for a %zu-byte message", dlen);
+        return 0;
+    }
+    for (q = t->members.next; q != &t->members; q = next) {
+        next = q->next;
+        m = wsh_queue_data(q, wsh_member_t, topic_link);
+        if (m->owner != exclude && wsh_conn_send_shared(m->owner, f) == 0) {
+            n++;
+        }
+    }
+    wsh_shared_frame_release(f);
+    return n;
+}
+
+/* The client id topic a connection joined (its own id), for replies
+ * the master routes back to it. */
+static const wsh_topic_t *
+engine_own_client_topic(wsh_conn_t *c)
+{
+    wsh_queue_t *q;
+    wsh_member_t *m;
+
+    for (q = c->topics.next; q != &c->topics; q = q->next) {
+        m = wsh_queue_data(q, wsh_member_t, owner_link);
+        if (m->topic->kind == WSH_TOPIC_CLIENT) {
+            return m->topic;
+        }
+    }
+    return NULL;
+}
+
+size_t
+wsh_publish(int kind, const char *name, size_t len, const void *data,
+    size_t dlen, wsh_conn_t *sender, int flags)
+{
+    const wsh_topic_t *own = NULL;
+    size_t n;
+
+    n = engine_deliver(kind, name, len, data, dlen, sender);
+    if (!(flags & WSH_PUBLISH_LOCAL)) {
+        if (sender != NULL) {
+            own = engine_own_client_topic(sender);
+        }
+        engine->publish(kind, name, len,
+                        (n ? WSH_ENG_F_DELIVERED : 0)
+                        | ((flags & WSH_PUBLISH_CONFIRM) && n == 0
+                           ? WSH_ENG_F_CONFIRM : 0),
+                        own ? own->name : NULL, own ? own->len : 0,
+                        sender ? sender->id : 0, data, dlen);
+    }
+    return n;
+}
+
+/* A local connection by id among the members of a topic. */
+static wsh_conn_t *
+engine_find_conn(int kind, const char *name, size_t len, uint64_t conn_id)
+{
+    wsh_topic_t *t = wsh_topic_find(kind, name, len);
+    wsh_queue_t *q;
+    wsh_conn_t *c;
+
+    if (t == NULL || conn_id == 0) {
+        return NULL;
+    }
+    for (q = t->members.next; q != &t->members; q = q->next) {
+        c = wsh_queue_data(q, wsh_member_t, topic_link)->owner;
+        if (c->id == conn_id) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* A connection in no topic (an HTTP publisher): a linear search, on
+ * the rare path of answers to confirmed publishes only. */
+static wsh_conn_t *
+engine_find_any_conn(uint64_t conn_id)
+{
+    wsh_queue_t *q;
+    wsh_conn_t *c;
+
+    for (q = wsh_worker.conns.next; q != &wsh_worker.conns; q = q->next) {
+        c = wsh_queue_data(q, wsh_conn_t, link);
+        if (c->id == conn_id) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+void
+wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
+    const u_char *ids, size_t idslen)
+{
+    const u_char *p = ids, *last = ids + idslen;
+    const char **v;
+    size_t *lens, n = 0, max = idslen / 2 + 1;
+    uint16_t l;
+    wsh_conn_t *c;
+
+    c = engine_find_conn(WSH_TOPIC_ROOM, room, len, conn_id);
+    if (c == NULL || c->state != WSH_CONN_WS
+        || c->endpoint->module->members == NULL)
+    {
+        return;         /* it left or closed meanwhile */
+    }
+    v = malloc(max * sizeof(*v));
+    lens = malloc(max * sizeof(*lens));
+    if (v == NULL || lens == NULL) {
+        free(v);
+        free(lens);
+        return;
+    }
+    while (last - p >= 2) {
+        memcpy(&l, p, 2);
+        p += 2;
+        if (l > last - p) {
+            break;
+        }
+        v[n] = (const char *) p;
+        lens[n++] = l;
+        p += l;
+    }
+    c->endpoint->module->members(c, room, len, v, lens, n);
+    free(v);
+    free(lens);
+}
+
+void
+wsh_engine_presence(const char *room, size_t len, const char *id,
+    size_t idlen, bool joined, uint64_t exclude_conn)
+{
+    wsh_conn_t *exclude;
+    size_t i;
+
+    if (wsh_topic_find(WSH_TOPIC_ROOM, room, len) == NULL) {
+        return;
+    }
+    exclude = engine_find_conn(WSH_TOPIC_ROOM, room, len, exclude_conn);
+    for (i = 0; wsh_modules[i] != NULL; i++) {
+        if (wsh_modules[i]->presence != NULL) {
+            wsh_modules[i]->presence(room, len, id, idlen, joined, exclude);
+        }
+    }
+}
+
+void
+wsh_engine_deliver(int kind, const char *name, size_t len, const void *data,
+    size_t dlen)
+{
+    (void) engine_deliver(kind, name, len, data, dlen, NULL);
+}
+
+void
+wsh_engine_result(const char *to, size_t len, const char *sender,
+    size_t slen, uint64_t conn_id, bool found)
+{
+    wsh_conn_t *c;
+
+    c = engine_find_conn(WSH_TOPIC_CLIENT, sender, slen, conn_id);
+    if (c == NULL) {
+        c = engine_find_any_conn(conn_id);
+    }
+    if (c != NULL && c->state != WSH_CONN_DEAD
+        && c->endpoint->module->publish_result != NULL)
+    {
+        c->endpoint->module->publish_result(c, to, len, found);
+    }
+}
