@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -120,6 +121,7 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len)
 {
     const wsh_conf_t *cf = wsh_worker.conf;
     wsh_conn_t *c;
+    int one = 1;
 
     /* Connections still in their handshake are bounded by the handshake
      * timeout; this hard cap keeps a flood of them from exhausting file
@@ -137,6 +139,9 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len)
         close(fd);
         return;
     }
+    /* Writes are already coalesced per loop turn: Nagle would only add
+     * up to 40 ms to every small reply and fan-out message. */
+    (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->bev = bufferevent_socket_new(wsh_worker.base, fd,
                                     BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {

@@ -38,7 +38,7 @@
 #define BENCH_INFLIGHT      200         /* handshakes in progress/thread */
 #define BENCH_CAUSES        16          /* distinct failure causes kept */
 #define BENCH_MARK          "wsb:"      /* payload marker of fanout */
-#define BENCH_MARK_MIN      48          /* marker + numbers, at most */
+#define BENCH_MARK_MIN      64          /* marker + numbers, at most */
 #define BENCH_BURST         1000        /* messages per publisher tick */
 #define BENCH_PENDING_MAX   (4u << 20)  /* output a publisher may queue */
 #define BENCH_JOIN_SEC      30          /* subscriptions must be acked */
@@ -264,7 +264,9 @@ struct bench_thread_s {
     int                 inflight;   /* handshakes in progress */
     int                 phase;      /* last phase acted upon */
     bool                go;         /* fanout: every thread is in PH_RUN */
-    uint64_t            t_close;
+    bench_conn_t      **msubs;      /* its measured subscribers */
+    size_t              nmsubs;
+    unsigned            low_tick;   /* ticks until low is recomputed */
     u_char             *msg;        /* frame expansion buffer */
     size_t              msg_cap;
 
@@ -285,6 +287,8 @@ struct bench_thread_s {
     bench_ctr_t         exited;
     bench_hist_t        lat;        /* RTT or delivery latency */
     bench_hist_t        hs;         /* handshake time */
+    bench_ctr_t        *low;        /* rate 0: per publisher, the least
+                                       next sequence number of subs */
 
     /* Read after the thread is joined. */
     bench_cause_t       causes[BENCH_CAUSES];
@@ -327,10 +331,8 @@ static struct {
 
 static bench_thread_t      *threads;
 static size_t               total_conns;
-static _Atomic uint32_t     tracker = UINT32_MAX;  /* first ready sub */
 static _Atomic int          g_phase;
 static _Atomic uint64_t     g_t0;                   /* run start (ns) */
-static _Atomic uint64_t    *g_acked;                /* per publisher */
 static volatile sig_atomic_t g_stop;
 
 static const char *phase_names[] = {
@@ -519,14 +521,8 @@ static const wsh_client_handlers_t bench_handlers = {
 static void
 conn_ready(bench_conn_t *c)
 {
-    uint32_t none = UINT32_MAX;
-
     c->state = CS_READY;
     ctr_add(&c->t->ready, 1);
-    if (c->role == ROLE_SUB) {
-        /* The first subscriber ready paces publishers at rate 0. */
-        atomic_compare_exchange_strong(&tracker, &none, c->idx);
-    }
 }
 
 /* One echo request: the payload alone, or the publish template around
@@ -627,10 +623,6 @@ sub_message(bench_conn_t *c, const u_char *data, size_t len)
         ctr_add(&t->reordered, 1);
     } else {
         c->next_seq[v[0]] = (uint32_t) v[1] + 1;
-    }
-    if (c->idx == atomic_load_explicit(&tracker, memory_order_relaxed)) {
-        atomic_store_explicit(&g_acked[v[0]], v[1] + 1,
-                              memory_order_relaxed);
     }
 }
 
@@ -755,16 +747,46 @@ thread_connect(bench_thread_t *t, uint64_t now)
     }
 }
 
-/* Publishers: at --rate, or (rate 0) as fast as the first subscriber
- * keeps up, at most --window messages ahead of it, so the run measures
- * what the server delivers rather than how deep its queues grow. */
+/* Rate 0: for every publisher, the next sequence number the slowest of
+ * this thread's live subscribers waits for (UINT64_MAX without any),
+ * for the publishers of every thread to read. The scan costs
+ * subscribers x publishers reads, so with many it is not done each
+ * tick. */
+static void
+thread_low(bench_thread_t *t)
+{
+    bench_conn_t *c;
+    uint64_t low;
+    size_t p, i;
+
+    if (t->low_tick > 0) {
+        t->low_tick--;
+        return;
+    }
+    t->low_tick = (unsigned) (t->nmsubs * opt.pubs / 50000);
+    for (p = 0; p < opt.pubs; p++) {
+        low = UINT64_MAX;
+        for (i = 0; i < t->nmsubs; i++) {
+            c = t->msubs[i];
+            if (c->state == CS_READY && c->next_seq[p] < low) {
+                low = c->next_seq[p];
+            }
+        }
+        ctr_set(&t->low[p], low);
+    }
+}
+
+/* Publishers: at --rate, or (rate 0) as fast as every subscriber keeps
+ * up, at most --window messages ahead of the slowest, so the run
+ * measures what the server delivers rather than how deep its queues
+ * grow. */
 static void
 thread_publish(bench_thread_t *t, uint64_t now)
 {
     double rate = opt.rate / (double) opt.pubs;
     bench_conn_t *c;
-    uint64_t due, acked;
-    size_t i, len, burst;
+    uint64_t due, low, v;
+    size_t i, k, len, burst;
 
     for (i = 0; i < t->npubs; i++) {
         c = t->pubs[i];
@@ -774,9 +796,12 @@ thread_publish(bench_thread_t *t, uint64_t now)
         if (rate > 0) {
             due = (uint64_t) ((double) (now - c->t_run) * rate / 1e9) + 1;
         } else {
-            acked = atomic_load_explicit(&g_acked[c->pub],
-                                         memory_order_relaxed);
-            due = acked + opt.window;
+            low = UINT64_MAX;
+            for (k = 0; k < (size_t) opt.threads; k++) {
+                v = ctr_get(&threads[k].low[c->pub]);
+                low = v < low ? v : low;
+            }
+            due = low == UINT64_MAX ? c->budget : low + opt.window;
         }
         if (due > c->budget) {
             due = c->budget;
@@ -841,8 +866,12 @@ thread_enter(bench_thread_t *t, int ph, uint64_t now)
                 active++;
             } else if (c->role == ROLE_SUB) {
                 c->measured = true;
+                t->msubs[t->nmsubs++] = c;
                 subs++;
             }
+        }
+        if (opt.mode == MODE_FANOUT) {
+            thread_low(t);
         }
         ctr_set(&t->subs, subs);
         ctr_set(&t->active, active);
@@ -850,7 +879,6 @@ thread_enter(bench_thread_t *t, int ph, uint64_t now)
         break;
 
     case PH_CLOSE:
-        t->t_close = now;
         for (i = 0; i < t->nconns; i++) {
             c = &t->conns[i];
             if (c->state >= CS_CONNECTING && c->state <= CS_READY) {
@@ -893,6 +921,9 @@ thread_tick(evutil_socket_t fd, short what, void *arg)
                 thread_go(t, now);
             }
             if (t->go) {
+                if (opt.rate == 0) {
+                    thread_low(t);
+                }
                 thread_publish(t, now);
             }
         }
@@ -1129,7 +1160,7 @@ usage(FILE *fp)
 "      --settle SEC          wait after subscribing when there is no ack (1)\n"
 "      --drain SEC           fanout: wait for late deliveries (5)\n"
 "      --window N            rate 0: messages a publisher may be ahead of\n"
-"                            the first subscriber (100)\n"
+"                            the slowest subscriber (100)\n"
 "      --max-loss PERCENT    fanout: loss above it fails the run (0)\n"
 "      --header 'NAME: VALUE'    extra request header (repeatable)\n"
 "      --binary              echo: binary frames instead of text\n"
@@ -1421,8 +1452,7 @@ setup(void)
     ntot = opt.conns + (opt.mode == MODE_FANOUT ? opt.pubs : 0);
     total_conns = ntot;
     threads = calloc((size_t) opt.threads, sizeof(bench_thread_t));
-    g_acked = calloc(opt.pubs, sizeof(*g_acked));
-    if (threads == NULL || g_acked == NULL) {
+    if (threads == NULL) {
         fatal("out of memory");
     }
     for (i = 0; i < ntot; i++) {
@@ -1433,9 +1463,13 @@ setup(void)
         t->id = (int) k;
         t->conns = calloc(per[k] ? per[k] : 1, sizeof(bench_conn_t));
         t->pubs = calloc(per[k] ? per[k] : 1, sizeof(bench_conn_t *));
+        t->msubs = calloc(per[k] ? per[k] : 1, sizeof(bench_conn_t *));
+        t->low = calloc(opt.pubs, sizeof(bench_ctr_t));
         t->msg_cap = 256 + opt.size + opt.pub.max_len + opt.sub.max_len;
         t->msg = malloc(t->msg_cap);
-        if (t->conns == NULL || t->pubs == NULL || t->msg == NULL) {
+        if (t->conns == NULL || t->pubs == NULL || t->msubs == NULL
+            || t->low == NULL || t->msg == NULL)
+        {
             fatal("out of memory");
         }
     }
@@ -1601,7 +1635,11 @@ control(bench_times_t *tm)
             } else if (s.run_seen == (uint64_t) opt.threads
                        && s.active == 0)
             {
-                /* every sender is done (-n) or gone */
+                /* Every sender is done (-n) or gone: the run ended with
+                 * the last reply, not at this poll up to 50 ms later. */
+                if (opt.mode == MODE_ECHO && s.last_recv > tm->t_run) {
+                    now = s.last_recv;
+                }
             } else {
                 break;
             }
@@ -1925,7 +1963,6 @@ report(const bench_times_t *tm)
     json_decref(causes);
     free(lat);
     free(hs);
-    (void) b;
     return rc;
 }
 
@@ -1975,10 +2012,11 @@ main(int argc, char **argv)
         }
         free(threads[i].conns);
         free(threads[i].pubs);
+        free(threads[i].msubs);
+        free((void *) threads[i].low);
         free(threads[i].msg);
     }
     free(threads);
-    free((void *) g_acked);
     free(opt.urls);
     free(opt.headers);
     free(opt.sub.seg);
