@@ -64,6 +64,7 @@ typedef struct {
     char                *write_wait;
     char                *close_timeout;
     char                *shutdown_timeout;
+    char                *shutdown_spread;
     conf_raw_endpoint_t *endpoints;
     unsigned             endpoints_count;
     conf_raw_hub_t      *hub;
@@ -124,6 +125,7 @@ static const cyaml_schema_field_t conf_top_fields[] = {
     CONF_OPT("write_wait", write_wait),
     CONF_OPT("close_timeout", close_timeout),
     CONF_OPT("shutdown_timeout", shutdown_timeout),
+    CONF_OPT("shutdown_spread", shutdown_spread),
     CYAML_FIELD_SEQUENCE("endpoints", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_t, endpoints, &conf_endpoint_schema, 1, 256),
     CYAML_FIELD_MAPPING_PTR("hub", CYAML_FLAG_OPTIONAL, conf_raw_t, hub,
@@ -944,6 +946,14 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
               &cf->close_timeout);
     conf_msec(ctx, "shutdown_timeout", raw->shutdown_timeout, 30000, 0,
               &cf->shutdown_timeout);
+    conf_msec(ctx, "shutdown_spread", raw->shutdown_spread, 2000, 0,
+              &cf->shutdown_spread);
+    if (!ctx->failed && cf->shutdown_spread > cf->shutdown_timeout) {
+        conf_value_error(ctx, "shutdown_spread", "must not be longer than "
+                         "shutdown_timeout (%llums), or the last clients are "
+                         "cut off instead of closed",
+                         (unsigned long long) cf->shutdown_timeout);
+    }
     if (!ctx->failed && cf->ping_period != 0
         && cf->pong_wait <= cf->ping_period)
     {

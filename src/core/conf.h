@@ -62,6 +62,7 @@ typedef struct {
     wsh_msec_t          write_wait;
     wsh_msec_t          close_timeout;
     wsh_msec_t          shutdown_timeout;
+    wsh_msec_t          shutdown_spread;
 
     wsh_endpoint_t     *endpoints;
     size_t              nendpoints;

@@ -924,32 +924,68 @@ wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg)
     conn_timer_arm(&wsh_worker.pings, wsh_worker.ping_timer);
 }
 
+/* A draining WebSocket's turn: the module's last word, then close. */
+static void
+conn_drain_one(wsh_conn_t *c)
+{
+    int code = wsh_worker.drain_code;
+
+    if (c->endpoint->module->shutdown != NULL) {
+        c->endpoint->module->shutdown(c, code);
+    }
+    wsh_conn_close(c, code, code == WSH_CLOSE_RESTART ? "server restarting"
+                                                      : "server shutting down");
+}
+
+void
+wsh_conn_drain_timer(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_msec_t now = wsh_monotonic_msec();
+    wsh_conn_t *c;
+
+    while (!wsh_queue_empty(&wsh_worker.drains)) {
+        c = wsh_queue_data(wsh_queue_head(&wsh_worker.drains), wsh_conn_t,
+                           timer_link);
+        if (c->deadline > now) {
+            break;
+        }
+        conn_timer_unlink(c);
+        if (c->state == WSH_CONN_WS) {
+            conn_drain_one(c);
+        }
+    }
+    conn_timer_arm(&wsh_worker.drains, wsh_worker.drain_timer);
+}
+
+/* Close the WebSockets evenly over shutdown_spread, in the order they
+ * connected, so that a reload does not send every client back in the
+ * same millisecond; idle HTTP connections go at once. */
 void
 wsh_conn_drain_all(int code)
 {
+    wsh_msec_t now = wsh_monotonic_msec();
+    wsh_msec_t spread = wsh_worker.conf->shutdown_spread;
+    unsigned n = wsh_worker.nwebsockets, i = 0;
     wsh_queue_t *q, *next;
     wsh_conn_t *c;
 
+    (void) code;
     for (q = wsh_queue_head(&wsh_worker.conns); q != &wsh_worker.conns;
          q = next)
     {
         next = q->next;
         c = wsh_queue_data(q, wsh_conn_t, link);
-        if (c->state == WSH_CONN_WS
-            && c->endpoint->module->shutdown != NULL)
-        {
-            c->endpoint->module->shutdown(c, code);
-        }
         if (c->state == WSH_CONN_WS) {
-            wsh_conn_close(c, code, code == WSH_CLOSE_RESTART
-                                    ? "server restarting"
-                                    : "server shutting down");
+            conn_timer_unlink(c);       /* no more pings */
+            c->deadline = now + (n ? spread * i++ / n : 0);
+            wsh_queue_insert_tail(&wsh_worker.drains, &c->timer_link);
         } else if (c->state == WSH_CONN_HTTP
                    && (c->req == NULL || c->req->len == 0))
         {
             conn_finalize(c, NULL);     /* idle keep-alive connection */
         }
     }
+    wsh_conn_drain_timer(-1, 0, NULL);
 }
 
 void

@@ -92,5 +92,6 @@ void wsh_conn_free_dead(void);
 /* Timer queue callbacks (worker.c arms them). */
 void wsh_conn_handshake_timer(evutil_socket_t fd, short what, void *arg);
 void wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg);
+void wsh_conn_drain_timer(evutil_socket_t fd, short what, void *arg);
 
 #endif /* WSH_CONN_H */

@@ -234,6 +234,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
     wsh_queue_init(&wsh_worker.conns);
     wsh_queue_init(&wsh_worker.handshakes);
     wsh_queue_init(&wsh_worker.pings);
+    wsh_queue_init(&wsh_worker.drains);
     wsh_queue_init(&wsh_worker.dead);
 
     wsh_worker.base = event_base_new();
@@ -245,6 +246,8 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
                                              wsh_conn_handshake_timer, NULL);
     wsh_worker.ping_timer = evtimer_new(wsh_worker.base, wsh_conn_ping_timer,
                                         NULL);
+    wsh_worker.drain_timer = evtimer_new(wsh_worker.base,
+                                         wsh_conn_drain_timer, NULL);
     wsh_worker.dead_event = event_new(wsh_worker.base, -1, 0, worker_dead_cb,
                                       NULL);
     wsh_worker.exit_timer = evtimer_new(wsh_worker.base, worker_exit_timer_cb,
@@ -252,6 +255,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
     wsh_worker.chan = bufferevent_socket_new(wsh_worker.base, channel,
                                              BEV_OPT_CLOSE_ON_FREE);
     if (wsh_worker.handshake_timer == NULL || wsh_worker.ping_timer == NULL
+        || wsh_worker.drain_timer == NULL
         || wsh_worker.dead_event == NULL || wsh_worker.exit_timer == NULL
         || wsh_worker.chan == NULL)
     {
@@ -304,6 +308,7 @@ worker_cleanup(void)
     bufferevent_free(wsh_worker.chan);
     event_free(wsh_worker.handshake_timer);
     event_free(wsh_worker.ping_timer);
+    event_free(wsh_worker.drain_timer);
     event_free(wsh_worker.dead_event);
     event_free(wsh_worker.exit_timer);
     event_base_free(wsh_worker.base);

@@ -18,6 +18,7 @@ typedef struct {
     wsh_queue_t         conns;          /* every client connection */
     wsh_queue_t         handshakes;     /* HTTP phase, by deadline */
     wsh_queue_t         pings;          /* WebSockets, by next ping */
+    wsh_queue_t         drains;         /* draining, by close time */
     wsh_queue_t         dead;           /* closed, freed on next loop turn */
     unsigned            nconns;
     unsigned            nwebsockets;
@@ -25,6 +26,7 @@ typedef struct {
 
     struct event       *handshake_timer;
     struct event       *ping_timer;
+    struct event       *drain_timer;
     struct event       *dead_event;
     struct event       *exit_timer;
 

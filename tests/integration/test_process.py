@@ -269,6 +269,35 @@ class TestHubShutdown(unittest.TestCase):
     def test_quit_sends_server_shutdown_then_1001(self):
         self.drain(signal.SIGQUIT, 1001)
 
+    def test_closes_are_spread_over_shutdown_spread(self):
+        # The server never closes a client before its turn, so a slow
+        # machine can only make the spread wider: a lower bound is safe.
+        with Server(workers=1, shutdown_spread="2s", endpoints=[
+                {"path": "/ws", "module": "hub"}]) as srv:
+            async def client(i, times):
+                async with connect(srv.url("/ws?id=s%d" % i)) as ws:
+                    await asyncio.wait_for(ws.recv(), 5)    # welcome
+                    times.append(None)
+                    try:
+                        while True:
+                            await asyncio.wait_for(ws.recv(), 15)
+                    except websockets.ConnectionClosed as e:
+                        self.assertEqual(e.code, 1012)
+                        times[i] = time.monotonic()
+
+            async def go():
+                times = []
+                tasks = [asyncio.ensure_future(client(i, times))
+                         for i in range(10)]
+                while len(times) < 10:
+                    await asyncio.sleep(0.05)
+                times[:] = [None] * 10
+                srv.signal(signal.SIGHUP)
+                await asyncio.gather(*tasks)
+                return times
+            times = arun(go(), 60)
+        self.assertGreaterEqual(max(times) - min(times), 1.5, times)
+
 
 class TestLogs(unittest.TestCase):
 
