@@ -1,0 +1,100 @@
+"""test_reload.py -- reloads under load refuse nothing.
+
+200 hub clients connected and a client opening a new connection every few
+milliseconds, then 5 SIGHUPs in a row, each with a changed configuration:
+no handshake may fail, every old-generation client gets server_shutdown
+then close 1012, and the process tree comes back to master + N workers.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wshub_harness  # noqa: E402
+from wshub_harness import Server, arun, connect  # noqa: E402
+
+import websockets  # noqa: E402
+
+WORKERS = 2
+
+
+class ReloadUnderLoadTest(unittest.TestCase):
+
+    def test_five_reloads_refuse_nothing(self):
+        with Server(workers=WORKERS, shutdown_spread="1s",
+                    shutdown_timeout="10s", log_level="notice",
+                    endpoints=[{"path": "/ws", "module": "hub"}]) as srv:
+            stats = {"ok": 0, "failed": [], "told": 0, "closed_1012": 0}
+
+            async def resident(i):
+                """Stays until the server tells it to go."""
+                async with connect(srv.url("/ws?id=r%d" % i)) as ws:
+                    await asyncio.wait_for(ws.recv(), 10)       # welcome
+                    try:
+                        while True:
+                            msg = json.loads(await asyncio.wait_for(
+                                ws.recv(), 60))
+                            if msg["type"] == "server_shutdown":
+                                stats["told"] += 1
+                    except websockets.ConnectionClosed as e:
+                        if e.code == 1012:
+                            stats["closed_1012"] += 1
+
+            async def churn(stop):
+                """A new connection every few milliseconds."""
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    try:
+                        async with connect(srv.url("/ws?id=n%d" % n),
+                                           open_timeout=10) as ws:
+                            msg = json.loads(await asyncio.wait_for(
+                                ws.recv(), 10))
+                            if msg["type"] != "welcome":
+                                raise AssertionError(msg)
+                        stats["ok"] += 1
+                    except Exception as e:     # noqa: BLE001
+                        stats["failed"].append(repr(e))
+                    await asyncio.sleep(0.003)
+
+            async def go():
+                residents = [asyncio.ensure_future(resident(i))
+                             for i in range(200)]
+                stop = asyncio.Event()
+                churners = [asyncio.ensure_future(churn(stop))
+                            for _ in range(3)]
+                await asyncio.sleep(1)
+                for k in range(5):
+                    srv.conf["max_connections"] = 5000 + k
+                    srv.write_conf()
+                    srv.signal(signal.SIGHUP)
+                    await asyncio.sleep(0.4)
+                await asyncio.sleep(1)
+                stop.set()
+                await asyncio.gather(*churners)
+                await asyncio.wait_for(asyncio.gather(*residents), 60)
+
+            arun(go(), 120)
+            print("handshakes during the reloads: %d ok, %d failed"
+                  % (stats["ok"], len(stats["failed"])))
+            self.assertEqual(stats["failed"], [])
+            self.assertGreater(stats["ok"], 50)
+            self.assertEqual(stats["told"], 200)
+            self.assertEqual(stats["closed_1012"], 200)
+            # Back to master + N workers once the old ones drained.
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if len(srv.workers()) == WORKERS:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(len(srv.workers()), WORKERS, srv.log())
+            self.assertEqual(srv.log().count("reload done"), 5, srv.log())
+
+
+if __name__ == "__main__":
+    wshub_harness.main()
