@@ -8,6 +8,7 @@ master and worker are both checked.
 
 import asyncio
 import glob
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
-from wshub_harness import RawWS, Server, frame  # noqa: E402
+from wshub_harness import RawWS, Server, frame, http  # noqa: E402
 
 import websockets  # noqa: E402
 
@@ -27,13 +28,67 @@ import websockets  # noqa: E402
                  "a sanitizer build cannot run under valgrind")
 class ValgrindTest(unittest.TestCase):
 
-    def test_echo_session_has_no_definite_leak(self):
-        srv = Server(workers=1, ping_period="1s", pong_wait="2s")
+    def valgrind_server(self, **kw):
+        srv = Server(**kw)
         logs = os.path.join(srv.dir, "vg.%p.log")
         srv.wrapper = ["valgrind", "--leak-check=full",
                        "--show-leak-kinds=definite",
                        "--errors-for-leak-kinds=definite",
                        "--log-file=" + logs]
+        return srv
+
+    def check_reports(self, reports, processes):
+        self.assertGreaterEqual(len(reports), processes)
+        for text in reports:
+            self.assertRegex(text, r"ERROR SUMMARY: 0 errors", text)
+            m = re.search(r"definitely lost: ([\d,]+) bytes", text)
+            if m:
+                self.assertEqual(m.group(1), "0", text)
+
+    def test_hub_session_has_no_definite_leak(self):
+        """Rooms, presence, private messages, the publish API and a
+        dropped member through the master's relay, on two workers."""
+        srv = self.valgrind_server(
+            workers=2, raw_yaml="hub:\n  api_key: 0123456789abcdef\n",
+            endpoints=[{"path": "/ws", "module": "hub"},
+                       {"path": "/api/publish", "module": "hub"}])
+        with srv:
+            async def session():
+                a = await websockets.connect(srv.url("/ws?id=a"))
+                b = await websockets.connect(srv.url("/ws?id=b"))
+                for ws in (a, b):
+                    await ws.recv()                         # welcome
+                    await ws.send(json.dumps({"type": "join_room",
+                                              "room": "r"}))
+                await a.send(json.dumps({"type": "room_message",
+                                         "room": "r", "x": 1}))
+                await b.send(json.dumps({"type": "private_message",
+                                         "to": "a", "y": 2}))
+                await b.send(json.dumps({"type": "private_message",
+                                         "to": "nobody"}))
+                await b.send("not json")
+                await b.send(json.dumps({"type": "leave_room",
+                                         "room": "r"}))
+                await asyncio.sleep(1)
+                body = b'{"room":"r","data":{"z":3}}'
+                st, _, _ = await asyncio.to_thread(http, srv.port, (
+                    b'POST /api/publish HTTP/1.1\r\nHost: x\r\n'
+                    b'Authorization: apikey 0123456789abcdef\r\n'
+                    b'Content-Length: %d\r\n\r\n%s' % (len(body), body)))
+                self.assertEqual(st, 202)
+                await b.close()
+                await asyncio.sleep(1)
+                await a.close()
+            asyncio.run(asyncio.wait_for(session(), 120))
+            srv.signal(signal.SIGQUIT)
+            self.assertEqual(srv.wait_exit(timeout=60), 0)
+            reports = [open(f).read() for f in glob.glob(
+                os.path.join(srv.dir, "vg.*.log"))]
+        self.check_reports(reports, 3)
+
+    def test_echo_session_has_no_definite_leak(self):
+        srv = self.valgrind_server(workers=1, ping_period="1s",
+                                   pong_wait="2s")
         with srv:
             async def session():
                 async with websockets.connect(srv.url(), max_size=None,
@@ -56,12 +111,7 @@ class ValgrindTest(unittest.TestCase):
             self.assertEqual(srv.wait_exit(timeout=60), 0)
             reports = [open(f).read() for f in glob.glob(
                 os.path.join(srv.dir, "vg.*.log"))]
-        self.assertGreaterEqual(len(reports), 2, "master and worker")
-        for text in reports:
-            self.assertRegex(text, r"ERROR SUMMARY: 0 errors", text)
-            m = re.search(r"definitely lost: ([\d,]+) bytes", text)
-            if m:
-                self.assertEqual(m.group(1), "0", text)
+        self.check_reports(reports, 2)
 
 
 if __name__ == "__main__":
