@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/module.h"
 #include "process/master.h"
+#include "process/upgrade.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -188,37 +189,16 @@ daemonize(void)
     return WSH_OK;
 }
 
-static int
-write_pid_file(const char *path)
-{
-    char buf[32];
-    int fd, n;
-
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd == -1) {
-        wsh_log(WSH_LOG_EMERG, "open() pid file \"%s\" failed: %s", path,
-                strerror(errno));
-        return WSH_ERROR;
-    }
-    n = snprintf(buf, sizeof(buf), "%d\n", (int) getpid());
-    if (write(fd, buf, (size_t) n) != n) {
-        wsh_log(WSH_LOG_EMERG, "write() pid file \"%s\" failed", path);
-        close(fd);
-        return WSH_ERROR;
-    }
-    close(fd);
-    return WSH_OK;
-}
-
 int
 main(int argc, char **argv)
 {
     const char *file = WSH_CONF_PATH, *signame = NULL;
-    wsh_cycle_t *cycle;
+    wsh_cycle_t *cycle, *inherited;
     wsh_conf_t *cf;
-    char *pid_file;
-    bool test = false;
-    int ch, rc;
+    char *pid_file, binary[4096];
+    bool test = false, failed;
+    ssize_t n;
+    int ch;
 
     while ((ch = getopt(argc, argv, "c:s:tVh")) != -1) {
         switch (ch) {
@@ -241,8 +221,18 @@ main(int argc, char **argv)
         return send_signal(file, signame);
     }
 
+    /* The path of this binary, for a later binary upgrade (USR2): the
+     * new version is installed at the same path. */
+    n = readlink("/proc/self/exe", binary, sizeof(binary) - 1);
+    binary[n > 0 ? n : 0] = '\0';
+
     wsh_log_capture_libevent();
-    cycle = wsh_cycle_create(file, NULL);
+    inherited = wsh_upgrade_inherited(&failed);
+    if (failed) {
+        return 1;
+    }
+    cycle = wsh_cycle_create(file, inherited);
+    wsh_cycle_free(inherited);      /* closes what was not taken over */
     if (cycle == NULL) {
         return 1;
     }
@@ -254,7 +244,8 @@ main(int argc, char **argv)
         return 1;
     }
     raise_nofile(cf);
-    if (cf->daemon) {
+    /* A new binary started by an upgrade is already detached. */
+    if (cf->daemon && inherited == NULL) {
         if (daemonize() != WSH_OK) {
             wsh_cycle_free(cycle);
             return 1;
@@ -269,7 +260,7 @@ main(int argc, char **argv)
         }
     }
     pid_file = cf->pid_file ? strdup(cf->pid_file) : NULL;
-    if (pid_file != NULL && write_pid_file(pid_file) != WSH_OK) {
+    if (pid_file != NULL && wsh_pid_file_write(pid_file) != WSH_OK) {
         free(pid_file);
         wsh_cycle_free(cycle);
         return 1;
@@ -277,11 +268,5 @@ main(int argc, char **argv)
     wsh_log(WSH_LOG_NOTICE, "wshubd %s starting, %d workers, config %s",
             WSH_VERSION, cf->worker_processes, file);
 
-    rc = wsh_master_run(cycle);
-
-    if (pid_file != NULL) {
-        unlink(pid_file);
-        free(pid_file);
-    }
-    return rc;
+    return wsh_master_run(cycle, binary, argv, pid_file);
 }

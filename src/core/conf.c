@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cyaml/cyaml.h>
@@ -41,6 +42,27 @@ typedef struct {
     char *slow_consumer;
     char *api_key;
 } conf_raw_hub_t;
+
+typedef struct {
+    char *host;
+    char *port;
+    char *unix_socket;
+    char *user;
+    char *password;
+    char *db;
+    char *prefix;
+    char *connect_timeout;
+    char *command_timeout;
+    char *reconnect_min;
+    char *reconnect_max;
+    char *presence_ttl;
+} conf_raw_redis_t;
+
+typedef struct {
+    char             *type;
+    char             *node_id;
+    conf_raw_redis_t *redis;
+} conf_raw_engine_t;
 
 typedef struct {
     char                *daemon;
@@ -68,6 +90,7 @@ typedef struct {
     conf_raw_endpoint_t *endpoints;
     unsigned             endpoints_count;
     conf_raw_hub_t      *hub;
+    conf_raw_engine_t   *engine;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -101,6 +124,33 @@ static const cyaml_schema_field_t conf_hub_fields[] = {
     CYAML_FIELD_END
 };
 
+#define CONF_REDIS(key) \
+    CONF_STR(#key, conf_raw_redis_t, key, CYAML_FLAG_OPTIONAL)
+
+static const cyaml_schema_field_t conf_redis_fields[] = {
+    CONF_REDIS(host),
+    CONF_REDIS(port),
+    CONF_REDIS(unix_socket),
+    CONF_REDIS(user),
+    CONF_REDIS(password),
+    CONF_REDIS(db),
+    CONF_REDIS(prefix),
+    CONF_REDIS(connect_timeout),
+    CONF_REDIS(command_timeout),
+    CONF_REDIS(reconnect_min),
+    CONF_REDIS(reconnect_max),
+    CONF_REDIS(presence_ttl),
+    CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t conf_engine_fields[] = {
+    CONF_STR("type", conf_raw_engine_t, type, CYAML_FLAG_OPTIONAL),
+    CONF_STR("node_id", conf_raw_engine_t, node_id, CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_MAPPING_PTR("redis", CYAML_FLAG_OPTIONAL, conf_raw_engine_t,
+                            redis, conf_redis_fields),
+    CYAML_FIELD_END
+};
+
 #define CONF_OPT(key, member) CONF_STR(key, conf_raw_t, member, CYAML_FLAG_OPTIONAL)
 
 static const cyaml_schema_field_t conf_top_fields[] = {
@@ -130,6 +180,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                          conf_raw_t, endpoints, &conf_endpoint_schema, 1, 256),
     CYAML_FIELD_MAPPING_PTR("hub", CYAML_FLAG_OPTIONAL, conf_raw_t, hub,
                             conf_hub_fields),
+    CYAML_FIELD_MAPPING_PTR("engine", CYAML_FLAG_OPTIONAL, conf_raw_t, engine,
+                            conf_engine_fields),
     CYAML_FIELD_END
 };
 
@@ -913,6 +965,98 @@ conf_hub(conf_ctx_t *ctx, conf_raw_hub_t *raw, wsh_conf_hub_t *hub)
     }
 }
 
+static char *
+conf_strdup_or(conf_ctx_t *ctx, const char *value, const char *deflt)
+{
+    if (conf_is_set(value)) {
+        return conf_strdup(ctx, value);
+    }
+    return deflt ? conf_strdup(ctx, deflt) : NULL;
+}
+
+/* A node id unique across hosts: the host name is not (containers),
+ * so 64 random bits. */
+static char *
+conf_node_id(conf_ctx_t *ctx)
+{
+    unsigned char rnd[8];
+    char id[20];
+    size_t i;
+
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd)) {
+        conf_error(ctx, 1, 1, "getrandom() failed for engine.node_id");
+        return NULL;
+    }
+    for (i = 0; i < sizeof(rnd); i++) {
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    }
+    return conf_strdup(ctx, id);
+}
+
+static void
+conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
+{
+    static conf_raw_engine_t none;
+    static conf_raw_redis_t no_redis;
+    conf_raw_redis_t *r;
+
+    if (raw == NULL) {
+        raw = &none;
+    }
+    r = raw->redis ? raw->redis : &no_redis;
+    e->redis = false;
+    if (conf_is_set(raw->type)) {
+        if (strcmp(raw->type, "redis") == 0) {
+            e->redis = true;
+        } else if (strcmp(raw->type, "local") != 0) {
+            conf_value_error(ctx, "engine.type", "\"%s\" is not local or "
+                             "redis", raw->type);
+        }
+    }
+    if (conf_is_set(raw->node_id)
+        && strspn(raw->node_id, "abcdefghijklmnopqrstuvwxyz"
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+           != strlen(raw->node_id))
+    {
+        conf_value_error(ctx, "engine.node_id", "use letters, digits, "
+                         "\"_\", \".\" and \"-\" only");
+    }
+    e->node_id = conf_is_set(raw->node_id) ? conf_strdup(ctx, raw->node_id)
+                                           : conf_node_id(ctx);
+    e->host = conf_strdup_or(ctx, r->host, "127.0.0.1");
+    conf_uint(ctx, "engine.redis.port", r->port, 6379, 1, 65535, &e->port);
+    e->unix_socket = conf_strdup_or(ctx, r->unix_socket, NULL);
+    e->user = conf_strdup_or(ctx, r->user, NULL);
+    e->password = conf_strdup_or(ctx, r->password, NULL);
+    conf_uint(ctx, "engine.redis.db", r->db, 0, 0, 1000000, &e->db);
+    e->prefix = conf_strdup_or(ctx, r->prefix, "wshub:");
+    conf_msec(ctx, "engine.redis.connect_timeout", r->connect_timeout, 2000,
+              1, &e->connect_timeout);
+    conf_msec(ctx, "engine.redis.command_timeout", r->command_timeout, 2000,
+              1, &e->command_timeout);
+    conf_msec(ctx, "engine.redis.reconnect_min", r->reconnect_min, 100, 1,
+              &e->reconnect_min);
+    conf_msec(ctx, "engine.redis.reconnect_max", r->reconnect_max, 10000, 1,
+              &e->reconnect_max);
+    conf_msec(ctx, "engine.redis.presence_ttl", r->presence_ttl, 30000, 1000,
+              &e->presence_ttl);
+    if (!ctx->failed && e->reconnect_max < e->reconnect_min) {
+        conf_value_error(ctx, "engine.redis.reconnect_max", "must not be "
+                         "shorter than reconnect_min");
+    }
+}
+
+static void
+conf_engine_free(wsh_conf_engine_t *e)
+{
+    free(e->node_id);
+    free(e->host);
+    free(e->unix_socket);
+    free(e->user);
+    free(e->password);
+    free(e->prefix);
+}
+
 /* Pass 3: every value parsed, defaulted and checked. */
 static void
 conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
@@ -962,6 +1106,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
                          "still closed", (unsigned long long) cf->ping_period);
     }
     conf_hub(ctx, raw->hub, &cf->hub);
+    conf_engine(ctx, raw->engine, &cf->engine);
     if (!ctx->failed) {
         conf_endpoints(ctx, raw, cf);
     }
@@ -1056,6 +1201,7 @@ wsh_conf_free(wsh_conf_t *cf)
     free(cf->access_log);
     free(cf->pid_file);
     free(cf->hub.api_key);
+    conf_engine_free(&cf->engine);
     free(cf->file);
     free(cf);
 }

@@ -35,6 +35,24 @@ typedef struct {
     char               *api_key;           /* NULL: publish API off */
 } wsh_conf_hub_t;
 
+/* The engine section (engine:). */
+typedef struct {
+    bool                redis;             /* type: redis, else local */
+    char               *node_id;           /* this node in envelopes */
+    char               *host;
+    unsigned            port;
+    char               *unix_socket;       /* NULL: TCP */
+    char               *user;              /* ACL user, NULL: none */
+    char               *password;          /* NULL: no AUTH */
+    unsigned            db;
+    char               *prefix;            /* channel and key prefix */
+    wsh_msec_t          connect_timeout;
+    wsh_msec_t          command_timeout;
+    wsh_msec_t          reconnect_min;
+    wsh_msec_t          reconnect_max;
+    wsh_msec_t          presence_ttl;
+} wsh_conf_engine_t;
+
 typedef struct {
     char               *file;              /* the file this came from */
 
@@ -68,6 +86,7 @@ typedef struct {
     size_t              nendpoints;
 
     wsh_conf_hub_t      hub;
+    wsh_conf_engine_t   engine;
 
     void               *raw;               /* libcyaml's data, freed with us */
 } wsh_conf_t;

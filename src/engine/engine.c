@@ -28,7 +28,8 @@ static const wsh_engine_ops_t *engine;
 int
 wsh_engine_init_worker(void)
 {
-    engine = &wsh_engine_local;
+    engine = wsh_worker.conf->engine.redis ? &wsh_engine_redis
+                                           : &wsh_engine_local;
     if (wsh_topic_index_init() != WSH_OK) {
         return WSH_ERROR;
     }

@@ -36,6 +36,7 @@ typedef struct {
 } wsh_engine_ops_t;
 
 extern const wsh_engine_ops_t wsh_engine_local;
+extern const wsh_engine_ops_t wsh_engine_redis;
 
 /* Worker side (engine.c). */
 int  wsh_engine_init_worker(void);

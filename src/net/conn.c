@@ -575,6 +575,15 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
     if (c->endpoint->module->open != NULL) {
         c->endpoint->module->open(c, c->req);
     }
+    if (wsh_worker.draining && c->state == WSH_CONN_WS) {
+        /* A handshake that was under way when the drain began: it is
+         * completed (a refusal would be a failed connection for the
+         * client) and the socket closed politely at once. */
+        conn_timer_unlink(c);
+        c->deadline = wsh_monotonic_msec();
+        wsh_queue_insert_tail(&wsh_worker.drains, &c->timer_link);
+        conn_timer_arm(&wsh_worker.drains, wsh_worker.drain_timer);
+    }
     wsh_http_request_free(c->req);
     free(c->req);
     c->req = NULL;
@@ -656,10 +665,6 @@ conn_http_request(wsh_conn_t *c)
     status = wsh_handshake_check(r, accept, &why);
     if (status != WSH_OK) {
         conn_http_error(c, status, why);
-        return;
-    }
-    if (wsh_worker.draining) {
-        conn_http_error(c, 503, "the server is restarting, reconnect");
         return;
     }
     if (wsh_worker.nwebsockets >= wsh_worker.conf->max_connections) {
@@ -979,10 +984,12 @@ wsh_conn_drain_all(int code)
             conn_timer_unlink(c);       /* no more pings */
             c->deadline = now + (n ? spread * i++ / n : 0);
             wsh_queue_insert_tail(&wsh_worker.drains, &c->timer_link);
-        } else if (c->state == WSH_CONN_HTTP
+        } else if (c->state == WSH_CONN_HTTP && c->status != 0
                    && (c->req == NULL || c->req->len == 0))
         {
-            conn_finalize(c, NULL);     /* idle keep-alive connection */
+            /* Idle between keep-alive requests; a connection that has
+             * not sent its first request yet is served instead. */
+            conn_finalize(c, NULL);
         }
     }
     wsh_conn_drain_timer(-1, 0, NULL);

@@ -10,6 +10,7 @@
 #include "process/master.h"
 #include "process/channel.h"
 #include "process/signals.h"
+#include "process/upgrade.h"
 #include "process/worker.h"
 #include "core/log.h"
 #include "core/module.h"
@@ -57,6 +58,13 @@ static size_t master_nslots;
 static bool master_stopping;
 static int master_exit_status;
 static struct event *master_kill_timer;
+
+/* Binary upgrade (SIGUSR2): the new master is our child until we exit. */
+static const char *master_binary;
+static char **master_argv;
+static char *master_pid_file;       /* NULL: none */
+static bool master_oldbin;          /* renamed to .oldbin */
+static pid_t master_new_pid;
 
 static void master_spawn(int slot);
 
@@ -270,6 +278,52 @@ master_reaped(master_proc_t *p, int status)
     evtimer_add(s->timer, &tv);
 }
 
+/* Rename the pid file to or from .oldbin. */
+static void
+master_pid_oldbin(bool old)
+{
+    char path[4096];
+
+    if (master_pid_file == NULL || master_oldbin == old) {
+        return;
+    }
+    snprintf(path, sizeof(path), "%s.oldbin", master_pid_file);
+    if (rename(old ? master_pid_file : path, old ? path : master_pid_file)
+        == -1)
+    {
+        wsh_log(WSH_LOG_ALERT, "rename() of the pid file %s failed: %s",
+                master_pid_file, strerror(errno));
+        return;
+    }
+    master_oldbin = old;
+}
+
+/* SIGUSR2: start the binary installed at our path as a new master that
+ * inherits the listening sockets; we go on serving until told. */
+static void
+master_upgrade(void)
+{
+    if (master_new_pid != 0) {
+        wsh_log(WSH_LOG_WARN, "SIGUSR2 ignored: the new binary started "
+                "earlier (pid %d) is still running", (int) master_new_pid);
+        return;
+    }
+    if (master_oldbin) {
+        wsh_log(WSH_LOG_WARN, "SIGUSR2 ignored: this is the old master of "
+                "an upgrade");
+        return;
+    }
+    wsh_log(WSH_LOG_NOTICE, "SIGUSR2 received, starting %s with the "
+            "listening sockets", master_binary);
+    master_pid_oldbin(true);
+    master_new_pid = wsh_upgrade_exec(master_binary, master_argv,
+                                      master_cycle);
+    if (master_new_pid == -1) {
+        master_new_pid = 0;
+        master_pid_oldbin(false);
+    }
+}
+
 static void
 master_reap(void)
 {
@@ -281,6 +335,14 @@ master_reap(void)
         pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0) {
             break;
+        }
+        if (pid == master_new_pid) {
+            /* The new binary failed, or was stopped for a rollback. */
+            wsh_log(WSH_LOG_ALERT, "the new binary, pid %d, exited (status "
+                    "%d): this master goes on serving", (int) pid, status);
+            master_new_pid = 0;
+            master_pid_oldbin(false);
+            continue;
         }
         for (i = 0; i < master_nprocs; i++) {
             if (master_procs[i].pid == pid) {
@@ -424,6 +486,17 @@ master_signal_cb(int sig)
             master_reload();
         }
         break;
+    case SIGUSR2:
+        if (!master_stopping) {
+            master_upgrade();
+        }
+        break;
+    case SIGWINCH:
+        /* After an upgrade: the old workers drain, the sockets stay (a
+         * HUP brings workers back for a rollback). */
+        wsh_log(WSH_LOG_NOTICE, "SIGWINCH received, draining the workers");
+        master_signal_generation(UINT32_MAX, WSH_CMD_QUIT);
+        break;
     case SIGUSR1:
         wsh_log(WSH_LOG_NOTICE, "SIGUSR1 received, reopening logs");
         wsh_log_reopen();
@@ -433,14 +506,18 @@ master_signal_cb(int sig)
 }
 
 int
-wsh_master_run(wsh_cycle_t *cycle)
+wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
+    char *pid_file)
 {
     static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP,
-                                SIGUSR1 };
+                                SIGUSR1, SIGUSR2, SIGWINCH };
     struct sigaction sa;
     int n;
 
     master_cycle = cycle;
+    master_binary = binary;
+    master_argv = argv;
+    master_pid_file = pid_file;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
@@ -478,5 +555,13 @@ wsh_master_run(wsh_cycle_t *cycle)
     event_free(master_kill_timer);
     event_base_free(master_base);
     wsh_cycle_free(master_cycle);
+    if (master_pid_file != NULL) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s%s", master_pid_file,
+                 master_oldbin ? ".oldbin" : "");
+        unlink(path);
+        free(master_pid_file);
+    }
     return master_exit_status;
 }

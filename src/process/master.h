@@ -8,8 +8,11 @@
 
 /* Run the master loop with CYCLE (already built: config loaded,
  * listeners bound) until stopped; returns the process exit status. The
- * master owns CYCLE from here and frees it. */
-int wsh_master_run(wsh_cycle_t *cycle);
+ * master owns CYCLE and PID_FILE (its path, or NULL; removed at exit)
+ * from here and frees them. BINARY and ARGV start a new binary on
+ * SIGUSR2. */
+int wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
+    char *pid_file);
 
 /* Queue a channel frame to the worker tracked as process entry PROC
  * (the index the relay was given); WSH_ERROR if it is gone. */

@@ -210,6 +210,8 @@ worker_init_signals(void)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);      /* master-only signals */
+    sigaction(SIGWINCH, &sa, NULL);
     sa.sa_handler = SIG_DFL;
     sigaction(SIGCHLD, &sa, NULL);
     if (wsh_signals_init(wsh_worker.base, sigs, wsh_nelems(sigs),

@@ -316,6 +316,12 @@ START_TEST(test_load_empty)
         ck_assert(!cf->hub.slow_consumer_drop);
         ck_assert_uint_eq(cf->hub.max_rooms_per_connection, 100);
         ck_assert_ptr_null(cf->hub.api_key);
+        ck_assert(!cf->engine.redis);
+        ck_assert_str_eq(cf->engine.host, "127.0.0.1");
+        ck_assert_uint_eq(cf->engine.port, 6379);
+        ck_assert_str_eq(cf->engine.prefix, "wshub:");
+        ck_assert_uint_eq(cf->engine.presence_ttl, 30000);
+        ck_assert_uint_eq(strlen(cf->engine.node_id), 16);
         ck_assert_str_eq(cf->endpoints[0].path, "/echo");
         ck_assert_ptr_nonnull(cf->endpoints[0].module);
         ck_assert_ptr_eq(cf->endpoints[0].module, wsh_module_find("echo"));
@@ -454,6 +460,24 @@ START_TEST(test_error_unknown_module)
                  "    module: nope\n", 5, 13,
                  "endpoints[1].module", "unknown module \"nope\"", "echo",
                  NULL);
+}
+END_TEST
+
+START_TEST(test_error_engine)
+{
+    expect_error("engine:\n"
+                 "  type: memcached\n", 2, 9, "engine.type",
+                 "\"memcached\" is not local or redis", NULL);
+    expect_error("engine:\n"
+                 "  type: redis\n"
+                 "  redis:\n"
+                 "    reconnect_min: 5s\n"
+                 "    reconnect_max: 1s\n", 5, 20,
+                 "engine.redis.reconnect_max", NULL);
+    expect_error("engine:\n"
+                 "  redis:\n"
+                 "    prefx: a\n", 3, 5, "unknown key \"prefx\"",
+                 "did you mean \"prefix\"", NULL);
 }
 END_TEST
 
@@ -601,6 +625,7 @@ conf_suite(void)
     tcase_add_test(load, test_error_unknown_key_no_hint);
     tcase_add_test(load, test_error_duplicate_key);
     tcase_add_test(load, test_error_unknown_module);
+    tcase_add_test(load, test_error_engine);
     tcase_add_test(load, test_error_bad_duration);
     tcase_add_test(load, test_error_bad_size);
     tcase_add_test(load, test_error_pong_wait);

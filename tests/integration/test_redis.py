@@ -1,0 +1,310 @@
+#!/usr/bin/python3
+"""The Redis engine: two wshubd nodes (2 workers each) sharing one real
+redis-server started here on a free loopback port.
+
+Rooms, presence, private messages and broadcasts across nodes; the
+documented `redis-cli PUBLISH` of wshub-protocol(7); a node killed
+whole (master and workers); Redis down at start and restarted mid-run.
+Every process started here is stopped by pid whatever happens; every
+wait is bounded.
+"""
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wshub_harness  # noqa: E402
+from wshub_harness import Server, arun, free_port  # noqa: E402
+from test_hub import Pool, all_quiet, join, wait_for  # noqa: E402
+
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_CLI = "/usr/bin/redis-cli"
+TTL = 3     # presence_ttl, seconds
+
+# wshub-protocol(7), PUBLISHING FROM A BACKEND: keep identical.
+BACKEND_MESSAGE = '{"type":"room_message","text":"hi","from":"backend"}'
+
+
+class Redis:
+    """A throw-away redis-server on 127.0.0.1:PORT, no persistence."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="wshub-redis-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.cli("PING") == "PONG", 10, "redis-server")
+        return self
+
+    def cli(self, *args):
+        try:
+            out = subprocess.run([REDIS_CLI, "-p", str(self.port)] + list(args),
+                                 capture_output=True, timeout=5, text=True)
+        except subprocess.TimeoutExpired:
+            return None
+        return out.stdout.strip()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def node(redis_port, workers=2):
+    return Server(workers=workers, endpoints=[{"path": "/ws",
+                                               "module": "hub"}],
+                  raw_yaml="engine:\n  type: redis\n  redis:\n"
+                           "    port: %d\n    presence_ttl: %ds\n"
+                           "    reconnect_max: 1s\n" % (redis_port, TTL))
+
+
+def subscribers(redis, channel):
+    out = redis.cli("PUBSUB", "NUMSUB", channel).split()
+    return int(out[1]) if len(out) == 2 else 0
+
+
+async def wait_subscribed(redis, channel, n, timeout=10):
+    """Until N worker connections are subscribed to CHANNEL."""
+    deadline = time.monotonic() + timeout
+    while subscribers(redis, channel) < n:
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s: %d subscribers, expected %d" % (
+                channel, subscribers(redis, channel), n))
+        await asyncio.sleep(0.05)
+
+
+def connected(redis):
+    """Worker connections to REDIS (redis-cli itself not counted)."""
+    for line in (redis.cli("INFO", "clients") or "").splitlines():
+        if line.startswith("connected_clients:"):
+            return int(line.split(":")[1]) - 1
+    return 0
+
+
+async def wait_connected(redis, n, timeout=15):
+    """Until N connections (2 per worker) are back."""
+    deadline = time.monotonic() + timeout
+    while connected(redis) < n:
+        if time.monotonic() >= deadline:
+            raise AssertionError("%d connections to redis, expected %d" % (
+                connected(redis), n))
+        await asyncio.sleep(0.05)
+
+
+async def chat_once(sender, others, room, text, quiet=1.0):
+    """SENDER says TEXT in ROOM: every one of OTHERS gets it exactly
+    once, the sender never."""
+    await sender.send({"type": "room_message", "room": room, "text": text})
+    for c in others:
+        m = await c.expect("room_message", 5, room=room, text=text)
+        assert m["from"] == sender.id, m
+    extra = await all_quiet(others + [sender], quiet)
+    assert not extra, "duplicates or echoes: %r" % extra
+
+
+class RedisTestCase(unittest.TestCase):
+
+    def setUp(self):
+        self.redis = Redis()
+        self.addCleanup(self.redis.cleanup)
+        self.nodes = []
+
+    def start_node(self, **kw):
+        srv = node(self.redis.port, **kw)
+        self.addCleanup(srv.stop)
+        srv.start()
+        self.nodes.append(srv)
+        return srv
+
+    def run_pools(self, body, timeout=60):
+        async def main():
+            pools = [Pool(n) for n in self.nodes]
+            try:
+                return await body(*pools)
+            finally:
+                for p in pools:
+                    with contextlib.suppress(Exception):
+                        await p.close_all()
+        return arun(main(), timeout)
+
+
+class TestAcrossNodes(RedisTestCase):
+
+    def test_rooms_presence_private_broadcast_backend(self):
+        self.redis.start()
+        a, b = self.start_node(), self.start_node()
+        room = "lobby"
+        chan = "wshub:room:" + room
+
+        async def body(pa, pb):
+            a1 = await pa.open("alice")
+            b1 = await pb.open("bob")
+            await join(a1, room, ["alice"])
+            await wait_subscribed(self.redis, chan, 1)
+            m = await join(b1, room)
+            assert sorted(m["members"]) == ["alice", "bob"], m
+            await a1.expect("user_joined_room", room=room, userId="bob")
+            await wait_subscribed(self.redis, chan, 2)
+
+            # Exactly once, never back to the sender, both directions.
+            await chat_once(a1, [b1], room, "from a")
+            await chat_once(b1, [a1], room, "from b")
+
+            # A third member on node a: the list spans nodes.
+            a2 = await pa.open("carol")
+            m = await join(a2, room)
+            assert sorted(m["members"]) == ["alice", "bob", "carol"], m
+            for c in (a1, b1):
+                await c.expect("user_joined_room", room=room,
+                               userId="carol")
+            await chat_once(b1, [a1, a2], room, "to both")
+
+            # Private across nodes; unknown id.
+            await b1.send({"type": "private_message", "to": "alice",
+                           "text": "psst"})
+            m = await a1.expect("private_message", text="psst")
+            assert m["from"] == "bob", m
+            await b1.error({"type": "private_message", "to": "nobody",
+                            "text": "?"}, "User not found",
+                           "private_message")
+            assert not await all_quiet([a1, a2, b1], 0.5)
+
+            # Broadcast across nodes.
+            await a2.send({"type": "broadcast", "text": "all"})
+            for c in (a1, b1):
+                await c.expect("broadcast", text="all", **{"from": "carol"})
+            assert not await all_quiet([a1, a2, b1], 0.5)
+
+            # The documented backend publish, verbatim.
+            out = await asyncio.to_thread(
+                self.redis.cli, "PUBLISH", "wshub:room:lobby",
+                BACKEND_MESSAGE)
+            assert int(out) >= 2, out
+            for c in (a1, a2, b1):
+                await c.expect("room_message", text="hi",
+                               **{"from": "backend"})
+
+            # Leaving and disconnecting are seen on the other node.
+            await a2.request({"type": "leave_room", "room": room},
+                             "room_left", room=room)
+            await b1.expect("user_left_room", room=room, userId="carol")
+            await a1.expect("user_left_room", room=room, userId="carol")
+            await b1.ws.close()
+            await a1.expect("user_left_room", room=room, userId="bob")
+            assert not await all_quiet([a1, a2], 0.5)
+
+        self.run_pools(body)
+
+    def test_killed_node_members_leave(self):
+        self.redis.start()
+        a, b = self.start_node(), self.start_node()
+        room = "crash"
+
+        async def body(pa, pb):
+            a1 = await pa.open("survivor")
+            b1 = await pb.open("victim")
+            await join(a1, room)
+            await wait_subscribed(self.redis, "wshub:room:" + room, 1)
+            await join(b1, room)
+            await a1.expect("user_joined_room", room=room, userId="victim")
+            os.killpg(b.proc.pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            await a1.expect("user_left_room", 2 * TTL + 5, room=room,
+                            userId="victim")
+            took = time.monotonic() - t0
+            assert took < 2 * TTL + 5, took
+            assert not await all_quiet([a1], TTL), "left twice?"
+
+        self.run_pools(body)
+
+
+class TestFaults(RedisTestCase):
+
+    def test_redis_down_at_start(self):
+        a = self.start_node()
+        a.wait_log("redis", timeout=10)
+        b = self.start_node()
+
+        async def body(pa, pb):
+            a1 = await pa.open("early")
+            await a1.ping()
+            m = await join(a1, "r")
+            assert m["members"] == ["early"], m
+            self.redis.start()
+            await wait_subscribed(self.redis, "wshub:room:r", 1, 15)
+            b1 = await pb.open("late")
+            await wait_subscribed(self.redis, "wshub:client:late", 1, 15)
+            await wait_connected(self.redis, 8)
+            await a1.send({"type": "private_message", "to": "late",
+                           "text": "hello"})
+            await b1.expect("private_message", text="hello")
+            m = await join(b1, "r")
+            assert sorted(m["members"]) == ["early", "late"], m
+            await a1.expect("user_joined_room", room="r", userId="late")
+            await chat_once(b1, [a1], "r", "after")
+
+        self.run_pools(body)
+        assert "restored" in a.log(), a.log()
+
+    def test_redis_restarted(self):
+        self.redis.start()
+        a, b = self.start_node(), self.start_node()
+        room = "restart"
+        chan = "wshub:room:" + room
+
+        async def body(pa, pb):
+            a1 = await pa.open("ra")
+            b1 = await pb.open("rb")
+            await join(a1, room)
+            await wait_subscribed(self.redis, chan, 1)
+            await join(b1, room)
+            await a1.expect("user_joined_room", room=room, userId="rb")
+            await wait_subscribed(self.redis, chan, 2)
+            await chat_once(a1, [b1], room, "before")
+
+            self.redis.stop()
+            await asyncio.sleep(0.5)
+            # Local traffic goes on.
+            await a1.ping()
+            self.redis.start()
+            await wait_subscribed(self.redis, chan, 2, 15)
+            await wait_subscribed(self.redis, "wshub:client:rb", 1, 15)
+            await wait_connected(self.redis, 8)
+            await chat_once(a1, [b1], room, "after 1")
+            await chat_once(b1, [a1], room, "after 2")
+            await b1.send({"type": "private_message", "to": "ra",
+                           "text": "p"})
+            await a1.expect("private_message", text="p")
+            # The presence entries come back with the refresh.
+            wait_for(lambda: self.redis.cli(
+                "ZCARD", "wshub:presence:" + room) == "2", 5,
+                "presence after restart")
+
+        self.run_pools(body)
+
+
+if __name__ == "__main__":
+    if not (os.access(REDIS_SERVER, os.X_OK) and os.access(REDIS_CLI,
+                                                            os.X_OK)):
+        print("SKIP: redis-server is not installed "
+              "(packaging/install-deps.sh --test)")
+        sys.exit(77)
+    wshub_harness.main()
