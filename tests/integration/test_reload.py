@@ -96,5 +96,60 @@ class ReloadUnderLoadTest(unittest.TestCase):
             self.assertEqual(srv.log().count("reload done"), 5, srv.log())
 
 
+class ContinuityTest(unittest.TestCase):
+    """Messages published on the new generation reach the clients still
+    waiting for their turn on the draining old workers."""
+
+    def test_new_generation_reaches_draining_clients(self):
+        with Server(workers=2, shutdown_spread="6s",
+                    shutdown_timeout="20s",
+                    endpoints=[{"path": "/ws", "module": "hub"}]) as srv:
+            async def go():
+                old = []
+                for i in range(20):
+                    ws = await connect(srv.url("/ws?id=old%d" % i))
+                    await asyncio.wait_for(ws.recv(), 5)        # welcome
+                    await ws.send(json.dumps({"type": "join_room",
+                                              "room": "r"}))
+                    old.append(ws)
+                for ws in old:
+                    while json.loads(await asyncio.wait_for(
+                            ws.recv(), 5))["type"] != "room_joined":
+                        pass
+                srv.signal(signal.SIGHUP)
+                await asyncio.sleep(1)
+                new = await connect(srv.url("/ws?id=new"))
+                await asyncio.wait_for(new.recv(), 5)
+                await new.send(json.dumps({"type": "join_room",
+                                           "room": "r"}))
+                while json.loads(await asyncio.wait_for(
+                        new.recv(), 5))["type"] != "room_joined":
+                    pass
+                await new.send(json.dumps({"type": "room_message",
+                                           "room": "r", "n": 1}))
+                got, closed_first = 0, 0
+                for ws in old:
+                    try:
+                        while True:
+                            m = json.loads(await asyncio.wait_for(
+                                ws.recv(), 10))
+                            if m["type"] == "room_message":
+                                got += 1
+                                break
+                    except websockets.ConnectionClosed:
+                        closed_first += 1   # its turn came before
+                await new.close()
+                for ws in old:
+                    await ws.close()
+                return got, closed_first
+            got, closed_first = arun(go(), 90)
+        print("draining clients: %d received, %d closed before" % (
+            got, closed_first))
+        self.assertEqual(got + closed_first, 20)
+        # The drain is spread over 6 s and the message left after ~1 s:
+        # most old clients were still there to receive it.
+        self.assertGreaterEqual(got, 5)
+
+
 if __name__ == "__main__":
     wshub_harness.main()
