@@ -158,6 +158,30 @@ raise_nofile(const wsh_conf_t *cf)
     }
 }
 
+/* Workers run as root only when the configuration says so. */
+static int
+check_user(const wsh_conf_t *cf)
+{
+    if (geteuid() != 0) {
+        if (cf->user != NULL && cf->uid != geteuid()) {
+            wsh_log(WSH_LOG_NOTICE, "not started as root: \"user %s\" is "
+                    "ignored, the workers run as this user", cf->user);
+        }
+        return WSH_OK;
+    }
+    if (cf->user == NULL) {
+        wsh_log(WSH_LOG_EMERG, "started as root and %s sets no \"user\": "
+                "set \"user: wshub\" (or another unprivileged account) for "
+                "the workers, or \"user: root\" to run them as root",
+                cf->file);
+        return WSH_ERROR;
+    }
+    if (cf->uid != 0) {
+        wsh_log_set_owner(cf->uid, cf->gid);
+    }
+    return WSH_OK;
+}
+
 static int
 daemonize(void)
 {
@@ -240,6 +264,10 @@ main(int argc, char **argv)
     if (wsh_log_open(cf->error_log, cf->access_log, cf->log_level)
         != WSH_OK)
     {
+        wsh_cycle_free(cycle);
+        return 1;
+    }
+    if (check_user(cf) != WSH_OK) {
         wsh_cycle_free(cycle);
         return 1;
     }

@@ -17,7 +17,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,9 @@ typedef struct {
 typedef struct {
     char                *daemon;
     char                *pid_file;
+    char                *user;
+    char                *group;
+    char                *worker_rlimit_nofile;
     char                *worker_processes;
     char                *error_log;
     char                *log_level;
@@ -156,6 +161,9 @@ static const cyaml_schema_field_t conf_engine_fields[] = {
 static const cyaml_schema_field_t conf_top_fields[] = {
     CONF_OPT("daemon", daemon),
     CONF_OPT("pid_file", pid_file),
+    CONF_OPT("user", user),
+    CONF_OPT("group", group),
+    CONF_OPT("worker_rlimit_nofile", worker_rlimit_nofile),
     CONF_OPT("worker_processes", worker_processes),
     CONF_OPT("error_log", error_log),
     CONF_OPT("log_level", log_level),
@@ -1057,6 +1065,39 @@ conf_engine_free(wsh_conf_engine_t *e)
     free(e->prefix);
 }
 
+/* user/group: looked up now, so a typo fails "wshubd -t" with its line
+ * rather than a worker at fork time. */
+static void
+conf_user(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
+{
+    struct passwd *pw;
+    struct group *gr;
+
+    if (!conf_is_set(raw->user)) {
+        if (conf_is_set(raw->group)) {
+            conf_value_error(ctx, "group", "needs user as well");
+        }
+        return;
+    }
+    pw = getpwnam(raw->user);
+    if (pw == NULL) {
+        conf_value_error(ctx, "user", "no such user \"%s\"", raw->user);
+        return;
+    }
+    cf->user = conf_strdup(ctx, raw->user);
+    cf->uid = pw->pw_uid;
+    cf->gid = pw->pw_gid;
+    if (conf_is_set(raw->group)) {
+        gr = getgrnam(raw->group);
+        if (gr == NULL) {
+            conf_value_error(ctx, "group", "no such group \"%s\"",
+                             raw->group);
+            return;
+        }
+        cf->gid = gr->gr_gid;
+    }
+}
+
 /* Pass 3: every value parsed, defaulted and checked. */
 static void
 conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
@@ -1064,6 +1105,9 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     unsigned backlog;
 
     conf_bool(ctx, "daemon", raw->daemon, false, &cf->daemon);
+    conf_user(ctx, raw, cf);
+    conf_uint(ctx, "worker_rlimit_nofile", raw->worker_rlimit_nofile, 0, 0,
+              16777216, &cf->worker_rlimit_nofile);
     conf_workers(ctx, raw, cf);
     conf_logs(ctx, raw, cf);
     conf_listen(ctx, raw, cf);
@@ -1200,6 +1244,7 @@ wsh_conf_free(wsh_conf_t *cf)
     free(cf->error_log);
     free(cf->access_log);
     free(cf->pid_file);
+    free(cf->user);
     free(cf->hub.api_key);
     conf_engine_free(&cf->engine);
     free(cf->file);

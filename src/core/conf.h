@@ -58,6 +58,10 @@ typedef struct {
 
     bool                daemon;
     char               *pid_file;          /* NULL: none */
+    char               *user;              /* workers' account, NULL: none */
+    uid_t               uid;
+    gid_t               gid;
+    unsigned            worker_rlimit_nofile;   /* 0: inherited */
     int                 worker_processes;
     char               *error_log;
     int                 log_level;

@@ -76,6 +76,15 @@ wsh_cycle_create(const char *file, wsh_cycle_t *old)
     return cycle;
 
 failed:
+    wsh_cycle_abandon(cycle, old);
+    return NULL;
+}
+
+void
+wsh_cycle_abandon(wsh_cycle_t *cycle, wsh_cycle_t *old)
+{
+    size_t i, j;
+
     /* Hand taken-over sockets back so the old cycle stays whole. */
     for (i = 0; old != NULL && i < cycle->nlistening; i++) {
         for (j = 0; j < old->nlistening; j++) {
@@ -88,7 +97,6 @@ failed:
         }
     }
     wsh_cycle_free(cycle);
-    return NULL;
 }
 
 void

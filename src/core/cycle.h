@@ -32,6 +32,10 @@ typedef struct {
  * (or, with err non-NULL, after writing the config error there). */
 wsh_cycle_t *wsh_cycle_create(const char *file, wsh_cycle_t *old);
 
+/* Give up a cycle built from OLD that will not be used: the sockets it
+ * took over go back to OLD, the rest are closed. */
+void wsh_cycle_abandon(wsh_cycle_t *cycle, wsh_cycle_t *old);
+
 /* Close the listeners not taken over by a newer cycle and free. */
 void wsh_cycle_free(wsh_cycle_t *cycle);
 

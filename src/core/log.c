@@ -27,6 +27,30 @@ typedef struct {
 static wsh_log_file_t error_log = { STDERR_FILENO, NULL };
 static wsh_log_file_t access_log = { -1, NULL };
 static int log_level = WSH_LOG_NOTICE;
+static bool log_owned;
+static uid_t log_uid;
+static gid_t log_gid;
+
+static void
+log_chown(const wsh_log_file_t *lf)
+{
+    if (log_owned && lf->path != NULL && lf->fd != -1
+        && fchown(lf->fd, log_uid, log_gid) == -1)
+    {
+        wsh_log(WSH_LOG_ALERT, "fchown() \"%s\" failed: %s", lf->path,
+                strerror(errno));
+    }
+}
+
+void
+wsh_log_set_owner(uid_t uid, gid_t gid)
+{
+    log_owned = true;
+    log_uid = uid;
+    log_gid = gid;
+    log_chown(&error_log);
+    log_chown(&access_log);
+}
 static int log_worker = -1;
 
 static const char *level_names[] = {
@@ -70,6 +94,7 @@ log_open_one(wsh_log_file_t *lf, const char *name, wsh_log_file_t *out)
     out->fd = fd;
     out->path = strdup(name);
     (void) lf;
+    log_chown(out);
     return WSH_OK;
 }
 
@@ -123,6 +148,7 @@ log_reopen_one(wsh_log_file_t *lf)
     }
     close(lf->fd);
     lf->fd = fd;
+    log_chown(lf);
 }
 
 void

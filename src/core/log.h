@@ -35,6 +35,10 @@ int wsh_log_open(const char *error_log, const char *access_log, int level);
 /* Reopen the current files (USR1, after logrotate moved them). */
 void wsh_log_reopen(void);
 
+/* Make the log files (now and when reopened) belong to UID:GID, so
+ * workers running as that account can reopen them. Master only. */
+void wsh_log_set_owner(uid_t uid, gid_t gid);
+
 /* Identity shown in every line: worker id (-1 = master). */
 void wsh_log_set_worker(int worker_id);
 

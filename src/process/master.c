@@ -441,13 +441,23 @@ master_reload(void)
         return;
     }
     cf = cycle->conf;
+    if (geteuid() == 0 && cf->user == NULL) {
+        wsh_log(WSH_LOG_ERR, "%s sets no \"user\" while running as root: "
+                "reload refused, still running with the previous "
+                "configuration", cf->file);
+        wsh_cycle_abandon(cycle, old);
+        return;
+    }
+    if (geteuid() == 0 && cf->uid != 0) {
+        wsh_log_set_owner(cf->uid, cf->gid);
+    }
     if (wsh_log_open(cf->error_log, cf->access_log, cf->log_level)
         != WSH_OK || master_set_slots((size_t) cf->worker_processes)
         != WSH_OK)
     {
         wsh_log(WSH_LOG_ERR, "reload failed, still running with the previous "
                 "configuration");
-        wsh_cycle_free(cycle);
+        wsh_cycle_abandon(cycle, old);
         return;
     }
     master_cycle = cycle;

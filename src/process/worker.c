@@ -17,7 +17,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -316,13 +318,43 @@ worker_cleanup(void)
     event_base_free(wsh_worker.base);
 }
 
+/* Set the worker's descriptor limit, then become the configured user:
+ * the master may be root (to bind low ports), a worker never needs to. */
+static int
+worker_privileges(const wsh_conf_t *cf)
+{
+    struct rlimit rl;
+
+    if (cf->worker_rlimit_nofile != 0) {
+        rl.rlim_cur = rl.rlim_max = cf->worker_rlimit_nofile;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+            wsh_log(WSH_LOG_ALERT, "setrlimit(RLIMIT_NOFILE, %u) failed: %s",
+                    cf->worker_rlimit_nofile, strerror(errno));
+        }
+    }
+    if (cf->user == NULL || geteuid() != 0 || cf->uid == 0) {
+        return WSH_OK;
+    }
+    if (initgroups(cf->user, cf->gid) == -1 || setgid(cf->gid) == -1
+        || setuid(cf->uid) == -1)
+    {
+        wsh_log(WSH_LOG_EMERG, "cannot switch to user \"%s\" (uid %d, gid "
+                "%d): %s", cf->user, (int) cf->uid, (int) cf->gid,
+                strerror(errno));
+        return WSH_ERROR;
+    }
+    return WSH_OK;
+}
+
 void
 wsh_worker_run(wsh_cycle_t *cycle, int id, int channel)
 {
     wsh_log_set_worker(id);
     prctl(PR_SET_NAME, "wshubd: worker", 0, 0, 0);
 
-    if (worker_init(cycle, id, channel) != WSH_OK) {
+    if (worker_privileges(cycle->conf) != WSH_OK
+        || worker_init(cycle, id, channel) != WSH_OK)
+    {
         exit(2);                /* the master backs off before respawning */
     }
     wsh_log(WSH_LOG_INFO, "worker %d started", id);

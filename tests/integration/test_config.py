@@ -202,5 +202,40 @@ class TestRefuseToStart(ConfTest):
                          "pid file written by a server that did not start")
 
 
+class TestUser(ConfTest):
+
+    def test_unknown_user_fails_the_test(self):
+        path = self.conf("worker_processes: 1\n"
+                         "user: no-such-user-here\n")
+        p = wshubd("-t", "-c", path)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:2:7: user: no such user" % path, p.stderr)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root")
+    def test_root_without_user_refuses_to_start(self):
+        path = self.conf("worker_processes: 1\n"
+                         "listen: [127.0.0.1:%d]\n" % free_port())
+        status, out, err = start_expecting_failure(path)
+        self.assertEqual(status, 1, err)
+        self.assertIn('sets no "user"', err)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root")
+    def test_workers_run_as_the_configured_user(self):
+        with Server(workers=2, user="nobody", worker_rlimit_nofile=4321) \
+                as srv:
+            for pid in srv.workers():
+                with open("/proc/%d/status" % pid) as f:
+                    status = f.read()
+                uid = [line.split()[1:] for line in status.splitlines()
+                       if line.startswith("Uid:")][0]
+                self.assertEqual(set(uid), {"65534"}, status)
+                with open("/proc/%d/limits" % pid) as f:
+                    self.assertRegex(f.read(),
+                                     r"Max open files\s+4321\s+4321")
+            # The error log was given to the workers' user.
+            self.assertEqual(os.stat(srv.conf["error_log"]).st_uid, 65534)
+            self.assertEqual(wshub_harness.echo(srv.url()), "hello")
+
+
 if __name__ == "__main__":
     wshub_harness.main()

@@ -73,6 +73,9 @@ class Server:
             "pid_file": os.path.join(self.dir, "wshubd.pid"),
             "log_level": "info",
         }
+        if os.geteuid() == 0:
+            # wshubd refuses to run workers as root unless told to.
+            self.conf["user"] = "root"
         self.conf.update(conf)
         self.endpoints = endpoints or [
             {"path": "/echo", "module": "echo", "max_message_size": "16m"}]
