@@ -11,6 +11,7 @@ wait is bounded.
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,8 +23,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
-from wshub_harness import Server, arun, free_port  # noqa: E402
+from wshub_harness import Server, arun, connect, free_port  # noqa: E402
 from test_hub import Pool, all_quiet, join, wait_for  # noqa: E402
+
+import websockets  # noqa: E402
 
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
@@ -234,6 +237,59 @@ class TestAcrossNodes(RedisTestCase):
             assert not await all_quiet([a1], TTL), "left twice?"
 
         self.run_pools(body)
+
+
+class TestReload(RedisTestCase):
+
+    def test_new_generation_reaches_draining_clients(self):
+        """Issue 6, engine continuity: after a reload, a message published
+        on the new generation reaches the old generation's clients that
+        are still waiting for their turn to be closed."""
+        self.redis.start()
+        srv = Server(workers=2, shutdown_spread="6s", shutdown_timeout="20s",
+                     endpoints=[{"path": "/ws", "module": "hub"}],
+                     raw_yaml="engine:\n  type: redis\n  redis:\n"
+                              "    port: %d\n" % self.redis.port)
+        self.addCleanup(srv.stop)
+        srv.start()
+
+        async def joined(ws):
+            while json.loads(await asyncio.wait_for(
+                    ws.recv(), 5))["type"] != "room_joined":
+                pass
+
+        async def go():
+            old = []
+            for i in range(10):
+                ws = await connect(srv.url("/ws?id=old%d" % i))
+                await asyncio.wait_for(ws.recv(), 5)            # welcome
+                await ws.send(json.dumps({"type": "join_room", "room": "r"}))
+                await joined(ws)
+                old.append(ws)
+            srv.signal(signal.SIGHUP)
+            await asyncio.sleep(1)
+            new = await connect(srv.url("/ws?id=new"))
+            await asyncio.wait_for(new.recv(), 5)
+            await new.send(json.dumps({"type": "join_room", "room": "r"}))
+            await joined(new)
+            await new.send(json.dumps({"type": "room_message", "room": "r",
+                                       "n": 1}))
+            got = closed = 0
+            for ws in old:
+                try:
+                    while json.loads(await asyncio.wait_for(
+                            ws.recv(), 10))["type"] != "room_message":
+                        pass
+                    got += 1
+                except websockets.ConnectionClosed:
+                    closed += 1
+            for ws in old + [new]:
+                await ws.close()
+            return got, closed
+
+        got, closed = arun(go(), 60)
+        self.assertEqual(got + closed, 10)
+        self.assertGreaterEqual(got, 3)
 
 
 class TestFaults(RedisTestCase):
