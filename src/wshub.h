@@ -140,6 +140,20 @@ int  wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
 size_t wsh_publish(int kind, const char *name, size_t len, const void *data,
     size_t dlen, wsh_conn_t *sender, int flags);
 
+/* The server as this worker sees it, for health checks. */
+typedef struct {
+    const char *version;
+    const char *engine;         /* "local" or "redis" */
+    int         engine_up;
+    int         draining;       /* this worker is stopping or reloading */
+    int         worker;         /* this worker's slot */
+    int         workers;        /* worker_processes */
+    unsigned    connections;    /* this worker's WebSockets */
+    uint64_t    uptime_ms;      /* since this worker started */
+} wsh_server_info_t;
+
+void wsh_server_info(wsh_server_info_t *info);
+
 /* Request accessors (handshake and http hooks). Values are not
  * NUL-terminated: use the lengths. */
 const char *wsh_request_method(const wsh_request_t *r, size_t *len);

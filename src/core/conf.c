@@ -46,6 +46,10 @@ typedef struct {
 } conf_raw_hub_t;
 
 typedef struct {
+    char *engine_required;
+} conf_raw_health_t;
+
+typedef struct {
     char *host;
     char *port;
     char *unix_socket;
@@ -96,6 +100,7 @@ typedef struct {
     unsigned             endpoints_count;
     conf_raw_hub_t      *hub;
     conf_raw_engine_t   *engine;
+    conf_raw_health_t   *health;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -148,6 +153,12 @@ static const cyaml_schema_field_t conf_redis_fields[] = {
     CYAML_FIELD_END
 };
 
+static const cyaml_schema_field_t conf_health_fields[] = {
+    CONF_STR("engine_required", conf_raw_health_t, engine_required,
+             CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t conf_engine_fields[] = {
     CONF_STR("type", conf_raw_engine_t, type, CYAML_FLAG_OPTIONAL),
     CONF_STR("node_id", conf_raw_engine_t, node_id, CYAML_FLAG_OPTIONAL),
@@ -190,6 +201,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                             conf_hub_fields),
     CYAML_FIELD_MAPPING_PTR("engine", CYAML_FLAG_OPTIONAL, conf_raw_t, engine,
                             conf_engine_fields),
+    CYAML_FIELD_MAPPING_PTR("health", CYAML_FLAG_OPTIONAL, conf_raw_t, health,
+                            conf_health_fields),
     CYAML_FIELD_END
 };
 
@@ -898,7 +911,8 @@ conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     static conf_raw_endpoint_t deflt[] = {
         { "/echo", "echo", "16m" },
         { "/ws", "hub", NULL },
-        { "/api/publish", "hub", NULL }
+        { "/api/publish", "hub", NULL },
+        { "/health", "health", NULL }
     };
     conf_raw_endpoint_t *list = raw->endpoints ? raw->endpoints : deflt;
     size_t n = raw->endpoints ? raw->endpoints_count : wsh_nelems(deflt);
@@ -1151,6 +1165,9 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     }
     conf_hub(ctx, raw->hub, &cf->hub);
     conf_engine(ctx, raw->engine, &cf->engine);
+    conf_bool(ctx, "health.engine_required",
+              raw->health ? raw->health->engine_required : NULL, false,
+              &cf->health_engine_required);
     if (!ctx->failed) {
         conf_endpoints(ctx, raw, cf);
     }

@@ -91,6 +91,7 @@ typedef struct {
 
     wsh_conf_hub_t      hub;
     wsh_conf_engine_t   engine;
+    bool                health_engine_required;
 
     void               *raw;               /* libcyaml's data, freed with us */
 } wsh_conf_t;

@@ -36,6 +36,18 @@ wsh_engine_init_worker(void)
     return engine->init_worker ? engine->init_worker() : WSH_OK;
 }
 
+const char *
+wsh_engine_name(void)
+{
+    return engine != NULL ? engine->name : "none";
+}
+
+bool
+wsh_engine_up(void)
+{
+    return engine != NULL && (engine->up == NULL || engine->up());
+}
+
 void
 wsh_engine_exit_worker(void)
 {

@@ -33,6 +33,9 @@ typedef struct {
                  uint64_t conn_id);
     void (*leave)(const char *room, size_t len, const char *id,
                   size_t idlen);
+    /* True while the engine reaches the other workers and hosts (NULL:
+     * always). */
+    bool (*up)(void);
 } wsh_engine_ops_t;
 
 extern const wsh_engine_ops_t wsh_engine_local;
@@ -41,6 +44,10 @@ extern const wsh_engine_ops_t wsh_engine_redis;
 /* Worker side (engine.c). */
 int  wsh_engine_init_worker(void);
 void wsh_engine_exit_worker(void);
+
+/* The engine's name and whether it is connected (health checks). */
+const char *wsh_engine_name(void);
+bool wsh_engine_up(void);
 
 /* A connection is being freed: leave every topic it joined. */
 void wsh_engine_conn_closed(wsh_conn_t *c);

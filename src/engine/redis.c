@@ -1144,6 +1144,14 @@ redis_exit_worker(void)
     redis_wanted = redis_confirmed = redis_rooms = NULL;
 }
 
+/* Up when both connections are: a worker that can publish but not
+ * receive (or the reverse) is cut off all the same. */
+static bool
+redis_up(void)
+{
+    return redis_sub.state == REDIS_UP && redis_cmd.state == REDIS_UP;
+}
+
 const wsh_engine_ops_t wsh_engine_redis = {
     .name = "redis",
     .init_worker = redis_init_worker,
@@ -1153,4 +1161,5 @@ const wsh_engine_ops_t wsh_engine_redis = {
     .publish = redis_publish,
     .join = redis_join,
     .leave = redis_leave,
+    .up = redis_up,
 };

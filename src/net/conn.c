@@ -667,6 +667,10 @@ conn_http_request(wsh_conn_t *c)
         conn_http_error(c, status, why);
         return;
     }
+    if (wsh_worker.draining && wsh_worker.drain_code != WSH_CLOSE_RESTART) {
+        conn_http_error(c, 503, "the server is shutting down");
+        return;
+    }
     if (wsh_worker.nwebsockets >= wsh_worker.conf->max_connections) {
         conn_log(WSH_LOG_WARN, c, "max_connections (%u) reached",
                  wsh_worker.conf->max_connections);

@@ -96,7 +96,13 @@ wsh_worker_drain(int code)
             wsh_worker.nconns, code);
     wsh_worker.draining = true;
     wsh_worker.drain_code = code;
-    worker_close_listeners();
+    /* On a reload the new generation takes the new connections at once.
+     * On a stop nobody will: keep accepting until the last WebSocket is
+     * gone, answering upgrades and /health with 503, so load balancers
+     * see "draining" rather than a silent backlog. */
+    if (code == WSH_CLOSE_RESTART) {
+        worker_close_listeners();
+    }
     wsh_conn_drain_all(code);
     tv.tv_sec = (time_t) (wsh_worker.conf->shutdown_timeout / 1000);
     tv.tv_usec = (suseconds_t) (wsh_worker.conf->shutdown_timeout % 1000)
@@ -106,9 +112,34 @@ wsh_worker_drain(int code)
 }
 
 void
+wsh_server_info(wsh_server_info_t *info)
+{
+    info->version = WSH_VERSION;
+    info->engine = wsh_engine_name();
+    info->engine_up = wsh_engine_up();
+    info->draining = wsh_worker.draining;
+    info->worker = wsh_worker.id;
+    info->workers = wsh_worker.conf->worker_processes;
+    info->connections = wsh_worker.nwebsockets;
+    info->uptime_ms = wsh_monotonic_msec() - wsh_worker.started;
+}
+
+void
 wsh_worker_conn_gone(void)
 {
-    if ((wsh_worker.draining || worker_exiting) && wsh_worker.nconns == 0) {
+    if (!wsh_worker.draining && !worker_exiting) {
+        return;
+    }
+    if (wsh_worker.nwebsockets == 0 && !worker_exiting
+        && wsh_worker.drain_code != WSH_CLOSE_RESTART)
+    {
+        /* Stop: the last WebSocket is gone, so is the reason to answer
+         * anyone: no more accepting, plain HTTP exchanges cut short. */
+        worker_exiting = true;
+        worker_close_listeners();
+        wsh_conn_terminate_all();   /* back here when they are freed */
+    }
+    if (wsh_worker.nconns == 0) {
         event_base_loopbreak(wsh_worker.base);
     }
 }
@@ -234,6 +265,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
 
     wsh_worker.cycle = cycle;
     wsh_worker.conf = cycle->conf;
+    wsh_worker.started = wsh_monotonic_msec();
     wsh_worker.id = id;
     wsh_queue_init(&wsh_worker.conns);
     wsh_queue_init(&wsh_worker.handshakes);

@@ -33,6 +33,7 @@ typedef struct {
     struct evconnlistener **listeners;
     size_t              nlisteners;
 
+    wsh_msec_t          started;
     bool                draining;
     int                 drain_code;     /* 1001 stop, 1012 restart */
 } wsh_worker_t;

@@ -1,0 +1,112 @@
+/* health.c -- the health module: GET /health for load balancers.
+ *
+ * Answers from the worker that takes the request: 200 and "ok" while it
+ * serves, 503 and "draining" once it is stopping or being replaced by a
+ * reload (so a balancer stops sending it clients), and "degraded" when
+ * the engine cannot reach the other workers and hosts (503 with
+ * health.engine_required: on). Counters summed over all workers are the
+ * metrics module's business.
+ */
+#include "core/core.h"
+#include "wshub.h"
+#include "core/conf.h"
+#include "process/worker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <stdlib.h>
+
+#include <jansson.h>
+
+static long
+health_rss(void)
+{
+    long pages = 0, resident = 0;
+    FILE *fp = fopen("/proc/self/statm", "r");
+
+    if (fp != NULL) {
+        if (fscanf(fp, "%ld %ld", &pages, &resident) != 2) {
+            resident = 0;
+        }
+        fclose(fp);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static int
+health_http(wsh_conn_t *c, const wsh_request_t *r)
+{
+    struct timespec t0, t1, now;
+    wsh_server_info_t info;
+    const char *method, *status;
+    char stamp[32], *text;
+    size_t len;
+    struct tm tm;
+    json_t *obj;
+    int code;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    method = wsh_request_method(r, &len);
+    if (!(len == 3 && memcmp(method, "GET", 3) == 0)
+        && !(len == 4 && memcmp(method, "HEAD", 4) == 0))
+    {
+        (void) wsh_http_respond(c, 405, "text/plain", "use GET\n", 8);
+        return 0;
+    }
+    wsh_server_info(&info);
+    if (info.draining) {
+        status = "draining";
+        code = 503;
+    } else if (!info.engine_up) {
+        status = "degraded";
+        code = wsh_worker.conf->health_engine_required ? 503 : 200;
+    } else {
+        status = "ok";
+        code = 200;
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    obj = json_pack("{s:s, s:s, s:f, s:{s:s, s:s}, s:{s:f, s:s, s:s, s:i, "
+                    "s:i, s:i, s:I}}",
+                    "status", status, "timestamp", stamp,
+                    "duration", (double) (t1.tv_sec - t0.tv_sec)
+                                + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+                    "checks",
+                    "websocket", info.draining ? "draining" : "ok",
+                    "engine", info.engine_up ? "ok" : "down",
+                    "system",
+                    "uptime", (double) info.uptime_ms / 1000,
+                    "version", info.version, "engine", info.engine,
+                    "worker", info.worker, "workers", info.workers,
+                    "connections", (int) info.connections,
+                    "memory_rss", (json_int_t) health_rss());
+    text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6))
+               : NULL;
+    json_decref(obj);
+    if (text == NULL) {
+        (void) wsh_http_respond(c, 500, "text/plain", "", 0);
+        return 0;
+    }
+    (void) wsh_http_respond(c, code, "application/json", text, strlen(text));
+    free(text);
+    return 0;
+}
+
+/* Not a WebSocket endpoint. */
+static int
+health_handshake(wsh_conn_t *c, const wsh_request_t *r)
+{
+    return 404;
+}
+
+const wsh_module_t wsh_health_module = {
+    .name = "health",
+    .api_version = WSHUB_API_VERSION,
+    .handshake = health_handshake,
+    .http = health_http,
+};
