@@ -64,6 +64,7 @@ start_server() {
     port=$(free_port)
     cat >"$tmp/wshub.yaml" <<EOF
 worker_processes: $1
+user: $(id -un)
 listen: [127.0.0.1:$port]
 error_log: $tmp/error.log
 log_level: warn
