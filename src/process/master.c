@@ -462,11 +462,15 @@ master_reload(void)
     }
     master_cycle = cycle;
     master_generation++;
+    /* Close the listeners no longer used before forking, or the new
+     * workers would inherit them and keep them (and their share of new
+     * connections) alive with nobody accepting. The old workers have
+     * their own copies until they drain. */
+    wsh_cycle_free(old);
     for (i = 0; i < cf->worker_processes; i++) {
         master_spawn(i);
     }
     master_signal_generation(old_generation, WSH_CMD_RESTART);
-    wsh_cycle_free(old);    /* closes only the listeners no longer used */
     wsh_log(WSH_LOG_NOTICE, "reload done: generation %u with %d workers",
             master_generation, cf->worker_processes);
 }

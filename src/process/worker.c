@@ -315,7 +315,11 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
         if (cycle->listening[i].shard != -1
             && cycle->listening[i].shard != id)
         {
-            continue;           /* another worker's reuseport socket */
+            /* Another worker's reuseport socket: holding it would keep
+             * it in the kernel's group after its slot is gone. */
+            close(cycle->listening[i].fd);
+            cycle->listening[i].fd = -1;
+            continue;
         }
         /* Close on free: this process's copy of the descriptor only; the
          * master keeps its own for the next generation. */

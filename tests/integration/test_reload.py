@@ -96,6 +96,26 @@ class ReloadUnderLoadTest(unittest.TestCase):
             self.assertEqual(srv.log().count("reload done"), 5, srv.log())
 
 
+class WorkerCountTest(unittest.TestCase):
+
+    def test_reload_changes_worker_processes(self):
+        """With reuseport, growing and shrinking the worker count by reload
+        opens and closes the per-slot sockets: every new connection is
+        served (none lands on a socket nobody accepts on)."""
+        with Server(workers=2, shutdown_spread="0s") as srv:
+            for n in (3, 1, 2):
+                srv.conf["worker_processes"] = n
+                srv.write_conf()
+                srv.signal(signal.SIGHUP)
+                deadline = time.monotonic() + 15
+                while len(srv.workers()) != n:
+                    self.assertLess(time.monotonic(), deadline, srv.log())
+                    time.sleep(0.05)
+                for i in range(12):
+                    self.assertEqual(wshub_harness.echo(srv.url(), "m%d" % i),
+                                     "m%d" % i)
+
+
 class ContinuityTest(unittest.TestCase):
     """Messages published on the new generation reach the clients still
     waiting for their turn on the draining old workers."""
