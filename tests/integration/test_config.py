@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -224,10 +225,16 @@ class TestUser(ConfTest):
         with Server(workers=2, user="nobody", worker_rlimit_nofile=4321) \
                 as srv:
             for pid in srv.workers():
-                with open("/proc/%d/status" % pid) as f:
-                    status = f.read()
-                uid = [line.split()[1:] for line in status.splitlines()
-                       if line.startswith("Uid:")][0]
+                # A worker switches right after fork: give it that moment.
+                deadline = time.monotonic() + 5
+                while True:
+                    with open("/proc/%d/status" % pid) as f:
+                        status = f.read()
+                    uid = [line.split()[1:] for line in status.splitlines()
+                           if line.startswith("Uid:")][0]
+                    if set(uid) == {"65534"} or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
                 self.assertEqual(set(uid), {"65534"}, status)
                 with open("/proc/%d/limits" % pid) as f:
                     self.assertRegex(f.read(),
