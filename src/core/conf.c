@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -98,6 +99,8 @@ typedef struct {
     char                *shutdown_spread;
     conf_raw_endpoint_t *endpoints;
     unsigned             endpoints_count;
+    char               **allowed_origins;
+    unsigned             allowed_origins_count;
     conf_raw_hub_t      *hub;
     conf_raw_engine_t   *engine;
     conf_raw_health_t   *health;
@@ -197,6 +200,9 @@ static const cyaml_schema_field_t conf_top_fields[] = {
     CONF_OPT("shutdown_spread", shutdown_spread),
     CYAML_FIELD_SEQUENCE("endpoints", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_t, endpoints, &conf_endpoint_schema, 1, 256),
+    CYAML_FIELD_SEQUENCE("allowed_origins",
+                         CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, conf_raw_t,
+                         allowed_origins, &conf_string_schema, 0, 1024),
     CYAML_FIELD_MAPPING_PTR("hub", CYAML_FLAG_OPTIONAL, conf_raw_t, hub,
                             conf_hub_fields),
     CYAML_FIELD_MAPPING_PTR("engine", CYAML_FLAG_OPTIONAL, conf_raw_t, engine,
@@ -1112,6 +1118,124 @@ conf_user(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     }
 }
 
+int
+wsh_conf_parse_origin(const char *text, size_t len, wsh_origin_t *o)
+{
+    const char *p = text, *last = text + len, *host, *colon;
+    unsigned long port;
+    size_t hlen, i;
+    char *end, digits[8];
+
+    memset(o, 0, sizeof(*o));
+    if (len > 8 && strncasecmp(p, "https://", 8) == 0) {
+        strcpy(o->scheme, "https");
+        o->port = 443;
+        p += 8;
+    } else if (len > 7 && strncasecmp(p, "http://", 7) == 0) {
+        strcpy(o->scheme, "http");
+        o->port = 80;
+        p += 7;
+    } else {
+        return WSH_ERROR;
+    }
+    if (last - p > 2 && p[0] == '*' && p[1] == '.') {
+        o->wildcard = true;
+        p += 2;
+    }
+    host = p;
+    colon = memchr(p, ':', (size_t) (last - p));
+    hlen = (size_t) ((colon ? colon : last) - host);
+    if (hlen == 0 || hlen >= sizeof(o->host)) {
+        return WSH_ERROR;
+    }
+    for (i = 0; i < hlen; i++) {
+        char ch = (char) tolower((unsigned char) host[i]);
+
+        if (!isalnum((unsigned char) ch) && ch != '-' && ch != '.') {
+            return WSH_ERROR;       /* no path, user info or IPv6 here */
+        }
+        o->host[i] = ch;
+    }
+    if (colon != NULL) {
+        if (last - colon - 1 < 1 || last - colon - 1 > 5) {
+            return WSH_ERROR;
+        }
+        memcpy(digits, colon + 1, (size_t) (last - colon - 1));
+        digits[last - colon - 1] = '\0';
+        port = strtoul(digits, &end, 10);
+        if (*end != '\0' || !isdigit((unsigned char) digits[0]) || port == 0
+            || port > 65535)
+        {
+            return WSH_ERROR;
+        }
+        o->port = (unsigned) port;
+    }
+    return WSH_OK;
+}
+
+bool
+wsh_conf_origin_allowed(const wsh_conf_t *cf, const char *text, size_t len)
+{
+    wsh_origin_t o;
+    size_t i, hl, ol;
+
+    if (cf->norigins == 0) {
+        return true;
+    }
+    if (wsh_conf_parse_origin(text, len, &o) != WSH_OK || o.wildcard) {
+        return false;           /* "null", garbage, or a pattern */
+    }
+    for (i = 0; i < cf->norigins; i++) {
+        const wsh_origin_t *a = &cf->origins[i];
+
+        if (strcmp(a->scheme, o.scheme) != 0 || a->port != o.port) {
+            continue;
+        }
+        if (!a->wildcard) {
+            if (strcmp(a->host, o.host) == 0) {
+                return true;
+            }
+            continue;
+        }
+        /* "*.example.com": any subdomain, not example.com itself. */
+        hl = strlen(a->host);
+        ol = strlen(o.host);
+        if (ol > hl + 1 && o.host[ol - hl - 1] == '.'
+            && strcmp(o.host + ol - hl, a->host) == 0)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+conf_origins(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
+{
+    char path[40];
+    size_t i;
+
+    if (raw->allowed_origins == NULL || raw->allowed_origins_count == 0) {
+        return;
+    }
+    cf->origins = calloc(raw->allowed_origins_count, sizeof(*cf->origins));
+    if (cf->origins == NULL) {
+        conf_error(ctx, 1, 1, "out of memory");
+        return;
+    }
+    for (i = 0; i < raw->allowed_origins_count; i++) {
+        const char *t = raw->allowed_origins[i];
+
+        snprintf(path, sizeof(path), "allowed_origins[%zu]", i);
+        if (wsh_conf_parse_origin(t, strlen(t), &cf->origins[i]) != WSH_OK) {
+            conf_value_error(ctx, path, "\"%s\" is not an origin (use "
+                             "https://host[:port] or https://*.domain)", t);
+            return;
+        }
+        cf->norigins++;
+    }
+}
+
 /* Pass 3: every value parsed, defaulted and checked. */
 static void
 conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
@@ -1163,6 +1287,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
                          "(%llums), or a client that answers every ping is "
                          "still closed", (unsigned long long) cf->ping_period);
     }
+    conf_origins(ctx, raw, cf);
     conf_hub(ctx, raw->hub, &cf->hub);
     conf_engine(ctx, raw->engine, &cf->engine);
     conf_bool(ctx, "health.engine_required",
@@ -1257,6 +1382,7 @@ wsh_conf_free(wsh_conf_t *cf)
         free(cf->endpoints[i].path);
     }
     free(cf->endpoints);
+    free(cf->origins);
     free(cf->listen);
     free(cf->error_log);
     free(cf->access_log);

@@ -26,6 +26,14 @@ typedef struct {
     size_t              max_message_size;
 } wsh_endpoint_t;
 
+/* One allowed_origins entry: scheme://host[:port], host maybe "*.x". */
+typedef struct {
+    char                scheme[8];         /* "http" or "https" */
+    char                host[256];         /* lower case, without "*." */
+    bool                wildcard;          /* any subdomain of host */
+    unsigned            port;
+} wsh_origin_t;
+
 /* The hub module's section (hub:). */
 typedef struct {
     bool                client_ids;        /* accept ?id= */
@@ -89,6 +97,9 @@ typedef struct {
     wsh_endpoint_t     *endpoints;
     size_t              nendpoints;
 
+    wsh_origin_t       *origins;           /* NULL: any origin */
+    size_t              norigins;
+
     wsh_conf_hub_t      hub;
     wsh_conf_engine_t   engine;
     bool                health_engine_required;
@@ -109,6 +120,15 @@ void wsh_conf_free(wsh_conf_t *cf);
 int wsh_conf_parse_size(const char *text, size_t *out);
 int wsh_conf_parse_msec(const char *text, wsh_msec_t *out);
 int wsh_conf_parse_listen(const char *text, wsh_listen_addr_t *addr);
+
+/* Parse "scheme://host[:port]" (host may be "*.domain"); WSH_ERROR if
+ * it is not one. */
+int wsh_conf_parse_origin(const char *text, size_t len, wsh_origin_t *o);
+
+/* True when the Origin header value TEXT is allowed by CF (always when
+ * allowed_origins is not set). */
+bool wsh_conf_origin_allowed(const wsh_conf_t *cf, const char *text,
+    size_t len);
 
 /* Endpoint serving PATH (exact match), or NULL. */
 const wsh_endpoint_t *wsh_conf_endpoint(const wsh_conf_t *cf,

@@ -643,6 +643,7 @@ static void
 conn_http_request(wsh_conn_t *c)
 {
     wsh_request_t *r = c->req;
+    const wsh_http_header_t *h;
     const wsh_module_t *m;
     char accept[WSH_WS_ACCEPT_LEN + 1];
     const char *why;
@@ -665,6 +666,17 @@ conn_http_request(wsh_conn_t *c)
     status = wsh_handshake_check(r, accept, &why);
     if (status != WSH_OK) {
         conn_http_error(c, status, why);
+        return;
+    }
+    h = wsh_http_header(r, "Origin");
+    if (h != NULL
+        && !wsh_conf_origin_allowed(wsh_worker.conf, h->value, h->value_len))
+    {
+        /* Cross-site WebSocket hijacking: a browser on another site
+         * would carry the user's cookies here. */
+        conn_log(WSH_LOG_WARN, c, "origin \"%.*s\" not in allowed_origins",
+                 (int) (h->value_len > 200 ? 200 : h->value_len), h->value);
+        conn_http_error(c, 403, "origin not allowed");
         return;
     }
     if (wsh_worker.draining && wsh_worker.drain_code != WSH_CLOSE_RESTART) {
