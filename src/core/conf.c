@@ -51,6 +51,12 @@ typedef struct {
 } conf_raw_health_t;
 
 typedef struct {
+    char *rps;
+    char *burst;
+    char *action;
+} conf_raw_rate_t;
+
+typedef struct {
     char *host;
     char *port;
     char *unix_socket;
@@ -104,6 +110,7 @@ typedef struct {
     conf_raw_hub_t      *hub;
     conf_raw_engine_t   *engine;
     conf_raw_health_t   *health;
+    conf_raw_rate_t     *rate_limit;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -153,6 +160,13 @@ static const cyaml_schema_field_t conf_redis_fields[] = {
     CONF_REDIS(reconnect_min),
     CONF_REDIS(reconnect_max),
     CONF_REDIS(presence_ttl),
+    CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t conf_rate_fields[] = {
+    CONF_STR("rps", conf_raw_rate_t, rps, CYAML_FLAG_OPTIONAL),
+    CONF_STR("burst", conf_raw_rate_t, burst, CYAML_FLAG_OPTIONAL),
+    CONF_STR("action", conf_raw_rate_t, action, CYAML_FLAG_OPTIONAL),
     CYAML_FIELD_END
 };
 
@@ -209,6 +223,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                             conf_engine_fields),
     CYAML_FIELD_MAPPING_PTR("health", CYAML_FLAG_OPTIONAL, conf_raw_t, health,
                             conf_health_fields),
+    CYAML_FIELD_MAPPING_PTR("rate_limit", CYAML_FLAG_OPTIONAL, conf_raw_t,
+                            rate_limit, conf_rate_fields),
     CYAML_FIELD_END
 };
 
@@ -1210,6 +1226,32 @@ wsh_conf_origin_allowed(const wsh_conf_t *cf, const char *text, size_t len)
 }
 
 static void
+conf_rate(conf_ctx_t *ctx, conf_raw_rate_t *raw, wsh_conf_t *cf)
+{
+    static conf_raw_rate_t none;
+
+    if (raw == NULL) {
+        raw = &none;
+    }
+    conf_uint(ctx, "rate_limit.rps", raw->rps, 0, 0, 1000000, &cf->rate_rps);
+    conf_uint(ctx, "rate_limit.burst", raw->burst,
+              cf->rate_rps ? cf->rate_rps * 2 : 0, 1, 10000000,
+              &cf->rate_burst);
+    cf->rate_drop = false;
+    if (conf_is_set(raw->action)) {
+        if (strcmp(raw->action, "drop") == 0) {
+            cf->rate_drop = true;
+        } else if (strcmp(raw->action, "close") != 0) {
+            conf_value_error(ctx, "rate_limit.action", "\"%s\" is not close "
+                             "or drop", raw->action);
+        }
+    }
+    if (!ctx->failed && cf->rate_rps == 0 && conf_is_set(raw->burst)) {
+        conf_value_error(ctx, "rate_limit.burst", "needs rate_limit.rps");
+    }
+}
+
+static void
 conf_origins(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
     char path[40];
@@ -1288,6 +1330,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
                          "still closed", (unsigned long long) cf->ping_period);
     }
     conf_origins(ctx, raw, cf);
+    conf_rate(ctx, raw->rate_limit, cf);
     conf_hub(ctx, raw->hub, &cf->hub);
     conf_engine(ctx, raw->engine, &cf->engine);
     conf_bool(ctx, "health.engine_required",

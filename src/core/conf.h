@@ -97,6 +97,10 @@ typedef struct {
     wsh_endpoint_t     *endpoints;
     size_t              nendpoints;
 
+    unsigned            rate_rps;          /* 0: no rate limit */
+    unsigned            rate_burst;
+    bool                rate_drop;         /* else close with 1008 */
+
     wsh_origin_t       *origins;           /* NULL: any origin */
     size_t              norigins;
 

@@ -775,6 +775,44 @@ conn_ws_close_received(wsh_conn_t *c, const wsh_ws_event_t *ev)
     }
 }
 
+/* The per-connection token bucket of rate_limit: RPS tokens a second,
+ * at most BURST saved up; each message or ping takes one. A client
+ * over it is closed with 1008, or its messages dropped (counted). */
+static bool
+conn_rate_allowed(wsh_conn_t *c)
+{
+    const wsh_conf_t *cf = wsh_worker.conf;
+    wsh_msec_t now;
+
+    if (cf->rate_rps == 0) {
+        return true;
+    }
+    now = wsh_monotonic_msec();
+    if (c->rate_last == 0) {
+        c->rate_tokens = cf->rate_burst;
+    } else {
+        c->rate_tokens += (double) (now - c->rate_last) * cf->rate_rps / 1000;
+        if (c->rate_tokens > cf->rate_burst) {
+            c->rate_tokens = cf->rate_burst;
+        }
+    }
+    c->rate_last = now;
+    if (c->rate_tokens >= 1) {
+        c->rate_tokens -= 1;
+        return true;
+    }
+    if (cf->rate_drop) {
+        if (c->rate_limited++ == 0) {
+            conn_log(WSH_LOG_WARN, c, "over rate_limit (%u/s, burst %u): "
+                     "dropping its messages", cf->rate_rps, cf->rate_burst);
+        }
+        return false;
+    }
+    c->rate_limited++;
+    conn_ws_fail(c, WSH_CLOSE_POLICY, "rate limit exceeded");
+    return false;
+}
+
 /* Feed one chunk to the frame parser; returns bytes used. */
 static size_t
 conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
@@ -798,6 +836,14 @@ conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
                 conn_ws_fail(c, ev.code, ev.error);
             }
             return len;
+        }
+        if ((ev.type == WSH_WS_EV_MESSAGE || ev.type == WSH_WS_EV_PING)
+            && c->state == WSH_CONN_WS && !conn_rate_allowed(c))
+        {
+            if (c->state != WSH_CONN_WS) {
+                return len;     /* closed with 1008 */
+            }
+            continue;           /* dropped */
         }
         switch (ev.type) {
         case WSH_WS_EV_MESSAGE:

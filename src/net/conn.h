@@ -46,6 +46,9 @@ struct wsh_conn_s {
 
     wsh_queue_t           topics;       /* engine memberships */
     uint64_t              dropped;      /* messages skipped while slow */
+    double                rate_tokens;  /* rate_limit bucket */
+    wsh_msec_t            rate_last;
+    uint64_t              rate_limited; /* messages over rate_limit */
 
     uint16_t              status;       /* HTTP status of the last answer */
     uint16_t              close_code;
