@@ -192,7 +192,8 @@ ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
 static int
 ws_control_event(wsh_ws_t *ws, wsh_ws_event_t *ev)
 {
-    u_char *data = ws->buf + ws->ctl_start;
+    /* An empty control frame may come before any buffer exists. */
+    u_char *data = ws->buf ? ws->buf + ws->ctl_start : NULL;
     size_t len = ws->buf_len - ws->ctl_start;
 
     ws->state = WS_STATE_RESET_CONTROL;

@@ -32,8 +32,13 @@ static const uint8_t utf8_trans[108] = {
 uint32_t
 wsh_utf8_validate(uint32_t state, const u_char *p, size_t len)
 {
-    const u_char *last = p + len;
+    const u_char *last;
     uint64_t word;
+
+    if (len == 0) {
+        return state;           /* p may be NULL */
+    }
+    last = p + len;
 
     while (p < last) {
         if (state == WSH_UTF8_ACCEPT) {
