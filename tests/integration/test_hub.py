@@ -31,7 +31,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
 from wshub_harness import (RawWS, Server, arun, close_payload,  # noqa: E402
-                           connect, frame, parse_response, yaml_value)
+                           connect, frame, parse_response, wait_for,
+                           yaml_value)
 
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
@@ -51,19 +52,6 @@ def hub_server(workers=4, hub=None, **conf):
                                  for k, v in hub.items())
     return Server(workers=workers, endpoints=HUB_ENDPOINTS, raw_yaml=raw,
                   **conf)
-
-
-def wait_for(pred, timeout, what, log=None):
-    """Poll PRED until it returns something true; fail after TIMEOUT s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %ss waiting for %s%s" % (
-                timeout, what, "\n" + log() if log else ""))
-        time.sleep(0.05)
 
 
 def conn_workers(srv):

@@ -19,26 +19,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
 from wshub_harness import (WSHUBD, RawWS, Server, aecho, arun,  # noqa: E402
                            close_payload, connect, echo,
-                           frame)
+                           frame, wait_for)
 
 import websockets  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 
 # ---- helpers -------------------------------------------------------------
-
-def wait_for(pred, timeout, what, log=None):
-    """Poll PRED until it returns something true; fail after TIMEOUT s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %ss waiting for %s%s" % (
-                timeout, what, "\n" + log() if log else ""))
-        time.sleep(0.05)
-
 
 def pid_gone(pid):
     """True when PID no longer runs (absent, or a zombie nobody reaped)."""

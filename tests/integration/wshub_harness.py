@@ -216,6 +216,18 @@ class Server:
         self.stop()
 
 
+def wait_for(pred, timeout, what, log=None):
+    """Poll PRED until it returns something true; fail after TIMEOUT s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %ss waiting for %s%s" % (
+                timeout, what, "\n" + log() if log else ""))
+        time.sleep(0.05)
+
 # ---- raw WebSocket client pieces --------------------------------------
 
 def mask_payload(key, data):
