@@ -71,7 +71,7 @@ wsh_log_level_parse(const char *name)
 }
 
 static int
-log_open_one(wsh_log_file_t *lf, const char *name, wsh_log_file_t *out)
+log_open_one(const char *name, wsh_log_file_t *out)
 {
     int fd;
 
@@ -93,7 +93,6 @@ log_open_one(wsh_log_file_t *lf, const char *name, wsh_log_file_t *out)
     }
     out->fd = fd;
     out->path = strdup(name);
-    (void) lf;
     log_chown(out);
     return WSH_OK;
 }
@@ -113,13 +112,13 @@ wsh_log_open(const char *error_name, const char *access_name, int level)
 {
     wsh_log_file_t ne, na;
 
-    if (log_open_one(&error_log, error_name, &ne) != WSH_OK) {
+    if (log_open_one(error_name, &ne) != WSH_OK) {
         return WSH_ERROR;
     }
     if (ne.fd == -1) {
         ne.fd = STDERR_FILENO;      /* the error log cannot be off */
     }
-    if (log_open_one(&access_log, access_name, &na) != WSH_OK) {
+    if (log_open_one(access_name, &na) != WSH_OK) {
         if (ne.path != NULL) {
             close(ne.fd);
             free(ne.path);
