@@ -30,7 +30,8 @@ if command -v apt-get >/dev/null 2>&1; then
     build="build-essential autoconf automake pkg-config libevent-dev
         libssl-dev libhiredis-dev libjansson-dev libcyaml-dev libyaml-dev
         zlib1g-dev libedit-dev"
-    test="check python3 python3-websockets redis-server valgrind mandoc
+    test="check python3 python3-websockets python3-prometheus-client
+        redis-server valgrind mandoc
         curl xz-utils chromium"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
@@ -43,7 +44,8 @@ elif command -v dnf >/dev/null 2>&1; then
     build="gcc make autoconf automake pkgconf-pkg-config libevent-devel
         openssl-devel hiredis-devel jansson-devel libcyaml-devel libyaml-devel
         zlib-devel libedit-devel"
-    test="check-devel python3 python3-websockets redis valgrind mandoc curl
+    test="check-devel python3 python3-websockets python3-prometheus_client
+        redis valgrind mandoc curl
         xz chromium"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"

@@ -162,6 +162,13 @@ const char *wsh_request_query(const wsh_request_t *r, size_t *len);
 const char *wsh_request_header(const wsh_request_t *r, const char *name,
     size_t *len);
 
+/* True for GET and HEAD. */
+int wsh_request_is_get(const wsh_request_t *r);
+
+/* A handshake hook for endpoints that serve plain HTTP only: refuses
+ * every WebSocket upgrade with 404. */
+int wsh_http_only_handshake(wsh_conn_t *c, const wsh_request_t *r);
+
 /* The request body (POST with Content-Length), or NULL. */
 const char *wsh_request_body(const wsh_request_t *r, size_t *len);
 

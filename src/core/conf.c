@@ -36,6 +36,8 @@ typedef struct {
     char *path;
     char *module;
     char *max_message_size;
+    char **allow;
+    unsigned allow_count;
 } conf_raw_endpoint_t;
 
 typedef struct {
@@ -125,6 +127,9 @@ static const cyaml_schema_field_t conf_endpoint_fields[] = {
     CONF_STR("module", conf_raw_endpoint_t, module, CYAML_FLAG_DEFAULT),
     CONF_STR("max_message_size", conf_raw_endpoint_t, max_message_size,
              CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_SEQUENCE("allow", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         conf_raw_endpoint_t, allow, &conf_string_schema, 1,
+                         1024),
     CYAML_FIELD_END
 };
 
@@ -927,14 +932,125 @@ conf_listen(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     }
 }
 
+int
+wsh_conf_parse_cidr(const char *text, wsh_cidr_t *cidr)
+{
+    char addr[INET6_ADDRSTRLEN];
+    const char *slash = strchr(text, '/');
+    size_t len = slash ? (size_t) (slash - text) : strlen(text);
+    unsigned long bits;
+    char *end;
+    unsigned max;
+
+    if (len == 0 || len >= sizeof(addr)) {
+        return WSH_ERROR;
+    }
+    memcpy(addr, text, len);
+    addr[len] = '\0';
+    memset(cidr, 0, sizeof(*cidr));
+    if (inet_pton(AF_INET, addr, cidr->addr) == 1) {
+        cidr->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, addr, cidr->addr) == 1) {
+        cidr->family = AF_INET6;
+        max = 128;
+    } else {
+        return WSH_ERROR;
+    }
+    bits = max;
+    if (slash != NULL) {
+        if (slash[1] < '0' || slash[1] > '9') {
+            return WSH_ERROR;
+        }
+        errno = 0;
+        bits = strtoul(slash + 1, &end, 10);
+        if (*end != '\0' || errno != 0 || bits > max) {
+            return WSH_ERROR;
+        }
+    }
+    cidr->bits = (uint8_t) bits;
+    return WSH_OK;
+}
+
+static bool
+conf_cidr_match(const wsh_cidr_t *cidr, const u_char *addr)
+{
+    unsigned full = cidr->bits / 8, rest = cidr->bits % 8;
+
+    if (memcmp(cidr->addr, addr, full) != 0) {
+        return false;
+    }
+    return rest == 0
+           || ((cidr->addr[full] ^ addr[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+bool
+wsh_conf_allowed(const wsh_endpoint_t *ep, const struct sockaddr *sa)
+{
+    static const u_char v4mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+    const u_char *a4 = NULL, *a6 = NULL;
+    size_t i;
+
+    if (ep->nallow == 0) {
+        return true;
+    }
+    if (sa->sa_family == AF_INET) {
+        a4 = (const u_char *) &((const struct sockaddr_in *) sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        a6 = (const u_char *) &((const struct sockaddr_in6 *) sa)->sin6_addr;
+        if (memcmp(a6, v4mapped, sizeof(v4mapped)) == 0) {
+            a4 = a6 + 12;       /* an IPv4 client on a dual-stack socket */
+        }
+    }
+    for (i = 0; i < ep->nallow; i++) {
+        if ((ep->allow[i].family == AF_INET && a4 != NULL
+             && conf_cidr_match(&ep->allow[i], a4))
+            || (ep->allow[i].family == AF_INET6 && a6 != NULL
+                && conf_cidr_match(&ep->allow[i], a6)))
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+conf_allow(conf_ctx_t *ctx, size_t i, const conf_raw_endpoint_t *raw,
+    wsh_endpoint_t *ep)
+{
+    char path[64];
+    size_t j;
+
+    if (raw->allow == NULL || raw->allow_count == 0) {
+        return;
+    }
+    ep->allow = calloc(raw->allow_count, sizeof(*ep->allow));
+    if (ep->allow == NULL) {
+        conf_error(ctx, 1, 1, "out of memory");
+        return;
+    }
+    for (j = 0; j < raw->allow_count; j++) {
+        snprintf(path, sizeof(path), "endpoints[%zu].allow[%zu]", i, j);
+        if (wsh_conf_parse_cidr(raw->allow[j], &ep->allow[j]) != WSH_OK) {
+            conf_value_error(ctx, path, "\"%s\" is not an address or "
+                             "network (use 10.0.0.0/8, 127.0.0.1 or ::1/128)",
+                             raw->allow[j]);
+            return;
+        }
+        ep->nallow++;
+    }
+}
+
 static void
 conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
+    static char *loopback[] = { "127.0.0.0/8", "::1" };
     static conf_raw_endpoint_t deflt[] = {
-        { "/echo", "echo", "16m" },
-        { "/ws", "hub", NULL },
-        { "/api/publish", "hub", NULL },
-        { "/health", "health", NULL }
+        { "/echo", "echo", "16m", NULL, 0 },
+        { "/ws", "hub", NULL, NULL, 0 },
+        { "/api/publish", "hub", NULL, NULL, 0 },
+        { "/health", "health", NULL, NULL, 0 },
+        { "/metrics", "metrics", NULL, loopback, wsh_nelems(loopback) }
     };
     conf_raw_endpoint_t *list = raw->endpoints ? raw->endpoints : deflt;
     size_t n = raw->endpoints ? raw->endpoints_count : wsh_nelems(deflt);
@@ -974,6 +1090,7 @@ conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
         snprintf(path, sizeof(path), "endpoints[%zu].max_message_size", i);
         conf_size(ctx, path, list[i].max_message_size, cf->max_message_size,
                   1, (size_t) 1 << 31, &ep->max_message_size);
+        conf_allow(ctx, i, &list[i], ep);
     }
 }
 
@@ -1423,6 +1540,7 @@ wsh_conf_free(wsh_conf_t *cf)
     }
     for (i = 0; i < cf->nendpoints; i++) {
         free(cf->endpoints[i].path);
+        free(cf->endpoints[i].allow);
     }
     free(cf->endpoints);
     free(cf->origins);

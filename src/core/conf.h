@@ -20,10 +20,19 @@ typedef struct {
     char                    text[80];      /* as written, normalised */
 } wsh_listen_addr_t;
 
+/* An address or network of an allow list. */
+typedef struct {
+    int                 family;            /* AF_INET or AF_INET6 */
+    uint8_t             bits;              /* prefix length */
+    uint8_t             addr[16];
+} wsh_cidr_t;
+
 typedef struct {
     char               *path;
     const wsh_module_t *module;
     size_t              max_message_size;
+    wsh_cidr_t         *allow;             /* NULL: every client */
+    size_t              nallow;
 } wsh_endpoint_t;
 
 /* One allowed_origins entry: scheme://host[:port], host maybe "*.x". */
@@ -133,6 +142,12 @@ int wsh_conf_parse_origin(const char *text, size_t len, wsh_origin_t *o);
  * allowed_origins is not set). */
 bool wsh_conf_origin_allowed(const wsh_conf_t *cf, const char *text,
     size_t len);
+
+/* Parse "ADDRESS[/BITS]" (IPv4 or IPv6); WSH_ERROR if it is not one. */
+int wsh_conf_parse_cidr(const char *text, wsh_cidr_t *cidr);
+
+/* True when a client at SA may use EP (always without an allow list). */
+bool wsh_conf_allowed(const wsh_endpoint_t *ep, const struct sockaddr *sa);
 
 /* Endpoint serving PATH (exact match), or NULL. */
 const wsh_endpoint_t *wsh_conf_endpoint(const wsh_conf_t *cf,

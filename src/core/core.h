@@ -40,6 +40,9 @@ typedef uint64_t wsh_msec_t;
 /* Milliseconds on CLOCK_MONOTONIC: for timeouts and durations. */
 wsh_msec_t wsh_monotonic_msec(void);
 
+/* Microseconds on CLOCK_MONOTONIC: for the processing-time histogram. */
+uint64_t wsh_monotonic_usec(void);
+
 /* Intrusive doubly linked list (nginx's ngx_queue_t): a sentinel head
  * and links embedded in the elements, so insert and remove are O(1) and
  * allocate nothing. */

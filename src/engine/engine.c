@@ -17,6 +17,7 @@
 #include "engine/topic.h"
 #include "core/log.h"
 #include "core/module.h"
+#include "core/stats.h"
 #include "net/conn.h"
 #include "process/worker.h"
 
@@ -33,7 +34,11 @@ wsh_engine_init_worker(void)
     if (wsh_topic_index_init() != WSH_OK) {
         return WSH_ERROR;
     }
-    return engine->init_worker ? engine->init_worker() : WSH_OK;
+    if (engine->init_worker != NULL && engine->init_worker() != WSH_OK) {
+        return WSH_ERROR;
+    }
+    wsh_stat_set(WSH_STAT_ENGINE_UP, wsh_engine_up());
+    return WSH_OK;
 }
 
 const char *
@@ -79,6 +84,7 @@ wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
         engine->subscribe(kind, name, len);
     }
     if (kind == WSH_TOPIC_ROOM) {
+        wsh_stat_room_resized(m->topic->nmembers - 1, m->topic->nmembers);
         engine->join(name, len, presence_id, idlen, c->id);
     }
     return 0;
@@ -91,6 +97,7 @@ engine_leave(wsh_member_t *m)
     bool last;
 
     if (t->kind == WSH_TOPIC_ROOM) {
+        wsh_stat_room_resized(t->nmembers, t->nmembers - 1);
         engine->leave(t->name, t->len, m->id, m->idlen);
     }
     wsh_topic_remove(m, &last);
@@ -185,6 +192,7 @@ wsh_publish(int kind, const char *name, size_t len, const void *data,
 
     n = engine_deliver(kind, name, len, data, dlen, sender);
     if (!(flags & WSH_PUBLISH_LOCAL)) {
+        wsh_stat_add(WSH_STAT_ENGINE_PUBLISH, 1);
         if (sender != NULL) {
             own = engine_own_client_topic(sender);
         }

@@ -16,6 +16,7 @@
  */
 #include "net/conn.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "engine/engine.h"
 #include "process/worker.h"
 #include "ws/handshake.h"
@@ -216,6 +217,9 @@ conn_free(wsh_conn_t *c)
     wsh_engine_conn_closed(c);
     if (c->ws != NULL) {
         wsh_worker.nwebsockets--;
+        wsh_stat_sub(WSH_STAT_CONNECTIONS_ACTIVE, 1);
+        wsh_stat_connection_ended(c->close_code,
+                                  wsh_monotonic_msec() - c->start);
         if (wsh_log_access_enabled()) {
             conn_access_log_ws(c);
         }
@@ -277,6 +281,7 @@ conn_output_allowed(wsh_conn_t *c)
         return true;
     }
     if (wsh_worker.conf->hub.slow_consumer_drop) {
+        wsh_stat_add(WSH_STAT_SLOW_CONSUMER_DROPS, 1);
         if (c->dropped++ == 0) {
             conn_log(WSH_LOG_WARN, c, "slow client: output over send_buffer "
                      "(%zu bytes), dropping its messages", queued);
@@ -284,6 +289,7 @@ conn_output_allowed(wsh_conn_t *c)
         return false;
     }
     c->close_code = WSH_CLOSE_POLICY;
+    wsh_stat_error(WSH_ERR_WS_SLOW_CONSUMER);
     conn_log(WSH_LOG_WARN, c, "slow client: output over send_buffer "
              "(%zu bytes), closing with 1008", queued);
     conn_finalize(c, NULL);
@@ -333,6 +339,17 @@ wsh_shared_frame_release(wsh_shared_frame_t *f)
 }
 
 static void
+conn_count_out(wsh_conn_t *c, int opcode, size_t len)
+{
+    c->msgs_out++;
+    c->bytes_out += len;
+    wsh_stat_add(opcode == WSH_WS_OP_TEXT ? WSH_STAT_MSG_OUT_TEXT
+                                          : WSH_STAT_MSG_OUT_BINARY, 1);
+    wsh_stat_add(WSH_STAT_BYTES_OUT, len);
+    wsh_stat_observe(WSH_HIST_SIZE_OUT, len);
+}
+
+static void
 conn_shared_frame_done(const void *data, size_t len, void *arg)
 {
     wsh_shared_frame_release(arg);
@@ -356,8 +373,7 @@ wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
         return -1;
     }
     f->refs++;
-    c->msgs_out++;
-    c->bytes_out += f->payload;
+    conn_count_out(c, f->data[0] & 0x0f, f->payload);
     return 0;
 }
 
@@ -403,11 +419,35 @@ conn_send_close(wsh_conn_t *c, int code, const char *reason)
     (void) conn_send_frame(c, WSH_WS_OP_CLOSE, payload, len);
 }
 
+static void
+conn_count_ws_error(int code)
+{
+    switch (code) {
+    case WSH_CLOSE_PROTOCOL:
+    case WSH_CLOSE_UNSUPPORTED:
+        wsh_stat_error(WSH_ERR_WS_PROTOCOL);
+        break;
+    case WSH_CLOSE_INVALID_DATA:
+        wsh_stat_error(WSH_ERR_WS_INVALID_DATA);
+        break;
+    case WSH_CLOSE_TOO_BIG:
+        wsh_stat_error(WSH_ERR_WS_TOO_BIG);
+        break;
+    case WSH_CLOSE_INTERNAL:
+        wsh_stat_error(WSH_ERR_WS_INTERNAL);
+        break;
+    default:
+        wsh_stat_error(WSH_ERR_WS_POLICY);
+        break;
+    }
+}
+
 /* Fail the WebSocket connection (RFC 6455 section 7.1.7). */
 static void
 conn_ws_fail(wsh_conn_t *c, int code, const char *why)
 {
     conn_log(WSH_LOG_INFO, c, "closing with %d: %s", code, why);
+    conn_count_ws_error(code);
     c->close_code = (uint16_t) code;
     conn_send_close(c, code, why);
     if (c->state != WSH_CONN_DEAD) {
@@ -424,8 +464,7 @@ wsh_conn_send(wsh_conn_t *c, int opcode, const void *data, size_t len)
     if (!conn_send_frame(c, opcode, data, len)) {
         return -1;
     }
-    c->msgs_out++;
-    c->bytes_out += len;
+    conn_count_out(c, opcode, len);
     return 0;
 }
 
@@ -503,6 +542,31 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
     }
 }
 
+static void
+conn_count_http_error(const wsh_conn_t *c, int status)
+{
+    int err;
+
+    switch (status) {
+    case 400: case 411: err = WSH_ERR_HTTP_BAD_REQUEST; break;
+    case 401: err = WSH_ERR_HTTP_UNAUTHORIZED; break;
+    case 403: err = WSH_ERR_HTTP_FORBIDDEN; break;
+    case 404: err = WSH_ERR_HTTP_NOT_FOUND; break;
+    case 405: case 426: case 505: err = WSH_ERR_HTTP_BAD_HANDSHAKE; break;
+    case 408: err = WSH_ERR_HTTP_TIMEOUT; break;
+    case 413: case 414: case 431: err = WSH_ERR_HTTP_TOO_LARGE; break;
+    case 429: err = WSH_ERR_HTTP_RATE_LIMITED; break;
+    case 503: err = WSH_ERR_HTTP_UNAVAILABLE; break;
+    default: err = WSH_ERR_HTTP_OTHER; break;
+    }
+    wsh_stat_error(err);
+    if (c->req != NULL && c->req->method != NULL
+        && wsh_http_header_has_token(c->req, "Upgrade", "websocket"))
+    {
+        wsh_stat_add(WSH_STAT_CONN_REJECTED, 1);
+    }
+}
+
 /* Errors the core answers itself: a short text body saying why. */
 static void
 conn_http_error(wsh_conn_t *c, int status, const char *why)
@@ -522,6 +586,7 @@ conn_http_error(wsh_conn_t *c, int status, const char *why)
         extra = "Retry-After: 1\r\n";
         break;
     }
+    conn_count_http_error(c, status);
     n = snprintf(body, sizeof(body), "%d %s: %s\n", status,
                  wsh_http_status_text(status), why);
     conn_log(WSH_LOG_INFO, c, "HTTP %d: %s", status, why);
@@ -560,6 +625,8 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
     c->status = 101;
     c->state = WSH_CONN_WS;
     wsh_worker.nwebsockets++;
+    wsh_stat_add(WSH_STAT_CONNECTIONS_ACTIVE, 1);
+    wsh_stat_add(WSH_STAT_CONN_ACCEPTED, 1);
 
     /* Silence longer than pong_wait means a dead peer only when we ping;
      * without pings an idle client is legitimate. */
@@ -652,6 +719,12 @@ conn_http_request(wsh_conn_t *c)
     c->endpoint = wsh_conf_endpoint(wsh_worker.conf, r->target, r->path_len);
     if (c->endpoint == NULL) {
         conn_http_error(c, 404, "no endpoint at this path");
+        return;
+    }
+    if (!wsh_conf_allowed(c->endpoint, &c->peer.sa)) {
+        conn_log(WSH_LOG_WARN, c, "address not in the allow list of %s",
+                 c->endpoint->path);
+        conn_http_error(c, 403, "your address may not use this endpoint");
         return;
     }
     m = c->endpoint->module;
@@ -801,6 +874,7 @@ conn_rate_allowed(wsh_conn_t *c)
         c->rate_tokens -= 1;
         return true;
     }
+    wsh_stat_add(WSH_STAT_RATE_LIMITED, 1);
     if (cf->rate_drop) {
         if (c->rate_limited++ == 0) {
             conn_log(WSH_LOG_WARN, c, "over rate_limit (%u/s, burst %u): "
@@ -809,8 +883,29 @@ conn_rate_allowed(wsh_conn_t *c)
         return false;
     }
     c->rate_limited++;
+    wsh_stat_error(WSH_ERR_WS_RATE_LIMITED);
     conn_ws_fail(c, WSH_CLOSE_POLICY, "rate limit exceeded");
     return false;
+}
+
+/* A complete message for the module, counted and timed. */
+static void
+conn_message(wsh_conn_t *c, const wsh_ws_event_t *ev)
+{
+    const wsh_module_t *m = c->endpoint->module;
+    uint64_t t0;
+
+    c->msgs_in++;
+    c->bytes_in += ev->len;
+    wsh_stat_add(ev->opcode == WSH_WS_OP_TEXT ? WSH_STAT_MSG_IN_TEXT
+                                              : WSH_STAT_MSG_IN_BINARY, 1);
+    wsh_stat_add(WSH_STAT_BYTES_IN, ev->len);
+    wsh_stat_observe(WSH_HIST_SIZE_IN, ev->len);
+    if (c->state == WSH_CONN_WS && m->message != NULL) {
+        t0 = wsh_monotonic_usec();
+        m->message(c, ev->opcode, ev->data, ev->len);
+        wsh_stat_observe(WSH_HIST_PROCESSING, wsh_monotonic_usec() - t0);
+    }
 }
 
 /* Feed one chunk to the frame parser; returns bytes used. */
@@ -818,7 +913,6 @@ static size_t
 conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
 {
     const u_char *pos = p, *last = p + len;
-    const wsh_module_t *m = c->endpoint->module;
     wsh_ws_event_t ev;
     int rc;
 
@@ -847,11 +941,7 @@ conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
         }
         switch (ev.type) {
         case WSH_WS_EV_MESSAGE:
-            c->msgs_in++;
-            c->bytes_in += ev.len;
-            if (c->state == WSH_CONN_WS && m->message != NULL) {
-                m->message(c, ev.opcode, ev.data, ev.len);
-            }
+            conn_message(c, &ev);
             break;
         case WSH_WS_EV_PING:
             if (c->state == WSH_CONN_WS) {
@@ -929,6 +1019,11 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
         why = c->state == WSH_CONN_LINGER || c->state == WSH_CONN_HTTP
               ? NULL : "connection closed by the client";
     } else if (what & BEV_EVENT_TIMEOUT) {
+        if (c->state == WSH_CONN_WS) {
+            wsh_stat_error((what & BEV_EVENT_WRITING)
+                           ? WSH_ERR_WS_WRITE_TIMEOUT
+                           : WSH_ERR_WS_PONG_TIMEOUT);
+        }
         why = (what & BEV_EVENT_WRITING) ? "write_wait expired: the client "
                                            "does not read"
               : c->state == WSH_CONN_WS ? "pong_wait expired: no data from "
@@ -1106,6 +1201,19 @@ wsh_request_query(const wsh_request_t *r, size_t *len)
     }
     *len = r->target_len - r->path_len - 1;
     return r->target + r->path_len + 1;
+}
+
+int
+wsh_request_is_get(const wsh_request_t *r)
+{
+    return (r->method_len == 3 && memcmp(r->method, "GET", 3) == 0)
+           || (r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0);
+}
+
+int
+wsh_http_only_handshake(wsh_conn_t *c, const wsh_request_t *r)
+{
+    return 404;
 }
 
 const char *

@@ -14,6 +14,7 @@
 #include "process/worker.h"
 #include "core/log.h"
 #include "core/module.h"
+#include "core/stats.h"
 #include "engine/engine.h"
 
 #include <errno.h>
@@ -36,6 +37,7 @@
 typedef struct {
     pid_t       pid;            /* 0: free entry */
     int         slot;
+    int         stats;          /* its counter slot, -1: none */
     unsigned    generation;
     struct bufferevent *chan;   /* our end of its channel */
     wsh_msec_t  started;
@@ -164,6 +166,7 @@ master_spawn(int slot)
     int fds[2];
     size_t i;
     pid_t pid;
+    int stats;
 
     p = master_proc_alloc();
     if (p == NULL || wsh_channel_open(fds) != WSH_OK) {
@@ -171,6 +174,7 @@ master_spawn(int slot)
                 slot);
         return;
     }
+    stats = wsh_stats_acquire(slot, master_generation);
 
     /* No signal may reach libevent's handler in the child before the
      * worker resets the handlers. */
@@ -184,6 +188,7 @@ master_spawn(int slot)
             }
         }
         close(fds[0]);
+        wsh_stats_attach(stats);
         wsh_worker_run(master_cycle, slot, fds[1]);
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -191,14 +196,18 @@ master_spawn(int slot)
     if (pid == -1) {
         wsh_log(WSH_LOG_ALERT, "fork() failed: %s", strerror(errno));
         close(fds[0]);
+        wsh_stats_release(stats);
         return;
     }
+    wsh_stats_started(stats, pid);
+    p->stats = stats;
     p->chan = bufferevent_socket_new(master_base, fds[0],
                                      BEV_OPT_CLOSE_ON_FREE);
     if (p->chan == NULL) {
         wsh_log(WSH_LOG_ALERT, "bufferevent_socket_new() failed");
         close(fds[0]);
         kill(pid, SIGKILL);     /* reaped as an unknown child */
+        wsh_stats_release(stats);
         return;
     }
     bufferevent_setcb(p->chan, master_channel_read_cb, NULL, NULL,
@@ -253,6 +262,7 @@ master_reaped(master_proc_t *p, int status)
     bufferevent_free(p->chan);
     p->chan = NULL;
     p->pid = 0;
+    wsh_stats_release(p->stats);
     wsh_relay_proc_gone((size_t) (p - master_procs));
 
     if (p->exiting || master_stopping || p->generation != master_generation
@@ -471,6 +481,7 @@ master_reload(void)
         master_spawn(i);
     }
     master_signal_generation(old_generation, WSH_CMD_RESTART);
+    wsh_stats_reloaded();
     wsh_log(WSH_LOG_NOTICE, "reload done: generation %u with %d workers",
             master_generation, cf->worker_processes);
 }
@@ -548,7 +559,7 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     {
         return 1;
     }
-    if (wsh_modules_init_master() != WSH_OK
+    if (wsh_stats_init() != WSH_OK || wsh_modules_init_master() != WSH_OK
         || master_set_slots((size_t) cycle->conf->worker_processes) != WSH_OK)
     {
         return 1;
@@ -569,6 +580,7 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     event_free(master_kill_timer);
     event_base_free(master_base);
     wsh_cycle_free(master_cycle);
+    wsh_stats_done();
     if (master_pid_file != NULL) {
         char path[4096];
 

@@ -258,7 +258,7 @@ START_TEST(test_load_shipped)
     ck_assert_uint_eq(cf->write_wait, 10000);
     ck_assert_uint_eq(cf->close_timeout, 5000);
     ck_assert_uint_eq(cf->shutdown_timeout, 30000);
-    ck_assert_uint_eq(cf->nendpoints, 4);
+    ck_assert_uint_eq(cf->nendpoints, 5);
     ep = wsh_conf_endpoint(cf, "/ws", 3);
     ck_assert_ptr_nonnull(ep);
     ck_assert_ptr_eq(ep->module, wsh_module_find("hub"));
@@ -306,8 +306,10 @@ START_TEST(test_load_empty)
         ck_assert_uint_eq(cf->write_wait, 10000);
         ck_assert_uint_eq(cf->close_timeout, 5000);
         ck_assert_uint_eq(cf->shutdown_timeout, 30000);
-        ck_assert_uint_eq(cf->nendpoints, 4);
+        ck_assert_uint_eq(cf->nendpoints, 5);
         ck_assert_ptr_eq(cf->endpoints[3].module, wsh_module_find("health"));
+        ck_assert_str_eq(cf->endpoints[4].path, "/metrics");
+        ck_assert_uint_eq(cf->endpoints[4].nallow, 2);
         ck_assert_str_eq(cf->endpoints[1].path, "/ws");
         ck_assert_ptr_eq(cf->endpoints[1].module, wsh_module_find("hub"));
         ck_assert_str_eq(cf->endpoints[2].path, "/api/publish");
@@ -585,6 +587,54 @@ START_TEST(test_error_values)
 }
 END_TEST
 
+START_TEST(test_allow_list)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+    wsh_endpoint_t ep = { 0 };
+    wsh_cidr_t cidr[3];
+
+    ck_assert_int_eq(wsh_conf_parse_cidr("10.1.0.0/16", &cidr[0]), WSH_OK);
+    ck_assert_int_eq(cidr[0].bits, 16);
+    ck_assert_int_eq(wsh_conf_parse_cidr("fd00::/7", &cidr[1]), WSH_OK);
+    ck_assert_int_eq(wsh_conf_parse_cidr("192.0.2.1", &cidr[2]), WSH_OK);
+    ck_assert_int_eq(cidr[2].bits, 32);
+    ck_assert_int_eq(wsh_conf_parse_cidr("10.0.0.0/33", &cidr[0]), WSH_ERROR);
+    ck_assert_int_eq(wsh_conf_parse_cidr("10.0.0.0/", &cidr[0]), WSH_ERROR);
+    ck_assert_int_eq(wsh_conf_parse_cidr("10.0.0.0/-1", &cidr[0]),
+                     WSH_ERROR);
+    ck_assert_int_eq(wsh_conf_parse_cidr("::1/129", &cidr[0]), WSH_ERROR);
+    ck_assert_int_eq(wsh_conf_parse_cidr("localhost", &cidr[0]), WSH_ERROR);
+    ck_assert_int_eq(wsh_conf_parse_cidr("", &cidr[0]), WSH_ERROR);
+
+    ck_assert(wsh_conf_allowed(&ep, (struct sockaddr *) &sin));
+    wsh_conf_parse_cidr("10.1.0.0/16", &cidr[0]);
+    ep.allow = cidr;
+    ep.nallow = 3;
+    inet_pton(AF_INET, "10.1.255.7", &sin.sin_addr);
+    ck_assert(wsh_conf_allowed(&ep, (struct sockaddr *) &sin));
+    inet_pton(AF_INET, "10.2.0.1", &sin.sin_addr);
+    ck_assert(!wsh_conf_allowed(&ep, (struct sockaddr *) &sin));
+    inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+    ck_assert(wsh_conf_allowed(&ep, (struct sockaddr *) &sin));
+    inet_pton(AF_INET, "192.0.2.2", &sin.sin_addr);
+    ck_assert(!wsh_conf_allowed(&ep, (struct sockaddr *) &sin));
+    inet_pton(AF_INET6, "fdab::1", &sin6.sin6_addr);
+    ck_assert(wsh_conf_allowed(&ep, (struct sockaddr *) &sin6));
+    inet_pton(AF_INET6, "fe80::1", &sin6.sin6_addr);
+    ck_assert(!wsh_conf_allowed(&ep, (struct sockaddr *) &sin6));
+    /* An IPv4 client on a dual-stack socket matches IPv4 entries. */
+    inet_pton(AF_INET6, "::ffff:10.1.2.3", &sin6.sin6_addr);
+    ck_assert(wsh_conf_allowed(&ep, (struct sockaddr *) &sin6));
+
+    expect_error("endpoints:\n"
+                 "  - path: /metrics\n"
+                 "    module: metrics\n"
+                 "    allow: [127.0.0.1, 10.0.0.0/40]\n", 4, 24,
+                 "endpoints[0].allow[1]", "\"10.0.0.0/40\"", NULL);
+}
+END_TEST
+
 /* An empty list is an error too, reported where the list is. */
 START_TEST(test_error_empty_list)
 {
@@ -635,6 +685,7 @@ conf_suite(void)
     tcase_add_test(load, test_error_yaml_syntax);
     tcase_add_test(load, test_error_values);
     tcase_add_test(load, test_error_empty_list);
+    tcase_add_test(load, test_allow_list);
     tcase_add_test(load, test_error_missing_file);
     suite_add_tcase(s, load);
     return s;

@@ -1,0 +1,338 @@
+/* metrics.c -- the metrics module: GET /metrics in Prometheus's text
+ * exposition format (version 0.0.4).
+ *
+ * Any worker can answer: it sums the shared counter slots of every
+ * worker (src/core/stats.c), so a scrape sees the whole server whichever
+ * worker the kernel hands it to, and counters of workers that exited
+ * (reloads, crashes) stay in the totals.
+ */
+#include "core/core.h"
+#include "wshub.h"
+#include "core/stats.h"
+#include "engine/engine.h"
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+wsh_text_printf(wsh_text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    size_t cap;
+    char *p;
+    int n;
+
+    for ( ;; ) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            return WSH_ERROR;
+        }
+        if ((size_t) n < t->cap - t->len) {
+            t->len += (size_t) n;
+            return WSH_OK;
+        }
+        cap = t->cap ? t->cap * 2 : 16384;
+        while (cap - t->len <= (size_t) n) {
+            cap *= 2;
+        }
+        p = realloc(t->data, cap);
+        if (p == NULL) {
+            return WSH_ERROR;
+        }
+        t->data = p;
+        t->cap = cap;
+    }
+}
+
+long
+wsh_metrics_rss(uint64_t pid)
+{
+    char path[64];
+    long pages, resident = 0;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%" PRIu64 "/statm", pid);
+    fp = fopen(path, "r");
+    if (fp != NULL) {
+        if (fscanf(fp, "%ld %ld", &pages, &resident) != 2) {
+            resident = 0;
+        }
+        fclose(fp);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static wsh_stats_snapshot_t *metrics_snap;
+
+const wsh_stats_snapshot_t *
+wsh_metrics_snapshot(void)
+{
+    if (metrics_snap == NULL) {
+        /* ~250 KB: taken on the first scrape, not by every worker. */
+        metrics_snap = malloc(sizeof(*metrics_snap));
+        if (metrics_snap == NULL) {
+            return NULL;
+        }
+    }
+    return wsh_stats_snapshot(metrics_snap) == WSH_OK ? metrics_snap : NULL;
+}
+
+/* Label values: backslash, double quote and newline escaped. */
+static void
+metrics_label(wsh_text_t *t, const char *s)
+{
+    for ( ; *s != '\0'; s++) {
+        switch (*s) {
+        case '\\': wsh_text_printf(t, "\\\\"); break;
+        case '"':  wsh_text_printf(t, "\\\""); break;
+        case '\n': wsh_text_printf(t, "\\n"); break;
+        default:   wsh_text_printf(t, "%c", *s); break;
+        }
+    }
+}
+
+static void
+metrics_family(wsh_text_t *t, const char *name, const char *type,
+    const char *help)
+{
+    wsh_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+metrics_value(wsh_text_t *t, const char *name, const char *labels,
+    uint64_t v)
+{
+    wsh_text_printf(t, "%s%s%s%s %" PRIu64 "\n", name, labels ? "{" : "",
+                    labels ? labels : "", labels ? "}" : "", v);
+}
+
+static void
+metrics_histogram(wsh_text_t *t, const wsh_stats_slot_t *s, int h,
+    const char **last_family)
+{
+    const wsh_hist_info_t *info = wsh_stats_hist_info(h);
+    const wsh_hist_t *hist = &s->hist[h];
+    const char *sep = info->label ? "," : "";
+    const char *lb = info->label ? info->label : "";
+    uint64_t cum = 0;
+    size_t i;
+
+    if (*last_family == NULL || strcmp(*last_family, info->name) != 0) {
+        metrics_family(t, info->name, "histogram", info->help);
+        *last_family = info->name;
+    }
+    for (i = 0; i < info->nbounds; i++) {
+        cum += hist->bucket[i];
+        wsh_text_printf(t, "%s_bucket{%s%sle=\"%.9g\"} %" PRIu64 "\n",
+                        info->name, lb, sep,
+                        (double) info->bounds[i] / info->scale, cum);
+    }
+    cum += hist->bucket[info->nbounds];
+    wsh_text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n",
+                    info->name, lb, sep, cum);
+    if (info->scale == 1) {
+        wsh_text_printf(t, "%s_sum%s%s%s %" PRIu64 "\n", info->name,
+                        *lb ? "{" : "", lb, *lb ? "}" : "", hist->sum);
+    } else {
+        wsh_text_printf(t, "%s_sum%s%s%s %.6f\n", info->name,
+                        *lb ? "{" : "", lb, *lb ? "}" : "",
+                        (double) hist->sum / info->scale);
+    }
+    wsh_text_printf(t, "%s_count%s%s%s %" PRIu64 "\n", info->name,
+                    *lb ? "{" : "", lb, *lb ? "}" : "", cum);
+}
+
+/* The plain counters: one row per sample, families in order. */
+static const struct {
+    const char *name, *help, *labels;
+    int         stat;
+} metrics_counter_rows[] = {
+    { "websocket_connections_total",
+      "WebSocket handshakes, accepted or rejected.",
+      "status=\"accepted\"", WSH_STAT_CONN_ACCEPTED },
+    { "websocket_connections_total", NULL,
+      "status=\"rejected\"", WSH_STAT_CONN_REJECTED },
+    { "websocket_messages_total",
+      "WebSocket messages received and sent (each delivery).",
+      "direction=\"in\",type=\"text\"", WSH_STAT_MSG_IN_TEXT },
+    { "websocket_messages_total", NULL,
+      "direction=\"in\",type=\"binary\"", WSH_STAT_MSG_IN_BINARY },
+    { "websocket_messages_total", NULL,
+      "direction=\"out\",type=\"text\"", WSH_STAT_MSG_OUT_TEXT },
+    { "websocket_messages_total", NULL,
+      "direction=\"out\",type=\"binary\"", WSH_STAT_MSG_OUT_BINARY },
+    { "websocket_message_bytes_total",
+      "Payload bytes of WebSocket messages.",
+      "direction=\"in\"", WSH_STAT_BYTES_IN },
+    { "websocket_message_bytes_total", NULL,
+      "direction=\"out\"", WSH_STAT_BYTES_OUT },
+    { "wshub_engine_publish_total",
+      "Messages handed to the engine for other workers and hosts.", NULL,
+      WSH_STAT_ENGINE_PUBLISH },
+    { "wshub_engine_reconnects_total",
+      "Connections to the engine's backend (Redis) re-established.", NULL,
+      WSH_STAT_ENGINE_RECONNECTS },
+    { "wshub_slow_consumer_drops_total",
+      "Messages dropped because a client's output was over send_buffer.",
+      NULL, WSH_STAT_SLOW_CONSUMER_DROPS },
+    { "wshub_rate_limited_total",
+      "Client messages over rate_limit (dropped or closing).", NULL,
+      WSH_STAT_RATE_LIMITED },
+};
+
+static void
+metrics_counters(wsh_text_t *t, const wsh_stats_slot_t *s)
+{
+    const wsh_err_info_t *e;
+    char labels[128];
+    size_t i;
+
+    for (i = 0; i < wsh_nelems(metrics_counter_rows); i++) {
+        if (metrics_counter_rows[i].help != NULL) {
+            metrics_family(t, metrics_counter_rows[i].name, "counter",
+                           metrics_counter_rows[i].help);
+        }
+        metrics_value(t, metrics_counter_rows[i].name,
+                      metrics_counter_rows[i].labels,
+                      s->v[metrics_counter_rows[i].stat]);
+    }
+    metrics_family(t, "websocket_errors_total", "counter",
+                   "Errors answered or closed on, by component and type.");
+    for (i = 0; i < WSH_ERR_N; i++) {
+        e = wsh_stats_err_info((int) i);
+        snprintf(labels, sizeof(labels), "component=\"%s\",error_type=\"%s\"",
+                 e->component, e->type);
+        metrics_value(t, "websocket_errors_total", labels,
+                      s->v[WSH_STAT_ERRORS + i]);
+    }
+}
+
+static void
+metrics_workers(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
+{
+    const wsh_stats_slot_t *w;
+    uint64_t gens[WSH_STATS_SLOTS];
+    size_t i, j, ngens = 0, n;
+
+    metrics_family(t, "wshub_workers", "gauge",
+                   "Worker processes alive, by configuration generation "
+                   "(old ones are draining after a reload).");
+    for (i = 0; i < snap->nlive; i++) {
+        for (j = 0; j < ngens && gens[j] != snap->live[i].generation; j++) {
+        }
+        if (j == ngens) {
+            gens[ngens++] = snap->live[i].generation;
+        }
+    }
+    for (j = 0; j < ngens; j++) {
+        for (i = 0, n = 0; i < snap->nlive; i++) {
+            n += snap->live[i].generation == gens[j];
+        }
+        wsh_text_printf(t, "wshub_workers{generation=\"%" PRIu64 "\"} %zu\n",
+                        gens[j], n);
+    }
+    metrics_family(t, "wshub_reloads_total", "counter",
+                   "Configuration reloads done (SIGHUP) since the master "
+                   "started.");
+    metrics_value(t, "wshub_reloads_total", NULL, snap->reloads);
+
+    metrics_family(t, "wshub_worker_resident_memory_bytes", "gauge",
+                   "Resident memory of each worker process.");
+    for (i = 0; i < snap->nlive; i++) {
+        w = &snap->live[i];
+        wsh_text_printf(t, "wshub_worker_resident_memory_bytes{worker=\"%"
+                        PRIu64 "\",pid=\"%" PRIu64 "\"} %ld\n", w->worker,
+                        w->pid, wsh_metrics_rss(w->pid));
+    }
+    metrics_family(t, "wshub_worker_connections", "gauge",
+                   "Open WebSocket connections of each worker process.");
+    for (i = 0; i < snap->nlive; i++) {
+        w = &snap->live[i];
+        wsh_text_printf(t, "wshub_worker_connections{worker=\"%" PRIu64
+                        "\",pid=\"%" PRIu64 "\"} %" PRIu64 "\n", w->worker,
+                        w->pid, w->v[WSH_STAT_CONNECTIONS_ACTIVE]);
+    }
+}
+
+static int
+metrics_render(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
+{
+    const wsh_stats_slot_t *s = &snap->total;
+    const char *family = NULL;
+    uint64_t up = snap->nlive > 0;
+    size_t i;
+    int h;
+
+    for (i = 0; i < snap->nlive; i++) {
+        up &= snap->live[i].v[WSH_STAT_ENGINE_UP] != 0;
+    }
+    metrics_family(t, "wshub_build_info", "gauge",
+                   "The running wshub version.");
+    wsh_text_printf(t, "wshub_build_info{version=\"");
+    metrics_label(t, WSH_VERSION);
+    wsh_text_printf(t, "\"} 1\n");
+
+    metrics_family(t, "websocket_active_connections", "gauge",
+                   "Open WebSocket connections, all workers.");
+    metrics_value(t, "websocket_active_connections", NULL,
+                  s->v[WSH_STAT_CONNECTIONS_ACTIVE]);
+    metrics_family(t, "websocket_rooms_total", "gauge",
+                   "Rooms with members, counted once per worker holding "
+                   "members.");
+    metrics_value(t, "websocket_rooms_total", NULL, s->v[WSH_STAT_ROOMS]);
+    metrics_family(t, "wshub_engine_up", "gauge",
+                   "1 when every worker's engine is connected.");
+    wsh_text_printf(t, "wshub_engine_up{engine=\"");
+    metrics_label(t, wsh_engine_name());
+    wsh_text_printf(t, "\"} %" PRIu64 "\n", up);
+
+    metrics_counters(t, s);
+    for (h = 0; h < WSH_HIST_N; h++) {
+        metrics_histogram(t, s, h, &family);
+    }
+    metrics_workers(t, snap);
+    return t->data != NULL ? WSH_OK : WSH_ERROR;
+}
+
+static int
+metrics_http(wsh_conn_t *c, const wsh_request_t *r)
+{
+    const wsh_stats_snapshot_t *snap;
+    wsh_text_t t = { NULL, 0, 0 };
+
+    if (!wsh_request_is_get(r)) {
+        (void) wsh_http_respond(c, 405, "text/plain", "use GET\n", 8);
+        return 0;
+    }
+    snap = wsh_metrics_snapshot();
+    if (snap == NULL || metrics_render(&t, snap) != WSH_OK) {
+        (void) wsh_http_respond(c, 500, "text/plain", "out of memory\n", 14);
+    } else {
+        (void) wsh_http_respond(c, 200, "text/plain; version=0.0.4; "
+                                "charset=utf-8", t.data, t.len);
+    }
+    free(t.data);
+    return 0;
+}
+
+static void
+metrics_exit_worker(void)
+{
+    free(metrics_snap);
+    metrics_snap = NULL;
+}
+
+const wsh_module_t wsh_metrics_module = {
+    .name = "metrics",
+    .api_version = WSHUB_API_VERSION,
+    .exit_worker = metrics_exit_worker,
+    .handshake = wsh_http_only_handshake,
+    .http = metrics_http,
+};

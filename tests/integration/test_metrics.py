@@ -1,0 +1,253 @@
+"""test_metrics.py -- GET /metrics: Prometheus text summed over workers.
+
+Every scrape is parsed with a real Prometheus text parser (Debian's
+python3-prometheus-client). With 4 workers the counters must be the
+sum over all of them whichever worker answers; across reloads and a
+worker SIGKILL no counter may go down.
+"""
+
+import asyncio
+import os
+import signal
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wshub_harness import Server, arun, http, wait_for  # noqa: E402
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa
+
+import websockets  # noqa: E402
+
+ENDPOINTS = [{"path": "/echo", "module": "echo"},
+             {"path": "/ws", "module": "hub"},
+             {"path": "/metrics", "module": "metrics"}]
+
+
+def scrape(port):
+    return scrape_path(port, "/metrics")
+
+
+def scrape_path(port, path):
+    st, h, body = http(port, b"GET %s HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n" % path.encode())
+    assert st == 200, (st, body)
+    assert h["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    types = {}
+    for fam in text_string_to_metric_families(body.decode()):
+        types[fam.name] = fam.type
+        for s in fam.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            assert key not in samples, "duplicate sample %r" % (key,)
+            samples[key] = s.value
+    return samples, types
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def monotonic_keys(samples, types):
+    """Samples that Prometheus requires never to decrease."""
+    out = {}
+    for (name, labels), v in samples.items():
+        if name.endswith("_total") or (
+                (name.endswith("_bucket") or name.endswith("_count")
+                 or name.endswith("_sum"))
+                and "clients_per_room" not in name):
+            out[(name, labels)] = v
+    return out
+
+
+class MetricsTest(unittest.TestCase):
+
+    def test_sum_over_four_workers(self):
+        n_clients, n_msgs = 40, 5
+        with Server(workers=4, endpoints=ENDPOINTS) as srv:
+            srv.wait_workers(4)
+
+            async def go():
+                conns = [await websockets.connect(srv.url("/echo"))
+                         for _ in range(n_clients)]
+                for ws in conns:
+                    for i in range(n_msgs):
+                        await ws.send("m%d" % i)
+                        await ws.recv()
+                await conns[0].send(b"\x00\x01")
+                await conns[0].recv()
+                # Eight scrapes land on various workers: the sums must
+                # not depend on which one answers.
+                scrapes = [scrape(srv.port) for _ in range(8)]
+                for ws in conns:
+                    await ws.close()
+                return scrapes
+
+            for s, types in arun(go()):
+                self.assertEqual(value(s, "websocket_connections_total",
+                                       status="accepted"), n_clients)
+                self.assertEqual(value(s, "websocket_active_connections"),
+                                 n_clients)
+                self.assertEqual(value(s, "websocket_messages_total",
+                                       direction="in", type="text"),
+                                 n_clients * n_msgs)
+                self.assertEqual(value(s, "websocket_messages_total",
+                                       direction="in", type="binary"), 1)
+                self.assertEqual(value(s, "websocket_messages_total",
+                                       direction="out", type="text"),
+                                 n_clients * n_msgs)
+                self.assertEqual(value(s, "wshub_workers", generation="0"),
+                                 4)
+                self.assertEqual(value(s, "wshub_build_info",
+                                       version="0.1.0"), 1)
+                self.assertEqual(value(s, "wshub_engine_up", engine="local"),
+                                 1)
+                self.assertEqual(value(
+                    s, "websocket_message_size_bytes_count", direction="in"),
+                    n_clients * n_msgs + 1)
+                per_worker = [v for (name, _), v in s.items()
+                              if name == "wshub_worker_connections"]
+                self.assertEqual(sum(per_worker), n_clients)
+                self.assertGreater(len([v for v in per_worker if v]), 1,
+                                   "connections should spread over workers")
+                self.assertEqual(
+                    types["websocket_connection_duration_seconds"],
+                    "histogram")
+
+            def closed():
+                s, _ = scrape(srv.port)
+                return (value(s, "websocket_active_connections") == 0
+                        and value(s, "websocket_connection_duration_seconds"
+                                  "_count", reason="normal") == n_clients)
+            wait_for(closed, 10, "every close counted", srv.log)
+
+    def test_errors_and_rejections(self):
+        with Server(workers=2, endpoints=ENDPOINTS) as srv:
+            st, _, _ = http(srv.port, b"GET /nope HTTP/1.1\r\nHost: x\r\n"
+                                      b"Connection: close\r\n\r\n")
+            self.assertEqual(st, 404)
+            st, _, _ = http(srv.port, b"GET /echo HTTP/1.1\r\nHost: x\r\n"
+                                      b"Upgrade: websocket\r\n"
+                                      b"Connection: Upgrade\r\n\r\n")
+            self.assertEqual(st, 426)
+            s, _ = scrape(srv.port)
+            self.assertEqual(value(s, "websocket_errors_total",
+                                   component="http", error_type="not_found"),
+                             1)
+            self.assertEqual(value(s, "websocket_errors_total",
+                                   component="http",
+                                   error_type="bad_handshake"), 1)
+            self.assertEqual(value(s, "websocket_connections_total",
+                                   status="rejected"), 1)
+
+            async def bad_utf8():
+                ws = await websockets.connect(srv.url("/echo"))
+                await ws.send(b"")      # warm up
+                await ws.recv()
+                # A text frame that is not UTF-8, sent raw.
+                ws.transport.write(bytes([0x81, 0x82, 0, 0, 0, 0,
+                                          0xc3, 0x28]))
+                try:
+                    await asyncio.wait_for(ws.recv(), 5)
+                except websockets.ConnectionClosed:
+                    pass
+                return ws.close_code
+            self.assertEqual(arun(bad_utf8()), 1007)
+            wait_for(lambda: value(scrape(srv.port)[0],
+                                   "websocket_errors_total",
+                                   component="websocket",
+                                   error_type="invalid_data") == 1,
+                     10, "the 1007 counted", srv.log)
+
+    def test_allow_list(self):
+        eps = [{"path": "/metrics", "module": "metrics",
+                "allow": ["10.0.0.0/8", "'::1'"]},
+               {"path": "/m2", "module": "metrics",
+                "allow": ["127.0.0.1/32"]}]
+        with Server(workers=1, endpoints=eps) as srv:
+            st, _, body = http(srv.port, b"GET /metrics HTTP/1.1\r\n"
+                                         b"Host: x\r\n\r\n")
+            self.assertEqual(st, 403)
+            srv.wait_log("address not in the allow list of /metrics, client: "
+                         "127.0.0.1:")
+            st, _, _ = http(srv.port, b"GET /m2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(st, 200)
+            s, _ = scrape_path(srv.port, "/m2")
+            self.assertEqual(value(s, "websocket_errors_total",
+                                   component="http", error_type="forbidden"),
+                             1)
+
+    def test_rooms(self):
+        with Server(workers=1, endpoints=ENDPOINTS) as srv:
+            async def go():
+                a = await websockets.connect(srv.url("/ws"))
+                b = await websockets.connect(srv.url("/ws"))
+                for ws in (a, b):
+                    await ws.recv()         # welcome
+                    await ws.send('{"type":"join_room","room":"r1"}')
+                    await ws.recv()
+                await a.send('{"type":"join_room","room":"r2"}')
+                await a.recv()
+                s, _ = scrape(srv.port)
+                await a.close()
+                await b.close()
+                return s
+            s = arun(go())
+            self.assertEqual(value(s, "websocket_rooms_total"), 2)
+            self.assertEqual(value(s, "websocket_clients_per_room_count"), 2)
+            self.assertEqual(value(s, "websocket_clients_per_room_sum"), 3)
+            self.assertEqual(value(s, "websocket_clients_per_room_bucket",
+                                   le="1"), 1)
+            self.assertEqual(value(s, "websocket_clients_per_room_bucket",
+                                   le="2"), 2)
+
+    def test_counters_survive_reloads_and_kill(self):
+        with Server(workers=2, endpoints=ENDPOINTS,
+                    shutdown_timeout="5s") as srv:
+            pids = srv.wait_workers(2)
+
+            async def traffic(k):
+                for _ in range(k):
+                    async with websockets.connect(srv.url("/echo")) as ws:
+                        await ws.send("x")
+                        await ws.recv()
+
+            arun(traffic(6))
+            prev = monotonic_keys(*scrape(srv.port))
+            accepted = value(prev, "websocket_connections_total",
+                             status="accepted")
+            self.assertEqual(accepted, 6)
+
+            def check(step):
+                cur = monotonic_keys(*scrape(srv.port))
+                for key, v in prev.items():
+                    self.assertGreaterEqual(
+                        cur.get(key, 0), v,
+                        "%s went down after %s" % (key, step))
+                return cur
+
+            for i in range(3):
+                srv.signal(signal.SIGHUP)
+                srv.wait_log("reload done: generation %d" % (i + 1))
+                old = set(pids)
+
+                def replaced():
+                    w = srv.workers()
+                    return w if len(w) == 2 and not set(w) & old else None
+                pids = wait_for(replaced, 15, "old workers gone", srv.log)
+                arun(traffic(2))
+                prev = check("reload %d" % (i + 1))
+                self.assertEqual(value(prev, "wshub_reloads_total"), i + 1)
+            victim = pids[0]
+            os.kill(victim, signal.SIGKILL)
+            srv.wait_workers(2, exclude=(victim,))
+            arun(traffic(1))
+            cur = check("SIGKILL of a worker")
+            self.assertEqual(value(cur, "websocket_connections_total",
+                                   status="accepted"), 6 + 3 * 2 + 1)
+            s, _ = scrape(srv.port)
+            self.assertEqual(value(s, "wshub_workers", generation="3"), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
