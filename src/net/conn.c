@@ -227,6 +227,7 @@ conn_free(wsh_conn_t *c)
         wsh_http_request_free(c->req);
         free(c->req);
     }
+    free(c->identity);
     bufferevent_free(c->bev);
     free(c);
     wsh_worker.nconns--;
@@ -515,6 +516,11 @@ conn_http_error(wsh_conn_t *c, int status, const char *why)
     case 426:
         extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
         break;
+    case 401:
+        /* Only an endpoint's auth module refuses with 401 (RFC 6750
+         * section 3). */
+        extra = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n";
+        break;
     case 405:
         extra = "Allow: GET\r\n";
         break;
@@ -688,6 +694,19 @@ conn_http_request(wsh_conn_t *c)
                  wsh_worker.conf->max_connections);
         conn_http_error(c, 503, "too many connections");
         return;
+    }
+    /* An earlier request on this keep-alive connection proves nothing
+     * for this one. */
+    free(c->identity);
+    c->identity = NULL;
+    if (c->endpoint->auth != NULL) {
+        /* Authentication first, so the endpoint's module sees only
+         * verified clients (wsh_conn_user()). */
+        status = c->endpoint->auth->handshake(c, r);
+        if (status != 0) {
+            conn_http_error(c, status, "authentication failed");
+            return;
+        }
     }
     if (m->handshake != NULL) {
         status = m->handshake(c, r);
