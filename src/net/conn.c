@@ -481,7 +481,11 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                 && (status < 400 || status == 404 || status == 405
                     || status == 426);
     bool line = r != NULL && r->method != NULL;
+    size_t target_len = line ? r->target_len : 0;
 
+    if (line && c->endpoint != NULL && c->endpoint->auth != NULL) {
+        target_len = r->path_len;   /* the query may carry a token */
+    }
     c->status = (uint16_t) status;
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
                         "Content-Type: %s\r\nContent-Length: %zu\r\n"
@@ -494,7 +498,7 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
         wsh_log_access("%s \"%.*s %.*s\" %d %zu worker=%d", wsh_conn_peer(c),
                        line ? (int) r->method_len : 1,
                        line ? r->method : "-",
-                       line ? (int) r->target_len : 1,
+                       line ? (int) target_len : 1,
                        line ? r->target : "-",
                        status, len, wsh_worker.id);
     }

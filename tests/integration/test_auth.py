@@ -12,10 +12,13 @@ fails "wshubd -t" with FILE:LINE:COL and the file at fault.
 """
 
 import base64
+import glob
 import hashlib
 import hmac
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +28,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
 from wshub_harness import (Server, arun, connect, http,  # noqa: E402
-                           upgrade_request)
+                           upgrade_request, wait_for)
+import test_valgrind  # noqa: E402
 
 SECRET = "s3cret-" + "k" * 40           # 47 bytes: enough for HS256
 ENDPOINTS = [{"path": "/ws", "module": "hub", "auth": "jwt"},
@@ -175,7 +179,13 @@ class AuthTest(unittest.TestCase):
             # An endpoint without auth is unchanged.
             self.assertEqual(arun(welcome_id(srv.url("/open?id=bob"))),
                              "bob")
+            expired = hs_token({"sub": "alice", "exp": 1000})
+            self.assert_refused(srv, None, "token expired",
+                                query="?token=" + expired)
             self.assertNotIn(tok, srv.log())
+            srv.wait_log('"GET /ws" 401', access=True)
+            for t in (tok, expired):
+                self.assertNotIn(t, srv.access_log())
 
     def test_refused_tokens(self):
         with auth_server(leeway="0s") as srv:
@@ -338,6 +348,24 @@ class AuthTest(unittest.TestCase):
             self.assert_refused(srv, None, "no token", query="?token=" + tok)
             self.assertEqual(upgrade(srv, tok)[0], 101)
 
+    def test_reload_reads_the_new_secret(self):
+        other = "another-secret-" + "z" * 40
+        old_tok = hs_token({"sub": "a"})
+        new_tok = hs_token({"sub": "a"}, secret=other)
+        with auth_server() as srv:
+            self.assertEqual(upgrade(srv, old_tok)[0], 101)
+            self.assertEqual(upgrade(srv, new_tok)[0], 401)
+            old = set(srv.workers())
+            srv.raw_yaml = auth_yaml(secret=other)
+            srv.write_conf()
+            srv.signal(signal.SIGHUP)
+            # The old generation may take a connection until it is gone.
+            wait_for(lambda: not old & set(srv.workers()), 20,
+                     "the old workers to exit", srv.log)
+            srv.wait_workers(1)
+            self.assertEqual(upgrade(srv, new_tok)[0], 101)
+            self.assertEqual(upgrade(srv, old_tok)[0], 401)
+
     def test_config_errors(self):
         base = "endpoints:\n  - path: /ws\n    module: hub\n    auth: jwt\n"
         short = os.path.join(self.tmp.name, "short")
@@ -384,6 +412,43 @@ class AuthTest(unittest.TestCase):
         rc, err, _ = config_test(base + "auth_jwt:\n  algorithm: ES256\n"
                                  "  public_key_file: %s\n" % self.ec_pub)
         self.assertEqual(rc, 0, err)
+
+    @unittest.skipUnless(shutil.which("valgrind"), "valgrind is not installed")
+    @unittest.skipIf(os.environ.get("WSHUB_SANITIZERS") == "yes",
+                     "a sanitizer build cannot run under valgrind")
+    def test_valgrind_session(self):
+        """Token parsing is input parsing: good and refused tokens, the
+        rooms claim and a graceful stop under valgrind, RS256 (OpenSSL
+        key paths) on one worker."""
+        vg = test_valgrind.ValgrindTest
+        srv = vg.valgrind_server(self, workers=1, endpoints=ENDPOINTS,
+                                 raw_yaml=auth_yaml(
+                                     algorithm="RS256", audience="chat",
+                                     public_key_file=self.rsa_pub))
+        good = {"sub": "vg", "aud": "chat", "rooms": ["chat:*"]}
+        with open(self.rsa_pub, "rb") as f:
+            pem = f.read()
+        with srv:
+            for tok in (None, "x", "a.b.c", signing_input(good, "none") + ".",
+                        hs_token(good, secret=pem),
+                        pk_token(dict(good, exp=1000), self.rsa, "RS256"),
+                        pk_token(dict(good, aud=["x"]), self.rsa, "RS256"),
+                        pk_token(dict(good, rooms=[1]), self.rsa, "RS256"),
+                        pk_token(good, self.rsa, "RS256")[:-8] + "AAAAAAAA"):
+                self.assertEqual(upgrade(srv, tok)[0], 401)
+            replies = arun(hub_session(
+                srv.url("/ws"), pk_token(good, self.rsa, "RS256"), [
+                    {"type": "join_room", "room": "chat:a"},
+                    {"type": "join_room", "room": "other"}]), 120)
+            self.assertEqual([r["type"] for r in replies],
+                             ["room_joined", "error"])
+            srv.signal(signal.SIGQUIT)
+            self.assertEqual(srv.wait_exit(timeout=60), 0)
+            reports = []
+            for name in glob.glob(os.path.join(srv.dir, "vg.*.log")):
+                with open(name) as f:
+                    reports.append(f.read())
+        vg.check_reports(self, reports, 2)
 
 
 if __name__ == "__main__":
