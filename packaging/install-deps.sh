@@ -29,10 +29,9 @@ fi
 if command -v apt-get >/dev/null 2>&1; then
     build="build-essential autoconf automake pkg-config libevent-dev
         libssl-dev libhiredis-dev libjansson-dev libcyaml-dev libyaml-dev
-        zlib1g-dev libedit-dev"
+        zlib1g-dev libedit-dev libjwt-dev"
     test="check python3 python3-websockets python3-prometheus-client
-        redis-server valgrind mandoc
-        curl xz-utils chromium"
+        redis-server valgrind mandoc curl xz-utils chromium openssl"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
     echo "install-deps.sh: apt-get install $(echo $pkgs)"
@@ -43,10 +42,9 @@ if command -v apt-get >/dev/null 2>&1; then
 elif command -v dnf >/dev/null 2>&1; then
     build="gcc make autoconf automake pkgconf-pkg-config libevent-devel
         openssl-devel hiredis-devel jansson-devel libcyaml-devel libyaml-devel
-        zlib-devel libedit-devel"
+        zlib-devel libedit-devel libjwt-devel"
     test="check-devel python3 python3-websockets python3-prometheus_client
-        redis valgrind mandoc curl
-        xz chromium"
+        redis valgrind mandoc curl xz chromium openssl"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
     echo "install-deps.sh: dnf install $(echo $pkgs)"
@@ -55,7 +53,7 @@ elif command -v dnf >/dev/null 2>&1; then
 else
     echo "install-deps.sh: no apt-get or dnf here; install by hand:" \
          "libevent, OpenSSL, hiredis, jansson, libcyaml, libyaml, zlib," \
-         "libedit" \
+         "libedit, libjwt" \
          "(and check, python3-websockets, redis for the tests)" >&2
     exit 1
 fi

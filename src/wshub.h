@@ -106,6 +106,27 @@ uint64_t wsh_conn_id(const wsh_conn_t *c);
 /* "ip:port" of the peer. */
 const char *wsh_conn_peer(const wsh_conn_t *c);
 
+/* Authentication. An endpoint with "auth:" runs that auth module's
+ * handshake hook before its own module's; the auth module records the
+ * verified identity with wsh_conn_set_user(), and the endpoint's module
+ * reads it back. Connections without auth carry no identity. */
+#define WSH_MAY_JOIN    1       /* join a room */
+#define WSH_MAY_PUBLISH 2       /* send to a room's members */
+
+/* Record C's verified client id USER (1-255 bytes) and the rooms it may
+ * join and publish to: N patterns, each an exact room name or a prefix
+ * ending in '*' (1-255 bytes), or every room when PATTERNS is NULL.
+ * For auth modules' handshake hooks. Returns 0, or -1 on bad lengths or
+ * ENOMEM. */
+int  wsh_conn_set_user(wsh_conn_t *c, const char *user, size_t len,
+    const char *const *patterns, const size_t *lens, size_t n);
+/* C's verified client id, or NULL if C did not authenticate. */
+const char *wsh_conn_user(const wsh_conn_t *c, size_t *len);
+/* Whether C may do ACTION (WSH_MAY_*) on ROOM: always 1 without auth or
+ * when its identity allows every room, else 1 if a pattern matches. */
+int  wsh_conn_may(const wsh_conn_t *c, int action, const char *room,
+    size_t len);
+
 /* Topics: the engine's pub/sub across all workers (and hosts). A topic
  * is the set of every client (WSH_TOPIC_ALL, name ""), a room, or one
  * client id (private messages). Joining and leaving are O(1) locally;

@@ -186,12 +186,39 @@ hub_generate_id(hub_conn_t *hc)
     hc->idlen = 2 + 2 * sizeof(rnd);
 }
 
+/* The client id, in the order of wshub-protocol(7) "Identity": the
+ * verified one (auth: jwt, its sub), else a valid ?id= when client_ids
+ * allows it, else a random one. False when an auth module verified an
+ * id the protocol cannot carry. */
+static bool
+hub_client_id(wsh_conn_t *c, const wsh_request_t *r, hub_conn_t *hc)
+{
+    const char *p;
+    size_t len;
+
+    p = wsh_conn_user(c, &len);
+    if (p != NULL) {
+        if (!hub_valid_id(p, len)) {
+            return false;
+        }
+        memcpy(hc->id, p, len);
+        hc->idlen = len;
+    } else if (!hub_conf()->client_ids
+               || (p = wsh_request_query(r, &len)) == NULL
+               || !hub_query_param(p, len, "id", hc->id, HUB_ID_MAX,
+                                   &hc->idlen)
+               || !hub_valid_id(hc->id, hc->idlen))
+    {
+        hub_generate_id(hc);
+    }
+    hc->id[hc->idlen] = '\0';
+    return true;
+}
+
 static void
 hub_open(wsh_conn_t *c, const wsh_request_t *r)
 {
     hub_conn_t *hc = calloc(1, sizeof(*hc));
-    const char *q;
-    size_t qlen;
     json_t *obj;
 
     if (hc == NULL) {
@@ -199,14 +226,10 @@ hub_open(wsh_conn_t *c, const wsh_request_t *r)
         return;
     }
     wsh_conn_set_data(c, hc);
-    q = wsh_request_query(r, &qlen);
-    if (!hub_conf()->client_ids || q == NULL
-        || !hub_query_param(q, qlen, "id", hc->id, HUB_ID_MAX, &hc->idlen)
-        || !hub_valid_id(hc->id, hc->idlen))
-    {
-        hub_generate_id(hc);
+    if (!hub_client_id(c, r, hc)) {
+        wsh_conn_close(c, WSH_CLOSE_POLICY, "invalid client id");
+        return;
     }
-    hc->id[hc->idlen] = '\0';
     if (wsh_topic_join(c, WSH_TOPIC_CLIENT, hc->id, hc->idlen, NULL, 0) != 0
         || wsh_topic_join(c, WSH_TOPIC_ALL, "", 0, NULL, 0) != 0)
     {
@@ -289,6 +312,10 @@ hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
     if (room == NULL) {
         return;
     }
+    if (!wsh_conn_may(c, WSH_MAY_JOIN, room, len)) {
+        hub_error(c, "Not allowed", "join_room");
+        return;
+    }
     if (wsh_topic_is_member(c, WSH_TOPIC_ROOM, room, len)) {
         hub_error(c, "Already in room", "join_room");
         return;
@@ -340,6 +367,10 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
         kind = WSH_TOPIC_ROOM;
         name = hub_room(c, root, type, &len);
         if (name == NULL) {
+            return;
+        }
+        if (!wsh_conn_may(c, WSH_MAY_PUBLISH, name, len)) {
+            hub_error(c, "Not allowed", type);
             return;
         }
         if (!wsh_topic_is_member(c, WSH_TOPIC_ROOM, name, len)) {

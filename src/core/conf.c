@@ -12,6 +12,7 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/module.h"
+#include "auth_jwt/auth_jwt.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include <cyaml/cyaml.h>
+#include <openssl/crypto.h>
 #include <yaml.h>
 
 /* Pass 2 target: every scalar as the text the user wrote. */
@@ -38,6 +40,7 @@ typedef struct {
     char *max_message_size;
     char **allow;
     unsigned allow_count;
+    char *auth;
 } conf_raw_endpoint_t;
 
 typedef struct {
@@ -51,6 +54,19 @@ typedef struct {
 typedef struct {
     char *engine_required;
 } conf_raw_health_t;
+
+typedef struct {
+    char *algorithm;
+    char *secret;
+    char *secret_file;
+    char *public_key_file;
+    char *leeway;
+    char *audience;
+    char *issuer;
+    char *query_param;
+    char *rooms_claim;
+    char *rooms_claim_required;
+} conf_raw_auth_jwt_t;
 
 typedef struct {
     char *rps;
@@ -113,6 +129,7 @@ typedef struct {
     conf_raw_engine_t   *engine;
     conf_raw_health_t   *health;
     conf_raw_rate_t     *rate_limit;
+    conf_raw_auth_jwt_t *auth_jwt;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -130,6 +147,7 @@ static const cyaml_schema_field_t conf_endpoint_fields[] = {
     CYAML_FIELD_SEQUENCE("allow", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_endpoint_t, allow, &conf_string_schema, 1,
                          1024),
+    CONF_STR("auth", conf_raw_endpoint_t, auth, CYAML_FLAG_OPTIONAL),
     CYAML_FIELD_END
 };
 
@@ -178,6 +196,23 @@ static const cyaml_schema_field_t conf_rate_fields[] = {
 static const cyaml_schema_field_t conf_health_fields[] = {
     CONF_STR("engine_required", conf_raw_health_t, engine_required,
              CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_END
+};
+
+#define CONF_JWT(key) \
+    CONF_STR(#key, conf_raw_auth_jwt_t, key, CYAML_FLAG_OPTIONAL)
+
+static const cyaml_schema_field_t conf_auth_jwt_fields[] = {
+    CONF_JWT(algorithm),
+    CONF_JWT(secret),
+    CONF_JWT(secret_file),
+    CONF_JWT(public_key_file),
+    CONF_JWT(leeway),
+    CONF_JWT(audience),
+    CONF_JWT(issuer),
+    CONF_JWT(query_param),
+    CONF_JWT(rooms_claim),
+    CONF_JWT(rooms_claim_required),
     CYAML_FIELD_END
 };
 
@@ -230,6 +265,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                             conf_health_fields),
     CYAML_FIELD_MAPPING_PTR("rate_limit", CYAML_FLAG_OPTIONAL, conf_raw_t,
                             rate_limit, conf_rate_fields),
+    CYAML_FIELD_MAPPING_PTR("auth_jwt", CYAML_FLAG_OPTIONAL, conf_raw_t,
+                            auth_jwt, conf_auth_jwt_fields),
     CYAML_FIELD_END
 };
 
@@ -1041,16 +1078,45 @@ conf_allow(conf_ctx_t *ctx, size_t i, const conf_raw_endpoint_t *raw,
     }
 }
 
+/* An endpoint's "auth:": which auth module runs before its module. */
+static void
+conf_endpoint_auth(conf_ctx_t *ctx, const conf_raw_endpoint_t *raw,
+    size_t i, const wsh_conf_t *cf, wsh_endpoint_t *ep)
+{
+    char path[64];
+
+    if (strncmp(raw->module, "auth_", 5) == 0) {
+        snprintf(path, sizeof(path), "endpoints[%zu].module", i);
+        conf_value_error(ctx, path, "\"%s\" authenticates, it serves no "
+                         "endpoint: use \"auth: jwt\" beside a module",
+                         raw->module);
+        return;
+    }
+    if (!conf_is_set(raw->auth)) {
+        return;
+    }
+    snprintf(path, sizeof(path), "endpoints[%zu].auth", i);
+    if (strcmp(raw->auth, "jwt") != 0) {
+        conf_value_error(ctx, path, "unknown authentication \"%s\" (this "
+                         "build has: jwt)", raw->auth);
+    } else if (!cf->auth_jwt.enabled) {
+        conf_value_error(ctx, path, "\"jwt\" needs an auth_jwt: section "
+                         "with the algorithm and key");
+    } else {
+        ep->auth = wsh_module_find("auth_jwt");
+    }
+}
+
 static void
 conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
     static char *loopback[] = { "127.0.0.0/8", "::1" };
     static conf_raw_endpoint_t deflt[] = {
-        { "/echo", "echo", "16m", NULL, 0 },
-        { "/ws", "hub", NULL, NULL, 0 },
-        { "/api/publish", "hub", NULL, NULL, 0 },
-        { "/health", "health", NULL, NULL, 0 },
-        { "/metrics", "metrics", NULL, loopback, wsh_nelems(loopback) }
+        { "/echo", "echo", "16m", NULL, 0, NULL },
+        { "/ws", "hub", NULL, NULL, 0, NULL },
+        { "/api/publish", "hub", NULL, NULL, 0, NULL },
+        { "/health", "health", NULL, NULL, 0, NULL },
+        { "/metrics", "metrics", NULL, loopback, wsh_nelems(loopback), NULL }
     };
     conf_raw_endpoint_t *list = raw->endpoints ? raw->endpoints : deflt;
     size_t n = raw->endpoints ? raw->endpoints_count : wsh_nelems(deflt);
@@ -1091,6 +1157,7 @@ conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
         conf_size(ctx, path, list[i].max_message_size, cf->max_message_size,
                   1, (size_t) 1 << 31, &ep->max_message_size);
         conf_allow(ctx, i, &list[i], ep);
+        conf_endpoint_auth(ctx, &list[i], i, cf, ep);
     }
 }
 
@@ -1216,6 +1283,63 @@ conf_engine_free(wsh_conf_engine_t *e)
     free(e->user);
     free(e->password);
     free(e->prefix);
+}
+
+static void
+conf_auth_jwt(conf_ctx_t *ctx, conf_raw_auth_jwt_t *raw,
+    wsh_conf_auth_jwt_t *a)
+{
+    char err[512];
+    const char *bad;
+
+    if (raw == NULL) {
+        return;
+    }
+    a->enabled = true;
+    conf_msec(ctx, "auth_jwt.leeway", raw->leeway, 0, 0, &a->leeway);
+    a->audience = conf_strdup_or(ctx, raw->audience, NULL);
+    a->issuer = conf_strdup_or(ctx, raw->issuer, NULL);
+    if (!conf_is_set(raw->query_param)) {
+        a->query_param = conf_strdup(ctx, "token");
+    } else if (strcmp(raw->query_param, "off") != 0) {
+        if (strspn(raw->query_param, "abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+            != strlen(raw->query_param))
+        {
+            conf_value_error(ctx, "auth_jwt.query_param", "use letters, "
+                             "digits, \"_\", \".\" and \"-\" only, or off");
+        }
+        a->query_param = conf_strdup(ctx, raw->query_param);
+    }
+    a->rooms_claim = conf_strdup_or(ctx, raw->rooms_claim, "rooms");
+    conf_bool(ctx, "auth_jwt.rooms_claim_required", raw->rooms_claim_required,
+              false, &a->rooms_claim_required);
+    if (ctx->failed) {
+        return;
+    }
+    bad = wsh_auth_jwt_conf_key(a, raw->algorithm,
+                                conf_is_set(raw->secret) ? raw->secret : NULL,
+                                conf_is_set(raw->secret_file)
+                                ? raw->secret_file : NULL,
+                                conf_is_set(raw->public_key_file)
+                                ? raw->public_key_file : NULL, err,
+                                sizeof(err));
+    if (bad != NULL) {
+        conf_value_error(ctx, bad, "%s", err);
+    }
+}
+
+static void
+conf_auth_jwt_free(wsh_conf_auth_jwt_t *a)
+{
+    if (a->key != NULL) {
+        OPENSSL_cleanse(a->key, a->keylen);
+    }
+    free(a->key);
+    free(a->audience);
+    free(a->issuer);
+    free(a->query_param);
+    free(a->rooms_claim);
 }
 
 /* user/group: looked up now, so a typo fails "wshubd -t" with its line
@@ -1453,6 +1577,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     conf_bool(ctx, "health.engine_required",
               raw->health ? raw->health->engine_required : NULL, false,
               &cf->health_engine_required);
+    conf_auth_jwt(ctx, raw->auth_jwt, &cf->auth_jwt);
     if (!ctx->failed) {
         conf_endpoints(ctx, raw, cf);
     }
@@ -1550,6 +1675,7 @@ wsh_conf_free(wsh_conf_t *cf)
     free(cf->pid_file);
     free(cf->user);
     free(cf->hub.api_key);
+    conf_auth_jwt_free(&cf->auth_jwt);
     conf_engine_free(&cf->engine);
     free(cf->file);
     free(cf);

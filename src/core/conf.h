@@ -33,6 +33,7 @@ typedef struct {
     size_t              max_message_size;
     wsh_cidr_t         *allow;             /* NULL: every client */
     size_t              nallow;
+    const wsh_module_t *auth;              /* NULL: no authentication */
 } wsh_endpoint_t;
 
 /* One allowed_origins entry: scheme://host[:port], host maybe "*.x". */
@@ -51,6 +52,20 @@ typedef struct {
     bool                slow_consumer_drop; /* else close with 1008 */
     char               *api_key;           /* NULL: publish API off */
 } wsh_conf_hub_t;
+
+/* The auth_jwt section (auth_jwt:), for endpoints with "auth: jwt". */
+typedef struct {
+    bool                enabled;           /* the section is present */
+    int                 alg;               /* a jwt_alg_t of <jwt.h> */
+    unsigned char      *key;               /* HMAC secret or PEM public key */
+    size_t              keylen;
+    wsh_msec_t          leeway;            /* for exp and nbf */
+    char               *audience;          /* NULL: no aud wanted */
+    char               *issuer;            /* NULL: any iss */
+    char               *query_param;       /* token parameter, NULL: off */
+    char               *rooms_claim;
+    bool                rooms_claim_required;
+} wsh_conf_auth_jwt_t;
 
 /* The engine section (engine:). */
 typedef struct {
@@ -114,6 +129,7 @@ typedef struct {
     size_t              norigins;
 
     wsh_conf_hub_t      hub;
+    wsh_conf_auth_jwt_t auth_jwt;
     wsh_conf_engine_t   engine;
     bool                health_engine_required;
 

@@ -15,6 +15,7 @@ extern const wsh_module_t wsh_hub_module;
 extern const wsh_module_t wsh_health_module;
 extern const wsh_module_t wsh_metrics_module;
 extern const wsh_module_t wsh_status_module;
+extern const wsh_module_t wsh_auth_jwt_module;
 
 const wsh_module_t *const wsh_modules[] = {
     &wsh_echo_module,
@@ -22,6 +23,7 @@ const wsh_module_t *const wsh_modules[] = {
     &wsh_health_module,
     &wsh_metrics_module,
     &wsh_status_module,
+    &wsh_auth_jwt_module,
     NULL
 };
 

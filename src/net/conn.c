@@ -231,6 +231,7 @@ conn_free(wsh_conn_t *c)
         wsh_http_request_free(c->req);
         free(c->req);
     }
+    free(c->identity);
     bufferevent_free(c->bev);
     free(c);
     wsh_worker.nconns--;
@@ -519,7 +520,11 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                 && (status < 400 || status == 404 || status == 405
                     || status == 426);
     bool line = r != NULL && r->method != NULL;
+    size_t target_len = line ? r->target_len : 0;
 
+    if (line && c->endpoint != NULL && c->endpoint->auth != NULL) {
+        target_len = r->path_len;   /* the query may carry a token */
+    }
     c->status = (uint16_t) status;
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
                         "Content-Type: %s\r\nContent-Length: %zu\r\n"
@@ -532,7 +537,7 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
         wsh_log_access("%s \"%.*s %.*s\" %d %zu worker=%d", wsh_conn_peer(c),
                        line ? (int) r->method_len : 1,
                        line ? r->method : "-",
-                       line ? (int) r->target_len : 1,
+                       line ? (int) target_len : 1,
                        line ? r->target : "-",
                        status, len, wsh_worker.id);
     }
@@ -578,6 +583,11 @@ conn_http_error(wsh_conn_t *c, int status, const char *why)
     switch (status) {
     case 426:
         extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+        break;
+    case 401:
+        /* Only an endpoint's auth module refuses with 401 (RFC 6750
+         * section 3). */
+        extra = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n";
         break;
     case 405:
         extra = "Allow: GET\r\n";
@@ -761,6 +771,19 @@ conn_http_request(wsh_conn_t *c)
                  wsh_worker.conf->max_connections);
         conn_http_error(c, 503, "too many connections");
         return;
+    }
+    /* An earlier request on this keep-alive connection proves nothing
+     * for this one. */
+    free(c->identity);
+    c->identity = NULL;
+    if (c->endpoint->auth != NULL) {
+        /* Authentication first, so the endpoint's module sees only
+         * verified clients (wsh_conn_user()). */
+        status = c->endpoint->auth->handshake(c, r);
+        if (status != 0) {
+            conn_http_error(c, status, "authentication failed");
+            return;
+        }
     }
     if (m->handshake != NULL) {
         status = m->handshake(c, r);

@@ -5,6 +5,7 @@
 #include "core/core.h"
 #include "core/conf.h"
 #include "net/http.h"
+#include "net/identity.h"
 #include "ws/frame.h"
 #include "wshub.h"
 
@@ -49,6 +50,7 @@ struct wsh_conn_s {
     double                rate_tokens;  /* rate_limit bucket */
     wsh_msec_t            rate_last;
     uint64_t              rate_limited; /* messages over rate_limit */
+    wsh_identity_t       *identity;     /* NULL: not authenticated */
 
     uint16_t              status;       /* HTTP status of the last answer */
     uint16_t              close_code;

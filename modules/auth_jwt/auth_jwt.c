@@ -1,0 +1,138 @@
+/* auth_jwt.c -- the auth_jwt module: a JSON Web Token at the handshake.
+ *
+ * Runs before the endpoint's own module on endpoints with "auth: jwt":
+ * takes the token from "Authorization: Bearer" or the query parameter,
+ * has libjwt verify its signature with the configured key, refuses any
+ * token whose header names another algorithm (so neither "none" nor an
+ * HMAC made with the RSA public key as secret gets in), checks the
+ * claims (claims.c), and records sub and the room patterns as the
+ * connection's identity. Any failure is 401 before the upgrade, logged
+ * at info with the reason, never with the token.
+ */
+#include "auth_jwt/auth_jwt.h"
+#include "wshub.h"
+#include "core/log.h"
+#include "process/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jwt.h>
+
+#define AUTH_JWT_REFUSED 401
+
+static int
+auth_jwt_refuse(wsh_conn_t *c, const char *why)
+{
+    wsh_module_log(WSH_LOG_INFO, c, "auth_jwt: token refused: %s", why);
+    return AUTH_JWT_REFUSED;
+}
+
+/* The token's claims as jansson values: libjwt 1.10 hands them out only
+ * as text (that it made from the JSON it parsed). NULL if that fails. */
+static json_t *
+auth_jwt_claims(jwt_t *jwt)
+{
+    char *text = jwt_get_grants_json(jwt, NULL);
+    json_t *claims;
+
+    if (text == NULL) {
+        return NULL;
+    }
+    claims = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    free(text);
+    return claims;
+}
+
+/* Verify TOKEN and record the identity; 0 or an HTTP status. */
+static int
+auth_jwt_verify(wsh_conn_t *c, const wsh_conf_auth_jwt_t *a,
+    const char *token)
+{
+    wsh_jwt_claims_t *out = NULL;
+    json_t *claims = NULL;
+    jwt_t *jwt = NULL;
+    const char *why;
+    struct timespec now;
+    int status = AUTH_JWT_REFUSED;
+
+    if (jwt_decode(&jwt, token, a->key, (int) a->keylen) != 0) {
+        return auth_jwt_refuse(c, "malformed, or the signature does not "
+                               "verify");
+    }
+    if (jwt_get_alg(jwt) != (jwt_alg_t) a->alg) {
+        /* RFC 8725 section 3.1: the algorithm is ours, not the token's. */
+        wsh_module_log(WSH_LOG_INFO, c, "auth_jwt: token refused: signed "
+                       "with %s, only %s is accepted",
+                       jwt_alg_str(jwt_get_alg(jwt)),
+                       jwt_alg_str((jwt_alg_t) a->alg));
+        goto done;
+    }
+    claims = auth_jwt_claims(jwt);
+    if (claims == NULL) {
+        status = auth_jwt_refuse(c, "claims cannot be read");
+        goto done;
+    }
+    out = malloc(sizeof(*out));
+    if (out == NULL) {
+        status = 503;
+        wsh_module_log(WSH_LOG_ERR, c, "auth_jwt: out of memory");
+        goto done;
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    why = wsh_jwt_check_claims(claims, a, (double) now.tv_sec
+                               + (double) now.tv_nsec / 1e9, out);
+    if (why != NULL) {
+        status = auth_jwt_refuse(c, why);
+        goto done;
+    }
+    if (wsh_conn_set_user(c, out->sub, out->sublen,
+                          out->all_rooms ? NULL : out->rooms, out->lens,
+                          out->nrooms) != 0)
+    {
+        status = 503;
+        wsh_module_log(WSH_LOG_ERR, c, "auth_jwt: out of memory");
+        goto done;
+    }
+    wsh_module_log(WSH_LOG_DEBUG, c, "auth_jwt: authenticated \"%.*s\"",
+                   (int) out->sublen, out->sub);
+    status = 0;
+done:
+    free(out);
+    json_decref(claims);
+    jwt_free(jwt);
+    return status;
+}
+
+static int
+auth_jwt_handshake(wsh_conn_t *c, const wsh_request_t *r)
+{
+    const wsh_conf_auth_jwt_t *a = &wsh_worker.conf->auth_jwt;
+    const char *authz, *query, *token;
+    size_t alen = 0, qlen = 0, len;
+    char *copy;
+    int status;
+
+    authz = wsh_request_header(r, "Authorization", &alen);
+    query = wsh_request_query(r, &qlen);
+    token = wsh_jwt_token(authz, alen, query, qlen, a->query_param, &len);
+    if (token == NULL) {
+        return auth_jwt_refuse(c, "no token (Authorization: Bearer, or the "
+                               "query parameter)");
+    }
+    copy = strndup(token, len);         /* libjwt wants a C string */
+    if (copy == NULL) {
+        wsh_module_log(WSH_LOG_ERR, c, "auth_jwt: out of memory");
+        return 503;
+    }
+    status = auth_jwt_verify(c, a, copy);
+    free(copy);
+    return status;
+}
+
+const wsh_module_t wsh_auth_jwt_module = {
+    .name = "auth_jwt",
+    .api_version = WSHUB_API_VERSION,
+    .handshake = auth_jwt_handshake,
+};
