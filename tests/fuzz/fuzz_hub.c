@@ -1,0 +1,403 @@
+/* fuzz_hub.c -- libFuzzer harness of the hub module's JSON handling.
+ *
+ * The hub module (modules/hub/hub.c) is linked alone, on an in-memory
+ * implementation of the src/wshub.h calls it makes: three connections,
+ * a topic table, captured replies and publishes. The input is a script
+ * of steps; each step picks a connection and hands the module a
+ * message, a publish API request, a member list, a presence event, a
+ * publish result or a shutdown. The invariants, checked with abort():
+ * every frame the hub sends is a JSON object with a string "type"; every
+ * relayed publish is an object whose "from" is the sender's id (never
+ * the client's claim); a client is never in more rooms than
+ * max_rooms_per_connection, nor in a room its token forbids; every HTTP
+ * answer is JSON with a status the API documents; and the module never
+ * touches a connection after close.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "process/worker.h"
+#include "wshub.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+extern const wsh_module_t wsh_hub_module;
+
+#define FUZZ_CONNS   3
+#define FUZZ_TOPICS  64
+#define FUZZ_NAME    160
+
+struct wsh_conn_s {
+    void     *data;
+    uint64_t  id;
+    int       open;
+    int       closed_by_module;
+    unsigned  rooms;
+};
+
+struct wsh_request_s {
+    const char *method;
+    const char *query;
+    const char *auth;
+    const char *body;
+    size_t      body_len;
+};
+
+typedef struct {
+    wsh_conn_t *c;
+    int         kind;
+    size_t      len;
+    char        name[FUZZ_NAME];
+} fuzz_member_t;
+
+static wsh_conf_t fuzz_conf;
+wsh_worker_t wsh_worker;
+
+static wsh_conn_t fuzz_conns[FUZZ_CONNS];
+static fuzz_member_t fuzz_members[FUZZ_TOPICS];
+static wsh_conn_t *fuzz_http_conn;     /* the API request's connection */
+static int fuzz_http_status;
+
+static void
+fuzz_check_object(const void *p, size_t len, const char *must_have)
+{
+    json_t *root = json_loadb(p, len, JSON_ALLOW_NUL, NULL);
+
+    if (!json_is_object(root)
+        || (must_have != NULL
+            && !json_is_string(json_object_get(root, must_have))))
+    {
+        abort();
+    }
+    json_decref(root);
+}
+
+/* ---- the API of src/wshub.h, in memory ------------------------------ */
+
+int
+wsh_conn_send(wsh_conn_t *c, int opcode, const void *data, size_t len)
+{
+    if (!c->open || opcode != WSH_OPCODE_TEXT) {
+        abort();
+    }
+    fuzz_check_object(data, len, "type");
+    return 0;
+}
+
+void
+wsh_conn_close(wsh_conn_t *c, int code, const char *reason)
+{
+    if (!c->open) {
+        abort();
+    }
+    c->closed_by_module = 1;
+}
+
+void *
+wsh_conn_get_data(const wsh_conn_t *c)
+{
+    return c->data;
+}
+
+void
+wsh_conn_set_data(wsh_conn_t *c, void *data)
+{
+    c->data = data;
+}
+
+uint64_t
+wsh_conn_id(const wsh_conn_t *c)
+{
+    return c->id;
+}
+
+/* Connection 2 is authenticated: its token allows rooms "chat:*". */
+const char *
+wsh_conn_user(const wsh_conn_t *c, size_t *len)
+{
+    if (c != &fuzz_conns[2]) {
+        return NULL;
+    }
+    *len = 5;
+    return "alice";
+}
+
+int
+wsh_conn_may(const wsh_conn_t *c, int action, const char *room, size_t len)
+{
+    return c != &fuzz_conns[2] || (len >= 5 && memcmp(room, "chat:", 5) == 0);
+}
+
+static fuzz_member_t *
+fuzz_find(const wsh_conn_t *c, int kind, const char *name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < FUZZ_TOPICS; i++) {
+        if (fuzz_members[i].c == c && fuzz_members[i].kind == kind
+            && fuzz_members[i].len == len
+            && memcmp(fuzz_members[i].name, name, len) == 0)
+        {
+            return &fuzz_members[i];
+        }
+    }
+    return NULL;
+}
+
+int
+wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
+    const char *presence_id, size_t idlen)
+{
+    fuzz_member_t *m;
+
+    if (!c->open || len >= FUZZ_NAME || fuzz_find(c, kind, name, len)) {
+        abort();
+    }
+    if (kind == WSH_TOPIC_ROOM) {
+        if (++c->rooms > fuzz_conf.hub.max_rooms_per_connection
+            || !wsh_conn_may(c, WSH_MAY_JOIN, name, len))
+        {
+            abort();
+        }
+    }
+    m = fuzz_find(NULL, 0, "", 0);
+    if (m == NULL) {
+        return -1;              /* full: the hub must answer an error */
+    }
+    m->c = c;
+    m->kind = kind;
+    m->len = len;
+    memcpy(m->name, name, len);
+    return 0;
+}
+
+int
+wsh_topic_leave(wsh_conn_t *c, int kind, const char *name, size_t len)
+{
+    fuzz_member_t *m = fuzz_find(c, kind, name, len);
+
+    if (m == NULL) {
+        return -1;
+    }
+    memset(m, 0, sizeof(*m));
+    if (kind == WSH_TOPIC_ROOM) {
+        c->rooms--;
+    }
+    return 0;
+}
+
+int
+wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
+    size_t len)
+{
+    return fuzz_find(c, kind, name, len) != NULL;
+}
+
+size_t
+wsh_publish(int kind, const char *name, size_t len, const void *data,
+    size_t dlen, wsh_conn_t *sender, int flags)
+{
+    json_t *root = json_loadb(data, dlen, JSON_ALLOW_NUL, NULL), *from;
+    const char *type, *want = "server";
+    size_t idlen = 6;
+
+    type = json_string_value(json_object_get(root, "type"));
+    if (!json_is_object(root) || type == NULL) {
+        abort();
+    }
+    if (strncmp(type, "user_", 5) == 0) {
+        /* user_joined(_room), user_left(_room): presence announcements,
+         * about someone, not from anyone */
+        fuzz_check_object(data, dlen, strstr(type, "_room") ? "userId" : "id");
+        json_decref(root);
+        return 0;
+    }
+    from = json_object_get(root, "from");
+    if (sender != NULL && sender != fuzz_http_conn) {
+        /* An authenticated sender's id is its token's; the others have
+         * a generated or ?id= id, checked only to be a string. */
+        want = wsh_conn_user(sender, &idlen);
+    }
+    if (!json_is_string(from)
+        || (want != NULL && (json_string_length(from) != idlen
+                             || memcmp(json_string_value(from), want, idlen)
+                                != 0)))
+    {
+        abort();
+    }
+    json_decref(root);
+    return 0;
+}
+
+int
+wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
+    const void *body, size_t len)
+{
+    if (c != fuzz_http_conn || fuzz_http_status != 0
+        || (status != 202 && status != 400 && status != 401
+            && status != 404 && status != 500))
+    {
+        abort();
+    }
+    fuzz_http_status = status;
+    fuzz_check_object(body, len, NULL);
+    return 0;
+}
+
+const char *
+wsh_request_method(const wsh_request_t *r, size_t *len)
+{
+    *len = strlen(r->method);
+    return r->method;
+}
+
+const char *
+wsh_request_query(const wsh_request_t *r, size_t *len)
+{
+    *len = r->query ? strlen(r->query) : 0;
+    return r->query;
+}
+
+const char *
+wsh_request_header(const wsh_request_t *r, const char *name, size_t *len)
+{
+    if (strcmp(name, "Authorization") != 0 || r->auth == NULL) {
+        return NULL;
+    }
+    *len = strlen(r->auth);
+    return r->auth;
+}
+
+const char *
+wsh_request_body(const wsh_request_t *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body;
+}
+
+/* ---- the script ----------------------------------------------------- */
+
+/* Take a length-prefixed chunk (up to 4 KiB) off the input. */
+static const uint8_t *
+fuzz_chunk(const uint8_t **p, const uint8_t *end, size_t *len)
+{
+    const uint8_t *chunk;
+
+    if (end - *p < 2) {
+        return NULL;
+    }
+    *len = ((size_t) (*p)[0] << 8 | (*p)[1]) & 0xfff;
+    *p += 2;
+    if ((size_t) (end - *p) < *len) {
+        *len = (size_t) (end - *p);
+    }
+    chunk = *p;
+    *p += *len;
+    return chunk;
+}
+
+static void
+fuzz_api(const uint8_t *body, size_t len, int keyed)
+{
+    static wsh_conn_t api = { .open = 1, .id = 1000 };
+    wsh_request_t r = { "POST", NULL, keyed ? "apikey fuzz-key" : "apikey x",
+                        (const char *) body, len };
+
+    fuzz_http_conn = &api;
+    fuzz_http_status = 0;
+    if (wsh_hub_module.http(&api, &r) != 0 || fuzz_http_status == 0) {
+        /* A private publish that reached nobody here is answered later:
+         * give the cluster's answer now. */
+        wsh_hub_module.publish_result(&api, "x", 1, len & 1);
+        if (fuzz_http_status == 0) {
+            abort();
+        }
+    }
+}
+
+static void
+fuzz_step(uint8_t op, const uint8_t *chunk, size_t len)
+{
+    wsh_conn_t *c = &fuzz_conns[(op >> 4) % FUZZ_CONNS];
+    const char *ids[2] = { "alice", (const char *) chunk };
+    size_t lens[2] = { 5, len < 64 ? len : 64 };
+
+    if (!c->open) {
+        return;
+    }
+    switch (op & 0x0f) {
+    case 0: case 1: case 2: case 3: case 4: case 5:
+        wsh_hub_module.message(c, WSH_OPCODE_TEXT, chunk, len);
+        break;
+    case 6:
+        wsh_hub_module.message(c, WSH_OPCODE_BINARY, chunk, len);
+        break;
+    case 7: case 8:
+        fuzz_api(chunk, len, op & 1);
+        break;
+    case 9:
+        wsh_hub_module.members(c, (const char *) chunk, len < 128 ? len : 128,
+                               ids, lens, 2);
+        break;
+    case 10:
+        wsh_hub_module.presence((const char *) chunk, len < 128 ? len : 128,
+                                ids[1], lens[1], len & 1, NULL);
+        break;
+    case 11:
+        wsh_hub_module.publish_result(c, (const char *) chunk,
+                                      len < 64 ? len : 64, 0);
+        break;
+    case 12:
+        wsh_hub_module.shutdown(c, len & 1 ? WSH_CLOSE_RESTART
+                                           : WSH_CLOSE_GOING_AWAY);
+        break;
+    default:
+        break;
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char *queries[] = { NULL, "id=bob", "id=%62ob&x=1",
+                                     "id=bad%20id" };
+    const uint8_t *p = data, *end = data + size, *chunk;
+    wsh_request_t r = { "GET", NULL, NULL, NULL, 0 };
+    size_t i, len;
+    uint8_t op;
+
+    fuzz_conf.hub.client_ids = true;
+    fuzz_conf.hub.max_rooms_per_connection = 4;
+    fuzz_conf.hub.announce_connections = size & 1;
+    fuzz_conf.hub.api_key = "fuzz-key";
+    wsh_worker.conf = &fuzz_conf;
+    memset(fuzz_members, 0, sizeof(fuzz_members));
+    for (i = 0; i < FUZZ_CONNS; i++) {
+        memset(&fuzz_conns[i], 0, sizeof(fuzz_conns[i]));
+        fuzz_conns[i].id = i + 1;
+        fuzz_conns[i].open = 1;
+        r.query = queries[(i + size) % 4];
+        wsh_hub_module.open(&fuzz_conns[i], &r);
+    }
+    while (p < end) {
+        op = *p++;
+        chunk = fuzz_chunk(&p, end, &len);
+        if (chunk == NULL) {
+            break;
+        }
+        fuzz_step(op, chunk, len);
+    }
+    for (i = 0; i < FUZZ_CONNS; i++) {
+        wsh_hub_module.close(&fuzz_conns[i], WSH_CLOSE_NORMAL);
+        if (fuzz_conns[i].data != NULL) {
+            abort();            /* the module's state must be freed */
+        }
+        fuzz_conns[i].open = 0;
+    }
+    return 0;
+}
