@@ -105,6 +105,7 @@ typedef struct {
     char                *error_log;
     char                *log_level;
     char                *access_log;
+    char                *access_log_format;
     char               **listen;
     unsigned             listen_count;
     char                *backlog;
@@ -236,6 +237,7 @@ static const cyaml_schema_field_t conf_top_fields[] = {
     CONF_OPT("error_log", error_log),
     CONF_OPT("log_level", log_level),
     CONF_OPT("access_log", access_log),
+    CONF_OPT("access_log_format", access_log_format),
     CYAML_FIELD_SEQUENCE("listen", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_t, listen, &conf_string_schema, 1, 64),
     CONF_OPT("backlog", backlog),
@@ -919,10 +921,19 @@ conf_workers(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 static void
 conf_logs(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
+    char err[512];
+
     cf->error_log = conf_strdup(ctx, conf_is_set(raw->error_log)
                                      ? raw->error_log : "stderr");
     if (conf_is_set(raw->access_log) && strcmp(raw->access_log, "off") != 0) {
         cf->access_log = conf_strdup(ctx, raw->access_log);
+    }
+    if (wsh_access_format_compile(conf_is_set(raw->access_log_format)
+                                  ? raw->access_log_format : NULL,
+                                  &cf->access_format, err, sizeof(err))
+        != WSH_OK)
+    {
+        conf_value_error(ctx, "access_log_format", "%s", err);
     }
     cf->log_level = WSH_LOG_NOTICE;
     if (conf_is_set(raw->log_level)) {
@@ -1672,6 +1683,7 @@ wsh_conf_free(wsh_conf_t *cf)
     free(cf->listen);
     free(cf->error_log);
     free(cf->access_log);
+    wsh_access_format_free(&cf->access_format);
     free(cf->pid_file);
     free(cf->user);
     free(cf->hub.api_key);

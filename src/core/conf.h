@@ -9,6 +9,7 @@
 #define WSH_CONF_H
 
 #include "core/core.h"
+#include "core/access.h"
 
 #include <sys/socket.h>
 
@@ -98,6 +99,7 @@ typedef struct {
     char               *error_log;
     int                 log_level;
     char               *access_log;        /* NULL: off */
+    wsh_access_format_t access_format;
 
     wsh_listen_addr_t  *listen;
     size_t              nlisten;

@@ -248,26 +248,11 @@ wsh_log_error(int level, uint64_t conn_id, const char *client,
 }
 
 void
-wsh_log_access(const char *fmt, ...)
+wsh_log_access_line(char *line, size_t len)
 {
-    char buf[WSH_LOG_LINE_MAX];
-    size_t len, max = sizeof(buf) - 1;
-    va_list ap;
-    int n;
-
-    if (access_log.fd == -1) {
-        return;
+    if (access_log.fd != -1) {
+        log_write(access_log.fd, line, len);
     }
-    len = log_timestamp(buf, max);
-    buf[len++] = ' ';
-    va_start(ap, fmt);
-    n = vsnprintf(buf + len, max - len, fmt, ap);
-    va_end(ap);
-    len += (size_t) n;
-    if (len > max) {
-        len = max;
-    }
-    log_write(access_log.fd, buf, len);
 }
 
 static void

@@ -2,8 +2,9 @@
  *
  * One error log per process, nginx's levels and line shape:
  *   YYYY/MM/DD HH:MM:SS [level] pid#wid: *connid message, client: addr
- * (wid is "m" in the master). The access log gets one line per closed
- * connection. Both are stderr or files reopened on USR1.
+ * (wid is "m" in the master). The access log gets one line per HTTP
+ * answer and per closed WebSocket, as access_log_format says (core/access.c).
+ * Both are stderr or files reopened on USR1.
  */
 #ifndef WSH_LOG_H
 #define WSH_LOG_H
@@ -52,10 +53,12 @@ void wsh_log_error(int level, uint64_t conn_id, const char *client,
 void wsh_log_verror(int level, uint64_t conn_id, const char *client,
     const char *fmt, va_list ap);
 
-/* One preformatted access-log line (without the time stamp prefix). */
-void wsh_log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 bool wsh_log_access_enabled(void);
+
+/* One formatted access-log line; LINE has room for one more byte (the
+ * newline). */
+void wsh_log_access_line(char *line, size_t len);
 
 /* Shorthands for code that has no connection context. */
 #define wsh_log(level, ...) wsh_log_error(level, 0, NULL, __VA_ARGS__)

@@ -168,21 +168,48 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len)
     conn_log(WSH_LOG_DEBUG, c, "accepted");
 }
 
+/* One access log line: an HTTP answer of BODY bytes, or (WS) a closed
+ * WebSocket. A query is left out where it may carry a token. */
 static void
-conn_access_log_ws(wsh_conn_t *c)
+conn_access_log(wsh_conn_t *c, int status, size_t body, bool ws)
 {
-    wsh_msec_t dur = wsh_monotonic_msec() - c->start;
+    const wsh_request_t *r = c->req;
+    char buf[2048];
+    wsh_access_t a;
+    size_t n;
 
-    wsh_log_access("%s \"GET %s\" 101 %llu.%03llus in=%llu/%llu "
-                   "out=%llu/%llu close=%u worker=%d",
-                   wsh_conn_peer(c), c->endpoint->path,
-                   (unsigned long long) (dur / 1000),
-                   (unsigned long long) (dur % 1000),
-                   (unsigned long long) c->msgs_in,
-                   (unsigned long long) c->bytes_in,
-                   (unsigned long long) c->msgs_out,
-                   (unsigned long long) c->bytes_out,
-                   c->close_code, wsh_worker.id);
+    memset(&a, 0, sizeof(a));
+    a.client = wsh_conn_peer(c);
+    a.method = "-";
+    a.method_len = 1;
+    a.target = "-";
+    a.target_len = 1;
+    if (ws) {
+        a.method = "GET";
+        a.method_len = 3;
+        a.target = c->endpoint->path;
+        a.target_len = strlen(a.target);
+    } else if (r != NULL && r->method != NULL) {
+        a.method = r->method;
+        a.method_len = r->method_len;
+        a.target = r->target;
+        a.target_len = c->endpoint != NULL && c->endpoint->auth != NULL
+                       ? r->path_len : r->target_len;
+    }
+    a.status = status;
+    a.websocket = ws;
+    a.duration = wsh_monotonic_msec() - c->start;
+    a.messages_in = c->msgs_in;
+    a.bytes_in = c->bytes_in;
+    a.messages_out = c->msgs_out;
+    a.bytes_out = c->bytes_out;
+    a.body_bytes = body;
+    a.close_code = c->close_code;
+    a.worker = wsh_worker.id;
+    a.user = wsh_conn_user(c, &a.user_len);
+    n = wsh_access_format(&wsh_worker.conf->access_format, &a, buf,
+                          sizeof(buf) - 1);
+    wsh_log_access_line(buf, n);
 }
 
 /* Take C out of service now; it is freed on the next loop turn, so the
@@ -221,7 +248,7 @@ conn_free(wsh_conn_t *c)
         wsh_stat_connection_ended(c->close_code,
                                   wsh_monotonic_msec() - c->start);
         if (wsh_log_access_enabled()) {
-            conn_access_log_ws(c);
+            conn_access_log(c, 101, 0, true);
         }
         wsh_ws_reset_buffer(c->ws);
         free(c->ws->buf);
@@ -519,12 +546,7 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                 && !wsh_worker.draining
                 && (status < 400 || status == 404 || status == 405
                     || status == 426);
-    bool line = r != NULL && r->method != NULL;
-    size_t target_len = line ? r->target_len : 0;
 
-    if (line && c->endpoint != NULL && c->endpoint->auth != NULL) {
-        target_len = r->path_len;   /* the query may carry a token */
-    }
     c->status = (uint16_t) status;
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
                         "Content-Type: %s\r\nContent-Length: %zu\r\n"
@@ -534,12 +556,7 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
     evbuffer_add(out, body, len);
 
     if (wsh_log_access_enabled()) {
-        wsh_log_access("%s \"%.*s %.*s\" %d %zu worker=%d", wsh_conn_peer(c),
-                       line ? (int) r->method_len : 1,
-                       line ? r->method : "-",
-                       line ? (int) target_len : 1,
-                       line ? r->target : "-",
-                       status, len, wsh_worker.id);
+        conn_access_log(c, status, len, false);
     }
     c->keep_alive = keep;
     if (!keep) {
