@@ -1,8 +1,9 @@
 #!/bin/sh
 # ci-package-test.sh -- packaging smoke test, run by .ci/run after the test
-# suite: build the .deb, install it, run the packaged wshubd the way the
-# systemd unit starts it (CI has no systemd), talk to it, reload it, stop
-# it, purge the package and check nothing is left but what should be.
+# suite: build the .deb (and the .rpm, not installed), install the .deb,
+# run the packaged wshubd the way the systemd unit starts it (CI has no
+# systemd), talk to it, reload it, stop it, purge the package and check
+# nothing is left but what should be.
 # Needs root (apt-get, starting wshubd as root so that it drops to the
 # wshub account). Everything it installs or starts is undone on failure.
 set -eu
@@ -50,6 +51,15 @@ packaging/install-deps.sh --package
 rm -f wshub_*.deb
 make deb
 lintian --fail-on error,warning wshub_*.deb
+# The rpm spec builds too (Debian's rpmbuild cannot see the dpkg-installed
+# build dependencies, hence --nodeps) and has the same layout.
+rm -f wshub-*.rpm
+make rpm RPMBUILD_FLAGS=--nodeps
+for f in /usr/sbin/wshubd /etc/wshub/wshub.yaml /etc/logrotate.d/wshub \
+         /usr/lib/systemd/system/wshub.service /usr/lib/sysusers.d/wshub.conf \
+         /usr/share/man/man8/wshubd.8; do
+    rpm -qlp wshub-*.rpm 2>/dev/null | grep -qx "$f" || fail "$f not in the rpm"
+done
 files=$(dpkg-deb -c wshub_*.deb | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }')
 
 installed=yes
