@@ -3,13 +3,16 @@
 A unix datagram socket stands in for systemd: wshubd started with
 NOTIFY_SOCKET naming it must send READY=1 with its MAINPID once the
 workers run, RELOADING=1 with MONOTONIC_USEC and then READY=1 around a
-SIGHUP reload, and STOPPING=1 when told to stop; a socket nobody listens
-on costs a warning, not the service.
+SIGHUP reload, and STOPPING=1 when told to stop; after a binary upgrade
+the new master claims MAINPID and the old one leaves without STOPPING=1;
+a socket nobody listens on costs a warning, not the service. SO_PASSCRED
+tells which process sent each datagram.
 """
 
 import os
 import signal
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -28,6 +31,7 @@ class NotifyTest(unittest.TestCase):
         self.dir = tmp.name
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.addCleanup(self.sock.close)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.settimeout(10)
 
     def start(self, notify_socket, **conf):
@@ -41,10 +45,20 @@ class NotifyTest(unittest.TestCase):
             del os.environ["NOTIFY_SOCKET"]
         return srv
 
+    def recv_from(self):
+        """The next datagram as a dict of its VAR=value lines, and the pid
+        of its sender."""
+        data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
+        pid = None
+        for level, kind, cdata in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", cdata[:12])[0]
+        lines = data.decode().split("\n")
+        return dict(line.split("=", 1) for line in lines if line), pid
+
     def recv(self):
-        """The next datagram as a dict of its VAR=value lines."""
-        data = self.sock.recv(4096).decode()
-        return dict(line.split("=", 1) for line in data.split("\n") if line)
+        msg, _ = self.recv_from()
+        return msg
 
     def test_ready_reload_stop(self):
         path = os.path.join(self.dir, "notify")
@@ -85,6 +99,46 @@ class NotifyTest(unittest.TestCase):
         srv.signal(signal.SIGQUIT)
         self.assertEqual(self.recv(), {"STOPPING": "1"})
         self.assertEqual(srv.wait_exit(), 0)
+
+    def test_binary_upgrade_moves_mainpid(self):
+        path = os.path.join(self.dir, "notify")
+        self.sock.bind(path)
+        srv = self.start(path, workers=1, shutdown_spread="0s")
+        old = srv.proc.pid
+        self.assertEqual(self.recv_from(),
+                         ({"READY": "1", "MAINPID": str(old)}, old))
+
+        os.kill(old, signal.SIGUSR2)
+        msg, sender = self.recv_from()
+        new = int(msg["MAINPID"])
+        self.addCleanup(self.end, new)
+        self.assertEqual((msg["READY"], sender), ("1", new))
+        self.assertNotEqual(new, old)
+
+        # The old master drains and quits: the service goes on in the new
+        # one, so it must not tell systemd STOPPING=1 (that would stop the
+        # unit). It exits before the new master is stopped, so its
+        # datagram, if any, would come first.
+        os.kill(old, signal.SIGWINCH)
+        os.kill(old, signal.SIGQUIT)
+        self.assertEqual(srv.wait_exit(), 0)
+        os.kill(new, signal.SIGTERM)
+        self.assertEqual(self.recv_from(), ({"STOPPING": "1"}, new))
+
+    @staticmethod
+    def end(pid):
+        """Stop a master that is not our child (the upgraded one)."""
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                return True
+        wait_for(gone, 15, "upgraded master %d to exit" % pid)
 
     def test_nobody_listening_is_a_warning(self):
         path = os.path.join(self.dir, "nobody")
