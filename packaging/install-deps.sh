@@ -4,16 +4,20 @@
 #
 #   packaging/install-deps.sh          build dependencies
 #   packaging/install-deps.sh --test   build + test dependencies
+#   packaging/install-deps.sh --package  build + packaging tools (make deb,
+#                                      make rpm, ci-package-test.sh)
 #
 # Debian/Ubuntu (apt-get) and Fedora/RHEL (dnf). Uses sudo when not root.
 set -eu
 
 test_deps=no
+package_deps=no
 for arg in "$@"; do
     case "$arg" in
     --test) test_deps=yes ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "install-deps.sh: unknown option $arg (use --test)" >&2; exit 2 ;;
+    --package) package_deps=yes ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option $arg (use --test or --package)" >&2; exit 2 ;;
     esac
 done
 
@@ -34,6 +38,11 @@ if command -v apt-get >/dev/null 2>&1; then
         redis-server valgrind mandoc curl xz-utils chromium openssl"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
+    # systemd for systemd-analyze verify; python3-websockets and man-db
+    # for ci-package-test.sh.
+    package="dpkg-dev debhelper lintian fakeroot rpm systemd python3
+        python3-websockets man-db"
+    [ "$package_deps" = yes ] && pkgs="$pkgs $package"
     echo "install-deps.sh: apt-get install $(echo $pkgs)"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
     # shellcheck disable=SC2086
@@ -47,6 +56,8 @@ elif command -v dnf >/dev/null 2>&1; then
         redis valgrind mandoc curl xz chromium openssl"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
+    package="rpm-build systemd-rpm-macros"
+    [ "$package_deps" = yes ] && pkgs="$pkgs $package"
     echo "install-deps.sh: dnf install $(echo $pkgs)"
     # shellcheck disable=SC2086
     $SUDO dnf install -y $pkgs

@@ -9,6 +9,7 @@
  */
 #include "process/master.h"
 #include "process/channel.h"
+#include "process/notify.h"
 #include "process/signals.h"
 #include "process/upgrade.h"
 #include "process/worker.h"
@@ -352,6 +353,7 @@ master_reap(void)
                     "%d): this master goes on serving", (int) pid, status);
             master_new_pid = 0;
             master_pid_oldbin(false);
+            wsh_notify_ready();     /* systemd follows us again */
             continue;
         }
         for (i = 0; i < master_nprocs; i++) {
@@ -387,6 +389,11 @@ master_stop(uint32_t cmd, wsh_msec_t grace)
     struct timeval tv;
     size_t i;
 
+    /* Not the old master of an upgrade: the service goes on in the new
+     * one, which systemd now follows. */
+    if (!master_stopping && !master_oldbin) {
+        wsh_notify_stopping();
+    }
     master_stopping = true;
     for (i = 0; i < master_nslots; i++) {
         evtimer_del(master_slots[i].timer);
@@ -508,7 +515,9 @@ master_signal_cb(int sig)
         break;
     case SIGHUP:
         if (!master_stopping) {
+            wsh_notify_reloading();
             master_reload();
+            wsh_notify_ready();
         }
         break;
     case SIGUSR2:
@@ -569,6 +578,7 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     }
     /* Children that exited before the evsignal was armed are reaped here. */
     master_reap();
+    wsh_notify_ready();
 
     event_base_dispatch(master_base);
 
