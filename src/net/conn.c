@@ -913,12 +913,12 @@ conn_write_cb(struct bufferevent *bev, void *arg)
     if (c->state != WSH_CONN_FLUSHING) {
         return;
     }
+    wsh_tls_close_notify(bev);      /* a clean TLS end either way */
     if (!c->linger) {
         conn_finalize(c, NULL);
         return;
     }
     c->state = WSH_CONN_LINGER;
-    wsh_tls_close_notify(bev);
     if (shutdown(bufferevent_getfd(bev), SHUT_WR) == -1) {
         conn_finalize(c, NULL);
     }

@@ -24,7 +24,7 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
 from wshub_harness import (WSHUBD, CertAuthority, Server, arun,  # noqa: E402
-                           connect)
+                           close_payload, connect, frame)
 
 CA = None
 TMP = None
@@ -55,12 +55,25 @@ def tls_server(name="a", serial=1, tls=None, **conf):
 
 
 def tls_socket(port, context=None, alpn=None):
-    """A TLS socket after its handshake, verifying against the CA."""
+    """A TLS socket after its handshake, verifying against the CA; a
+    close without close_notify raises ssl.SSLEOFError."""
     ctx = context or CA.context()
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF    # Python sets it
     if alpn:
         ctx.set_alpn_protocols(alpn)
     raw = socket.create_connection(("127.0.0.1", port), 10)
-    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1",
+                           suppress_ragged_eofs=False)
+
+
+def read_to_close_notify(sock):
+    """Everything up to the server's TLS close_notify."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
 
 
 def serial_of(der):
@@ -93,6 +106,14 @@ def read_eof(sock, timeout=10):
     except socket.timeout:
         return False
     return True
+
+
+def wait_old_worker_drains(srv, timeout=10):
+    """After a SIGHUP: the old worker logs "draining" just before it
+    closes its listeners, in the same loop turn, so from then on only
+    the new generation accepts."""
+    srv.wait_log("reload done", timeout=timeout)
+    srv.wait_log("(close 1012)", timeout=timeout)
 
 
 def no_error_logged(testcase, srv):
@@ -151,6 +172,25 @@ class TLSTest(unittest.TestCase):
             srv.wait_log("TLS handshake failed: unsupported protocol")
             no_error_logged(self, srv)
 
+    def test_close_notify(self):
+        """The server ends TLS cleanly after an HTTP answer and after a
+        WebSocket closing handshake, so clients see no truncation."""
+        with tls_server() as srv:
+            with tls_socket(srv.port) as s:
+                s.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                self.assertIn(b" 404 ", read_to_close_notify(s))
+            with tls_socket(srv.port) as s:
+                s.sendall(wshub_harness.upgrade_request(srv.port))
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += s.recv(4096)
+                self.assertIn(b" 101 ", head)
+                s.sendall(frame(8, close_payload(1000)))
+                data = head + read_to_close_notify(s)
+                self.assertTrue(data.endswith(b"\x88\x02\x03\xe8"), data)
+            no_error_logged(self, srv)
+
     def test_protocols_setting(self):
         """protocols: TLSv1.3 refuses TLS 1.2 clients."""
         with tls_server(tls={"protocols": "TLSv1.3"}) as srv:
@@ -206,7 +246,7 @@ class TLSTest(unittest.TestCase):
                     shutil.copy(new[key], srv.tls[key] + ".new")
                     os.replace(srv.tls[key] + ".new", srv.tls[key])
                 srv.signal(signal.SIGHUP)
-                srv.wait_log("reload done")
+                wait_old_worker_drains(srv)
                 srv.wait_workers(1, exclude=before)
                 async with connect(srv.url(), ssl=CA.context()) as ws:
                     self.assertEqual(serial_of(peer_cert(ws)), 2)
@@ -221,6 +261,20 @@ class TLSTest(unittest.TestCase):
                 self.assertEqual(old[3].close_code, 1001)
             arun(session(), 60)
             no_error_logged(self, srv)
+
+    def test_reload_turns_tls_on(self):
+        """A reload may make a plain address a TLS one; its socket stays
+        open."""
+        files = CA.issue("on", 3)
+        with Server(workers=1) as srv:
+            self.assertEqual(wshub_harness.echo(srv.url()), "hello")
+            srv.tls = files
+            srv.conf["listen"] = ["127.0.0.1:%d tls" % srv.port]
+            srv.write_conf()
+            srv.signal(signal.SIGHUP)
+            wait_old_worker_drains(srv)
+            arun(self.one_echo(srv))
+            self.assertNotIn("listening on", srv.log().split("reloading")[1])
 
     def test_failed_reload_keeps_certificate(self):
         with tls_server(serial=5) as srv:
@@ -358,7 +412,7 @@ class TLSValgrindTest(unittest.TestCase):
                     if data.startswith(b"GET"):
                         self.assertTrue(read_eof(s, 30))
             srv.signal(signal.SIGHUP)
-            srv.wait_log("reload done", timeout=60)
+            wait_old_worker_drains(srv, timeout=60)
 
             async def drained():
                 ws = await connect(srv.url(), ssl=CA.context(),
