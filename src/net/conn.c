@@ -913,6 +913,11 @@ conn_write_cb(struct bufferevent *bev, void *arg)
     if (c->state != WSH_CONN_FLUSHING) {
         return;
     }
+    /* A TLS bufferevent runs this deferred: output may have been queued
+     * (a close frame) since it was drained. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
+        return;
+    }
     wsh_tls_close_notify(bev);      /* a clean TLS end either way */
     if (!c->linger) {
         conn_finalize(c, NULL);
