@@ -4,6 +4,7 @@
 #include "core/core.h"
 #include "core/conf.h"
 #include "core/cycle.h"
+#include "net/tls.h"
 #include "core/log.h"
 #include "core/module.h"
 #include "process/master.h"
@@ -122,13 +123,20 @@ test_config(const char *file)
 {
     char err[WSH_CONF_ERR_MAX];
     wsh_conf_t *cf;
+    SSL_CTX *tls;
 
     cf = wsh_conf_load(file, err, sizeof(err));
+    /* The certificate and key are read as a (re)start would read them. */
+    if (cf != NULL && wsh_tls_create(cf, &tls, err, sizeof(err)) != WSH_OK) {
+        wsh_conf_free(cf);
+        cf = NULL;
+    }
     if (cf == NULL) {
         fprintf(stderr, "wshubd: %s\n", err);
         fprintf(stderr, "wshubd: configuration file %s test failed\n", file);
         return 1;
     }
+    SSL_CTX_free(tls);
     fprintf(stderr, "wshubd: the configuration file %s syntax is ok\n", file);
     fprintf(stderr, "wshubd: configuration file %s test is successful\n",
             file);

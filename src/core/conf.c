@@ -96,6 +96,14 @@ typedef struct {
 } conf_raw_engine_t;
 
 typedef struct {
+    char *certificate;
+    char *certificate_key;
+    char *protocols;
+    char *ciphers;
+    char *ciphersuites;
+} conf_raw_tls_t;
+
+typedef struct {
     char                *daemon;
     char                *pid_file;
     char                *user;
@@ -131,6 +139,7 @@ typedef struct {
     conf_raw_health_t   *health;
     conf_raw_rate_t     *rate_limit;
     conf_raw_auth_jwt_t *auth_jwt;
+    conf_raw_tls_t      *tls;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -217,6 +226,17 @@ static const cyaml_schema_field_t conf_auth_jwt_fields[] = {
     CYAML_FIELD_END
 };
 
+static const cyaml_schema_field_t conf_tls_fields[] = {
+    CONF_STR("certificate", conf_raw_tls_t, certificate, CYAML_FLAG_DEFAULT),
+    CONF_STR("certificate_key", conf_raw_tls_t, certificate_key,
+             CYAML_FLAG_DEFAULT),
+    CONF_STR("protocols", conf_raw_tls_t, protocols, CYAML_FLAG_OPTIONAL),
+    CONF_STR("ciphers", conf_raw_tls_t, ciphers, CYAML_FLAG_OPTIONAL),
+    CONF_STR("ciphersuites", conf_raw_tls_t, ciphersuites,
+             CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t conf_engine_fields[] = {
     CONF_STR("type", conf_raw_engine_t, type, CYAML_FLAG_OPTIONAL),
     CONF_STR("node_id", conf_raw_engine_t, node_id, CYAML_FLAG_OPTIONAL),
@@ -269,6 +289,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                             rate_limit, conf_rate_fields),
     CYAML_FIELD_MAPPING_PTR("auth_jwt", CYAML_FLAG_OPTIONAL, conf_raw_t,
                             auth_jwt, conf_auth_jwt_fields),
+    CYAML_FIELD_MAPPING_PTR("tls", CYAML_FLAG_OPTIONAL, conf_raw_t, tls,
+                            conf_tls_fields),
     CYAML_FIELD_END
 };
 
@@ -277,7 +299,7 @@ static const cyaml_schema_value_t conf_top_schema = {
 };
 
 /* Where a value sits in the file, by its dotted path ("endpoints[1].path"). */
-typedef struct {
+typedef struct wsh_conf_loc_s {
     char path[96];
     int  line;
     int  col;
@@ -954,8 +976,8 @@ conf_listen(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
     static char *deflt[] = { "127.0.0.1:8080" };
     char **list = raw->listen ? raw->listen : deflt;
-    size_t n = raw->listen ? raw->listen_count : 1, i, j;
-    char path[32];
+    size_t n = raw->listen ? raw->listen_count : 1, i, j, len;
+    char path[32], text[96];
 
     cf->listen = calloc(n, sizeof(*cf->listen));
     if (cf->listen == NULL) {
@@ -965,9 +987,24 @@ conf_listen(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     cf->nlisten = n;
     for (i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "listen[%zu]", i);
-        if (wsh_conf_parse_listen(list[i], &cf->listen[i]) != WSH_OK) {
+        /* "ADDRESS tls", as nginx's "listen 443 ssl": the address stays
+         * the listener's identity, so a reload may switch TLS on or off
+         * on the same socket. */
+        snprintf(text, sizeof(text), "%s", list[i]);
+        len = strlen(text);
+        if (len > 4 && strcmp(text + len - 4, " tls") == 0) {
+            text[len - 4] = '\0';
+        }
+        if (wsh_conf_parse_listen(text, &cf->listen[i]) != WSH_OK) {
             conf_value_error(ctx, path, "invalid address \"%s\" (use "
-                             "IP:PORT, [IPv6]:PORT or *:PORT)", list[i]);
+                             "IP:PORT, [IPv6]:PORT or *:PORT, then \" tls\" "
+                             "for TLS)", list[i]);
+            return;
+        }
+        cf->listen[i].tls = strlen(text) < len;
+        if (cf->listen[i].tls && raw->tls == NULL) {
+            conf_value_error(ctx, path, "\"%s\" needs a tls section with "
+                             "certificate and certificate_key", list[i]);
             return;
         }
         for (j = 0; j < i; j++) {
@@ -1503,6 +1540,87 @@ conf_rate(conf_ctx_t *ctx, conf_raw_rate_t *raw, wsh_conf_t *cf)
     }
 }
 
+/* "TLSv1.2 TLSv1.3" into WSH_TLS_* bits. OpenSSL takes a range (a
+ * minimum and a maximum version), so the set must have no gap. */
+static void
+conf_tls_protocols(conf_ctx_t *ctx, const char *text, unsigned *out)
+{
+    static const char *names[] = { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" };
+    char buf[128], *tok, *save;
+    unsigned bits = 0, run, i;
+
+    *out = WSH_TLS_V1_2 | WSH_TLS_V1_3;
+    if (!conf_is_set(text)) {
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%s", text);
+    for (tok = strtok_r(buf, " \t,", &save); tok != NULL;
+         tok = strtok_r(NULL, " \t,", &save))
+    {
+        for (i = 0; i < wsh_nelems(names); i++) {
+            if (strcmp(tok, names[i]) == 0) {
+                bits |= 1u << i;
+                break;
+            }
+        }
+        if (i == wsh_nelems(names)) {
+            conf_value_error(ctx, "tls.protocols", "unknown protocol \"%s\" "
+                             "(use TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)", tok);
+            return;
+        }
+    }
+    run = bits / (bits & -bits);        /* shifted down to bit 0 */
+    if ((run & (run + 1)) != 0) {
+        conf_value_error(ctx, "tls.protocols", "\"%s\" is not a range of "
+                         "versions without a gap (e.g. TLSv1.2 TLSv1.3)",
+                         text);
+        return;
+    }
+    *out = bits;
+}
+
+/* The tls section's values; the files are read and checked by tls.c when
+ * the cycle is built, so errors there name their file too. */
+static void
+conf_tls(conf_ctx_t *ctx, conf_raw_tls_t *raw, wsh_conf_tls_t *tls)
+{
+    if (raw == NULL) {
+        return;
+    }
+    if (!conf_is_set(raw->certificate) || !conf_is_set(raw->certificate_key))
+    {
+        conf_value_error(ctx, conf_is_set(raw->certificate)
+                         ? "tls.certificate_key" : "tls.certificate",
+                         "must name a PEM file");
+        return;
+    }
+    conf_tls_protocols(ctx, raw->protocols, &tls->protocols);
+    tls->certificate = conf_strdup(ctx, raw->certificate);
+    tls->certificate_key = conf_strdup(ctx, raw->certificate_key);
+    /* Forward secrecy and AEAD only, as Mozilla's "intermediate" profile
+     * (no DHE: that would need dhparam files). */
+    tls->ciphers = conf_strdup_or(ctx, raw->ciphers,
+                                  "ECDHE+AESGCM:ECDHE+CHACHA20");
+    tls->ciphersuites = conf_strdup_or(ctx, raw->ciphersuites, NULL);
+}
+
+const char *
+wsh_conf_where(const wsh_conf_t *cf, const char *path, char *buf,
+    size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < cf->nlocs; i++) {
+        if (strcmp(cf->locs[i].path, path) == 0) {
+            snprintf(buf, len, "%s:%d:%d", cf->file, cf->locs[i].line,
+                     cf->locs[i].col);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%s", cf->file);
+    return buf;
+}
+
 static void
 conf_origins(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
@@ -1583,6 +1701,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     }
     conf_origins(ctx, raw, cf);
     conf_rate(ctx, raw->rate_limit, cf);
+    conf_tls(ctx, raw->tls, &cf->tls);
     conf_hub(ctx, raw->hub, &cf->hub);
     conf_engine(ctx, raw->engine, &cf->engine);
     conf_bool(ctx, "health.engine_required",
@@ -1647,7 +1766,8 @@ wsh_conf_load(const char *file, char *err, size_t errlen)
     if (ctx.failed) {
         goto failed;
     }
-    free(ctx.locs);
+    cf->locs = ctx.locs;            /* for wsh_conf_where() */
+    cf->nlocs = ctx.nlocs;
     return cf;
 
 failed:
@@ -1688,6 +1808,11 @@ wsh_conf_free(wsh_conf_t *cf)
     free(cf->user);
     free(cf->hub.api_key);
     conf_auth_jwt_free(&cf->auth_jwt);
+    free(cf->tls.certificate);
+    free(cf->tls.certificate_key);
+    free(cf->tls.ciphers);
+    free(cf->tls.ciphersuites);
+    free(cf->locs);
     conf_engine_free(&cf->engine);
     free(cf->file);
     free(cf);

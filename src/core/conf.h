@@ -19,6 +19,7 @@ typedef struct {
     struct sockaddr_storage sockaddr;
     socklen_t               socklen;
     char                    text[80];      /* as written, normalised */
+    bool                    tls;           /* "ADDRESS tls" */
 } wsh_listen_addr_t;
 
 /* An address or network of an allow list. */
@@ -86,6 +87,24 @@ typedef struct {
     wsh_msec_t          presence_ttl;
 } wsh_conf_engine_t;
 
+/* The tls section: the certificate of every "ADDRESS tls" listener. */
+enum {
+    WSH_TLS_V1   = 0x01,
+    WSH_TLS_V1_1 = 0x02,
+    WSH_TLS_V1_2 = 0x04,
+    WSH_TLS_V1_3 = 0x08
+};
+
+typedef struct {
+    char               *certificate;       /* PEM chain; NULL: no section */
+    char               *certificate_key;
+    unsigned            protocols;         /* WSH_TLS_* bits, no gap */
+    char               *ciphers;           /* TLS 1.2 and older */
+    char               *ciphersuites;      /* TLS 1.3, NULL: OpenSSL's */
+} wsh_conf_tls_t;
+
+typedef struct wsh_conf_loc_s wsh_conf_loc_t;
+
 typedef struct {
     char               *file;              /* the file this came from */
 
@@ -135,6 +154,10 @@ typedef struct {
     wsh_conf_engine_t   engine;
     bool                health_engine_required;
 
+    wsh_conf_tls_t      tls;
+
+    wsh_conf_loc_t     *locs;              /* where each value was */
+    size_t              nlocs;
     void               *raw;               /* libcyaml's data, freed with us */
 } wsh_conf_t;
 
@@ -166,6 +189,10 @@ int wsh_conf_parse_cidr(const char *text, wsh_cidr_t *cidr);
 
 /* True when a client at SA may use EP (always without an allow list). */
 bool wsh_conf_allowed(const wsh_endpoint_t *ep, const struct sockaddr *sa);
+/* "FILE:LINE:COL" of the value at PATH ("tls.certificate") in BUF, for
+ * errors found after loading (just FILE when PATH was not written). */
+const char *wsh_conf_where(const wsh_conf_t *cf, const char *path,
+    char *buf, size_t len);
 
 /* Endpoint serving PATH (exact match), or NULL. */
 const wsh_endpoint_t *wsh_conf_endpoint(const wsh_conf_t *cf,

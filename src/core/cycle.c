@@ -6,6 +6,7 @@
  */
 #include "core/cycle.h"
 #include "core/log.h"
+#include "net/tls.h"
 #include "process/listen.h"
 
 #include <stdlib.h>
@@ -36,6 +37,13 @@ wsh_cycle_create(const char *file, wsh_cycle_t *old)
         wsh_log(WSH_LOG_EMERG, "%s", err);
         free(cycle);
         return NULL;
+    }
+    /* Before any socket: a bad certificate fails a reload cleanly. */
+    if (wsh_tls_create(cycle->conf, &cycle->tls_ctx, err, sizeof(err))
+        != WSH_OK)
+    {
+        wsh_log(WSH_LOG_EMERG, "%s", err);
+        goto failed;
     }
     shards = cycle->conf->reuseport ? (size_t) cycle->conf->worker_processes
                                     : 1;
@@ -113,6 +121,7 @@ wsh_cycle_free(wsh_cycle_t *cycle)
         }
     }
     free(cycle->listening);
+    SSL_CTX_free(cycle->tls_ctx);
     wsh_conf_free(cycle->conf);
     free(cycle);
 }

@@ -25,11 +25,13 @@ typedef struct {
     wsh_conf_t       *conf;
     wsh_listening_t  *listening;
     size_t            nlistening;
+    struct ssl_ctx_st *tls_ctx;     /* "ADDRESS tls" listeners', or NULL */
 } wsh_cycle_t;
 
-/* Load FILE and open its listeners, taking over any of OLD's sockets
- * with the same address (OLD may be NULL). Returns NULL after logging
- * (or, with err non-NULL, after writing the config error there). */
+/* Load FILE, read its TLS certificate and open its listeners, taking
+ * over any of OLD's sockets with the same address (OLD may be NULL).
+ * Returns NULL after logging (or, with err non-NULL, after writing the
+ * config error there). */
 wsh_cycle_t *wsh_cycle_create(const char *file, wsh_cycle_t *old);
 
 /* Give up a cycle built from OLD that will not be used: the sockets it

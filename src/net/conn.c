@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "engine/engine.h"
+#include "net/tls.h"
 #include "process/worker.h"
 #include "ws/handshake.h"
 
@@ -118,7 +119,8 @@ conn_handshake_deadline(wsh_conn_t *c)
 }
 
 void
-wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len)
+wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
+    struct ssl_ctx_st *tls)
 {
     const wsh_conf_t *cf = wsh_worker.conf;
     wsh_conn_t *c;
@@ -143,10 +145,12 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len)
     /* Writes are already coalesced per loop turn: Nagle would only add
      * up to 40 ms to every small reply and fan-out message. */
     (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(wsh_worker.base, fd,
-                                    BEV_OPT_CLOSE_ON_FREE);
+    c->bev = tls != NULL ? wsh_tls_bufferevent(wsh_worker.base, fd, tls)
+                         : bufferevent_socket_new(wsh_worker.base, fd,
+                                                  BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
-        wsh_log(WSH_LOG_ALERT, "bufferevent_socket_new() failed");
+        wsh_log(WSH_LOG_ALERT, "bufferevent_%s_new() failed",
+                tls != NULL ? "openssl_socket" : "socket");
         close(fd);
         free(c);
         return;
@@ -1039,6 +1043,12 @@ conn_write_cb(struct bufferevent *bev, void *arg)
     if (c->state != WSH_CONN_FLUSHING) {
         return;
     }
+    /* A TLS bufferevent runs this deferred: output may have been queued
+     * (a close frame) since it was drained. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
+        return;
+    }
+    wsh_tls_close_notify(bev);      /* a clean TLS end either way */
     if (!c->linger) {
         conn_finalize(c, NULL);
         return;
@@ -1055,6 +1065,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
     wsh_conn_t *c = arg;
     const char *why;
 
+    if (what == BEV_EVENT_CONNECTED) {
+        return;                 /* TLS handshake done: the request follows */
+    }
     if (what & BEV_EVENT_EOF) {
         why = c->state == WSH_CONN_LINGER || c->state == WSH_CONN_HTTP
               ? NULL : "connection closed by the client";
@@ -1070,7 +1083,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
                                           "the client"
               : c->state == WSH_CONN_LINGER ? NULL
               : "close_timeout expired";
-    } else {
+    } else if ((why = wsh_tls_error(bev)) == NULL) {
         why = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
     }
     if ((what & BEV_EVENT_EOF) && c->state == WSH_CONN_HTTP && c->req != NULL
@@ -1211,8 +1224,10 @@ wsh_conn_terminate_all(void)
              * this, so thaw it: the bufferevent is freed right after. */
             struct evbuffer *out = bufferevent_get_output(c->bev);
 
-            evbuffer_unfreeze(out, 1);
-            (void) evbuffer_write(out, bufferevent_getfd(c->bev));
+            if (!wsh_tls_write_now(c->bev)) {
+                evbuffer_unfreeze(out, 1);
+                (void) evbuffer_write(out, bufferevent_getfd(c->bev));
+            }
         }
         conn_finalize(c, NULL);
     }

@@ -82,8 +82,12 @@ void wsh_shared_frame_release(wsh_shared_frame_t *f);
  * then, and when C is not an open WebSocket. */
 int wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f);
 
-/* Take over an accepted socket (worker only). */
-void wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len);
+struct ssl_ctx_st;
+
+/* Take over an accepted socket (worker only); with TLS (an SSL_CTX), the
+ * TLS handshake comes first, within handshake_timeout. */
+void wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
+    struct ssl_ctx_st *tls);
 
 /* Close every connection now with 1001 (fast stop). */
 void wsh_conn_terminate_all(void);

@@ -37,8 +37,7 @@ worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int len, void *arg)
 {
     (void) l;
-    (void) arg;
-    wsh_conn_accept(fd, sa, (socklen_t) len);
+    wsh_conn_accept(fd, sa, (socklen_t) len, arg);
 }
 
 static void
@@ -323,7 +322,10 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
         }
         /* Close on free: this process's copy of the descriptor only; the
          * master keeps its own for the next generation. */
-        l = evconnlistener_new(wsh_worker.base, worker_accept_cb, NULL,
+        /* The listener's argument: the SSL_CTX of a TLS listener. */
+        l = evconnlistener_new(wsh_worker.base, worker_accept_cb,
+                               cycle->listening[i].addr.tls ? cycle->tls_ctx
+                                                            : NULL,
                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                -1, cycle->listening[i].fd);
         if (l == NULL) {

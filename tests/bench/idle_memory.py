@@ -7,7 +7,10 @@ connections that complete the handshake and then stay idle, reads the RSS
 again and reports (after - before) / N. A benchmark: it reports, it does
 not assert.
 
-    /usr/bin/python3 tests/bench/idle_memory.py [-n 10000] [--json]
+    /usr/bin/python3 tests/bench/idle_memory.py [-n 10000] [--json] [--tls]
+
+With --tls the connections are wss:// (a throwaway CA and certificate are
+made with the openssl command line) and opened one after another.
 """
 
 import argparse
@@ -18,11 +21,25 @@ import resource
 import selectors
 import socket
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
-from wshub_harness import Server  # noqa: E402
+from wshub_harness import CertAuthority, Server  # noqa: E402
+
+REQUEST = ("GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n")
+
+
+def request():
+    return (REQUEST % base64.b64encode(os.urandom(16)).decode()).encode()
+
+
+def check_head(head):
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        raise RuntimeError("handshake refused: %r" % head)
 
 
 def rss_kib(pid):
@@ -38,9 +55,6 @@ def open_idle(port, n, progress):
     the listen backlog never overflows."""
     sel = selectors.DefaultSelector()
     socks, pending = [], {}
-    req = ("GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-           "Sec-WebSocket-Version: 13\r\n\r\n")
     done = 0
     deadline = time.monotonic() + 120
     while done < n:
@@ -48,8 +62,7 @@ def open_idle(port, n, progress):
             raise RuntimeError("timed out with %d of %d open" % (done, n))
         while len(pending) < 256 and len(socks) < n:
             s = socket.create_connection(("127.0.0.1", port))
-            key = base64.b64encode(os.urandom(16)).decode()
-            s.sendall((req % key).encode())
+            s.sendall(request())
             s.setblocking(False)
             pending[s] = b""
             socks.append(s)
@@ -61,8 +74,7 @@ def open_idle(port, n, progress):
                 raise RuntimeError("server closed a connection")
             pending[s] += data
             if b"\r\n\r\n" in pending[s]:
-                if b" 101 " not in pending[s].split(b"\r\n")[0]:
-                    raise RuntimeError("handshake refused: %r" % pending[s])
+                check_head(pending[s])
                 sel.unregister(s)
                 del pending[s]
                 done += 1
@@ -71,10 +83,31 @@ def open_idle(port, n, progress):
     return socks
 
 
+def open_idle_tls(port, n, progress, ctx):
+    """open_idle over TLS, one blocking handshake at a time."""
+    socks = []
+    for i in range(n):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 10),
+                            server_hostname="127.0.0.1")
+        s.sendall(request())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = s.recv(4096)
+            if not data:
+                raise RuntimeError("server closed a connection")
+            head += data
+        check_head(head)
+        socks.append(s)
+        if (i + 1) % 1000 == 0:
+            progress("  %d connections open" % (i + 1))
+    return socks
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--tls", action="store_true", help="wss:// connections")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -85,27 +118,40 @@ def main():
     def progress(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    tmp = tempfile.TemporaryDirectory(prefix="wshub-bench-")
+    tls = ca = None
+    opener = open_idle
+    if args.tls:
+        ca = CertAuthority(tmp.name)
+        tls = ca.issue("server", 1)
+
+        def opener(port, n, progress):
+            return open_idle_tls(port, n, progress, ca.context())
+
     with Server(workers=1, max_connections=args.n + 10, ping_period=0,
-                access_log="off", log_level="warn") as srv:
+                access_log="off", log_level="warn", tls=tls) as srv:
         worker = srv.workers()[0]
         # Warm up once so one-time allocations are not billed per conn.
-        for s in open_idle(srv.port, 10, progress):
+        for s in opener(srv.port, 10, progress):
             s.close()
         time.sleep(0.5)
         before = rss_kib(worker)
         progress("worker %d RSS before: %d KiB; opening %d connections"
                  % (worker, before, args.n))
-        socks = open_idle(srv.port, args.n, progress)
+        socks = opener(srv.port, args.n, progress)
         time.sleep(1)
         after = rss_kib(worker)
         per = (after - before) * 1024 / args.n
-        result = {"connections": args.n, "rss_before_kib": before,
+        result = {"connections": args.n, "tls": args.tls,
+                  "rss_before_kib": before,
                   "rss_after_kib": after, "bytes_per_connection": round(per)}
         if args.json:
             print(json.dumps(result))
         else:
-            print("%d idle WebSocket connections: worker RSS %d -> %d KiB, "
-                  "%.0f bytes per connection" % (args.n, before, after, per))
+            print("%d idle %s connections: worker RSS %d -> %d KiB, "
+                  "%.0f bytes per connection" % (args.n, "wss://" if args.tls
+                                                  else "WebSocket", before,
+                                                  after, per))
         for s in socks:
             s.close()
 

@@ -58,10 +58,11 @@ def yaml_value(v):
 
 class Server:
     """A wshubd on 127.0.0.1:<port>. Keyword arguments become top-level
-    config keys; endpoints is a list of dicts."""
+    config keys; endpoints is a list of dicts; tls, a dict, is the tls
+    section and makes the port a TLS one."""
 
     def __init__(self, workers=2, endpoints=None, raw_yaml="", wrapper=(),
-                 **conf):
+                 tls=None, **conf):
         self.tmp = tempfile.TemporaryDirectory(prefix="wshub-test-")
         self.dir = self.tmp.name
         self.port = free_port()
@@ -76,6 +77,9 @@ class Server:
         if os.geteuid() == 0:
             # wshubd refuses to run workers as root unless told to.
             self.conf["user"] = "root"
+        self.tls = tls
+        if tls:
+            self.conf["listen"] = ["127.0.0.1:%d tls" % self.port]
         self.conf.update(conf)
         self.endpoints = endpoints or [
             {"path": "/echo", "module": "echo", "max_message_size": "16m"}]
@@ -97,6 +101,9 @@ class Server:
                                                yaml_value(v)))
                     first = False
             f.write(self.raw_yaml)
+            if self.tls:
+                f.write("tls:\n" + "".join("  %s: %s\n" % (k, yaml_value(v))
+                                            for k, v in self.tls.items()))
 
     def start(self):
         self.stdout = open(os.path.join(self.dir, "stdout.log"), "w")
@@ -207,7 +214,8 @@ class Server:
             text, timeout, self.access_log() if access else self.log()))
 
     def url(self, path="/echo"):
-        return "ws://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % ("wss" if self.tls else "ws",
+                                        self.port, path)
 
     def __enter__(self):
         return self.start()
@@ -227,6 +235,45 @@ def wait_for(pred, timeout, what, log=None):
             raise AssertionError("timed out after %ss waiting for %s%s" % (
                 timeout, what, "\n" + log() if log else ""))
         time.sleep(0.05)
+
+# ---- TLS: a throwaway CA made with the openssl command line -----------
+
+class CertAuthority:
+    """A CA in DIR (ca.pem, ca.key) that issues EC server certificates for
+    IP 127.0.0.1. Needs the openssl binary."""
+
+    def __init__(self, dir):
+        self.dir = dir
+        self.cert = os.path.join(dir, "ca.pem")
+        self.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                     "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
+                     "/CN=wshub test CA")
+        with open(os.path.join(dir, "server.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth\n")
+
+    def openssl(self, *args):
+        subprocess.run(("openssl",) + args, cwd=self.dir, check=True,
+                       capture_output=True, timeout=60)
+
+    def issue(self, name, serial):
+        """NAME.pem and NAME.key, serial number SERIAL; returns the tls
+        section for them."""
+        self.openssl("req", "-newkey", "ec", "-pkeyopt",
+                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                     name + ".key", "-out", name + ".csr", "-subj",
+                     "/CN=127.0.0.1")
+        self.openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem",
+                     "-CAkey", "ca.key", "-set_serial", str(serial), "-days",
+                     "2", "-extfile", "server.ext", "-out", name + ".pem")
+        return {"certificate": os.path.join(self.dir, name + ".pem"),
+                "certificate_key": os.path.join(self.dir, name + ".key")}
+
+    def context(self):
+        """A client ssl.SSLContext that trusts only this CA."""
+        import ssl
+        return ssl.create_default_context(cafile=self.cert)
 
 # ---- raw WebSocket client pieces --------------------------------------
 
