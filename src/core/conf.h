@@ -43,6 +43,16 @@ typedef struct {
     char               *api_key;           /* NULL: publish API off */
 } wsh_conf_hub_t;
 
+/* The limits section (limits:): 0 turns a limit off. */
+typedef struct {
+    unsigned            per_ip_connections;     /* WebSockets, all workers */
+    unsigned            per_ip_handshake_rate;  /* upgrades a second */
+    unsigned            per_ip_handshake_burst;
+    unsigned            max_connections_total;  /* WebSockets, all workers */
+    unsigned            max_fragments;          /* frames per message */
+    size_t              worker_send_buffer;     /* output of one worker */
+} wsh_conf_limits_t;
+
 /* The engine section (engine:). */
 typedef struct {
     bool                redis;             /* type: redis, else local */
@@ -104,6 +114,7 @@ typedef struct {
     wsh_origin_t       *origins;           /* NULL: any origin */
     size_t              norigins;
 
+    wsh_conf_limits_t   limits;
     wsh_conf_hub_t      hub;
     wsh_conf_engine_t   engine;
     bool                health_engine_required;

@@ -49,6 +49,7 @@ struct wsh_conn_s {
     double                rate_tokens;  /* rate_limit bucket */
     wsh_msec_t            rate_last;
     uint64_t              rate_limited; /* messages over rate_limit */
+    int32_t               limit_entry;  /* net/limit.c address entry */
 
     uint16_t              status;       /* HTTP status of the last answer */
     uint16_t              close_code;
@@ -58,6 +59,7 @@ struct wsh_conn_s {
     uint8_t               linger:1;     /* shut down writes after flushing */
     uint8_t               opened:1;     /* module open() was called */
     uint8_t               keep_alive:1; /* HTTP: read another request */
+    uint8_t               limited:1;    /* counted by net/limit.c */
 };
 
 /* A server frame built once and queued by reference on any number of

@@ -14,7 +14,9 @@
 #include "process/worker.h"
 #include "core/log.h"
 #include "core/module.h"
+#include "core/shm.h"
 #include "engine/engine.h"
+#include "net/limit.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -184,6 +186,7 @@ master_spawn(int slot)
             }
         }
         close(fds[0]);
+        wsh_limit_set_slot((int) (p - master_procs));
         wsh_worker_run(master_cycle, slot, fds[1]);
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -252,6 +255,8 @@ master_reaped(master_proc_t *p, int status)
     }
     bufferevent_free(p->chan);
     p->chan = NULL;
+    /* Its shared-limit counts go with it, however it ended. */
+    wsh_limit_proc_gone((int) (p - master_procs), p->pid);
     p->pid = 0;
     wsh_relay_proc_gone((size_t) (p - master_procs));
 
@@ -548,7 +553,8 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     {
         return 1;
     }
-    if (wsh_modules_init_master() != WSH_OK
+    if (wsh_limit_init_master() != WSH_OK
+        || wsh_modules_init_master() != WSH_OK
         || master_set_slots((size_t) cycle->conf->worker_processes) != WSH_OK)
     {
         return 1;
@@ -569,6 +575,7 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     event_free(master_kill_timer);
     event_base_free(master_base);
     wsh_cycle_free(master_cycle);
+    wsh_shm_free_all();
     if (master_pid_file != NULL) {
         char path[4096];
 
