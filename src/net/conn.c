@@ -39,8 +39,14 @@ static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_finalize(wsh_conn_t *c, const char *why);
 
-/* Bytes queued on the outputs of all this worker's connections, for
- * limits.worker_send_buffer; kept by an output buffer callback. */
+/* Bytes queued on the outputs of this worker's connections, for
+ * limits.worker_send_buffer; kept by an output buffer callback. The
+ * callback costs an allocation, so a connection gets it only once its
+ * output first holds CONN_OUT_TRACK bytes: idle and fast clients stay
+ * as small as they were, and what they hold (under that each) is not
+ * the backlog the limit is for. */
+#define CONN_OUT_TRACK  16384
+
 static size_t conn_out_total;
 
 static void
@@ -175,12 +181,6 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len)
     wsh_worker.nconns++;
     conn_handshake_deadline(c);
 
-    if (evbuffer_add_cb(bufferevent_get_output(c->bev), conn_out_cb, NULL)
-        == NULL)
-    {
-        conn_finalize(c, "evbuffer_add_cb() failed");
-        return;
-    }
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     conn_log(WSH_LOG_DEBUG, c, "accepted");
@@ -235,7 +235,7 @@ conn_free(wsh_conn_t *c)
         wsh_limit_release(c->limit_entry);
     }
     /* What is left unwritten leaves with the buffer, uncounted. */
-    if (evbuffer_remove_cb(out, conn_out_cb, NULL) == 0) {
+    if (c->out_tracked && evbuffer_remove_cb(out, conn_out_cb, NULL) == 0) {
         conn_out_total -= evbuffer_get_length(out);
     }
     if (c->opened && c->endpoint->module->close != NULL) {
@@ -316,6 +316,12 @@ conn_output_allowed(wsh_conn_t *c)
     size_t queued = evbuffer_get_length(out);
     const char *over;
 
+    if (!c->out_tracked && queued >= CONN_OUT_TRACK
+        && evbuffer_add_cb(out, conn_out_cb, NULL) != NULL)
+    {
+        c->out_tracked = 1;
+        conn_out_total += queued;
+    }
     if (queued <= wsh_worker.conf->send_buffer
         && !conn_worker_output_full(queued))
     {
@@ -551,7 +557,7 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
 }
 
 /* An error answer with EXTRA header lines: a short text body saying
- * why. */
+ * why. Not logged here: the callers decide how often. */
 static void
 conn_http_answer(wsh_conn_t *c, int status, const char *extra,
     const char *why)
@@ -561,17 +567,18 @@ conn_http_answer(wsh_conn_t *c, int status, const char *extra,
 
     n = snprintf(body, sizeof(body), "%d %s: %s\n", status,
                  wsh_http_status_text(status), why);
-    conn_log(WSH_LOG_INFO, c, "HTTP %d: %s", status, why);
     conn_http_respond(c, status, extra, "text/plain",
                       body, (size_t) n < sizeof(body) ? (size_t) n
                                                        : sizeof(body) - 1);
 }
 
-/* Errors the core answers itself. */
+/* Errors the core answers itself, each logged. */
 static void
 conn_http_error(wsh_conn_t *c, int status, const char *why)
 {
     const char *extra = NULL;
+
+    conn_log(WSH_LOG_INFO, c, "HTTP %d: %s", status, why);
 
     switch (status) {
     case 426:
@@ -602,14 +609,15 @@ conn_limits_admit(wsh_conn_t *c)
                              &retry, &why);
     if (status == WSH_OK) {
         c->limited = 1;
-        c->limit_entry = entry;
+        c->limit_entry = (int16_t) entry;
         if (why != NULL && wsh_limit_log_ok(&skipped)) {
             conn_log(WSH_LOG_WARN, c, "%s: admitted untracked", why);
         }
         return true;
     }
     if (wsh_limit_log_ok(&skipped)) {
-        conn_log(WSH_LOG_INFO, c, "refused: %s (%u more refusals not logged)",
+        conn_log(WSH_LOG_INFO, c, "refused: %s (%u refusals before this one "
+                 "not logged)",
                  why, skipped);
     }
     snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);

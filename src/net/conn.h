@@ -49,7 +49,6 @@ struct wsh_conn_s {
     double                rate_tokens;  /* rate_limit bucket */
     wsh_msec_t            rate_last;
     uint64_t              rate_limited; /* messages over rate_limit */
-    int32_t               limit_entry;  /* net/limit.c address entry */
 
     uint16_t              status;       /* HTTP status of the last answer */
     uint16_t              close_code;
@@ -60,6 +59,8 @@ struct wsh_conn_s {
     uint8_t               opened:1;     /* module open() was called */
     uint8_t               keep_alive:1; /* HTTP: read another request */
     uint8_t               limited:1;    /* counted by net/limit.c */
+    uint8_t               out_tracked:1; /* output in the worker's total */
+    int16_t               limit_entry;  /* net/limit.c address entry */
 };
 
 /* A server frame built once and queued by reference on any number of

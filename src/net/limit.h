@@ -19,6 +19,9 @@
 #define WSH_LIMIT_IPS       8192    /* client addresses tracked at once */
 #define WSH_LIMIT_PROBES    128     /* entries looked at for one address */
 
+/* A connection keeps its entry in an int16_t (net/conn.h). */
+_Static_assert(WSH_LIMIT_IPS <= INT16_MAX, "entry index must fit int16_t");
+
 typedef struct wsh_limit_zone_s wsh_limit_zone_t;
 
 /* Bytes a zone with NIPS address entries takes. */

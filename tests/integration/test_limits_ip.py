@@ -134,6 +134,15 @@ class PerIpTest(unittest.TestCase):
             srv.wait_log("refused: per_ip_connections reached")
             self.assertRegex(srv.log(), r"\[info\].*refused: "
                              r"per_ip_connections reached.*127\.0\.0\.1")
+            # Logging is rate-limited (a line a second per worker at
+            # most), so a flood of refusals does not flood the log.
+            more = attempts(srv.port, 30, opened)
+            self.assertEqual(more, [429] * 30)
+            lines = srv.log().count("refused: per_ip_connections")
+            self.assertLess(lines, 20, srv.log())
+            for s in opened.socks[cap:]:
+                s.close()
+            opened.socks = opened.socks[:cap]
 
             # Closing one frees one slot.
             opened.socks[0].close()
@@ -194,6 +203,22 @@ class PerIpTest(unittest.TestCase):
             self.assertEqual(status, 429)
             opened.close_all()
             self.full_cap_free(srv, cap, opened)
+
+    def test_draining_workers_still_count_after_reload(self):
+        cap = 4
+        with Server(workers=2, shutdown_spread="30s", shutdown_timeout="60s",
+                    raw_yaml=limits_yaml(per_ip_connections=cap)) as srv:
+            opened = Opened(self)
+            old = srv.wait_workers(2)
+            self.assertEqual(attempts(srv.port, cap, opened), [101] * cap)
+            srv.signal(signal.SIGHUP)
+            srv.wait_workers(2, exclude=old)
+            srv.wait_log("reload done")
+            # The old generation closes its clients one by one over 30s
+            # (the first at once): a reset count would admit all four.
+            statuses = attempts(srv.port, cap, opened)
+            self.assertLessEqual(statuses.count(101), 1, statuses)
+            self.assertIn(429, statuses)
 
     def test_handshake_rate(self):
         with Server(workers=2, raw_yaml=limits_yaml(
