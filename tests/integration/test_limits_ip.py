@@ -353,7 +353,11 @@ class AcceptBackoffTest(unittest.TestCase):
             pending.settimeout(10)
             self.assertIn(b" 101 ", pending.recv(4096))
             srv.wait_log("accept() works again")
-            self.assertEqual(srv.log().count("accept() failed"), 1)
+            # Resuming may run short again while the closes come in: a
+            # new episode, one more line; never one per retry.
+            log = srv.log()
+            self.assertIn(log.count("accept() failed")
+                          - log.count("accept() works again"), (0, 1), log)
 
 
 if __name__ == "__main__":
