@@ -75,6 +75,15 @@ typedef struct {
 } conf_raw_rate_t;
 
 typedef struct {
+    char *per_ip_connections;
+    char *per_ip_handshake_rate;
+    char *per_ip_handshake_burst;
+    char *max_connections_total;
+    char *max_fragments;
+    char *worker_send_buffer;
+} conf_raw_limits_t;
+
+typedef struct {
     char *host;
     char *port;
     char *unix_socket;
@@ -140,6 +149,7 @@ typedef struct {
     conf_raw_rate_t     *rate_limit;
     conf_raw_auth_jwt_t *auth_jwt;
     conf_raw_tls_t      *tls;
+    conf_raw_limits_t   *limits;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -200,6 +210,19 @@ static const cyaml_schema_field_t conf_rate_fields[] = {
     CONF_STR("rps", conf_raw_rate_t, rps, CYAML_FLAG_OPTIONAL),
     CONF_STR("burst", conf_raw_rate_t, burst, CYAML_FLAG_OPTIONAL),
     CONF_STR("action", conf_raw_rate_t, action, CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_END
+};
+
+#define CONF_LIMIT(key) \
+    CONF_STR(#key, conf_raw_limits_t, key, CYAML_FLAG_OPTIONAL)
+
+static const cyaml_schema_field_t conf_limits_fields[] = {
+    CONF_LIMIT(per_ip_connections),
+    CONF_LIMIT(per_ip_handshake_rate),
+    CONF_LIMIT(per_ip_handshake_burst),
+    CONF_LIMIT(max_connections_total),
+    CONF_LIMIT(max_fragments),
+    CONF_LIMIT(worker_send_buffer),
     CYAML_FIELD_END
 };
 
@@ -291,6 +314,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                             auth_jwt, conf_auth_jwt_fields),
     CYAML_FIELD_MAPPING_PTR("tls", CYAML_FLAG_OPTIONAL, conf_raw_t, tls,
                             conf_tls_fields),
+    CYAML_FIELD_MAPPING_PTR("limits", CYAML_FLAG_OPTIONAL, conf_raw_t,
+                            limits, conf_limits_fields),
     CYAML_FIELD_END
 };
 
@@ -1621,6 +1646,41 @@ wsh_conf_where(const wsh_conf_t *cf, const char *path, char *buf,
     return buf;
 }
 
+/* The limits: section (abuse limits shared by all workers, see
+ * net/limit.c); every one is off (0) by default except the fragment
+ * and per-worker output caps. */
+static void
+conf_limits(conf_ctx_t *ctx, conf_raw_limits_t *raw, wsh_conf_limits_t *l)
+{
+    static conf_raw_limits_t none;
+
+    if (raw == NULL) {
+        raw = &none;
+    }
+    conf_uint(ctx, "limits.per_ip_connections", raw->per_ip_connections, 0,
+              0, 1000000, &l->per_ip_connections);
+    conf_uint(ctx, "limits.per_ip_handshake_rate",
+              raw->per_ip_handshake_rate, 0, 0, 1000000,
+              &l->per_ip_handshake_rate);
+    conf_uint(ctx, "limits.per_ip_handshake_burst",
+              raw->per_ip_handshake_burst,
+              l->per_ip_handshake_rate ? l->per_ip_handshake_rate * 2 : 0, 1,
+              10000000, &l->per_ip_handshake_burst);
+    conf_uint(ctx, "limits.max_connections_total", raw->max_connections_total,
+              0, 0, 100000000, &l->max_connections_total);
+    conf_uint(ctx, "limits.max_fragments", raw->max_fragments, 1024, 0,
+              100000000, &l->max_fragments);
+    conf_size(ctx, "limits.worker_send_buffer", raw->worker_send_buffer,
+              (size_t) 256 << 20, 0, (size_t) 1 << 40,
+              &l->worker_send_buffer);
+    if (!ctx->failed && l->per_ip_handshake_rate == 0
+        && conf_is_set(raw->per_ip_handshake_burst))
+    {
+        conf_value_error(ctx, "limits.per_ip_handshake_burst",
+                         "needs limits.per_ip_handshake_rate");
+    }
+}
+
 static void
 conf_origins(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
@@ -1702,6 +1762,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     conf_origins(ctx, raw, cf);
     conf_rate(ctx, raw->rate_limit, cf);
     conf_tls(ctx, raw->tls, &cf->tls);
+    conf_limits(ctx, raw->limits, &cf->limits);
     conf_hub(ctx, raw->hub, &cf->hub);
     conf_engine(ctx, raw->engine, &cf->engine);
     conf_bool(ctx, "health.engine_required",

@@ -68,6 +68,15 @@ typedef struct {
     char               *rooms_claim;
     bool                rooms_claim_required;
 } wsh_conf_auth_jwt_t;
+/* The limits section (limits:): 0 turns a limit off. */
+typedef struct {
+    unsigned            per_ip_connections;     /* WebSockets, all workers */
+    unsigned            per_ip_handshake_rate;  /* upgrades a second */
+    unsigned            per_ip_handshake_burst;
+    unsigned            max_connections_total;  /* WebSockets, all workers */
+    unsigned            max_fragments;          /* frames per message */
+    size_t              worker_send_buffer;     /* output of one worker */
+} wsh_conf_limits_t;
 
 /* The engine section (engine:). */
 typedef struct {
@@ -149,6 +158,7 @@ typedef struct {
     wsh_origin_t       *origins;           /* NULL: any origin */
     size_t              norigins;
 
+    wsh_conf_limits_t   limits;
     wsh_conf_hub_t      hub;
     wsh_conf_auth_jwt_t auth_jwt;
     wsh_conf_engine_t   engine;

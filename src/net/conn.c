@@ -19,6 +19,7 @@
 #include "core/stats.h"
 #include "engine/engine.h"
 #include "net/tls.h"
+#include "net/limit.h"
 #include "process/worker.h"
 #include "ws/handshake.h"
 
@@ -39,6 +40,24 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_finalize(wsh_conn_t *c, const char *why);
+
+/* Bytes queued on the outputs of this worker's connections, for
+ * limits.worker_send_buffer; kept by an output buffer callback. The
+ * callback costs an allocation, so a connection gets it only once its
+ * output first holds CONN_OUT_TRACK bytes: idle and fast clients stay
+ * as small as they were, and what they hold (under that each) is not
+ * the backlog the limit is for. */
+#define CONN_OUT_TRACK  16384
+
+static size_t conn_out_total;
+
+static void
+conn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+    conn_out_total += info->n_added;
+    conn_out_total -= info->n_deleted;
+}
 
 static struct timeval
 conn_tv(wsh_msec_t ms)
@@ -242,6 +261,15 @@ conn_finalize(wsh_conn_t *c, const char *why)
 static void
 conn_free(wsh_conn_t *c)
 {
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (c->limited) {
+        wsh_limit_release(c->limit_entry);
+    }
+    /* What is left unwritten leaves with the buffer, uncounted. */
+    if (c->out_tracked && evbuffer_remove_cb(out, conn_out_cb, NULL) == 0) {
+        conn_out_total -= evbuffer_get_length(out);
+    }
     if (c->opened && c->endpoint->module->close != NULL) {
         c->endpoint->module->close(c, c->close_code);
     }
@@ -299,6 +327,20 @@ conn_after_flush(wsh_conn_t *c, bool linger)
     }
 }
 
+/* Is the worker's output over limits.worker_send_buffer, and a client
+ * with QUEUED bytes one of the slow ones? Over the cap, the clients
+ * holding at least the average backlog are refused first: the fast
+ * ones, whose outputs drain every turn, go on being served. */
+static bool
+conn_worker_output_full(size_t queued)
+{
+    size_t cap = wsh_worker.conf->limits.worker_send_buffer;
+
+    return cap != 0 && conn_out_total > cap && queued > 0
+           && queued >= conn_out_total / (wsh_worker.nconns ? wsh_worker.nconns
+                                                             : 1);
+}
+
 /* May one more frame be queued on C? Not when its output is over
  * send_buffer: a client that does not read must not make the server
  * grow. Then, by hub.slow_consumer, the frame is dropped (and counted)
@@ -308,22 +350,33 @@ conn_output_allowed(wsh_conn_t *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t queued = evbuffer_get_length(out);
+    const char *over;
 
-    if (queued <= wsh_worker.conf->send_buffer) {
+    if (!c->out_tracked && queued >= CONN_OUT_TRACK
+        && evbuffer_add_cb(out, conn_out_cb, NULL) != NULL)
+    {
+        c->out_tracked = 1;
+        conn_out_total += queued;
+    }
+    if (queued <= wsh_worker.conf->send_buffer
+        && !conn_worker_output_full(queued))
+    {
         return true;
     }
+    over = queued > wsh_worker.conf->send_buffer
+           ? "send_buffer" : "its share of limits.worker_send_buffer";
     if (wsh_worker.conf->hub.slow_consumer_drop) {
         wsh_stat_add(WSH_STAT_SLOW_CONSUMER_DROPS, 1);
         if (c->dropped++ == 0) {
-            conn_log(WSH_LOG_WARN, c, "slow client: output over send_buffer "
-                     "(%zu bytes), dropping its messages", queued);
+            conn_log(WSH_LOG_WARN, c, "slow client: output over %s "
+                     "(%zu bytes), dropping its messages", over, queued);
         }
         return false;
     }
     c->close_code = WSH_CLOSE_POLICY;
     wsh_stat_error(WSH_ERR_WS_SLOW_CONSUMER);
-    conn_log(WSH_LOG_WARN, c, "slow client: output over send_buffer "
-             "(%zu bytes), closing with 1008", queued);
+    conn_log(WSH_LOG_WARN, c, "slow client: output over %s "
+             "(%zu bytes), closing with 1008", over, queued);
     conn_finalize(c, NULL);
     return false;
 }
@@ -594,12 +647,30 @@ conn_count_http_error(const wsh_conn_t *c, int status)
 }
 
 /* Errors the core answers itself: a short text body saying why. */
+/* An error answer with EXTRA header lines: a short text body saying
+ * why. Not logged here: the callers decide how often. */
+static void
+conn_http_answer(wsh_conn_t *c, int status, const char *extra,
+    const char *why)
+{
+    char body[256];
+    int n;
+
+    conn_count_http_error(c, status);
+    n = snprintf(body, sizeof(body), "%d %s: %s\n", status,
+                 wsh_http_status_text(status), why);
+    conn_http_respond(c, status, extra, "text/plain",
+                      body, (size_t) n < sizeof(body) ? (size_t) n
+                                                       : sizeof(body) - 1);
+}
+
+/* Errors the core answers itself, each logged. */
 static void
 conn_http_error(wsh_conn_t *c, int status, const char *why)
 {
     const char *extra = NULL;
-    char body[256];
-    int n;
+
+    conn_log(WSH_LOG_INFO, c, "HTTP %d: %s", status, why);
 
     switch (status) {
     case 426:
@@ -617,13 +688,38 @@ conn_http_error(wsh_conn_t *c, int status, const char *why)
         extra = "Retry-After: 1\r\n";
         break;
     }
-    conn_count_http_error(c, status);
-    n = snprintf(body, sizeof(body), "%d %s: %s\n", status,
-                 wsh_http_status_text(status), why);
-    conn_log(WSH_LOG_INFO, c, "HTTP %d: %s", status, why);
-    conn_http_respond(c, status, extra, "text/plain",
-                      body, (size_t) n < sizeof(body) ? (size_t) n
-                                                       : sizeof(body) - 1);
+    conn_http_answer(c, status, extra, why);
+}
+
+/* The shared limits (net/limit.c), checked last before the 101: a
+ * refusal is 429 (per-IP) or 503 (total) with Retry-After, logged with
+ * the address at most once a second. Returns true when admitted. */
+static bool
+conn_limits_admit(wsh_conn_t *c)
+{
+    const char *why;
+    char extra[40];
+    unsigned retry = 1, skipped;
+    int entry, status;
+
+    status = wsh_limit_admit(&c->peer.sa, &wsh_worker.conf->limits, &entry,
+                             &retry, &why);
+    if (status == WSH_OK) {
+        c->limited = 1;
+        c->limit_entry = (int16_t) entry;
+        if (why != NULL && wsh_limit_log_ok(&skipped)) {
+            conn_log(WSH_LOG_WARN, c, "%s: admitted untracked", why);
+        }
+        return true;
+    }
+    if (wsh_limit_log_ok(&skipped)) {
+        conn_log(WSH_LOG_INFO, c, "refused: %s (%u refusals before this one "
+                 "not logged)",
+                 why, skipped);
+    }
+    snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
+    conn_http_answer(c, status, extra, why);
+    return false;
 }
 
 int
@@ -649,6 +745,7 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
         return;
     }
     wsh_ws_init(c->ws, c->endpoint->max_message_size);
+    c->ws->max_fragments = cf->limits.max_fragments;
     evbuffer_add_printf(bufferevent_get_output(c->bev),
                         "HTTP/1.1 101 Switching Protocols\r\n"
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -812,6 +909,9 @@ conn_http_request(wsh_conn_t *c)
             conn_http_error(c, status, "refused by the endpoint");
             return;
         }
+    }
+    if (!conn_limits_admit(c)) {
+        return;
     }
     conn_upgrade(c, accept);
 }

@@ -60,6 +60,9 @@ struct wsh_conn_s {
     uint8_t               linger:1;     /* shut down writes after flushing */
     uint8_t               opened:1;     /* module open() was called */
     uint8_t               keep_alive:1; /* HTTP: read another request */
+    uint8_t               limited:1;    /* counted by net/limit.c */
+    uint8_t               out_tracked:1; /* output in the worker's total */
+    int16_t               limit_entry;  /* net/limit.c address entry */
 };
 
 /* A server frame built once and queued by reference on any number of

@@ -16,7 +16,9 @@
 #include "core/log.h"
 #include "core/module.h"
 #include "core/stats.h"
+#include "core/shm.h"
 #include "engine/engine.h"
+#include "net/limit.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -190,6 +192,7 @@ master_spawn(int slot)
         }
         close(fds[0]);
         wsh_stats_attach(stats);
+        wsh_limit_set_slot((int) (p - master_procs));
         wsh_worker_run(master_cycle, slot, fds[1]);
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -262,6 +265,8 @@ master_reaped(master_proc_t *p, int status)
     }
     bufferevent_free(p->chan);
     p->chan = NULL;
+    /* Its shared-limit counts go with it, however it ended. */
+    wsh_limit_proc_gone((int) (p - master_procs), p->pid);
     p->pid = 0;
     wsh_stats_release(p->stats);
     wsh_relay_proc_gone((size_t) (p - master_procs));
@@ -568,7 +573,8 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     {
         return 1;
     }
-    if (wsh_stats_init() != WSH_OK || wsh_modules_init_master() != WSH_OK
+    if (wsh_stats_init() != WSH_OK || wsh_limit_init_master() != WSH_OK
+        || wsh_modules_init_master() != WSH_OK
         || master_set_slots((size_t) cycle->conf->worker_processes) != WSH_OK)
     {
         return 1;
@@ -591,6 +597,7 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     event_base_free(master_base);
     wsh_cycle_free(master_cycle);
     wsh_stats_done();
+    wsh_shm_free_all();
     if (master_pid_file != NULL) {
         char path[4096];
 

@@ -31,12 +31,18 @@
 wsh_worker_t wsh_worker;
 
 static bool worker_exiting;
+static unsigned worker_accept_failures;    /* since the last success */
 
 static void
 worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int len, void *arg)
 {
     (void) l;
+    if (worker_accept_failures != 0) {
+        wsh_log(WSH_LOG_NOTICE, "accept() works again after %u failed "
+                "attempts", worker_accept_failures);
+        worker_accept_failures = 0;
+    }
     wsh_conn_accept(fd, sa, (socklen_t) len, arg);
 }
 
@@ -54,8 +60,13 @@ worker_accept_error_cb(struct evconnlistener *l, void *arg)
     struct timeval tv = { 0, 200 * 1000 };
     int err = EVUTIL_SOCKET_ERROR();
 
-    wsh_log(WSH_LOG_CRIT, "accept() failed: %s, pausing accept for 200ms",
-            evutil_socket_error_to_string(err));
+    /* Logged once per episode: the retries every 200ms would otherwise
+     * fill the log for as long as descriptors stay short. */
+    if (worker_accept_failures++ == 0) {
+        wsh_log(WSH_LOG_CRIT, "accept() failed: %s, pausing accept for "
+                "200ms at a time until it works",
+                evutil_socket_error_to_string(err));
+    }
     evconnlistener_disable(l);
     event_base_once(wsh_worker.base, -1, EV_TIMEOUT, worker_resume_accept, l,
                     &tv);

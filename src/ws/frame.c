@@ -183,6 +183,14 @@ ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
             ws->msg_opcode = ws->opcode;
             ws->utf8 = WSH_UTF8_ACCEPT;
             ws->buf_len = 0;
+            ws->fragments = 0;
+        }
+        /* Tiny fragments cost a header parse each while adding nothing
+         * to the message size: their number is a size too (1009, as
+         * for max_message_size). */
+        if (ws->max_fragments != 0 && ++ws->fragments > ws->max_fragments) {
+            return ws_fail(ev, 1009, "message in more frames than "
+                           "limits.max_fragments");
         }
         ws->in_message = 1;
     }

@@ -61,6 +61,8 @@ typedef struct {
     size_t          buf_cap;
     size_t          ctl_start;      /* control payload after the message */
     size_t          max_message;
+    uint32_t        fragments;      /* frames of the open message */
+    uint32_t        max_fragments;  /* 0: any number */
 } wsh_ws_t;
 
 void wsh_ws_init(wsh_ws_t *ws, size_t max_message_size);
@@ -80,7 +82,8 @@ bool wsh_ws_busy(const wsh_ws_t *ws);
  *              stays valid until the next call;
  *   WSH_AGAIN  all input consumed, no complete event yet;
  *   WSH_ERROR  the peer violated the protocol: ev->code is the close code
- *              (1002, 1007 or 1009) and ev->error says why; the
+ *              (1002, 1007 or 1009: 1009 also for a message in more
+ *              than max_fragments frames) and ev->error says why; the
  *              connection must be failed, the parser not called again. */
 int wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
     wsh_ws_event_t *ev);

@@ -635,6 +635,43 @@ START_TEST(test_allow_list)
 }
 END_TEST
 
+/* limits: defaults, values, and errors at the offending value. */
+START_TEST(test_limits)
+{
+    wsh_conf_t *cf;
+    loaded_t ld;
+
+    cf = load_text("", &ld);
+    ck_assert_ptr_nonnull(cf);
+    ck_assert_uint_eq(cf->limits.per_ip_connections, 0);
+    ck_assert_uint_eq(cf->limits.per_ip_handshake_rate, 0);
+    ck_assert_uint_eq(cf->limits.max_connections_total, 0);
+    ck_assert_uint_eq(cf->limits.max_fragments, 1024);
+    ck_assert_uint_eq(cf->limits.worker_send_buffer, (size_t) 256 << 20);
+    wsh_conf_free(cf);
+
+    cf = load_text("limits:\n  per_ip_connections: 10\n"
+                   "  per_ip_handshake_rate: 5\n  max_fragments: 0\n"
+                   "  worker_send_buffer: 0\n", &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert_uint_eq(cf->limits.per_ip_connections, 10);
+    ck_assert_uint_eq(cf->limits.per_ip_handshake_burst, 10);
+    ck_assert_uint_eq(cf->limits.max_fragments, 0);
+    ck_assert_uint_eq(cf->limits.worker_send_buffer, 0);
+    wsh_conf_free(cf);
+
+    expect_error("limits:\n  per_ip_handshake_burst: 5\n", 2, 27,
+                 "limits.per_ip_handshake_burst",
+                 "needs limits.per_ip_handshake_rate", NULL);
+    expect_error("limits:\n  max_fragments: many\n", 2, 18,
+                 "limits.max_fragments", NULL);
+    expect_error("limits:\n  worker_send_buffer: 1x\n", 2, 23,
+                 "limits.worker_send_buffer", NULL);
+    expect_error("limits:\n  per_ip_conections: 5\n", 2, 3,
+                 "per_ip_conections", NULL);
+}
+END_TEST
+
 /* An empty list is an error too, reported where the list is. */
 START_TEST(test_error_empty_list)
 {
@@ -684,6 +721,7 @@ conf_suite(void)
     tcase_add_test(load, test_error_missing_endpoint_key);
     tcase_add_test(load, test_error_yaml_syntax);
     tcase_add_test(load, test_error_values);
+    tcase_add_test(load, test_limits);
     tcase_add_test(load, test_error_empty_list);
     tcase_add_test(load, test_allow_list);
     tcase_add_test(load, test_error_missing_file);
