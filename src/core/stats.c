@@ -8,11 +8,10 @@
  */
 #include "core/stats.h"
 #include "core/log.h"
+#include "core/shm.h"
 
-#include <errno.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/mman.h>
 
 _Static_assert(WSH_ERR_N <= WSH_STAT_N - WSH_STAT_ERRORS,
                "room for every error counter");
@@ -177,25 +176,8 @@ wsh_stat_connection_ended(int code, wsh_msec_t duration_ms)
 int
 wsh_stats_init(void)
 {
-    void *p = mmap(NULL, sizeof(stats_region_t), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-    if (p == MAP_FAILED) {
-        wsh_log(WSH_LOG_EMERG, "mmap() of %zu bytes for the counters "
-                "failed: %s", sizeof(stats_region_t), strerror(errno));
-        return WSH_ERROR;
-    }
-    stats_region = p;       /* anonymous memory comes zeroed */
-    return WSH_OK;
-}
-
-void
-wsh_stats_done(void)
-{
-    if (stats_region != NULL) {
-        munmap(stats_region, sizeof(stats_region_t));
-        stats_region = NULL;
-    }
+    stats_region = wsh_shm_zone("stats", sizeof(stats_region_t));
+    return stats_region != NULL ? WSH_OK : WSH_ERROR;
 }
 
 int

@@ -1,6 +1,6 @@
 /* stats.h -- server-wide counters in shared memory, for /metrics.
  *
- * The master maps one shared region before the first fork and gives
+ * The master makes one shared zone before the first fork and gives
  * every worker process a slot of its own: the worker is the slot's only
  * writer, so an update is a plain relaxed load and store, no lock and no
  * atomic read-modify-write on the hot path. A scrape, served by any
@@ -135,7 +135,7 @@ void wsh_stat_room_resized(uint64_t from, uint64_t to);
 /* Count a WebSocket that ended with CODE after DURATION_MS. */
 void wsh_stat_connection_ended(int code, wsh_msec_t duration_ms);
 
-/* Master: map the region (before the first fork). */
+/* Master: the region, a zone of core/shm.c (before the first fork). */
 int  wsh_stats_init(void);
 /* Master: a slot for a worker about to be forked, or -1 if none is free
  * (the worker then counts into a scratch slot). */
@@ -148,7 +148,6 @@ void wsh_stats_attach(int slot);
 void wsh_stats_release(int slot);
 /* Master: a reload was done. */
 void wsh_stats_reloaded(void);
-void wsh_stats_done(void);
 
 /* A consistent sum of all slots for a scrape: counters over every
  * worker that ever ran, gauges over the live ones. */

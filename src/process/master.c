@@ -596,7 +596,6 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     event_free(master_kill_timer);
     event_base_free(master_base);
     wsh_cycle_free(master_cycle);
-    wsh_stats_done();
     wsh_shm_free_all();
     if (master_pid_file != NULL) {
         char path[4096];
