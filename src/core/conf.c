@@ -41,6 +41,8 @@ typedef struct {
     char **allow;
     unsigned allow_count;
     char *auth;
+    char **listen;
+    unsigned listen_count;
 } conf_raw_endpoint_t;
 
 typedef struct {
@@ -168,6 +170,9 @@ static const cyaml_schema_field_t conf_endpoint_fields[] = {
                          conf_raw_endpoint_t, allow, &conf_string_schema, 1,
                          1024),
     CONF_STR("auth", conf_raw_endpoint_t, auth, CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_SEQUENCE("listen", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         conf_raw_endpoint_t, listen, &conf_string_schema, 1,
+                         64),
     CYAML_FIELD_END
 };
 
@@ -1151,6 +1156,39 @@ conf_allow(conf_ctx_t *ctx, size_t i, const conf_raw_endpoint_t *raw,
     }
 }
 
+/* An endpoint's "listen": the listen entries it is served on. */
+static void
+conf_endpoint_listen(conf_ctx_t *ctx, size_t i,
+    const conf_raw_endpoint_t *raw, const wsh_conf_t *cf, wsh_endpoint_t *ep)
+{
+    wsh_listen_addr_t addr;
+    char path[64], text[96];
+    size_t j, k, len;
+
+    for (j = 0; raw->listen != NULL && j < raw->listen_count; j++) {
+        snprintf(path, sizeof(path), "endpoints[%zu].listen[%zu]", i, j);
+        snprintf(text, sizeof(text), "%s", raw->listen[j]);
+        len = strlen(text);
+        if (len > 4 && strcmp(text + len - 4, " tls") == 0) {
+            text[len - 4] = '\0';
+        }
+        k = cf->nlisten;
+        if (wsh_conf_parse_listen(text, &addr) == WSH_OK) {
+            for (k = 0; k < cf->nlisten; k++) {
+                if (strcmp(cf->listen[k].text, addr.text) == 0) {
+                    break;
+                }
+            }
+        }
+        if (k == cf->nlisten) {
+            conf_value_error(ctx, path, "\"%s\" is not one of the listen "
+                             "addresses", raw->listen[j]);
+            return;
+        }
+        ep->listeners |= (uint64_t) 1 << k;
+    }
+}
+
 /* An endpoint's "auth:": which auth module runs before its module. */
 static void
 conf_endpoint_auth(conf_ctx_t *ctx, const conf_raw_endpoint_t *raw,
@@ -1185,11 +1223,12 @@ conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
     static char *loopback[] = { "127.0.0.0/8", "::1" };
     static conf_raw_endpoint_t deflt[] = {
-        { "/echo", "echo", "16m", NULL, 0, NULL },
-        { "/ws", "hub", NULL, NULL, 0, NULL },
-        { "/api/publish", "hub", NULL, NULL, 0, NULL },
-        { "/health", "health", NULL, NULL, 0, NULL },
-        { "/metrics", "metrics", NULL, loopback, wsh_nelems(loopback), NULL }
+        { "/echo", "echo", "16m", NULL, 0, NULL, NULL, 0 },
+        { "/ws", "hub", NULL, NULL, 0, NULL, NULL, 0 },
+        { "/api/publish", "hub", NULL, NULL, 0, NULL, NULL, 0 },
+        { "/health", "health", NULL, NULL, 0, NULL, NULL, 0 },
+        { "/metrics", "metrics", NULL, loopback, wsh_nelems(loopback), NULL,
+          NULL, 0 }
     };
     conf_raw_endpoint_t *list = raw->endpoints ? raw->endpoints : deflt;
     size_t n = raw->endpoints ? raw->endpoints_count : wsh_nelems(deflt);
@@ -1230,6 +1269,7 @@ conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
         conf_size(ctx, path, list[i].max_message_size, cf->max_message_size,
                   1, (size_t) 1 << 31, &ep->max_message_size);
         conf_allow(ctx, i, &list[i], ep);
+        conf_endpoint_listen(ctx, i, &list[i], cf, ep);
         conf_endpoint_auth(ctx, &list[i], i, cf, ep);
     }
 }

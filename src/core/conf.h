@@ -35,6 +35,7 @@ typedef struct {
     size_t              max_message_size;
     wsh_cidr_t         *allow;             /* NULL: every client */
     size_t              nallow;
+    uint64_t            listeners;         /* bit i: listen[i]; 0: all */
     const wsh_module_t *auth;              /* NULL: no authentication */
 } wsh_endpoint_t;
 

@@ -55,6 +55,7 @@ wsh_cycle_create(const char *file, wsh_cycle_t *old)
     for (i = 0; i < n; i++) {
         ls = &cycle->listening[cycle->nlistening++];
         ls->addr = cycle->conf->listen[i / shards];
+        ls->index = (unsigned) (i / shards);
         ls->shard = cycle->conf->reuseport ? (int) (i % shards) : -1;
         ls->fd = -1;
         for (j = 0; old != NULL && j < old->nlistening; j++) {

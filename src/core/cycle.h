@@ -19,6 +19,7 @@ typedef struct {
     wsh_listen_addr_t addr;
     int               fd;
     int               shard;
+    unsigned          index;        /* in conf->listen */
 } wsh_listening_t;
 
 typedef struct {

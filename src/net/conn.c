@@ -139,8 +139,9 @@ conn_handshake_deadline(wsh_conn_t *c)
 
 void
 wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
-    struct ssl_ctx_st *tls)
+    const wsh_listening_t *ls)
 {
+    struct ssl_ctx_st *tls = ls->addr.tls ? wsh_worker.cycle->tls_ctx : NULL;
     const wsh_conf_t *cf = wsh_worker.conf;
     wsh_conn_t *c;
     int one = 1;
@@ -164,6 +165,7 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
     /* Writes are already coalesced per loop turn: Nagle would only add
      * up to 40 ms to every small reply and fan-out message. */
     (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->listener = (uint8_t) ls->index;
     c->bev = tls != NULL ? wsh_tls_bufferevent(wsh_worker.base, fd, tls)
                          : bufferevent_socket_new(wsh_worker.base, fd,
                                                   BEV_OPT_CLOSE_ON_FREE);
@@ -846,6 +848,14 @@ conn_http_request(wsh_conn_t *c)
 
     c->endpoint = wsh_conf_endpoint(wsh_worker.conf, r->target, r->path_len);
     if (c->endpoint == NULL) {
+        conn_http_error(c, 404, "no endpoint at this path");
+        return;
+    }
+    if (c->endpoint->listeners != 0
+        && !(c->endpoint->listeners & ((uint64_t) 1 << c->listener)))
+    {
+        /* Served on other listeners only (a metrics port, say): here it
+         * does not exist. */
         conn_http_error(c, 404, "no endpoint at this path");
         return;
     }

@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 #include "core/conf.h"
+#include "core/cycle.h"
 #include "net/http.h"
 #include "net/identity.h"
 #include "ws/frame.h"
@@ -55,6 +56,7 @@ struct wsh_conn_s {
     uint16_t              status;       /* HTTP status of the last answer */
     uint16_t              close_code;
     uint8_t               state;
+    uint8_t               listener;     /* its index in conf->listen */
     uint8_t               close_sent:1;
     uint8_t               close_received:1;
     uint8_t               linger:1;     /* shut down writes after flushing */
@@ -85,12 +87,10 @@ void wsh_shared_frame_release(wsh_shared_frame_t *f);
  * then, and when C is not an open WebSocket. */
 int wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f);
 
-struct ssl_ctx_st;
-
-/* Take over an accepted socket (worker only); with TLS (an SSL_CTX), the
+/* Take over a socket accepted on LS (worker only); on a TLS listener the
  * TLS handshake comes first, within handshake_timeout. */
 void wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
-    struct ssl_ctx_st *tls);
+    const wsh_listening_t *ls);
 
 /* Close every connection now with 1001 (fast stop). */
 void wsh_conn_terminate_all(void);

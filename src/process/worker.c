@@ -333,10 +333,8 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
         }
         /* Close on free: this process's copy of the descriptor only; the
          * master keeps its own for the next generation. */
-        /* The listener's argument: the SSL_CTX of a TLS listener. */
         l = evconnlistener_new(wsh_worker.base, worker_accept_cb,
-                               cycle->listening[i].addr.tls ? cycle->tls_ctx
-                                                            : NULL,
+                               &cycle->listening[i],
                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                -1, cycle->listening[i].fd);
         if (l == NULL) {

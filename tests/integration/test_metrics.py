@@ -9,11 +9,13 @@ worker SIGKILL no counter may go down.
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wshub_harness import Server, arun, http, wait_for  # noqa: E402
+from wshub_harness import (WSHUBD, Server, arun, free_port,  # noqa: E402
+                           http, upgrade_request, wait_for)
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa
 
@@ -176,6 +178,34 @@ class MetricsTest(unittest.TestCase):
             self.assertEqual(value(s, "websocket_errors_total",
                                    component="http", error_type="forbidden"),
                              1)
+
+    def test_separate_listener(self):
+        other = free_port()
+        eps = [{"path": "/echo", "module": "echo"},
+               {"path": "/metrics", "module": "metrics",
+                "listen": ["127.0.0.1:%d" % other]}]
+        srv = Server(workers=2, endpoints=eps)
+        srv.conf["listen"].append("127.0.0.1:%d" % other)
+        srv.write_conf()
+        with srv:
+            wait_for(lambda: http(other, b"GET /metrics HTTP/1.1\r\n"
+                                         b"Host: x\r\n\r\n")[0] == 200,
+                     10, "metrics on the second listener", srv.log)
+            st, _, _ = http(srv.port, b"GET /metrics HTTP/1.1\r\n"
+                                      b"Host: x\r\n\r\n")
+            self.assertEqual(st, 404)
+            # Endpoints without "listen" are served everywhere.
+            st, _, _ = http(other, upgrade_request(other, "/echo"))
+            self.assertEqual(st, 101)
+        # An address that is not a listen entry is a config error.
+        eps[1]["listen"] = ["127.0.0.1:1"]
+        bad = Server(workers=1, endpoints=eps)
+        r = subprocess.run([WSHUBD, "-t", "-c", bad.conf_file],
+                           capture_output=True, text=True, timeout=10)
+        bad.tmp.cleanup()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('endpoints[1].listen[0]: "127.0.0.1:1" is not one of '
+                      'the listen addresses', r.stderr)
 
     def test_rooms(self):
         with Server(workers=1, endpoints=ENDPOINTS) as srv:
