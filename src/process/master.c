@@ -532,9 +532,12 @@ master_signal_cb(int sig)
         break;
     case SIGWINCH:
         /* After an upgrade: the old workers drain, the sockets stay (a
-         * HUP brings workers back for a rollback). */
+         * HUP brings workers back for a rollback). The new master's
+         * workers accept on the same sockets, so this is a restart, not
+         * a stop: listeners close at once, handshakes under way are
+         * completed, clients get 1012 and come back to the new ones. */
         wsh_log(WSH_LOG_NOTICE, "SIGWINCH received, draining the workers");
-        master_signal_generation(UINT32_MAX, WSH_CMD_QUIT);
+        master_signal_generation(UINT32_MAX, WSH_CMD_RESTART);
         break;
     case SIGUSR1:
         wsh_log(WSH_LOG_NOTICE, "SIGUSR1 received, reopening logs");
