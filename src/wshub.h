@@ -161,6 +161,54 @@ int  wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
 size_t wsh_publish(int kind, const char *name, size_t len, const void *data,
     size_t dlen, wsh_conn_t *sender, int flags);
 
+/* Rooms with history (hub.history): the engine numbers every message
+ * published to them with an offset, strictly increasing within the
+ * room's epoch (an id that changes when the history is lost), splices
+ * "offset" and "epoch" into the JSON object as delivered, and delivers
+ * it only once numbered, so every member sees the same order (the
+ * publisher's worker included: wsh_publish then returns the number of
+ * local members it will reach). A client coming back asks for what it
+ * missed since the last offset it saw. */
+#define WSH_EPOCH_MAX 32
+
+typedef struct {
+    uint64_t    offset;         /* the last offset the client saw */
+    const char *epoch;          /* its epoch; NULL: the room's current */
+    size_t      epoch_len;
+} wsh_since_t;
+
+typedef struct {
+    int         history;        /* the room keeps history; if not, the
+                                 * offset and epoch are unset */
+    int         recovered;      /* join with since: 1 if every missed
+                                 * message follows, else 0; -1: no since */
+    uint64_t    offset;         /* the room's last offset */
+    char        epoch[WSH_EPOCH_MAX + 1];
+} wsh_room_position_t;
+
+/* True when ROOM keeps history here (its messages get offsets). */
+int  wsh_topic_has_history(const char *room, size_t len);
+
+/* wsh_topic_join of a room, asking for the messages missed after SINCE
+ * (NULL: none). For a history room (or with SINCE) the members hook is
+ * called once C's position is known, wsh_topic_position() tells it, and
+ * right after the hook returns C is sent the missed messages in order,
+ * then the live ones, without gap or duplicate. */
+int  wsh_topic_join_since(wsh_conn_t *c, const char *room, size_t len,
+    const char *presence_id, size_t idlen, const wsh_since_t *since);
+
+/* C's position in ROOM: during the members hook of its join, the one
+ * the join is answered with; later, the last offset delivered to the
+ * room's members here. -1 when C is not in ROOM. */
+int  wsh_topic_position(const wsh_conn_t *c, const char *room, size_t len,
+    wsh_room_position_t *pos);
+
+/* Call CB for every room C joined that keeps history, with the position
+ * C would rejoin from (for server_shutdown). */
+void wsh_topic_positions(const wsh_conn_t *c, void (*cb)(void *arg,
+    const char *room, size_t len, const wsh_room_position_t *pos),
+    void *arg);
+
 /* The server as this worker sees it, for health checks. */
 typedef struct {
     const char *version;

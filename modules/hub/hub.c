@@ -268,22 +268,55 @@ hub_close(wsh_conn_t *c, int code)
     wsh_conn_set_data(c, NULL);
 }
 
+/* {"offset": N, "epoch": E} of a history room position. */
+static json_t *
+hub_position(const wsh_room_position_t *pos)
+{
+    return json_pack("{s:I, s:s}", "offset", (json_int_t) pos->offset,
+                     "epoch", pos->epoch);
+}
+
+static void
+hub_shutdown_room(void *arg, const char *room, size_t len,
+    const wsh_room_position_t *pos)
+{
+    json_t *rooms = arg;
+    char name[HUB_ROOM_MAX + 1];
+
+    if (len <= HUB_ROOM_MAX) {
+        memcpy(name, room, len);
+        name[len] = '\0';
+        json_object_set_new(rooms, name, hub_position(pos));
+    }
+}
+
 /* Reload or stop: tell the client to come back, at a random moment so
- * a reload does not bring every client back in the same millisecond. */
+ * a reload does not bring every client back in the same millisecond,
+ * and where it stands in its rooms with history, so that it rejoins
+ * them with since at once. */
 static void
 hub_shutdown(wsh_conn_t *c, int code)
 {
     unsigned r = 0;
+    json_t *obj, *rooms = json_object();
 
     if (getrandom(&r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
         r = (unsigned) wsh_conn_id(c);
     }
-    hub_send(c, json_pack("{s:s, s:s, s:i}", "type", "server_shutdown",
-                          "message", code == WSH_CLOSE_RESTART
-                          ? "Server restarting" : "Server shutting down",
-                          "reconnect_after_ms",
-                          HUB_RECONNECT_MIN_MS
-                          + (int) (r % HUB_RECONNECT_SPREAD_MS)));
+    obj = json_pack("{s:s, s:s, s:i}", "type", "server_shutdown",
+                    "message", code == WSH_CLOSE_RESTART
+                    ? "Server restarting" : "Server shutting down",
+                    "reconnect_after_ms",
+                    HUB_RECONNECT_MIN_MS
+                    + (int) (r % HUB_RECONNECT_SPREAD_MS));
+    if (obj != NULL && rooms != NULL) {
+        wsh_topic_positions(c, hub_shutdown_room, rooms);
+        if (json_object_size(rooms) > 0) {
+            json_object_set(obj, "rooms", rooms);
+        }
+    }
+    json_decref(rooms);
+    hub_send(c, obj);
 }
 
 /* The "room" string of a request, validated; NULL after an error reply. */
@@ -302,14 +335,50 @@ hub_room(wsh_conn_t *c, json_t *root, const char *type, size_t *len)
     return json_string_value(room);
 }
 
+/* join_room's "since": {offset: N >= 0, epoch: E (optional)}. False
+ * after an error reply; *given tells whether it was there. */
+static bool
+hub_since(wsh_conn_t *c, json_t *root, wsh_since_t *since, bool *given)
+{
+    json_t *s = json_object_get(root, "since"), *offset, *epoch;
+
+    *given = s != NULL && !json_is_null(s);
+    if (!*given) {
+        return true;
+    }
+    if (!json_is_object(s)) {
+        hub_error(c, "Invalid since", "join_room");
+        return false;
+    }
+    offset = json_object_get(s, "offset");
+    epoch = json_object_get(s, "epoch");
+    if (!json_is_integer(offset) || json_integer_value(offset) < 0) {
+        hub_error(c, "Invalid since offset", "join_room");
+        return false;
+    }
+    if (epoch != NULL && (!json_is_string(epoch)
+                          || json_string_length(epoch) == 0
+                          || json_string_length(epoch) > WSH_EPOCH_MAX))
+    {
+        hub_error(c, "Invalid since epoch", "join_room");
+        return false;
+    }
+    since->offset = (uint64_t) json_integer_value(offset);
+    since->epoch = epoch ? json_string_value(epoch) : NULL;
+    since->epoch_len = epoch ? json_string_length(epoch) : 0;
+    return true;
+}
+
 static void
 hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
 {
     const char *room;
     size_t len;
+    wsh_since_t since;
+    bool given;
 
     room = hub_room(c, root, "join_room", &len);
-    if (room == NULL) {
+    if (room == NULL || !hub_since(c, root, &since, &given)) {
         return;
     }
     if (!wsh_conn_may(c, WSH_MAY_JOIN, room, len)) {
@@ -324,9 +393,10 @@ hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
         hub_error(c, "Too many rooms", "join_room");
         return;
     }
-    /* room_joined is sent when the member list arrives (hub_members). */
-    if (wsh_topic_join(c, WSH_TOPIC_ROOM, room, len, hc->id, hc->idlen)
-        != 0)
+    /* room_joined is sent when the member list arrives (hub_members),
+     * then, in a room with history, what the client missed. */
+    if (wsh_topic_join_since(c, room, len, hc->id, hc->idlen,
+                             given ? &since : NULL) != 0)
     {
         hub_error(c, "Server error", "join_room");
         return;
@@ -351,6 +421,17 @@ hub_leave_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
     hc->nrooms--;
     hub_send(c, json_pack("{s:s, s:s%}", "type", "room_left", "room", room,
                           len));
+}
+
+/* In a room with history the server sets "offset" and "epoch", as it
+ * sets "from": never taken from the publisher. */
+static void
+hub_reserve_position(json_t *obj, int kind, const char *room, size_t len)
+{
+    if (kind == WSH_TOPIC_ROOM && wsh_topic_has_history(room, len)) {
+        json_object_del(obj, "offset");
+        json_object_del(obj, "epoch");
+    }
 }
 
 /* room_message, private_message, broadcast: relay the object as sent,
@@ -392,6 +473,7 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
         kind = WSH_TOPIC_ALL;
     }
     json_object_set_new(root, "from", json_stringn(hc->id, hc->idlen));
+    hub_reserve_position(root, kind, name, len);
     json_incref(root);
     hub_publish(kind, name, len, root, c, 0);
 }
@@ -450,6 +532,7 @@ hub_members(wsh_conn_t *c, const char *room, size_t len,
     const char *const *ids, const size_t *lens, size_t n)
 {
     json_t *members = json_array(), *obj;
+    wsh_room_position_t pos;
     size_t i;
 
     for (i = 0; members != NULL && i < n; i++) {
@@ -457,6 +540,17 @@ hub_members(wsh_conn_t *c, const char *room, size_t len,
     }
     obj = json_pack("{s:s, s:s%, s:o}", "type", "room_joined", "room", room,
                     len, "members", members);
+    if (obj != NULL && wsh_topic_position(c, room, len, &pos) == 0) {
+        if (pos.history) {
+            json_object_set_new(obj, "offset",
+                                json_integer((json_int_t) pos.offset));
+            json_object_set_new(obj, "epoch", json_string(pos.epoch));
+        }
+        if (pos.recovered >= 0) {
+            json_object_set_new(obj, "recovered",
+                                json_boolean(pos.recovered));
+        }
+    }
     if (obj != NULL) {
         hub_send(c, obj);
     }
@@ -589,6 +683,7 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
         json_object_set_new(data, "type", json_string(deflt));
     }
     json_object_set_new(data, "from", json_string("server"));
+    hub_reserve_position(data, kind, name, nlen);
     json_incref(data);
     n = hub_publish(kind, name, nlen, data, c, flags);
     json_decref(root);

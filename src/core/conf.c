@@ -46,11 +46,19 @@ typedef struct {
 } conf_raw_endpoint_t;
 
 typedef struct {
+    char *rooms;
+    char *size;
+    char *ttl;
+} conf_raw_history_t;
+
+typedef struct {
     char *client_ids;
     char *max_rooms_per_connection;
     char *announce_connections;
     char *slow_consumer;
     char *api_key;
+    conf_raw_history_t *history;
+    unsigned history_count;
 } conf_raw_hub_t;
 
 typedef struct {
@@ -183,12 +191,27 @@ static const cyaml_schema_value_t conf_endpoint_schema = {
 
 #define CONF_HUB(key) CONF_STR(#key, conf_raw_hub_t, key, CYAML_FLAG_OPTIONAL)
 
+static const cyaml_schema_field_t conf_history_fields[] = {
+    CONF_STR("rooms", conf_raw_history_t, rooms, CYAML_FLAG_DEFAULT),
+    CONF_STR("size", conf_raw_history_t, size, CYAML_FLAG_OPTIONAL),
+    CONF_STR("ttl", conf_raw_history_t, ttl, CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_END
+};
+
+static const cyaml_schema_value_t conf_history_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, conf_raw_history_t,
+                        conf_history_fields),
+};
+
 static const cyaml_schema_field_t conf_hub_fields[] = {
     CONF_HUB(client_ids),
     CONF_HUB(max_rooms_per_connection),
     CONF_HUB(announce_connections),
     CONF_HUB(slow_consumer),
     CONF_HUB(api_key),
+    CYAML_FIELD_SEQUENCE("history", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         conf_raw_hub_t, history, &conf_history_schema, 0,
+                         256),
     CYAML_FIELD_END
 };
 
@@ -1274,6 +1297,51 @@ conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     }
 }
 
+/* hub.history: room patterns as the auth rooms claim's (a name, or a
+ * prefix ending in '*'), each with its ring size and ttl. */
+static void
+conf_hub_history(conf_ctx_t *ctx, const conf_raw_hub_t *raw,
+    wsh_conf_hub_t *hub)
+{
+    const conf_raw_history_t *r;
+    wsh_conf_history_t *h;
+    size_t i, len;
+    char path[64];
+    unsigned size;
+
+    if (raw->history == NULL || raw->history_count == 0) {
+        return;
+    }
+    hub->history = calloc(raw->history_count, sizeof(*hub->history));
+    if (hub->history == NULL) {
+        conf_error(ctx, 1, 1, "out of memory");
+        return;
+    }
+    for (i = 0; i < raw->history_count && !ctx->failed; i++) {
+        r = &raw->history[i];
+        h = &hub->history[i];
+        hub->nhistory++;
+        snprintf(path, sizeof(path), "hub.history[%zu].rooms", i);
+        len = strlen(r->rooms);
+        if (len == 0 || len > 129
+            || strspn(r->rooms, "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:@/-")
+               < len - (r->rooms[len - 1] == '*'))
+        {
+            conf_value_error(ctx, path, "\"%s\" is not a room name or a "
+                             "prefix ending in * (e.g. \"chat:*\")",
+                             r->rooms);
+            return;
+        }
+        h->rooms = conf_strdup(ctx, r->rooms);
+        snprintf(path, sizeof(path), "hub.history[%zu].size", i);
+        conf_uint(ctx, path, r->size, 100, 1, 1000000, &size);
+        h->size = size;
+        snprintf(path, sizeof(path), "hub.history[%zu].ttl", i);
+        conf_msec(ctx, path, r->ttl, 300000, 100, &h->ttl);
+    }
+}
+
 static void
 conf_hub(conf_ctx_t *ctx, conf_raw_hub_t *raw, wsh_conf_hub_t *hub)
 {
@@ -1304,6 +1372,7 @@ conf_hub(conf_ctx_t *ctx, conf_raw_hub_t *raw, wsh_conf_hub_t *hub)
         }
         hub->api_key = conf_strdup(ctx, raw->api_key);
     }
+    conf_hub_history(ctx, raw, hub);
 }
 
 static char *
@@ -1908,6 +1977,10 @@ wsh_conf_free(wsh_conf_t *cf)
     free(cf->pid_file);
     free(cf->user);
     free(cf->hub.api_key);
+    for (i = 0; i < cf->hub.nhistory; i++) {
+        free(cf->hub.history[i].rooms);
+    }
+    free(cf->hub.history);
     conf_auth_jwt_free(&cf->auth_jwt);
     free(cf->tls.certificate);
     free(cf->tls.certificate_key);

@@ -47,6 +47,13 @@ typedef struct {
     unsigned            port;
 } wsh_origin_t;
 
+/* One hub.history rule: rooms whose messages are numbered and kept. */
+typedef struct {
+    char               *rooms;             /* exact name, or prefix* */
+    size_t              size;              /* messages kept per room */
+    wsh_msec_t          ttl;               /* how long each is kept */
+} wsh_conf_history_t;
+
 /* The hub module's section (hub:). */
 typedef struct {
     bool                client_ids;        /* accept ?id= */
@@ -54,6 +61,8 @@ typedef struct {
     bool                announce_connections;
     bool                slow_consumer_drop; /* else close with 1008 */
     char               *api_key;           /* NULL: publish API off */
+    wsh_conf_history_t *history;           /* first match wins */
+    size_t              nhistory;
 } wsh_conf_hub_t;
 
 /* The auth_jwt section (auth_jwt:), for endpoints with "auth: jwt". */

@@ -14,6 +14,8 @@
  * members costs one encode and N queue appends.
  */
 #include "engine/engine.h"
+#include "engine/history.h"
+#include "engine/recovery.h"
 #include "engine/topic.h"
 #include "core/log.h"
 #include "core/module.h"
@@ -60,14 +62,18 @@ wsh_engine_exit_worker(void)
         engine->exit_worker();
     }
     wsh_topic_index_free();
+    wsh_recovery_exit();
 }
 
-int
-wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
-    const char *presence_id, size_t idlen)
+/* Join C to a topic; RECOVER: a room join that learns its position
+ * (HISTORY: from the engine) before the members hook, see recovery.c. */
+static int
+engine_join(wsh_conn_t *c, int kind, const char *name, size_t len,
+    const char *presence_id, size_t idlen, bool recover, bool history,
+    const wsh_since_t *since)
 {
     wsh_member_t *m;
-    bool first;
+    bool first, last;
 
     if (wsh_topic_membership(c, kind, name, len) != NULL) {
         return -1;
@@ -80,14 +86,52 @@ wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
     if (m == NULL) {
         return -1;
     }
+    if (recover && wsh_recovery_start(m, since, history) != WSH_OK) {
+        wsh_topic_remove(m, &last);
+        if (last) {
+            free(m->topic);
+        }
+        free(m);
+        return -1;
+    }
     if (first) {
         engine->subscribe(kind, name, len);
+    }
+    /* Subscribed first, then the position, then presence: the engine
+     * answers the position before the members (engine.h). */
+    if (history) {
+        engine->history(name, len, c->id, since);
     }
     if (kind == WSH_TOPIC_ROOM) {
         wsh_stat_room_resized(m->topic->nmembers - 1, m->topic->nmembers);
         engine->join(name, len, presence_id, idlen, c->id);
     }
     return 0;
+}
+
+int
+wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
+    const char *presence_id, size_t idlen)
+{
+    return engine_join(c, kind, name, len, presence_id, idlen, false, false,
+                       NULL);
+}
+
+int
+wsh_topic_has_history(const char *room, size_t len)
+{
+    return engine != NULL && engine->publish_seq != NULL
+           && wsh_history_rule(&wsh_worker.conf->hub, room, len) != NULL;
+}
+
+int
+wsh_topic_join_since(wsh_conn_t *c, const char *room, size_t len,
+    const char *presence_id, size_t idlen, const wsh_since_t *since)
+{
+    bool history = wsh_topic_has_history(room, len);
+
+    return engine_join(c, WSH_TOPIC_ROOM, room, len, presence_id, idlen,
+                       history || since != NULL, history, since);
 }
 
 static void
@@ -100,9 +144,13 @@ engine_leave(wsh_member_t *m)
         wsh_stat_room_resized(t->nmembers, t->nmembers - 1);
         engine->leave(t->name, t->len, m->id, m->idlen);
     }
+    wsh_recovery_free(m);
     wsh_topic_remove(m, &last);
     if (last) {
         engine->unsubscribe(t->kind, t->name, t->len);
+        if (t->kind == WSH_TOPIC_ROOM) {
+            wsh_recovery_room_gone(t->name, t->len);
+        }
         free(t);
     }
     free(m);
@@ -136,15 +184,18 @@ wsh_engine_conn_closed(wsh_conn_t *c)
     }
 }
 
-/* Deliver DATA to the local members of a topic but EXCLUDE. */
+/* Deliver DATA to the local members of a topic but the connection
+ * EXCLUDE_ID (0: none). OFFSET (rooms with history, else 0) is held for
+ * the members still joining. */
 static size_t
 engine_deliver(int kind, const char *name, size_t len, const void *data,
-    size_t dlen, const wsh_conn_t *exclude)
+    size_t dlen, uint64_t exclude_id, uint64_t offset)
 {
     wsh_topic_t *t = wsh_topic_find(kind, name, len);
     wsh_shared_frame_t *f;
     wsh_queue_t *q, *next;
     wsh_member_t *m;
+    wsh_conn_t *c;
     size_t n = 0;
 
     if (t == NULL) {
@@ -158,7 +209,13 @@ engine_deliver(int kind, const char *name, size_t len, const void *data,
     for (q = t->members.next; q != &t->members; q = next) {
         next = q->next;
         m = wsh_queue_data(q, wsh_member_t, topic_link);
-        if (m->owner != exclude && wsh_conn_send_shared(m->owner, f) == 0) {
+        c = m->owner;
+        if (exclude_id != 0 && c->id == exclude_id) {
+            continue;
+        }
+        if (offset != 0 && m->recovery != NULL) {
+            wsh_recovery_live(m, offset, f);
+        } else if (wsh_conn_send_shared(c, f) == 0) {
             n++;
         }
     }
@@ -187,10 +244,22 @@ size_t
 wsh_publish(int kind, const char *name, size_t len, const void *data,
     size_t dlen, wsh_conn_t *sender, int flags)
 {
-    const wsh_topic_t *own = NULL;
+    const wsh_topic_t *own = NULL, *t;
     size_t n;
 
-    n = engine_deliver(kind, name, len, data, dlen, sender);
+    /* A room with history is delivered once sequenced, here too. */
+    if (kind == WSH_TOPIC_ROOM && !(flags & WSH_PUBLISH_LOCAL)
+        && wsh_topic_has_history(name, len))
+    {
+        wsh_stat_add(WSH_STAT_ENGINE_PUBLISH, 1);
+        engine->publish_seq(name, len, sender ? sender->id : 0, data, dlen);
+        t = wsh_topic_find(kind, name, len);
+        n = t ? t->nmembers : 0;
+        return n - (n > 0 && sender != NULL
+                    && wsh_topic_membership(sender, kind, name, len));
+    }
+    n = engine_deliver(kind, name, len, data, dlen,
+                       sender ? sender->id : 0, 0);
     if (!(flags & WSH_PUBLISH_LOCAL)) {
         wsh_stat_add(WSH_STAT_ENGINE_PUBLISH, 1);
         if (sender != NULL) {
@@ -243,6 +312,18 @@ engine_find_any_conn(uint64_t conn_id)
     return NULL;
 }
 
+/* The join of ROOM by C is answered: what a recovering join held
+ * follows the answer. */
+static void
+engine_members_done(wsh_conn_t *c, const char *room, size_t len)
+{
+    wsh_member_t *m = wsh_topic_membership(c, WSH_TOPIC_ROOM, room, len);
+
+    if (m != NULL) {
+        wsh_recovery_finish(m);
+    }
+}
+
 void
 wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
     const u_char *ids, size_t idslen)
@@ -254,16 +335,19 @@ wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
     wsh_conn_t *c;
 
     c = engine_find_conn(WSH_TOPIC_ROOM, room, len, conn_id);
-    if (c == NULL || c->state != WSH_CONN_WS
-        || c->endpoint->module->members == NULL)
-    {
+    if (c == NULL || c->state != WSH_CONN_WS) {
         return;         /* it left or closed meanwhile */
+    }
+    if (c->endpoint->module->members == NULL) {
+        engine_members_done(c, room, len);
+        return;
     }
     v = malloc(max * sizeof(*v));
     lens = malloc(max * sizeof(*lens));
     if (v == NULL || lens == NULL) {
         free(v);
         free(lens);
+        engine_members_done(c, room, len);
         return;
     }
     while (last - p >= 2) {
@@ -279,6 +363,7 @@ wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
     c->endpoint->module->members(c, room, len, v, lens, n);
     free(v);
     free(lens);
+    engine_members_done(c, room, len);
 }
 
 void
@@ -303,7 +388,22 @@ void
 wsh_engine_deliver(int kind, const char *name, size_t len, const void *data,
     size_t dlen)
 {
-    (void) engine_deliver(kind, name, len, data, dlen, NULL);
+    (void) engine_deliver(kind, name, len, data, dlen, 0, 0);
+}
+
+void
+wsh_engine_deliver_seq(const char *room, size_t len, uint64_t exclude_conn,
+    uint64_t offset, const char *epoch, size_t elen, const void *data,
+    size_t dlen)
+{
+    if (wsh_topic_find(WSH_TOPIC_ROOM, room, len) == NULL) {
+        return;
+    }
+    if (offset != 0) {
+        wsh_recovery_advance(room, len, offset, epoch, elen);
+    }
+    (void) engine_deliver(WSH_TOPIC_ROOM, room, len, data, dlen,
+                          exclude_conn, offset);
 }
 
 void

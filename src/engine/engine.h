@@ -10,6 +10,7 @@
 #define WSH_ENGINE_H
 
 #include "core/core.h"
+#include "core/conf.h"
 #include "engine/wire.h"
 #include "wshub.h"
 
@@ -36,6 +37,20 @@ typedef struct {
     /* True while the engine reaches the other workers and hosts (NULL:
      * always). */
     bool (*up)(void);
+    /* Rooms with history (NULL: this engine keeps none; such rooms then
+     * behave as plain rooms and a join with since is answered
+     * recovered: false). publish_seq hands a message to the sequencer,
+     * which numbers it and delivers it to every worker, this one
+     * included (wsh_engine_deliver_seq): the publisher's worker does not
+     * deliver early, so all members see one order. history asks for
+     * CONN_ID's position in ROOM (after the worker subscribed to it),
+     * answered with wsh_engine_replay for each missed message, then
+     * wsh_engine_position, all before the members answer of the join
+     * sent after it. */
+    void (*publish_seq)(const char *room, size_t len, uint64_t conn_id,
+                        const void *data, size_t dlen);
+    void (*history)(const char *room, size_t len, uint64_t conn_id,
+                    const wsh_since_t *since);
 } wsh_engine_ops_t;
 
 extern const wsh_engine_ops_t wsh_engine_local;
@@ -69,6 +84,21 @@ void wsh_engine_presence(const char *room, size_t len, const char *id,
 void wsh_engine_result(const char *to, size_t len, const char *sender,
     size_t slen, uint64_t conn_id, bool found);
 
+/* A message of a room with history from the sequencer: OFFSET in
+ * EPOCH (0: it is not in the history, deliver as is), for every local
+ * member but the connection EXCLUDE_CONN (its sender, if local). */
+void wsh_engine_deliver_seq(const char *room, size_t len,
+    uint64_t exclude_conn, uint64_t offset, const char *epoch, size_t elen,
+    const void *data, size_t dlen);
+/* One message CONN_ID missed in ROOM, in offset order. */
+void wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
+    uint64_t offset, const void *data, size_t dlen);
+/* CONN_ID's position in ROOM: the room's last OFFSET and EPOCH, whether
+ * it keeps history and whether every missed message was replayed. */
+void wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
+    bool history, bool recovered, uint64_t offset, const char *epoch,
+    size_t elen);
+
 /* Local engine: a frame from the master (local.c). */
 void wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len);
 
@@ -81,5 +111,10 @@ void wsh_relay_message(size_t proc, uint32_t cmd, const u_char *p,
 void wsh_relay_proc_gone(size_t proc);
 
 void wsh_relay_free(void);
+
+/* The master's configuration changed (start, reload): the history rules
+ * to sequence with, and the loop for the history sweep timer. */
+struct event_base;
+int  wsh_relay_configure(struct event_base *base, const wsh_conf_t *cf);
 
 #endif /* WSH_ENGINE_H */

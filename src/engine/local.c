@@ -11,18 +11,28 @@
 #include "process/worker.h"
 
 static void
-local_send(uint32_t cmd, int kind, int flags, const char *name, size_t nlen,
-    const char *id, size_t idlen, uint64_t conn_id, const void *data,
-    size_t dlen)
+local_send_at(uint32_t cmd, int kind, int flags, const char *name,
+    size_t nlen, const char *id, size_t idlen, uint64_t conn_id,
+    uint64_t offset, const void *data, size_t dlen)
 {
     wsh_eng_hdr_t h;
     struct iovec iov[4];
 
     wsh_eng_pack(&h, iov, kind, flags, name, nlen, id, idlen, conn_id, data,
                  dlen);
+    h.offset = offset;
     if (wsh_channel_write(wsh_worker.chan, cmd, iov, 4) != WSH_OK) {
         wsh_log(WSH_LOG_ALERT, "engine message %u to the master lost", cmd);
     }
+}
+
+static void
+local_send(uint32_t cmd, int kind, int flags, const char *name, size_t nlen,
+    const char *id, size_t idlen, uint64_t conn_id, const void *data,
+    size_t dlen)
+{
+    local_send_at(cmd, kind, flags, name, nlen, id, idlen, conn_id, 0, data,
+                  dlen);
 }
 
 static void
@@ -61,6 +71,29 @@ local_leave(const char *room, size_t len, const char *id, size_t idlen)
                NULL, 0);
 }
 
+/* The master is the sequencer (relay.c): it numbers the message and
+ * sends it back to every worker, this one included. */
+static void
+local_publish_seq(const char *room, size_t len, uint64_t conn_id,
+    const void *data, size_t dlen)
+{
+    local_send(WSH_ENG_SEQPUB, WSH_TOPIC_ROOM, 0, room, len, NULL, 0,
+               conn_id, data, dlen);
+}
+
+/* Sent after the SUB of the room: the master answers in channel order,
+ * so every message it sequences after the answer reaches us live. */
+static void
+local_history(const char *room, size_t len, uint64_t conn_id,
+    const wsh_since_t *since)
+{
+    local_send_at(WSH_ENG_HISTORY, WSH_TOPIC_ROOM,
+                  since ? WSH_ENG_F_SINCE : 0, room, len,
+                  since && since->epoch ? since->epoch : NULL,
+                  since && since->epoch ? since->epoch_len : 0, conn_id,
+                  since ? since->offset : 0, NULL, 0);
+}
+
 const wsh_engine_ops_t wsh_engine_local = {
     .name = "local",
     .subscribe = local_subscribe,
@@ -68,6 +101,8 @@ const wsh_engine_ops_t wsh_engine_local = {
     .publish = local_publish,
     .join = local_join,
     .leave = local_leave,
+    .publish_seq = local_publish_seq,
+    .history = local_history,
 };
 
 void
@@ -91,6 +126,20 @@ wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len)
     case WSH_ENG_PRESENCE:
         wsh_engine_presence(m.name, m.h.name_len, m.id, m.h.id_len,
                             m.h.flags & WSH_ENG_F_JOINED, m.h.conn_id);
+        break;
+    case WSH_ENG_SEQ:
+        wsh_engine_deliver_seq(m.name, m.h.name_len, m.h.conn_id, m.h.offset,
+                               m.id, m.h.id_len, m.data, m.data_len);
+        break;
+    case WSH_ENG_REPLAY:
+        wsh_engine_replay(m.name, m.h.name_len, m.h.conn_id, m.h.offset,
+                          m.data, m.data_len);
+        break;
+    case WSH_ENG_POSITION:
+        wsh_engine_position(m.name, m.h.name_len, m.h.conn_id,
+                            m.h.flags & WSH_ENG_F_HISTORY,
+                            m.h.flags & WSH_ENG_F_RECOVERED, m.h.offset,
+                            m.id, m.h.id_len);
         break;
     case WSH_ENG_RESULT:
         wsh_engine_result(m.name, m.h.name_len, m.id, m.h.id_len,

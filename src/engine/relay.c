@@ -10,14 +10,24 @@
  * Worker processes are identified by their entry in the master's process
  * table ("proc"), which also covers draining workers of older
  * generations: they keep receiving until they exit.
+ *
+ * For rooms with history (hub.history) the master is the sequencer:
+ * SEQPUB messages get the room's next offset and go to every subscribed
+ * worker, the publisher's included, and are kept in the room's ring
+ * (history.c). The master survives reloads, so does the history.
  */
 #include "engine/engine.h"
+#include "engine/history.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "process/master.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
+
+#define RELAY_SWEEP_MS 1000         /* ttl trimming and forgetting */
 
 typedef struct {
     size_t *procs;              /* subscribed process entries */
@@ -38,6 +48,9 @@ typedef struct {
 
 static wsh_hash_t *relay_topics;    /* kind + name -> relay_subs_t */
 static wsh_hash_t *relay_rooms;     /* room -> (id -> relay_member_t) */
+static wsh_history_t *relay_history;
+static const wsh_conf_hub_t *relay_hub;    /* the current cycle's */
+static struct event *relay_sweep_ev;
 
 static int
 relay_init(void)
@@ -46,7 +59,10 @@ relay_init(void)
         relay_topics = wsh_hash_new();
         relay_rooms = wsh_hash_new();
     }
-    return relay_topics && relay_rooms ? WSH_OK : WSH_ERROR;
+    if (relay_history == NULL) {
+        relay_history = wsh_history_new();
+    }
+    return relay_topics && relay_rooms && relay_history ? WSH_OK : WSH_ERROR;
 }
 
 static void
@@ -79,6 +95,26 @@ wsh_relay_free(void)
     wsh_hash_free(relay_topics, relay_free_subs);
     wsh_hash_free(relay_rooms, relay_free_room);
     relay_topics = relay_rooms = NULL;
+    wsh_history_free(relay_history);
+    relay_history = NULL;
+    if (relay_sweep_ev != NULL) {
+        event_free(relay_sweep_ev);
+        relay_sweep_ev = NULL;
+    }
+}
+
+static void
+relay_send_at(size_t proc, uint32_t cmd, int kind, int flags,
+    const char *name, size_t nlen, const char *id, size_t idlen,
+    uint64_t conn_id, uint64_t offset, const void *data, size_t dlen)
+{
+    wsh_eng_hdr_t h;
+    struct iovec iov[4];
+
+    wsh_eng_pack(&h, iov, kind, flags, name, nlen, id, idlen, conn_id, data,
+                 dlen);
+    h.offset = offset;
+    (void) wsh_master_send(proc, cmd, iov, 4);
 }
 
 static void
@@ -86,12 +122,8 @@ relay_send(size_t proc, uint32_t cmd, int kind, int flags, const char *name,
     size_t nlen, const char *id, size_t idlen, uint64_t conn_id,
     const void *data, size_t dlen)
 {
-    wsh_eng_hdr_t h;
-    struct iovec iov[4];
-
-    wsh_eng_pack(&h, iov, kind, flags, name, nlen, id, idlen, conn_id, data,
-                 dlen);
-    (void) wsh_master_send(proc, cmd, iov, 4);
+    relay_send_at(proc, cmd, kind, flags, name, nlen, id, idlen, conn_id, 0,
+                  data, dlen);
 }
 
 static size_t
@@ -337,6 +369,124 @@ relay_leave(size_t proc, const wsh_eng_msg_t *m)
     }
 }
 
+/* A message for a room with history: numbered and kept when a rule
+ * matches (else, a reload changed the rules, delivered as is), then
+ * sent to every subscribed worker; its sender is skipped on its own
+ * worker only. */
+static void
+relay_seqpub(size_t proc, const wsh_eng_msg_t *m)
+{
+    relay_subs_t *s = relay_subs(WSH_TOPIC_ROOM, m->name, m->h.name_len);
+    const wsh_conf_history_t *rule = NULL;
+    const wsh_history_entry_t *e = NULL;
+    wsh_history_room_t *r = NULL;
+    wsh_msec_t now = wsh_monotonic_msec();
+    size_t i;
+
+    if (relay_hub != NULL) {
+        rule = wsh_history_rule(relay_hub, m->name, m->h.name_len);
+    }
+    if (rule != NULL && relay_history != NULL) {
+        r = wsh_history_room(relay_history, m->name, m->h.name_len, true,
+                             now);
+        e = r ? wsh_history_append(r, rule, m->data, m->data_len, now)
+              : NULL;
+        if (e == NULL) {
+            wsh_log(WSH_LOG_ALERT, "a message of a history room was not "
+                    "sequenced (out of memory or not a JSON object)");
+        }
+    }
+    for (i = 0; s != NULL && i < s->n; i++) {
+        relay_send_at(s->procs[i], WSH_ENG_SEQ, WSH_TOPIC_ROOM, 0, m->name,
+                      m->h.name_len, e ? r->epoch : NULL,
+                      e ? WSH_HISTORY_EPOCH_LEN : 0,
+                      s->procs[i] == proc ? m->h.conn_id : 0,
+                      e ? e->offset : 0, e ? e->data : m->data,
+                      e ? e->len : m->data_len);
+    }
+}
+
+/* A connection joins a room with history: its missed messages (after
+ * since, when it gave one and they are all still here), then its
+ * position. Sent on the channel that brought its SUB, so the worker has
+ * everything sequenced later live. */
+static void
+relay_history_request(size_t proc, const wsh_eng_msg_t *m)
+{
+    const wsh_conf_history_t *rule = NULL;
+    wsh_history_room_t *r = NULL;
+    wsh_msec_t now = wsh_monotonic_msec();
+    size_t i, first = 0;
+    bool recovered = false;
+    const wsh_history_entry_t *e;
+
+    if (relay_hub != NULL && relay_history != NULL) {
+        rule = wsh_history_rule(relay_hub, m->name, m->h.name_len);
+    }
+    if (rule != NULL) {
+        r = wsh_history_room(relay_history, m->name, m->h.name_len, true,
+                             now);
+    }
+    if (r == NULL) {
+        relay_send_at(proc, WSH_ENG_POSITION, WSH_TOPIC_ROOM, 0, m->name,
+                      m->h.name_len, NULL, 0, m->h.conn_id, 0, NULL, 0);
+        return;
+    }
+    wsh_history_trim(r, rule, now);
+    if (m->h.flags & WSH_ENG_F_SINCE) {
+        recovered = wsh_history_recoverable(r, m->h.offset, m->id,
+                                            m->h.id_len, &first);
+    }
+    for (i = first; recovered && i < r->n; i++) {
+        e = wsh_history_at(r, i);
+        relay_send_at(proc, WSH_ENG_REPLAY, WSH_TOPIC_ROOM, 0, m->name,
+                      m->h.name_len, r->epoch, WSH_HISTORY_EPOCH_LEN,
+                      m->h.conn_id, e->offset, e->data, e->len);
+    }
+    relay_send_at(proc, WSH_ENG_POSITION, WSH_TOPIC_ROOM,
+                  WSH_ENG_F_HISTORY | (recovered ? WSH_ENG_F_RECOVERED : 0),
+                  m->name, m->h.name_len, r->epoch, WSH_HISTORY_EPOCH_LEN,
+                  m->h.conn_id, r->offset, NULL, 0);
+}
+
+static bool
+relay_room_subscribed(const char *room, size_t len, void *arg)
+{
+    return relay_subs(WSH_TOPIC_ROOM, room, len) != NULL;
+}
+
+static void
+relay_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    if (relay_history != NULL && relay_hub != NULL) {
+        (void) wsh_history_sweep(relay_history, relay_hub,
+                                 wsh_monotonic_msec(), relay_room_subscribed,
+                                 NULL);
+    }
+}
+
+int
+wsh_relay_configure(struct event_base *base, const wsh_conf_t *cf)
+{
+    struct timeval tv = { RELAY_SWEEP_MS / 1000,
+                          (RELAY_SWEEP_MS % 1000) * 1000 };
+
+    relay_hub = &cf->hub;
+    if (relay_init() != WSH_OK) {
+        return WSH_ERROR;
+    }
+    if (relay_sweep_ev == NULL) {
+        relay_sweep_ev = event_new(base, -1, EV_PERSIST, relay_sweep_cb,
+                                   NULL);
+        if (relay_sweep_ev == NULL || event_add(relay_sweep_ev, &tv) != 0) {
+            wsh_log(WSH_LOG_EMERG, "event_new() failed for the history "
+                    "sweep");
+            return WSH_ERROR;
+        }
+    }
+    return WSH_OK;
+}
+
 void
 wsh_relay_message(size_t proc, uint32_t cmd, const u_char *p, size_t len)
 {
@@ -353,6 +503,8 @@ wsh_relay_message(size_t proc, uint32_t cmd, const u_char *p, size_t len)
     case WSH_ENG_PUB:   relay_publish(proc, &m); break;
     case WSH_ENG_JOIN:  relay_join(proc, &m); break;
     case WSH_ENG_LEAVE: relay_leave(proc, &m); break;
+    case WSH_ENG_SEQPUB: relay_seqpub(proc, &m); break;
+    case WSH_ENG_HISTORY: relay_history_request(proc, &m); break;
     default:
         wsh_log(WSH_LOG_ALERT, "unknown engine message %u from a worker",
                 cmd);

@@ -114,6 +114,7 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
     }
     m->topic = t;
     m->owner = owner;
+    m->recovery = NULL;
     m->idlen = (uint16_t) idlen;
     if (idlen > 0) {
         memcpy(m->id, id, idlen);

@@ -22,6 +22,7 @@ typedef struct {
     wsh_queue_t  owner_link;    /* the connection's list */
     wsh_topic_t *topic;
     void        *owner;         /* the connection */
+    struct wsh_recovery_s *recovery; /* joining a history room, or NULL */
     uint16_t     idlen;         /* presence id, rooms only */
     char         id[];
 } wsh_member_t;

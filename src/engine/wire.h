@@ -26,14 +26,26 @@ enum {
     WSH_ENG_DELIVER,        /* deliver to local members */
     WSH_ENG_MEMBERS,        /* answer to JOIN: data = ids */
     WSH_ENG_PRESENCE,       /* id joined (flags) or left room */
-    WSH_ENG_RESULT          /* a private PUB reached nobody (or, when
+    WSH_ENG_RESULT,         /* a private PUB reached nobody (or, when
                              * confirmed, somebody: F_FOUND) */
+    /* rooms with history (history.h) */
+    WSH_ENG_SEQPUB,         /* w->m: sequence, then deliver to ALL */
+    WSH_ENG_HISTORY,        /* w->m: position (and missed messages) of a
+                             * joining conn_id; F_SINCE: offset, id epoch */
+    WSH_ENG_SEQ,            /* m->w: a sequenced message; conn_id is the
+                             * sender to skip, offset 0: not in history */
+    WSH_ENG_REPLAY,         /* m->w: one missed message for conn_id */
+    WSH_ENG_POSITION        /* m->w: the answer to HISTORY, after any
+                             * REPLAY: F_HISTORY, F_RECOVERED, offset */
 };
 
 #define WSH_ENG_F_JOINED    0x1     /* PRESENCE: joined, else left */
 #define WSH_ENG_F_DELIVERED 0x2     /* PUB: the origin delivered locally */
 #define WSH_ENG_F_CONFIRM   0x4     /* PUB: always send a RESULT */
 #define WSH_ENG_F_FOUND     0x8     /* RESULT: delivered somewhere */
+#define WSH_ENG_F_SINCE     0x10    /* HISTORY: the client gave since */
+#define WSH_ENG_F_HISTORY   0x20    /* POSITION: the room keeps history */
+#define WSH_ENG_F_RECOVERED 0x40    /* POSITION: every missed one sent */
 
 typedef struct {
     uint8_t  kind;          /* WSH_TOPIC_* */
@@ -42,6 +54,7 @@ typedef struct {
     uint16_t id_len;
     uint16_t reserved;
     uint64_t conn_id;       /* the connection concerned, on its worker */
+    uint64_t offset;        /* rooms with history; the id is the epoch */
 } wsh_eng_hdr_t;
 
 typedef struct {

@@ -484,6 +484,7 @@ master_reload(void)
     }
     master_cycle = cycle;
     master_generation++;
+    (void) wsh_relay_configure(master_base, cf);
     /* Close the listeners no longer used before forking, or the new
      * workers would inherit them and keep them (and their share of new
      * connections) alive with nobody accepting. The old workers have
@@ -578,7 +579,8 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     }
     if (wsh_stats_init() != WSH_OK || wsh_limit_init_master() != WSH_OK
         || wsh_modules_init_master() != WSH_OK
-        || master_set_slots((size_t) cycle->conf->worker_processes) != WSH_OK)
+        || master_set_slots((size_t) cycle->conf->worker_processes) != WSH_OK
+        || wsh_relay_configure(master_base, cycle->conf) != WSH_OK)
     {
         return 1;
     }
@@ -597,6 +599,7 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     free(master_slots);
     free(master_procs);
     event_free(master_kill_timer);
+    wsh_relay_free();
     event_base_free(master_base);
     wsh_cycle_free(master_cycle);
     wsh_shm_free_all();

@@ -680,13 +680,32 @@ cli_show_joined(cli_t *cli, json_t *obj, const char *room)
                  : json_is_false(rec) ? ", history lost: not recovered" : "");
 }
 
+/* OBJ's "offset" and "epoch" (if any) become ROOM's since state. */
+static void
+cli_track_offset(cli_t *cli, const char *room, json_t *obj)
+{
+    json_t *offset = json_object_get(obj, "offset");
+    const char *epoch;
+    cli_room_t *r;
+
+    if (json_is_integer(offset) && json_integer_value(offset) >= 0
+        && (r = cli_room_find(cli->rooms, cli->nrooms, room)) != NULL)
+    {
+        r->has_since = true;
+        r->offset = json_integer_value(offset);
+        epoch = cli_str(obj, "epoch", NULL);
+        if (epoch != NULL) {
+            snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
+        }
+    }
+}
+
 /* Keep what the protocol tells us whatever the output mode: our id, the
  * rooms joined, the offsets to rejoin from, the reconnection hint. */
 static void
 cli_track(cli_t *cli, json_t *obj, const char *type)
 {
-    const char *room = cli_str(obj, "room", NULL), *epoch;
-    json_t *offset;
+    const char *room = cli_str(obj, "room", NULL);
     cli_room_t *r;
 
     if (strcmp(type, "welcome") == 0) {
@@ -721,25 +740,28 @@ cli_track(cli_t *cli, json_t *obj, const char *type)
 
     } else if (strcmp(type, "server_shutdown") == 0) {
         json_t *ms = json_object_get(obj, "reconnect_after_ms");
+        json_t *rooms = json_object_get(obj, "rooms"), *pos;
+        const char *name;
 
         if (json_is_integer(ms) && json_integer_value(ms) >= 0
             && json_integer_value(ms) <= 600000)
         {
             cli->hint_ms = (int) json_integer_value(ms);
         }
+        /* Where we stand in each room with history: rejoin from there. */
+        json_object_foreach(rooms, name, pos) {
+            cli_track_offset(cli, name, pos);
+        }
     }
 
-    /* Rooms with history (issue 11) number their messages. */
-    offset = json_object_get(obj, "offset");
-    if (room != NULL && json_is_integer(offset)
-        && (r = cli_room_find(cli->rooms, cli->nrooms, room)) != NULL)
+    /* Rooms with history (issue 11) number their messages. A recovered
+     * room_joined names the room's last offset, but the missed messages
+     * follow it: they move our offset, one by one. */
+    if (room != NULL
+        && !(strcmp(type, "room_joined") == 0
+             && json_is_true(json_object_get(obj, "recovered"))))
     {
-        r->has_since = true;
-        r->offset = json_integer_value(offset);
-        epoch = cli_str(obj, "epoch", NULL);
-        if (epoch != NULL) {
-            snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
-        }
+        cli_track_offset(cli, room, obj);
     }
 }
 

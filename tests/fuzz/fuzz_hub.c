@@ -198,6 +198,59 @@ wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
     return fuzz_find(c, kind, name, len) != NULL;
 }
 
+/* Rooms with history: "chat:" rooms have it here, at a fixed position. */
+int
+wsh_topic_has_history(const char *room, size_t len)
+{
+    return len >= 5 && memcmp(room, "chat:", 5) == 0;
+}
+
+int
+wsh_topic_join_since(wsh_conn_t *c, const char *room, size_t len,
+    const char *presence_id, size_t idlen, const wsh_since_t *since)
+{
+    if (since != NULL && since->epoch != NULL
+        && (since->epoch_len == 0 || since->epoch_len > WSH_EPOCH_MAX))
+    {
+        abort();                /* the hub validates since */
+    }
+    return wsh_topic_join(c, WSH_TOPIC_ROOM, room, len, presence_id, idlen);
+}
+
+int
+wsh_topic_position(const wsh_conn_t *c, const char *room, size_t len,
+    wsh_room_position_t *pos)
+{
+    if (!fuzz_find(c, WSH_TOPIC_ROOM, room, len)) {
+        return -1;
+    }
+    memset(pos, 0, sizeof(*pos));
+    pos->history = wsh_topic_has_history(room, len);
+    pos->recovered = -1;
+    pos->offset = 7;
+    memcpy(pos->epoch, "0123456789abcdef", 17);
+    return 0;
+}
+
+void
+wsh_topic_positions(const wsh_conn_t *c, void (*cb)(void *arg,
+    const char *room, size_t len, const wsh_room_position_t *pos),
+    void *arg)
+{
+    wsh_room_position_t pos;
+    size_t i;
+
+    for (i = 0; i < FUZZ_TOPICS; i++) {
+        if (fuzz_members[i].c == c && fuzz_members[i].kind == WSH_TOPIC_ROOM
+            && wsh_topic_position(c, fuzz_members[i].name,
+                                  fuzz_members[i].len, &pos) == 0
+            && pos.history)
+        {
+            cb(arg, fuzz_members[i].name, fuzz_members[i].len, &pos);
+        }
+    }
+}
+
 size_t
 wsh_publish(int kind, const char *name, size_t len, const void *data,
     size_t dlen, wsh_conn_t *sender, int flags)

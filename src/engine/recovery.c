@@ -1,0 +1,340 @@
+/* recovery.c -- the worker side of room history: joins that recover.
+ *
+ * A connection joining a room with history subscribes first, then asks
+ * the engine for its position (and, with since, the messages it
+ * missed), then joins presence. Until the members answer comes, the
+ * membership carries a wsh_recovery_t: live messages that arrive before
+ * the position are held in "live", replayed ones in "queue"; when the
+ * position comes, held live messages newer than it follow the replay,
+ * and later live messages are appended if newer than the last queued.
+ * After the module's members hook has answered the join, the queue is
+ * sent in order. So the client sees room_joined, the missed messages,
+ * then live traffic: no gap, no duplicate, whatever the interleaving.
+ *
+ * The worker also remembers, per history room with local members, the
+ * last offset delivered here: the position its clients would rejoin
+ * from (server_shutdown).
+ */
+#include "engine/recovery.h"
+#include "engine/engine.h"
+#include "core/hash.h"
+#include "core/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A join that buffers more than this was not answered by the engine in
+ * time: the client is told to come back rather than the worker grow. */
+#define RECOVERY_MAX_HELD 65536
+
+typedef struct {
+    uint64_t            offset;
+    wsh_shared_frame_t *f;
+} recovery_item_t;
+
+typedef struct {
+    recovery_item_t *v;
+    size_t           n;
+    size_t           cap;
+} recovery_list_t;
+
+typedef struct wsh_recovery_s {
+    wsh_room_position_t pos;
+    bool                positioned;
+    recovery_list_t     live;       /* arrived before the position */
+    recovery_list_t     queue;      /* sent after the members hook */
+} wsh_recovery_t;
+
+typedef struct {
+    uint64_t offset;
+    char     epoch[WSH_EPOCH_MAX + 1];
+} recovery_room_t;
+
+static wsh_hash_t *recovery_rooms;  /* room -> recovery_room_t */
+
+static void
+recovery_list_clear(recovery_list_t *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        wsh_shared_frame_release(l->v[i].f);
+    }
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Append (taking a reference to F); WSH_ERROR on ENOMEM or past the
+ * cap. */
+static int
+recovery_list_push(recovery_list_t *l, uint64_t offset,
+    wsh_shared_frame_t *f)
+{
+    recovery_item_t *v;
+    size_t cap;
+
+    if (l->n == l->cap) {
+        cap = l->cap ? l->cap * 2 : 16;
+        if (cap > RECOVERY_MAX_HELD) {
+            return WSH_ERROR;
+        }
+        v = realloc(l->v, cap * sizeof(*v));
+        if (v == NULL) {
+            return WSH_ERROR;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    f->refs++;
+    l->v[l->n].offset = offset;
+    l->v[l->n].f = f;
+    l->n++;
+    return WSH_OK;
+}
+
+int
+wsh_recovery_start(wsh_member_t *m, const wsh_since_t *since, bool history)
+{
+    wsh_recovery_t *r = calloc(1, sizeof(*r));
+
+    if (r == NULL) {
+        return WSH_ERROR;
+    }
+    r->pos.recovered = since != NULL ? 0 : -1;
+    /* Without history there is nothing to ask: the position is known. */
+    r->positioned = !history;
+    m->recovery = r;
+    return WSH_OK;
+}
+
+void
+wsh_recovery_free(wsh_member_t *m)
+{
+    wsh_recovery_t *r = m->recovery;
+
+    if (r != NULL) {
+        m->recovery = NULL;
+        recovery_list_clear(&r->live);
+        recovery_list_clear(&r->queue);
+        free(r);
+    }
+}
+
+static void
+recovery_overflow(wsh_member_t *m)
+{
+    wsh_log(WSH_LOG_WARN, "*%llu room history recovery not answered in "
+            "time: closing", (unsigned long long)
+            ((wsh_conn_t *) m->owner)->id);
+    wsh_recovery_free(m);
+    wsh_conn_close(m->owner, WSH_CLOSE_TRY_AGAIN, "history recovery");
+}
+
+void
+wsh_recovery_live(wsh_member_t *m, uint64_t offset, wsh_shared_frame_t *f)
+{
+    wsh_recovery_t *r = m->recovery;
+    recovery_list_t *l = r->positioned ? &r->queue : &r->live;
+    uint64_t last;
+
+    if (r->positioned) {
+        last = r->queue.n > 0 ? r->queue.v[r->queue.n - 1].offset
+                              : r->pos.offset;
+        if (offset <= last) {
+            return;             /* already replayed */
+        }
+    }
+    if (recovery_list_push(l, offset, f) != WSH_OK) {
+        recovery_overflow(m);
+    }
+}
+
+/* The joining membership of CONN_ID in ROOM, or NULL if it is gone or
+ * no longer recovering. */
+static wsh_member_t *
+recovery_member(const char *room, size_t len, uint64_t conn_id)
+{
+    wsh_topic_t *t = wsh_topic_find(WSH_TOPIC_ROOM, room, len);
+    wsh_queue_t *q;
+    wsh_member_t *m;
+
+    if (t == NULL) {
+        return NULL;
+    }
+    for (q = t->members.next; q != &t->members; q = q->next) {
+        m = wsh_queue_data(q, wsh_member_t, topic_link);
+        if (((wsh_conn_t *) m->owner)->id == conn_id) {
+            return m->recovery != NULL ? m : NULL;
+        }
+    }
+    return NULL;
+}
+
+void
+wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
+    uint64_t offset, const void *data, size_t dlen)
+{
+    wsh_member_t *m = recovery_member(room, len, conn_id);
+    wsh_shared_frame_t *f;
+
+    if (m == NULL || m->recovery->positioned) {
+        return;
+    }
+    f = wsh_shared_frame_new(WSH_OPCODE_TEXT, data, dlen);
+    if (f == NULL || recovery_list_push(&m->recovery->queue, offset, f)
+                     != WSH_OK)
+    {
+        recovery_overflow(m);
+    }
+    if (f != NULL) {
+        wsh_shared_frame_release(f);
+    }
+}
+
+void
+wsh_recovery_advance(const char *room, size_t len, uint64_t offset,
+    const char *epoch, size_t elen)
+{
+    recovery_room_t *rr;
+
+    if (elen > WSH_EPOCH_MAX) {
+        return;
+    }
+    if (recovery_rooms == NULL && (recovery_rooms = wsh_hash_new()) == NULL) {
+        return;
+    }
+    rr = wsh_hash_get(recovery_rooms, room, len);
+    if (rr == NULL) {
+        rr = calloc(1, sizeof(*rr));
+        if (rr == NULL || wsh_hash_put(recovery_rooms, room, len, rr)
+                          != WSH_OK)
+        {
+            free(rr);
+            return;
+        }
+    }
+    /* A new epoch restarts the offsets. */
+    if (strlen(rr->epoch) != elen || memcmp(rr->epoch, epoch, elen) != 0) {
+        memcpy(rr->epoch, epoch, elen);
+        rr->epoch[elen] = '\0';
+        rr->offset = offset;
+    } else if (offset > rr->offset) {
+        rr->offset = offset;
+    }
+}
+
+void
+wsh_recovery_room_gone(const char *room, size_t len)
+{
+    if (recovery_rooms != NULL) {
+        free(wsh_hash_remove(recovery_rooms, room, len));
+    }
+}
+
+void
+wsh_recovery_exit(void)
+{
+    wsh_hash_free(recovery_rooms, free);
+    recovery_rooms = NULL;
+}
+
+void
+wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
+    bool history, bool recovered, uint64_t offset, const char *epoch,
+    size_t elen)
+{
+    wsh_member_t *m = recovery_member(room, len, conn_id);
+    wsh_recovery_t *r;
+    size_t i;
+
+    if (m == NULL || m->recovery->positioned || elen > WSH_EPOCH_MAX) {
+        return;
+    }
+    r = m->recovery;
+    r->positioned = true;
+    r->pos.history = history;
+    if (history) {
+        r->pos.offset = offset;
+        memcpy(r->pos.epoch, epoch, elen);
+        r->pos.epoch[elen] = '\0';
+        wsh_recovery_advance(room, len, offset, epoch, elen);
+    }
+    if (r->pos.recovered >= 0) {
+        r->pos.recovered = history && recovered;
+    }
+    if (!history || !recovered) {
+        recovery_list_clear(&r->queue);
+    }
+    /* Live messages up to the position are in the replay (or were
+     * missed for good when not recovered); the newer ones follow it. */
+    for (i = 0; i < r->live.n; i++) {
+        if (r->live.v[i].offset > offset
+            && recovery_list_push(&r->queue, r->live.v[i].offset,
+                                  r->live.v[i].f) != WSH_OK)
+        {
+            recovery_overflow(m);
+            return;
+        }
+    }
+    recovery_list_clear(&r->live);
+}
+
+void
+wsh_recovery_finish(wsh_member_t *m)
+{
+    size_t i;
+
+    /* A failed send closes the connection later, never here. */
+    for (i = 0; m->recovery != NULL && i < m->recovery->queue.n; i++) {
+        (void) wsh_conn_send_shared(m->owner, m->recovery->queue.v[i].f);
+    }
+    wsh_recovery_free(m);
+}
+
+int
+wsh_topic_position(const wsh_conn_t *c, const char *room, size_t len,
+    wsh_room_position_t *pos)
+{
+    wsh_member_t *m = wsh_topic_membership(c, WSH_TOPIC_ROOM, room, len);
+    recovery_room_t *rr;
+
+    if (m == NULL) {
+        return -1;
+    }
+    if (m->recovery != NULL) {
+        *pos = m->recovery->pos;
+        return 0;
+    }
+    memset(pos, 0, sizeof(*pos));
+    pos->recovered = -1;
+    rr = recovery_rooms ? wsh_hash_get(recovery_rooms, room, len) : NULL;
+    if (rr != NULL && wsh_topic_has_history(room, len)) {
+        pos->history = 1;
+        pos->offset = rr->offset;
+        memcpy(pos->epoch, rr->epoch, sizeof(pos->epoch));
+    }
+    return 0;
+}
+
+void
+wsh_topic_positions(const wsh_conn_t *c, void (*cb)(void *arg,
+    const char *room, size_t len, const wsh_room_position_t *pos),
+    void *arg)
+{
+    wsh_room_position_t pos;
+    const wsh_queue_t *q;
+    wsh_member_t *m;
+
+    for (q = c->topics.next; q != &c->topics; q = q->next) {
+        m = wsh_queue_data(q, wsh_member_t, owner_link);
+        /* A join still recovering has no position to give yet. */
+        if (m->topic->kind != WSH_TOPIC_ROOM || m->recovery != NULL) {
+            continue;
+        }
+        if (wsh_topic_position(c, m->topic->name, m->topic->len, &pos) == 0
+            && pos.history)
+        {
+            cb(arg, m->topic->name, m->topic->len, &pos);
+        }
+    }
+}

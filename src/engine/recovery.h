@@ -1,0 +1,42 @@
+/* recovery.h -- the worker side of room history (see recovery.c).
+ *
+ * Used by engine.c on the memberships of engine/topic.h: a join of a
+ * room with history holds the room's live messages until the engine
+ * has told the connection's position and replayed what it missed.
+ */
+#ifndef WSH_RECOVERY_H
+#define WSH_RECOVERY_H
+
+#include "engine/topic.h"
+#include "net/conn.h"
+#include "wshub.h"
+
+/* M joins a room: with HISTORY its position is asked of the engine, and
+ * live messages are held until then; SINCE may be NULL. WSH_ERROR on
+ * ENOMEM. */
+int  wsh_recovery_start(wsh_member_t *m, const wsh_since_t *since,
+    bool history);
+
+/* A live message OFFSET for M, still joining: held, or dropped when the
+ * replay has it already. */
+void wsh_recovery_live(wsh_member_t *m, uint64_t offset,
+    wsh_shared_frame_t *f);
+
+/* After the members hook answered M's join: send what was held, in
+ * order, and deliver live from now on. */
+void wsh_recovery_finish(wsh_member_t *m);
+
+/* M leaves or closes during its join. */
+void wsh_recovery_free(wsh_member_t *m);
+
+/* OFFSET in EPOCH was delivered in ROOM here: the position of its
+ * members. */
+void wsh_recovery_advance(const char *room, size_t len, uint64_t offset,
+    const char *epoch, size_t elen);
+
+/* ROOM has no local member any more. */
+void wsh_recovery_room_gone(const char *room, size_t len);
+
+void wsh_recovery_exit(void);
+
+#endif /* WSH_RECOVERY_H */

@@ -1,0 +1,185 @@
+/* check_history.c -- unit tests of room history: rules, ring, recovery. */
+#include "engine/history.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static wsh_conf_history_t rules[] = {
+    { (char *) "chat:*", 4, 1000 },
+    { (char *) "news", 100, 60000 },
+};
+static const wsh_conf_hub_t hub = { .history = rules, .nhistory = 2 };
+
+static const wsh_history_entry_t *
+append(wsh_history_room_t *r, const wsh_conf_history_t *rule, int n,
+    wsh_msec_t now)
+{
+    char msg[64];
+
+    snprintf(msg, sizeof(msg), "{\"type\":\"room_message\",\"n\":%d}", n);
+    return wsh_history_append(r, rule, msg, strlen(msg), now);
+}
+
+/* The sweep's question; ARG points to the answer. */
+static bool
+members(const char *room, size_t len, void *arg)
+{
+    (void) room;
+    (void) len;
+    return *(bool *) arg;
+}
+
+static bool yes = true, no = false;
+
+START_TEST(test_rules)
+{
+    ck_assert_ptr_eq(wsh_history_rule(&hub, "chat:a", 6), &rules[0]);
+    ck_assert_ptr_eq(wsh_history_rule(&hub, "chat:", 5), &rules[0]);
+    ck_assert_ptr_null(wsh_history_rule(&hub, "chat", 4));
+    ck_assert_ptr_eq(wsh_history_rule(&hub, "news", 4), &rules[1]);
+    ck_assert_ptr_null(wsh_history_rule(&hub, "newsx", 5));
+    ck_assert_ptr_null(wsh_history_rule(&hub, "new", 3));
+}
+END_TEST
+
+START_TEST(test_offsets_and_splice)
+{
+    wsh_history_t *h = wsh_history_new();
+    wsh_history_room_t *r;
+    const wsh_history_entry_t *e;
+    char want[128];
+
+    ck_assert_ptr_null(wsh_history_room(h, "news", 4, false, 0));
+    r = wsh_history_room(h, "news", 4, true, 0);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(strlen(r->epoch), WSH_HISTORY_EPOCH_LEN);
+    ck_assert_uint_eq(r->offset, 0);
+    e = append(r, &rules[1], 7, 10);
+    ck_assert_uint_eq(e->offset, 1);
+    snprintf(want, sizeof(want), "{\"type\":\"room_message\",\"n\":7,"
+             "\"offset\":1,\"epoch\":\"%s\"}", r->epoch);
+    ck_assert_uint_eq(e->len, strlen(want));
+    ck_assert_mem_eq(e->data, want, e->len);
+    ck_assert_uint_eq(append(r, &rules[1], 8, 10)->offset, 2);
+
+    /* The empty object gets no comma; non-objects are refused. */
+    e = wsh_history_append(r, &rules[1], "{}", 2, 10);
+    snprintf(want, sizeof(want), "{\"offset\":3,\"epoch\":\"%s\"}",
+             r->epoch);
+    ck_assert_mem_eq(e->data, want, e->len);
+    ck_assert_ptr_null(wsh_history_append(r, &rules[1], "[1]", 3, 10));
+    ck_assert_ptr_null(wsh_history_append(r, &rules[1], "{", 1, 10));
+    ck_assert_uint_eq(r->offset, 3);
+
+    /* Another room, another epoch, its own offsets. */
+    ck_assert_str_ne(wsh_history_room(h, "chat:b", 6, true, 0)->epoch,
+                     r->epoch);
+    wsh_history_free(h);
+}
+END_TEST
+
+START_TEST(test_ring_and_recovery)
+{
+    wsh_history_t *h = wsh_history_new();
+    wsh_history_room_t *r = wsh_history_room(h, "chat:a", 6, true, 0);
+    size_t first = 99;
+    int n;
+
+    for (n = 1; n <= 6; n++) {
+        ck_assert_uint_eq(append(r, &rules[0], n, 0)->offset, (uint64_t) n);
+    }
+    /* Size 4: offsets 3..6 kept, oldest first. */
+    ck_assert_uint_eq(r->n, 4);
+    ck_assert_uint_eq(wsh_history_at(r, 0)->offset, 3);
+    ck_assert_uint_eq(wsh_history_at(r, 3)->offset, 6);
+
+    ck_assert(wsh_history_recoverable(r, 2, r->epoch, 16, &first));
+    ck_assert_uint_eq(first, 0);
+    ck_assert(wsh_history_recoverable(r, 5, NULL, 0, &first));
+    ck_assert_uint_eq(first, 3);
+    ck_assert(wsh_history_recoverable(r, 6, r->epoch, 16, &first));
+    ck_assert_uint_eq(first, 4);                /* nothing missed */
+    ck_assert(!wsh_history_recoverable(r, 1, r->epoch, 16, &first));
+    ck_assert(!wsh_history_recoverable(r, 7, r->epoch, 16, &first));
+    ck_assert(!wsh_history_recoverable(r, 5, "0000000000000000", 16,
+                                       &first));
+    ck_assert(!wsh_history_recoverable(r, 5, r->epoch, 15, &first));
+    wsh_history_free(h);
+}
+END_TEST
+
+START_TEST(test_ttl_and_sweep)
+{
+    wsh_history_t *h = wsh_history_new();
+    wsh_history_room_t *r = wsh_history_room(h, "chat:a", 6, true, 0);
+    size_t first;
+
+    append(r, &rules[0], 1, 0);
+    append(r, &rules[0], 2, 600);
+    wsh_history_trim(r, &rules[0], 999);
+    ck_assert_uint_eq(r->n, 2);
+    wsh_history_trim(r, &rules[0], 1000);       /* ttl 1000: the first */
+    ck_assert_uint_eq(r->n, 1);
+    ck_assert(!wsh_history_recoverable(r, 0, NULL, 0, &first));
+    ck_assert(wsh_history_recoverable(r, 1, NULL, 0, &first));
+    ck_assert_uint_eq(first, 0);
+
+    /* Members keep the room, emptied: the epoch and offset stay. */
+    ck_assert_uint_eq(wsh_history_sweep(h, &hub, 5000, members, &yes), 1);
+    ck_assert_uint_eq(r->n, 0);
+    ck_assert(wsh_history_recoverable(r, 2, NULL, 0, &first));
+    /* Without members, forgotten ttl after its last activity. */
+    ck_assert_uint_eq(wsh_history_sweep(h, &hub, 5999, members, &no), 1);
+    ck_assert_uint_eq(wsh_history_sweep(h, &hub, 6000, members, &no), 0);
+    ck_assert_ptr_null(wsh_history_room(h, "chat:a", 6, false, 0));
+
+    /* A room whose rule is gone (reload) is forgotten at once. */
+    ck_assert_ptr_nonnull(wsh_history_room(h, "gone", 4, true, 0));
+    ck_assert_uint_eq(wsh_history_sweep(h, &hub, 1, members, &yes), 0);
+    wsh_history_free(h);
+}
+END_TEST
+
+START_TEST(test_resize)
+{
+    wsh_history_t *h = wsh_history_new();
+    wsh_history_room_t *r = wsh_history_room(h, "chat:a", 6, true, 0);
+    wsh_conf_history_t small = { (char *) "chat:*", 2, 1000 };
+    int n;
+
+    for (n = 1; n <= 4; n++) {
+        append(r, &rules[0], n, 0);
+    }
+    /* A reload shrank the rule: the newest stay, offsets go on. */
+    ck_assert_uint_eq(append(r, &small, 5, 0)->offset, 5);
+    ck_assert_uint_eq(r->n, 2);
+    ck_assert_uint_eq(wsh_history_at(r, 0)->offset, 4);
+    ck_assert_uint_eq(append(r, &rules[0], 6, 0)->offset, 6);
+    ck_assert_uint_eq(r->n, 3);
+    ck_assert_uint_eq(wsh_history_at(r, 0)->offset, 4);
+    wsh_history_free(h);
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("history");
+    TCase *tc = tcase_create("ring");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_rules);
+    tcase_add_test(tc, test_offsets_and_splice);
+    tcase_add_test(tc, test_ring_and_recovery);
+    tcase_add_test(tc, test_ttl_and_sweep);
+    tcase_add_test(tc, test_resize);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
