@@ -100,7 +100,7 @@ engine_join(wsh_conn_t *c, int kind, const char *name, size_t len,
     /* Subscribed first, then the position, then presence: the engine
      * answers the position before the members (engine.h). */
     if (history) {
-        engine->history(name, len, c->id, since);
+        engine->history(name, len, c->id, wsh_recovery_join(m), since);
     }
     if (kind == WSH_TOPIC_ROOM) {
         wsh_stat_room_resized(m->topic->nmembers - 1, m->topic->nmembers);
@@ -337,6 +337,11 @@ wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
     c = engine_find_conn(WSH_TOPIC_ROOM, room, len, conn_id);
     if (c == NULL || c->state != WSH_CONN_WS) {
         return;         /* it left or closed meanwhile */
+    }
+    if (wsh_recovery_waiting(wsh_topic_membership(c, WSH_TOPIC_ROOM, room,
+                                                  len)))
+    {
+        return;         /* the answer to a join it left since */
     }
     if (c->endpoint->module->members == NULL) {
         engine_members_done(c, room, len);

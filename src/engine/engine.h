@@ -45,12 +45,13 @@ typedef struct {
      * deliver early, so all members see one order. history asks for
      * CONN_ID's position in ROOM (after the worker subscribed to it),
      * answered with wsh_engine_replay for each missed message, then
-     * wsh_engine_position, all before the members answer of the join
-     * sent after it. */
+     * wsh_engine_position with the same JOIN (a connection that left
+     * and joined again tells answers apart by it), all before the
+     * members answer of the join sent after it. */
     void (*publish_seq)(const char *room, size_t len, uint64_t conn_id,
                         const void *data, size_t dlen);
     void (*history)(const char *room, size_t len, uint64_t conn_id,
-                    const wsh_since_t *since);
+                    uint64_t join, const wsh_since_t *since);
 } wsh_engine_ops_t;
 
 extern const wsh_engine_ops_t wsh_engine_local;
@@ -93,10 +94,11 @@ void wsh_engine_deliver_seq(const char *room, size_t len,
 /* One message CONN_ID missed in ROOM, in offset order. */
 void wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
     uint64_t offset, const void *data, size_t dlen);
-/* CONN_ID's position in ROOM: the room's last OFFSET and EPOCH, whether
- * it keeps history and whether every missed message was replayed. */
+/* CONN_ID's position in ROOM for its request JOIN: the room's last
+ * OFFSET and EPOCH, whether it keeps history and whether every missed
+ * message was replayed. */
 void wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
-    bool history, bool recovered, uint64_t offset, const char *epoch,
+    uint64_t join, bool history, bool recovered, uint64_t offset, const char *epoch,
     size_t elen);
 
 /* Local engine: a frame from the master (local.c). */

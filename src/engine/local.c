@@ -85,13 +85,14 @@ local_publish_seq(const char *room, size_t len, uint64_t conn_id,
  * so every message it sequences after the answer reaches us live. */
 static void
 local_history(const char *room, size_t len, uint64_t conn_id,
-    const wsh_since_t *since)
+    uint64_t join, const wsh_since_t *since)
 {
+    /* JOIN rides as data; the master echoes it in the POSITION. */
     local_send_at(WSH_ENG_HISTORY, WSH_TOPIC_ROOM,
                   since ? WSH_ENG_F_SINCE : 0, room, len,
                   since && since->epoch ? since->epoch : NULL,
                   since && since->epoch ? since->epoch_len : 0, conn_id,
-                  since ? since->offset : 0, NULL, 0);
+                  since ? since->offset : 0, &join, sizeof(join));
 }
 
 const wsh_engine_ops_t wsh_engine_local = {
@@ -109,6 +110,7 @@ void
 wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len)
 {
     wsh_eng_msg_t m;
+    uint64_t join;
 
     if (wsh_eng_decode(p, len, &m) != WSH_OK) {
         wsh_log(WSH_LOG_ALERT, "malformed engine message %u", cmd);
@@ -136,7 +138,11 @@ wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len)
                           m.data, m.data_len);
         break;
     case WSH_ENG_POSITION:
-        wsh_engine_position(m.name, m.h.name_len, m.h.conn_id,
+        join = 0;
+        if (m.data_len == sizeof(join)) {
+            memcpy(&join, m.data, sizeof(join));
+        }
+        wsh_engine_position(m.name, m.h.name_len, m.h.conn_id, join,
                             m.h.flags & WSH_ENG_F_HISTORY,
                             m.h.flags & WSH_ENG_F_RECOVERED, m.h.offset,
                             m.id, m.h.id_len);

@@ -39,6 +39,7 @@ typedef struct {
 } recovery_list_t;
 
 typedef struct wsh_recovery_s {
+    uint64_t            join;       /* this join's request id */
     wsh_room_position_t pos;
     bool                positioned;
     recovery_list_t     live;       /* arrived before the position */
@@ -51,6 +52,7 @@ typedef struct {
 } recovery_room_t;
 
 static wsh_hash_t *recovery_rooms;  /* room -> recovery_room_t */
+static uint64_t recovery_joins;     /* the last request id given */
 
 static void
 recovery_list_clear(recovery_list_t *l)
@@ -100,11 +102,24 @@ wsh_recovery_start(wsh_member_t *m, const wsh_since_t *since, bool history)
     if (r == NULL) {
         return WSH_ERROR;
     }
+    r->join = ++recovery_joins;
     r->pos.recovered = since != NULL ? 0 : -1;
     /* Without history there is nothing to ask: the position is known. */
     r->positioned = !history;
     m->recovery = r;
     return WSH_OK;
+}
+
+uint64_t
+wsh_recovery_join(const wsh_member_t *m)
+{
+    return m->recovery->join;
+}
+
+bool
+wsh_recovery_waiting(const wsh_member_t *m)
+{
+    return m != NULL && m->recovery != NULL && !m->recovery->positioned;
 }
 
 void
@@ -240,8 +255,8 @@ wsh_recovery_exit(void)
 
 void
 wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
-    bool history, bool recovered, uint64_t offset, const char *epoch,
-    size_t elen)
+    uint64_t join, bool history, bool recovered, uint64_t offset,
+    const char *epoch, size_t elen)
 {
     wsh_member_t *m = recovery_member(room, len, conn_id);
     wsh_recovery_t *r;
@@ -251,6 +266,12 @@ wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
         return;
     }
     r = m->recovery;
+    if (join != r->join) {
+        /* The answer to a join the connection left before: the replay
+         * just received was its, not ours, which follows. */
+        recovery_list_clear(&r->queue);
+        return;
+    }
     r->positioned = true;
     r->pos.history = history;
     if (history) {

@@ -17,6 +17,13 @@
 int  wsh_recovery_start(wsh_member_t *m, const wsh_since_t *since,
     bool history);
 
+/* The id of M's request for its position (engine.h history). */
+uint64_t wsh_recovery_join(const wsh_member_t *m);
+
+/* True while M waits for its position: a members answer is then one
+ * for an earlier join of the same connection. */
+bool wsh_recovery_waiting(const wsh_member_t *m);
+
 /* A live message OFFSET for M, still joining: held, or dropped when the
  * replay has it already. */
 void wsh_recovery_live(wsh_member_t *m, uint64_t offset,

@@ -429,7 +429,8 @@ relay_history_request(size_t proc, const wsh_eng_msg_t *m)
     }
     if (r == NULL) {
         relay_send_at(proc, WSH_ENG_POSITION, WSH_TOPIC_ROOM, 0, m->name,
-                      m->h.name_len, NULL, 0, m->h.conn_id, 0, NULL, 0);
+                      m->h.name_len, NULL, 0, m->h.conn_id, 0, m->data,
+                      m->data_len);
         return;
     }
     wsh_history_trim(r, rule, now);
@@ -446,7 +447,7 @@ relay_history_request(size_t proc, const wsh_eng_msg_t *m)
     relay_send_at(proc, WSH_ENG_POSITION, WSH_TOPIC_ROOM,
                   WSH_ENG_F_HISTORY | (recovered ? WSH_ENG_F_RECOVERED : 0),
                   m->name, m->h.name_len, r->epoch, WSH_HISTORY_EPOCH_LEN,
-                  m->h.conn_id, r->offset, NULL, 0);
+                  m->h.conn_id, r->offset, m->data, m->data_len);
 }
 
 static bool

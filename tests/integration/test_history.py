@@ -354,6 +354,50 @@ class HistoryTest(unittest.TestCase):
                     await ws.close()
             arun(go(), 60)
 
+    def test_leave_and_rejoin_before_the_answer(self):
+        with server() as srv:
+            async def go():
+                room = "chat:r"
+                w = await client(srv, "w")
+                j0 = await join(w, room)
+                pub = await client(srv, "pub")
+                await join(pub, room)
+                for n in range(5):
+                    await pub.send(json.dumps({
+                        "type": "room_message", "room": room, "n": n}))
+                await collect(w, 5)
+                for i in range(5):
+                    r = await client(srv, "r%d" % i)
+                    # Join (not recoverable), leave and join again
+                    # (recoverable) before any answer: the answers to
+                    # the first join must not answer the second.
+                    for req in ({"type": "join_room", "room": room,
+                                 "since": {"offset": 0,
+                                           "epoch": "0000000000000000"}},
+                                {"type": "leave_room", "room": room},
+                                {"type": "join_room", "room": room,
+                                 "since": {"offset": 2,
+                                           "epoch": j0["epoch"]}}):
+                        await r.send(json.dumps(req))
+                    seen = []
+                    while len([m for m in seen
+                               if m["type"] == "room_message"]) < 3:
+                        m = await recv(r)
+                        if m["type"] not in ("user_joined_room",
+                                             "user_left_room"):
+                            seen.append(m)
+                    await quiet(r, 0.3)
+                    last = max(i for i, m in enumerate(seen)
+                               if m["type"] == "room_joined")
+                    self.assertIs(seen[last]["recovered"], True, seen)
+                    self.assertEqual(seen[last]["offset"], 5)
+                    self.assertEqual([m.get("offset") for m in
+                                      seen[last + 1:]], [3, 4, 5], seen)
+                    await r.close()
+                await w.close()
+                await pub.close()
+            arun(go(), 60)
+
     def test_ttl_trims_history(self):
         with server() as srv:
             async def go():
