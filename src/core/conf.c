@@ -57,6 +57,17 @@ typedef struct {
 } conf_raw_rate_t;
 
 typedef struct {
+    char *enabled;
+    char *level;
+    char *min_size;
+    char *window_bits;
+    char *client_window_bits;
+    char *mem_level;
+    char *server_context_takeover;
+    char *client_context_takeover;
+} conf_raw_deflate_t;
+
+typedef struct {
     char *host;
     char *port;
     char *unix_socket;
@@ -111,6 +122,7 @@ typedef struct {
     conf_raw_engine_t   *engine;
     conf_raw_health_t   *health;
     conf_raw_rate_t     *rate_limit;
+    conf_raw_deflate_t  *compression;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -170,6 +182,21 @@ static const cyaml_schema_field_t conf_rate_fields[] = {
     CYAML_FIELD_END
 };
 
+#define CONF_DEFLATE(key) \
+    CONF_STR(#key, conf_raw_deflate_t, key, CYAML_FLAG_OPTIONAL)
+
+static const cyaml_schema_field_t conf_deflate_fields[] = {
+    CONF_DEFLATE(enabled),
+    CONF_DEFLATE(level),
+    CONF_DEFLATE(min_size),
+    CONF_DEFLATE(window_bits),
+    CONF_DEFLATE(client_window_bits),
+    CONF_DEFLATE(mem_level),
+    CONF_DEFLATE(server_context_takeover),
+    CONF_DEFLATE(client_context_takeover),
+    CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t conf_health_fields[] = {
     CONF_STR("engine_required", conf_raw_health_t, engine_required,
              CYAML_FLAG_OPTIONAL),
@@ -225,6 +252,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                             conf_health_fields),
     CYAML_FIELD_MAPPING_PTR("rate_limit", CYAML_FLAG_OPTIONAL, conf_raw_t,
                             rate_limit, conf_rate_fields),
+    CYAML_FIELD_MAPPING_PTR("compression", CYAML_FLAG_OPTIONAL, conf_raw_t,
+                            compression, conf_deflate_fields),
     CYAML_FIELD_END
 };
 
@@ -1251,6 +1280,38 @@ conf_rate(conf_ctx_t *ctx, conf_raw_rate_t *raw, wsh_conf_t *cf)
     }
 }
 
+/* compression: permessage-deflate. Off by default: every browser offers
+ * it, and its cost (CPU per message, zlib memory per message or, with
+ * context takeover, per connection) should be an operator's choice.
+ * Without context takeover an idle connection holds no zlib state. */
+static void
+conf_deflate(conf_ctx_t *ctx, conf_raw_deflate_t *raw, wsh_conf_deflate_t *d)
+{
+    static conf_raw_deflate_t none;
+
+    if (raw == NULL) {
+        raw = &none;
+    }
+    conf_bool(ctx, "compression.enabled", raw->enabled, false, &d->enabled);
+    conf_uint(ctx, "compression.level", raw->level, 1, 1, 9, &d->level);
+    conf_size(ctx, "compression.min_size", raw->min_size, 64, 0,
+              (size_t) 1 << 31, &d->min_size);
+    /* zlib cannot make raw deflate streams with an 8-bit window, so
+     * neither we nor zlib-based clients could honour 8. */
+    conf_uint(ctx, "compression.window_bits", raw->window_bits, 15, 9, 15,
+              &d->window_bits);
+    conf_uint(ctx, "compression.client_window_bits", raw->client_window_bits,
+              15, 9, 15, &d->client_window_bits);
+    conf_uint(ctx, "compression.mem_level", raw->mem_level, 8, 1, 9,
+              &d->mem_level);
+    conf_bool(ctx, "compression.server_context_takeover",
+              raw->server_context_takeover, false,
+              &d->server_context_takeover);
+    conf_bool(ctx, "compression.client_context_takeover",
+              raw->client_context_takeover, false,
+              &d->client_context_takeover);
+}
+
 static void
 conf_origins(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
@@ -1331,6 +1392,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     }
     conf_origins(ctx, raw, cf);
     conf_rate(ctx, raw->rate_limit, cf);
+    conf_deflate(ctx, raw->compression, &cf->compression);
     conf_hub(ctx, raw->hub, &cf->hub);
     conf_engine(ctx, raw->engine, &cf->engine);
     conf_bool(ctx, "health.engine_required",

@@ -61,6 +61,18 @@ typedef struct {
     wsh_msec_t          presence_ttl;
 } wsh_conf_engine_t;
 
+/* The compression section (permessage-deflate, RFC 7692). */
+typedef struct {
+    bool                enabled;
+    unsigned            level;             /* zlib 1..9 */
+    size_t              min_size;          /* smaller: sent uncompressed */
+    unsigned            window_bits;       /* 9..15: our LZ77 window */
+    unsigned            client_window_bits; /* 9..15: asked of clients */
+    unsigned            mem_level;         /* zlib 1..9 */
+    bool                server_context_takeover;
+    bool                client_context_takeover;
+} wsh_conf_deflate_t;
+
 typedef struct {
     char               *file;              /* the file this came from */
 
@@ -107,6 +119,7 @@ typedef struct {
     wsh_conf_hub_t      hub;
     wsh_conf_engine_t   engine;
     bool                health_engine_required;
+    wsh_conf_deflate_t  compression;
 
     void               *raw;               /* libcyaml's data, freed with us */
 } wsh_conf_t;

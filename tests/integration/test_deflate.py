@@ -1,0 +1,222 @@
+"""test_deflate.py -- permessage-deflate (RFC 7692) with real clients.
+
+python3-websockets (compression on, its default) and headless Chromium
+negotiate it with wshub and exchange messages; the independent fuzzer's
+compression categories (12-14, modelled on Autobahn 12 and 13) run
+against /echo under the default policy and under context takeover with
+small windows; a hub broadcast reaches compressing clients as one
+identical compressed frame and plain clients as a plain one; bad
+compression settings are refused with FILE:LINE:COL.
+"""
+
+import base64
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wshub_harness  # noqa: E402
+from wshub_harness import (SRCDIR, WSHUBD, Server, arun, connect,  # noqa: E402
+                           frame)
+
+FUZZER = os.path.join(SRCDIR, "tests", "conformance", "wsfuzz.py")
+ON = "compression:\n  enabled: on\n"
+TAKEOVER = ON + ("  server_context_takeover: on\n"
+                 "  client_context_takeover: on\n"
+                 "  window_bits: 11\n  client_window_bits: 10\n"
+                 "  min_size: 0\n")
+HUB = [{"path": "/ws", "module": "hub"},
+       {"path": "/echo", "module": "echo", "max_message_size": "16m"}]
+PMD = "permessage-deflate"
+
+
+def pmd_socket(port, path, offer=PMD):
+    """A raw client that offered OFFER; returns (socket, extension answer)."""
+    s = socket.create_connection(("127.0.0.1", port), 10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+               "Sec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Extensions: %s\r\n\r\n"
+               % (path, key, offer)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert b" 101 " in head.split(b"\r\n")[0], head
+    ext = [line.split(b":", 1)[1].strip().decode()
+           for line in head.split(b"\r\n")
+           if line.lower().startswith(b"sec-websocket-extensions:")]
+    return s, (ext[0] if ext else None)
+
+
+def read_frame(s):
+    """(first byte, payload) of the next server frame."""
+    def exact(n):
+        data = b""
+        while len(data) < n:
+            chunk = s.recv(n - len(data))
+            if not chunk:
+                raise EOFError("connection closed")
+            data += chunk
+        return data
+    b0, b1 = exact(2)
+    n = b1 & 0x7f
+    if n == 126:
+        n = struct.unpack("!H", exact(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", exact(8))[0]
+    return b0, exact(n)
+
+
+def inflate(payload):
+    return zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")
+
+
+class WebsocketsTest(unittest.TestCase):
+
+    async def exchange(self, url):
+        async with connect(url, compression="deflate") as ws:
+            ext = ws.response_headers.get("Sec-WebSocket-Extensions")
+            names = [e.name for e in ws.extensions]
+            msgs = ["hello", "{\"a\": 1}" * 2000, b"\x00\x01" * 40000,
+                    "h\u00e9llo \u2603" * 500]
+            got = []
+            for m in msgs * 3:
+                await ws.send(m)
+                got.append(await ws.recv())
+            return ext, names, got == msgs * 3
+
+    def test_websockets_default_policy(self):
+        with Server(workers=1, raw_yaml=ON) as srv:
+            ext, names, same = arun(self.exchange(srv.url("/echo")))
+        self.assertEqual(names, [PMD])
+        self.assertIn("server_no_context_takeover", ext)
+        self.assertIn("client_no_context_takeover", ext)
+        self.assertTrue(same)
+
+    def test_websockets_context_takeover(self):
+        with Server(workers=1, raw_yaml=TAKEOVER) as srv:
+            ext, names, same = arun(self.exchange(srv.url("/echo")))
+        self.assertEqual(names, [PMD])
+        self.assertNotIn("no_context_takeover", ext)
+        self.assertIn("server_max_window_bits=11", ext)
+        self.assertIn("client_max_window_bits=10", ext)
+        self.assertTrue(same)
+
+    def test_off_by_default(self):
+        with Server(workers=1) as srv:
+            s, ext = pmd_socket(srv.port, "/echo")
+            s.close()
+        self.assertIsNone(ext)
+
+
+class WireTest(unittest.TestCase):
+
+    def test_small_and_control_frames_stay_plain(self):
+        with Server(workers=1, raw_yaml=ON) as srv:
+            s, ext = pmd_socket(srv.port, "/echo")
+            self.assertTrue(ext.startswith(PMD))
+            big = b"abc" * 1000
+            s.sendall(frame(1, b"hi") + frame(9, b"ping")
+                      + frame(1, big) + frame(8, struct.pack("!H", 1000)))
+            b0, data = read_frame(s)
+            self.assertEqual((b0, data), (0x81, b"hi"))   # under min_size
+            self.assertEqual(read_frame(s), (0x8a, b"ping"))
+            b0, data = read_frame(s)
+            self.assertEqual(b0, 0xc1)                      # FIN, RSV1, text
+            self.assertLess(len(data), 100)
+            self.assertEqual(inflate(data), big)
+            self.assertEqual(read_frame(s)[0], 0x88)
+            s.close()
+
+    def test_broadcast_one_compressed_frame(self):
+        """Compressing recipients get the same compressed bytes, the plain
+        one the plain frame."""
+        with Server(workers=1, endpoints=HUB, raw_yaml=ON) as srv:
+            socks = [pmd_socket(srv.port, "/ws")[0] for _ in range(3)]
+            plain_s, ext = pmd_socket(srv.port, "/ws", offer="x-other")
+            self.assertIsNone(ext)
+            for s in socks + [plain_s]:
+                read_frame(s)                   # welcome
+            text = "all the news that fits " * 50
+            socks[0].sendall(frame(1, json.dumps(
+                {"type": "broadcast", "text": text}).encode()))
+            frames = [read_frame(s) for s in socks[1:]]
+            b0, data = read_frame(plain_s)
+            for s in socks + [plain_s]:
+                s.close()
+        self.assertEqual(frames[0], frames[1])
+        self.assertEqual(frames[0][0], 0xc1)
+        msg = json.loads(inflate(frames[0][1]))
+        self.assertEqual((msg["type"], msg["text"]), ("broadcast", text))
+        self.assertEqual(b0, 0x81)
+        self.assertEqual(json.loads(data), msg)
+
+
+class ConformanceTest(unittest.TestCase):
+
+    def fuzz(self, raw_yaml):
+        with Server(workers=2, log_level="warn", access_log="off",
+                    raw_yaml=raw_yaml) as srv:
+            report = os.path.join(srv.dir, "report.json")
+            proc = subprocess.run(
+                [sys.executable, FUZZER, srv.url("/echo"), "--cases", "12-14",
+                 "--json", report], stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, timeout=600, text=True)
+            print(proc.stdout[-2000:])
+            with open(report) as f:
+                cases = json.load(f)["cases"]
+        self.assertEqual([c for c in cases if c["outcome"] != "OK"], [])
+        self.assertEqual(proc.returncode, 0)
+        self.assertEqual({c["id"].split(".")[0] for c in cases},
+                         {"12", "13", "14"})
+        self.assertGreater(len(cases), 150)
+
+    def test_default_policy(self):
+        self.fuzz(ON)
+
+    def test_context_takeover_small_windows(self):
+        self.fuzz(TAKEOVER)
+
+
+class ConfigTest(unittest.TestCase):
+
+    def check(self, section, line, key):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "wshub.yaml")
+            with open(path, "w") as f:
+                f.write("worker_processes: 1\ncompression:\n" + section)
+            r = subprocess.run([WSHUBD, "-t", "-c", path], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=10)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, "%s:%d:\\d+: " % (path, line))
+        self.assertIn(key, r.stderr)
+
+    def test_bad_values(self):
+        self.check("  enabled: maybe\n", 3, "compression.enabled")
+        self.check("  level: 0\n", 3, "compression.level")
+        self.check("  enabled: on\n  window_bits: 8\n", 4,
+                   "compression.window_bits")
+        self.check("  client_window_bits: 16\n", 3,
+                   "compression.client_window_bits")
+        self.check("  mem_level: 10\n", 3, "compression.mem_level")
+        self.check("  min_size: lots\n", 3, "compression.min_size")
+        self.check("  zlib: yes\n", 3, "zlib")
+
+    def test_etc_file_loads(self):
+        r = subprocess.run([WSHUBD, "-t", "-c",
+                            os.path.join(SRCDIR, "etc", "wshub.yaml")],
+                           text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
+if __name__ == "__main__":
+    wshub_harness.main()
