@@ -1,7 +1,7 @@
 """test_deflate.py -- permessage-deflate (RFC 7692) with real clients.
 
 python3-websockets (compression on, its default) and headless Chromium
-negotiate it with wshub and exchange messages; the independent fuzzer's
+(test_browser.py's page) negotiate it with wshub and exchange messages; the independent fuzzer's
 compression categories (12-14, modelled on Autobahn 12 and 13) run
 against /echo under the default policy and under context takeover with
 small windows; a hub broadcast reaches compressing clients as one
@@ -21,6 +21,7 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_browser  # noqa: E402
 import wshub_harness  # noqa: E402
 from wshub_harness import (SRCDIR, WSHUBD, Server, arun, connect,  # noqa: E402
                            frame)
@@ -183,6 +184,20 @@ class ConformanceTest(unittest.TestCase):
 
     def test_context_takeover_small_windows(self):
         self.fuzz(TAKEOVER)
+
+
+@unittest.skipUnless(test_browser.CHROMIUM, "chromium is not installed")
+class ChromiumTest(test_browser.BrowserTest):
+    """The browser echo page of test_browser.py, compression on: Chromium
+    negotiates permessage-deflate and every message (1 MiB included)
+    comes back."""
+    raw_yaml = ON
+
+    def test_chromium_echo(self):
+        super().test_chromium_echo()
+        ext = test_browser.Collector.result["extensions"]
+        print("Chromium negotiated: %s" % ext)
+        self.assertTrue(ext.startswith(PMD), ext)
 
 
 class ConfigTest(unittest.TestCase):
