@@ -48,11 +48,12 @@ enum {
 
 /* Worker-wide streams for connections without context takeover: one
  * compressor per window size, one inflater (a 15-bit window reads any
- * smaller one). Buffers for the last result of each direction. */
-static z_stream *deflate_pool[16];
-static z_stream *inflate_pool;
-static u_char   *deflate_out, *inflate_out;
-static size_t    deflate_cap, inflate_cap;
+ * smaller one). Buffers for the last result of each direction. Per
+ * thread: wshub-bench inflates in several. */
+static _Thread_local z_stream *deflate_pool[16];
+static _Thread_local z_stream *inflate_pool;
+static _Thread_local u_char   *deflate_out, *inflate_out;
+static _Thread_local size_t    deflate_cap, inflate_cap;
 
 static bool
 deflate_tchar(u_char ch)
@@ -336,6 +337,27 @@ wsh_deflate_new(const wsh_deflate_params_t *p, const wsh_conf_deflate_t *cf)
         d->p = *p;
     }
     return d;
+}
+
+int
+wsh_deflate_client_new(const char *response, size_t len, wsh_deflate_t **d)
+{
+    /* A response has the syntax of an offer: accept it as one under a
+     * policy that takes anything, then swap the roles, since the client
+     * inflates what the server compressed. */
+    static const wsh_conf_deflate_t any = {
+        true, 1, 0, 15, 15, 8, true, true
+    };
+    wsh_deflate_params_t p, rx;
+
+    if (wsh_deflate_accept(&any, response, len, &p) != WSH_OK) {
+        return WSH_ERROR;
+    }
+    memset(&rx, 0, sizeof(rx));
+    rx.client_bits = p.server_bits;
+    rx.client_no_context_takeover = p.server_no_context_takeover;
+    *d = wsh_deflate_new(&rx, &any);
+    return *d != NULL ? WSH_OK : WSH_ERROR;
 }
 
 void

@@ -49,6 +49,13 @@ int wsh_deflate_negotiate(const wsh_conf_deflate_t *cf,
  * most WSH_DEFLATE_RESPONSE_MAX bytes); returns its length. */
 size_t wsh_deflate_response(const wsh_deflate_params_t *p, char *out);
 
+/* The client side (src/tools): a codec in *d that inflates what a
+ * server compresses under its RESPONSE header value (it never
+ * compresses). WSH_ERROR when the response is not a valid
+ * permessage-deflate answer, or out of memory. */
+int wsh_deflate_client_new(const char *response, size_t len,
+    wsh_deflate_t **d);
+
 /* A connection's codec for P under CF (which must outlive it); NULL on
  * ENOMEM. Freed with wsh_deflate_free(). */
 wsh_deflate_t *wsh_deflate_new(const wsh_deflate_params_t *p,

@@ -8,6 +8,13 @@ again and reports (after - before) / N. A benchmark: it reports, it does
 not assert.
 
     /usr/bin/python3 tests/bench/idle_memory.py [-n 10000] [--json]
+        [--warm] [--deflate [--takeover]]
+
+--deflate turns compression on and offers permessage-deflate as browsers
+do; --takeover allows context takeover both ways (per-connection zlib
+streams); --warm has every connection send one message (compressed with
+--deflate) and read its echo first, so whatever a message leaves behind
+(with --takeover: the zlib streams) is counted while it sits idle.
 """
 
 import argparse
@@ -19,10 +26,14 @@ import selectors
 import socket
 import sys
 import time
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
-from wshub_harness import Server  # noqa: E402
+from wshub_harness import Server, frame  # noqa: E402
+
+OFFER = ("Sec-WebSocket-Extensions: permessage-deflate; "
+         "client_max_window_bits\r\n")
 
 
 def rss_kib(pid):
@@ -33,14 +44,14 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
-def open_idle(port, n, progress):
+def open_idle(port, n, progress, extra=""):
     """Open n connections and complete their handshakes, in batches so
     the listen backlog never overflows."""
     sel = selectors.DefaultSelector()
     socks, pending = [], {}
     req = ("GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-           "Sec-WebSocket-Version: 13\r\n\r\n")
+           "Sec-WebSocket-Version: 13\r\n" + extra + "\r\n")
     done = 0
     deadline = time.monotonic() + 120
     while done < n:
@@ -71,11 +82,38 @@ def open_idle(port, n, progress):
     return socks
 
 
+def warm(socks, deflate):
+    """One 1 KiB JSON-ish message each (compressed with DEFLATE), and its
+    echo read."""
+    text = b'{"type":"message","text":"hello"}' * 30
+    data = frame(1, text)
+    if deflate:
+        z = zlib.compressobj(6, zlib.DEFLATED, -15)
+        payload = z.compress(text) + z.flush(zlib.Z_SYNC_FLUSH)
+        data = frame(1, payload[:-4], rsv=4)
+    for s in socks:
+        s.setblocking(True)
+        s.settimeout(10)
+        s.sendall(data)
+    for s in socks:
+        if not s.recv(65536):
+            raise RuntimeError("server closed a connection")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--deflate", action="store_true")
+    ap.add_argument("--takeover", action="store_true")
+    ap.add_argument("--warm", action="store_true")
     args = ap.parse_args()
+    raw_yaml = ""
+    if args.deflate:
+        raw_yaml = "compression:\n  enabled: on\n"
+        if args.takeover:
+            raw_yaml += ("  server_context_takeover: on\n"
+                         "  client_context_takeover: on\n")
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = args.n + 100
@@ -85,21 +123,26 @@ def main():
     def progress(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    extra = OFFER if args.deflate else ""
     with Server(workers=1, max_connections=args.n + 10, ping_period=0,
-                access_log="off", log_level="warn") as srv:
+                access_log="off", log_level="warn", raw_yaml=raw_yaml) as srv:
         worker = srv.workers()[0]
         # Warm up once so one-time allocations are not billed per conn.
-        for s in open_idle(srv.port, 10, progress):
+        for s in open_idle(srv.port, 10, progress, extra):
             s.close()
         time.sleep(0.5)
         before = rss_kib(worker)
         progress("worker %d RSS before: %d KiB; opening %d connections"
                  % (worker, before, args.n))
-        socks = open_idle(srv.port, args.n, progress)
+        socks = open_idle(srv.port, args.n, progress, extra)
+        if args.warm:
+            warm(socks, args.deflate)
         time.sleep(1)
         after = rss_kib(worker)
         per = (after - before) * 1024 / args.n
-        result = {"connections": args.n, "rss_before_kib": before,
+        result = {"connections": args.n, "deflate": args.deflate,
+                  "takeover": args.takeover, "warm": args.warm,
+                  "rss_before_kib": before,
                   "rss_after_kib": after, "bytes_per_connection": round(per)}
         if args.json:
             print(json.dumps(result))

@@ -21,6 +21,7 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_bench  # noqa: E402
 import test_browser  # noqa: E402
 import wshub_harness  # noqa: E402
 from wshub_harness import (SRCDIR, WSHUBD, Server, arun, connect,  # noqa: E402
@@ -158,6 +159,34 @@ class WireTest(unittest.TestCase):
         self.assertEqual((msg["type"], msg["text"]), ("broadcast", text))
         self.assertEqual(b0, 0x81)
         self.assertEqual(json.loads(data), msg)
+
+
+class BenchTest(unittest.TestCase):
+    """wshub-bench --deflate: offers the extension, inflates broadcasts."""
+
+    def test_fanout_inflates(self):
+        with Server(workers=2, endpoints=HUB, raw_yaml=ON) as srv:
+            rc, out, err = test_bench.bench(
+                "fanout", "-c", "20", "-p", "1", "-n", "100", "-r", "500",
+                "-s", "300", "--deflate", srv.url("/ws"))
+        self.assertEqual(rc, 0, err + str(out))
+        self.assertEqual(out["delivered"], 2000)
+        self.assertEqual(out["reordered"], 0)
+
+    def test_declined_offer_is_fine(self):
+        with Server(workers=1, endpoints=HUB) as srv:
+            rc, out, err = test_bench.bench(
+                "echo", "-c", "2", "-n", "20", "--deflate", srv.url("/echo"))
+        self.assertEqual(rc, 0, err + str(out))
+
+    def test_offer_through_header(self):
+        """An offer given with --header is an offer too."""
+        with Server(workers=1, endpoints=HUB, raw_yaml=ON) as srv:
+            rc, out, err = test_bench.bench(
+                "echo", "-c", "1", "-n", "5", "--header",
+                "Sec-WebSocket-Extensions: permessage-deflate",
+                srv.url("/echo"))
+        self.assertEqual(rc, 0, err + str(out))
 
 
 class ConformanceTest(unittest.TestCase):
