@@ -16,6 +16,7 @@
  * bufferevent.
  */
 #include "tools/client.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 
 #include <errno.h>
@@ -957,6 +958,7 @@ thread_main(void *arg)
     }
     event_free(t->tick);
     event_base_free(t->base);
+    wsh_deflate_thread_done();
     ctr_set(&t->exited, 1);
     return NULL;
 }

@@ -377,6 +377,29 @@ wsh_deflate_free(wsh_deflate_t *d)
     free(d);
 }
 
+void
+wsh_deflate_thread_done(void)
+{
+    size_t i;
+
+    for (i = 0; i < wsh_nelems(deflate_pool); i++) {
+        if (deflate_pool[i] != NULL) {
+            deflateEnd(deflate_pool[i]);
+            free(deflate_pool[i]);
+            deflate_pool[i] = NULL;
+        }
+    }
+    if (inflate_pool != NULL) {
+        inflateEnd(inflate_pool);
+        free(inflate_pool);
+        inflate_pool = NULL;
+    }
+    free(deflate_out);
+    free(inflate_out);
+    deflate_out = inflate_out = NULL;
+    deflate_cap = inflate_cap = 0;
+}
+
 bool
 wsh_deflate_shareable(const wsh_deflate_t *d)
 {

@@ -79,6 +79,10 @@ int wsh_deflate_inflate(wsh_deflate_t *d, const u_char *in, size_t len,
 int wsh_deflate_compress(wsh_deflate_t *d, const u_char *in, size_t len,
     u_char **out, size_t *outlen);
 
+/* Free the calling thread's shared streams and buffers (a thread that
+ * ends: they would be lost with its thread-local pointers). */
+void wsh_deflate_thread_done(void);
+
 /* True when D compresses every message alone with the configured window,
  * so one compressed frame of a broadcast serves every such connection. */
 bool wsh_deflate_shareable(const wsh_deflate_t *d);

@@ -9,9 +9,12 @@ identical compressed frame and plain clients as a plain one; bad
 compression settings are refused with FILE:LINE:COL.
 """
 
+import asyncio
 import base64
+import glob
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -23,6 +26,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_bench  # noqa: E402
 import test_browser  # noqa: E402
+import test_valgrind  # noqa: E402
 import wshub_harness  # noqa: E402
 from wshub_harness import (SRCDIR, WSHUBD, Server, arun, connect,  # noqa: E402
                            frame)
@@ -227,6 +231,57 @@ class ChromiumTest(test_browser.BrowserTest):
         ext = test_browser.Collector.result["extensions"]
         print("Chromium negotiated: %s" % ext)
         self.assertTrue(ext.startswith(PMD), ext)
+
+
+class ValgrindTest(test_valgrind.ValgrindTest):
+    """Inflate is input parsing: compressed sessions under valgrind, both
+    policies, with broadcasts, bad data and a decompression bomb."""
+    test_hub_session_has_no_definite_leak = None    # run in test_valgrind
+    test_echo_session_has_no_definite_leak = None
+
+    def session(self, raw_yaml):
+        srv = self.valgrind_server(workers=1, endpoints=HUB,
+                                   raw_yaml=raw_yaml)
+        with srv:
+            async def clients():
+                async with connect(srv.url("/echo"),
+                                   compression="deflate") as ws:
+                    for m in ("x" * 5000, b"\x01" * 70000, "short") * 2:
+                        await ws.send(m)
+                        await ws.recv()
+                hub = [await connect(srv.url("/ws"), compression=c)
+                       for c in ("deflate", "deflate", None)]
+                for ws in hub:
+                    await ws.recv()                         # welcome
+                await hub[0].send(json.dumps({"type": "broadcast",
+                                              "text": "news " * 100}))
+                for ws in hub[1:]:
+                    await ws.recv()
+                for ws in hub:
+                    await ws.close()
+            arun(clients(), 120)
+            bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+            bomb = bomb.compress(bytes(20 << 20)) + bomb.flush()
+            for bad, code in ((b"\xff\xff\xff\xff", 1007), (bomb, 1009)):
+                s, _ = pmd_socket(srv.port, "/echo")
+                s.sendall(frame(2, bad, rsv=4))
+                b0, data = read_frame(s)
+                self.assertEqual((b0, data[:2]),
+                                 (0x88, struct.pack("!H", code)))
+                s.close()
+            srv.signal(signal.SIGQUIT)
+            self.assertEqual(srv.wait_exit(timeout=60), 0)
+            reports = []
+            for name in glob.glob(os.path.join(srv.dir, "vg.*.log")):
+                with open(name) as f:
+                    reports.append(f.read())
+        self.check_reports(reports, 2)
+
+    def test_default_policy(self):
+        self.session(ON)
+
+    def test_context_takeover(self):
+        self.session(TAKEOVER)
 
 
 class ConfigTest(unittest.TestCase):
