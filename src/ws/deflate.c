@@ -564,7 +564,9 @@ wsh_deflate_compress(wsh_deflate_t *d, const u_char *in, size_t len,
     size_t n = 0;
     int rc;
 
-    if (len < d->cf->min_size) {
+    /* Empty: nothing to gain, and zlib emits nothing for an empty sync
+     * flush right after another one. */
+    if (len == 0 || len < d->cf->min_size) {
         return WSH_DECLINED;
     }
     z = deflate_tx(d);

@@ -30,7 +30,7 @@ typedef struct {
 typedef struct wsh_deflate_s wsh_deflate_t;
 
 /* Room for the longest response header value. */
-#define WSH_DEFLATE_RESPONSE_MAX 128
+#define WSH_DEFLATE_RESPONSE_MAX 160
 
 /* Judge the offers of one Sec-WebSocket-Extensions value (a list, as
  * several headers join into one). Returns WSH_OK with the first

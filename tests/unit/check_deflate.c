@@ -322,6 +322,29 @@ START_TEST(test_compress_declined)
 }
 END_TEST
 
+/* With context takeover and min_size 0, an empty message right after
+ * another one: zlib has nothing to flush, the message goes plain (this
+ * once tripped an assertion, found by random testing). */
+START_TEST(test_compress_empty)
+{
+    wsh_conf_deflate_t cf = conf_default();
+    u_char *out;
+    size_t outlen;
+    wsh_deflate_t *d;
+    int i;
+
+    cf.server_context_takeover = true;
+    d = codec_new(&cf, PMD);
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(wsh_deflate_compress(d, (const u_char *) "abcabc",
+                                              6, &out, &outlen), WSH_OK);
+        ck_assert_int_eq(wsh_deflate_compress(d, (const u_char *) "", 0,
+                                              &out, &outlen), WSH_DECLINED);
+    }
+    wsh_deflate_free(d);
+}
+END_TEST
+
 /* Client frame: FIN as told, RSV bits, opcode, masked with a zero key. */
 static size_t
 frame(u_char *out, int b0, const char *data, size_t len)
@@ -404,6 +427,7 @@ main(void)
     tcase_add_test(tc, test_roundtrip_takeover);
     tcase_add_test(tc, test_inflate_errors);
     tcase_add_test(tc, test_compress_declined);
+    tcase_add_test(tc, test_compress_empty);
     tcase_add_test(tc, test_frame_rsv1);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
