@@ -14,6 +14,7 @@ import base64
 import glob
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -24,6 +25,9 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "bench"))
+import idle_memory  # noqa: E402
 import test_bench  # noqa: E402
 import test_browser  # noqa: E402
 import test_valgrind  # noqa: E402
@@ -163,6 +167,38 @@ class WireTest(unittest.TestCase):
         self.assertEqual((msg["type"], msg["text"]), ("broadcast", text))
         self.assertEqual(b0, 0x81)
         self.assertEqual(json.loads(data), msg)
+
+
+@unittest.skipIf(os.environ.get("WSHUB_SANITIZERS") == "yes",
+                 "ASan's shadow memory and quarantine inflate RSS")
+class MemoryTest(unittest.TestCase):
+    """Under the default policy a compressed connection keeps no zlib
+    state: after a compressed message each way it stays within the idle
+    budget of test_memory.py plus a message's leftovers (context takeover
+    would add about 100 KiB each)."""
+
+    def test_no_zlib_state_per_connection(self):
+        n = 2000
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard < n + 100:
+            self.skipTest("open files limit %d is below %d" % (hard, n + 100))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        with Server(workers=1, ping_period=0, access_log="off",
+                    log_level="warn", max_connections=n + 10,
+                    raw_yaml=ON) as srv:
+            worker = srv.workers()[0]
+            warmup = idle_memory.open_idle(srv.port, 10, lambda m: None,
+                                           idle_memory.OFFER)
+            idle_memory.warm(warmup, True)     # the worker's shared streams
+            before = idle_memory.rss_kib(worker)
+            socks = idle_memory.open_idle(srv.port, n, lambda m: None,
+                                          idle_memory.OFFER)
+            idle_memory.warm(socks, True)
+            per = (idle_memory.rss_kib(worker) - before) * 1024 / n
+            for s in socks + warmup:
+                s.close()
+        print("%.0f bytes per compressed connection" % per)
+        self.assertLess(per, 4096)
 
 
 class BenchTest(unittest.TestCase):
