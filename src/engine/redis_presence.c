@@ -1,0 +1,895 @@
+/* redis_presence.c -- room presence of the Redis engine.
+ *
+ * Presence lives in the sorted set PREFIX "presence:" ROOM: members
+ * "ID\tNODE/PID" (one per id and worker; the worker counts its own
+ * connections), scores the expiry in ms of Redis TIME, so hosts with
+ * skewed clocks agree on what expired. Every worker re-scores its own
+ * entries every presence_ttl/3 and sweeps the expired ones of its rooms,
+ * announcing who left: the Lua scripts make each step atomic, so a
+ * crashed node's members are announced gone exactly once.
+ *
+ * Each worker keeps, per room with local members, the ids its members
+ * were told about ("known"): the joiner's member list, then the join
+ * and leave events. An event about a known join or an unknown leave is
+ * not told twice, so every path may announce: the worker tells its own
+ * members of its clients' joins at once, and its own events coming
+ * back from Redis are dropped as known.
+ *
+ * Joins and leaves while the command connection is down are told to
+ * this worker's members at once and remembered; on reconnect the sync
+ * script puts our entries back (a restarted Redis lost them), drops
+ * those we no longer hold, and announces the remembered changes. As
+ * a worker whose subscriber was down then misses them, every sync also
+ * returns the room's live ids, and the worker tells its members the
+ * difference with what they know: joins at once, leaves only once it
+ * has been connected for presence_ttl (a restarted Redis is empty until
+ * every worker has put its entries back).
+ *
+ * The scripts run by EVALSHA (SHA-1 computed here, SCRIPT LOAD on
+ * connect); a NOSCRIPT reply (SCRIPT FLUSH, a fail-over) resends the
+ * same call as EVAL, which caches the script again.
+ */
+#include "engine/redis.h"
+#include "engine/topic.h"
+#include "core/hash.h"
+#include "core/log.h"
+
+#include <openssl/evp.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Shared head of the scripts: NOW from Redis TIME (one clock for all
+ * hosts) and the id of an entry "ID\tNODE/PID". */
+#define REDIS_LUA_HEAD \
+    "local t = redis.call('TIME')\n" \
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n" \
+    "local function idof(e) return string.match(e, '^([^\\t]*)') end\n"
+
+/* Join. ARGV: entry, id, channel, joined event, ttl. Adds the entry,
+ * returns the live ids (the joiner's included) and announces the id
+ * unless it was present already. */
+static const char redis_lua_join[] = REDIS_LUA_HEAD
+    "local ids, seen = {}, {}\n"
+    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
+    "                               '(' .. now, '+inf')) do\n"
+    "  local id = idof(e)\n"
+    "  if not seen[id] then seen[id] = true; ids[#ids + 1] = id end\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[1], now + ARGV[5], ARGV[1])\n"
+    "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[5])\n"
+    "if not seen[ARGV[2]] then\n"
+    "  ids[#ids + 1] = ARGV[2]\n"
+    "  redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "end\n"
+    "return ids\n";
+
+/* Leave. ARGV: entry, id, channel, left event. Announces the id when
+ * no live entry of it remains. */
+static const char redis_lua_leave[] = REDIS_LUA_HEAD
+    "if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
+    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
+    "                               '(' .. now, '+inf')) do\n"
+    "  if idof(e) == ARGV[2] then return 0 end\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "return 1\n";
+
+/* Sync: refresh, sweep and (on reconnect) resync. ARGV: ttl, channel,
+ * "J" event prefix, "L" event prefix, "\tNODE/PID" (empty: no resync),
+ * NJ, NL, NJ ids joined and NL ids left while we were cut off, then this
+ * worker's entries. Re-scores our entries; on a resync drops our entries
+ * not listed (their leave was lost); removes the expired ones; announces
+ * each joined id no other worker holds, and each left or expired id
+ * with no live entry left, once. Returns the live ids. */
+static const char redis_lua_sync[] = REDIS_LUA_HEAD
+    "local nj, nl = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local first = 8 + nj + nl\n"
+    "local mine, left, sfx = {}, {}, ARGV[5]\n"
+    "for i = first, #ARGV do mine[ARGV[i]] = true end\n"
+    "for i = 8 + nj, first - 1 do left[#left + 1] = ARGV[i] end\n"
+    "if sfx ~= '' then\n"
+    "  for _, e in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "    if not mine[e] and string.sub(e, -#sfx) == sfx then\n"
+    "      redis.call('ZREM', KEYS[1], e)\n"
+    "      left[#left + 1] = idof(e)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "for i = first, #ARGV do\n"
+    "  redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i])\n"
+    "end\n"
+    "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[1])\n"
+    "local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local ids, others, all, told = {}, {}, {}, {}\n"
+    "for _, e in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "  local id = idof(e)\n"
+    "  if not all[id] then all[id] = true; ids[#ids + 1] = id end\n"
+    "  if not mine[e] then others[id] = true end\n"
+    "end\n"
+    "for i = 8, 7 + nj do\n"
+    "  if not others[ARGV[i]] then\n"
+    "    redis.call('PUBLISH', ARGV[2], ARGV[3] .. ARGV[i])\n"
+    "  end\n"
+    "end\n"
+    "local function tell(id)\n"
+    "  if not all[id] and not told[id] then\n"
+    "    told[id] = true\n"
+    "    redis.call('PUBLISH', ARGV[2], ARGV[4] .. id)\n"
+    "  end\n"
+    "end\n"
+    "for _, id in ipairs(left) do tell(id) end\n"
+    "for _, e in ipairs(gone) do tell(idof(e)) end\n"
+    "return ids\n";
+
+enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_N };
+
+static const char *const redis_lua[REDIS_LUA_N] = {
+    redis_lua_join, redis_lua_leave, redis_lua_sync
+};
+static char redis_lua_sha[REDIS_LUA_N][41];
+
+/* Pending changes of a room made while cut off: id -> 'J' or 'L'. */
+#define REDIS_JOINED ((void *) (uintptr_t) 'J')
+#define REDIS_LEFT   ((void *) (uintptr_t) 'L')
+
+/* A room with members on this worker. */
+typedef struct {
+    wsh_hash_t *count;          /* our ids -> connections of ours */
+    wsh_hash_t *known;          /* ids our members know of -> 1 */
+} redis_room_t;
+
+static wsh_hash_t  *redis_rooms;       /* room -> redis_room_t */
+static wsh_hash_t  *redis_pending;     /* room -> (id -> J or L) */
+static wsh_msec_t   redis_refreshed;
+static wsh_msec_t   redis_settled;     /* leaves by difference from then */
+
+/* ---- scripts ------------------------------------------------------------ */
+
+/* A script call, kept until its reply so that NOSCRIPT can resend it. */
+typedef struct {
+    int              script;
+    bool             retried;
+    redisCallbackFn *done;          /* NULL: reply ignored */
+    void            *privdata;
+    int              argc;
+    const char     **argv;          /* KEYS[1], then ARGV */
+    size_t          *argl;
+} redis_call_t;
+
+static int redis_call_send(redis_call_t *k, bool eval);
+
+static void
+redis_call_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    redis_call_t *k = privdata;
+    redis_conn_t *rc = redis_replied(ac);
+
+    if (rc != NULL && !redis_exiting && !k->retried && reply != NULL
+        && reply->type == REDIS_REPLY_ERROR
+        && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        k->retried = true;
+        if (redis_call_send(k, true) == WSH_OK) {
+            return;
+        }
+    }
+    if (k->done != NULL) {
+        k->done(ac, reply, k->privdata);
+    }
+    free(k);
+}
+
+static int
+redis_call_send(redis_call_t *k, bool eval)
+{
+    const char **v = malloc((size_t) (k->argc + 3) * sizeof(*v));
+    size_t *l = malloc((size_t) (k->argc + 3) * sizeof(*l));
+    int rv = WSH_ERROR;
+
+    if (v != NULL && l != NULL && redis_cmd.state == REDIS_UP) {
+        v[0] = eval ? "EVAL" : "EVALSHA";
+        v[1] = eval ? redis_lua[k->script] : redis_lua_sha[k->script];
+        v[2] = "1";
+        memcpy(v + 3, k->argv, (size_t) k->argc * sizeof(*v));
+        memcpy(l + 3, k->argl, (size_t) k->argc * sizeof(*l));
+        l[0] = strlen(v[0]);
+        l[1] = strlen(v[1]);
+        l[2] = 1;
+        if (redisAsyncCommandArgv(redis_cmd.ac, redis_call_cb, k,
+                                  k->argc + 3, v, l) == REDIS_OK)
+        {
+            redis_sent(&redis_cmd);
+            rv = WSH_OK;
+        }
+    }
+    free(v);
+    free(l);
+    return rv;
+}
+
+/* Run SCRIPT with the key and arguments ARGV/ARGL; DONE (may be NULL)
+ * gets the reply, NULL when the connection went away. WSH_ERROR: not
+ * sent, DONE will not be called. */
+static int
+redis_script(int script, int argc, const char *const *argv,
+    const size_t *argl, redisCallbackFn *done, void *privdata)
+{
+    size_t i, bytes = 0;
+    redis_call_t *k;
+    char *p;
+
+    for (i = 0; i < (size_t) argc; i++) {
+        bytes += argl[i];
+    }
+    k = malloc(sizeof(*k) + (size_t) argc * (sizeof(char *) + sizeof(size_t))
+               + bytes);
+    if (k == NULL) {
+        return WSH_ERROR;
+    }
+    k->script = script;
+    k->retried = false;
+    k->done = done;
+    k->privdata = privdata;
+    k->argc = argc;
+    k->argv = (const char **) (k + 1);
+    k->argl = (size_t *) (k->argv + argc);
+    p = (char *) (k->argl + argc);
+    for (i = 0; i < (size_t) argc; i++) {
+        memcpy(p, argv[i], argl[i]);
+        k->argv[i] = p;
+        k->argl[i] = argl[i];
+        p += argl[i];
+    }
+    if (redis_call_send(k, false) != WSH_OK) {
+        free(k);
+        return WSH_ERROR;
+    }
+    return WSH_OK;
+}
+
+static void
+redis_load_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+
+    (void) privdata;
+    if (redis_replied(ac) != NULL && reply != NULL
+        && reply->type == REDIS_REPLY_ERROR)
+    {
+        /* The scripts then go by EVAL, after a NOSCRIPT each. */
+        wsh_log(WSH_LOG_ERR, "redis SCRIPT LOAD failed: %s", reply->str);
+    }
+}
+
+void
+redis_presence_connected(void)
+{
+    int i;
+
+    for (i = 0; i < REDIS_LUA_N; i++) {
+        if (redisAsyncCommand(redis_cmd.ac, redis_load_cb, NULL,
+                              "SCRIPT LOAD %s", redis_lua[i]) == REDIS_OK)
+        {
+            redis_sent(&redis_cmd);
+        }
+    }
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+/* The presence key of ROOM into BUF; returns its length. */
+static size_t
+redis_presence_key(char *buf, const char *room, size_t len)
+{
+    size_t n = strlen(redis_conf()->prefix);
+
+    memcpy(buf, redis_conf()->prefix, n);
+    memcpy(buf + n, "presence:", 9);
+    memcpy(buf + n + 9, room, len);
+    return n + 9 + len;
+}
+
+/* This worker's presence entry of ID, "ID\tNODE/PID", into BUF. */
+static size_t
+redis_entry(char *buf, const char *id, size_t idlen)
+{
+    memcpy(buf, id, idlen);
+    buf[idlen] = '\t';
+    memcpy(buf + idlen + 1, redis_tag, redis_taglen);
+    return idlen + 1 + redis_taglen;
+}
+
+/* The event "ENVELOPE\x02P E CONN_ID ID" into BUF (room for the
+ * envelope, 32 bytes and the id). */
+static size_t
+redis_event(char *buf, char event, uint64_t conn_id, const char *id,
+    size_t idlen)
+{
+    size_t n = redis_envelope(buf);
+
+    n += (size_t) sprintf(buf + n, "\x02P %c %" PRIu64 " ", event, conn_id);
+    memcpy(buf + n, id, idlen);
+    return n + idlen;
+}
+
+/* The key and arguments shared by the join and leave scripts. */
+typedef struct {
+    char        key[REDIS_NAME_MAX];
+    char        ch[REDIS_NAME_MAX];
+    char        entry[UINT16_MAX + 160];
+    char        ev[UINT16_MAX + 200];
+    char        ttl[24];
+    const char *argv[6];
+    size_t      argl[6];
+} redis_args_t;
+
+/* KEYS[1], then ARGV: our entry of ID, ID, the room's channel and the
+ * event E; the join's ttl last. Returns the count. */
+static int
+redis_args(redis_args_t *a, const char *room, size_t len, const char *id,
+    size_t idlen, char e, uint64_t conn_id)
+{
+    a->argv[0] = a->key;
+    a->argl[0] = redis_presence_key(a->key, room, len);
+    a->argv[1] = a->entry;
+    a->argl[1] = redis_entry(a->entry, id, idlen);
+    a->argv[2] = id;
+    a->argl[2] = idlen;
+    a->argv[3] = a->ch;
+    a->argl[3] = redis_channel(a->ch, WSH_TOPIC_ROOM, room, len);
+    a->argv[4] = a->ev;
+    a->argl[4] = redis_event(a->ev, e, conn_id, id, idlen);
+    if (e != 'J') {
+        return 5;
+    }
+    snprintf(a->ttl, sizeof(a->ttl), "%" PRIu64,
+             (uint64_t) redis_conf()->presence_ttl);
+    a->argv[5] = a->ttl;
+    a->argl[5] = strlen(a->ttl);
+    return 6;
+}
+
+/* ---- rooms and what their members know ---------------------------------- */
+
+static void
+redis_free_ids(void *p)
+{
+    wsh_hash_free(p, NULL);
+}
+
+static void
+redis_free_room(void *p)
+{
+    redis_room_t *r = p;
+
+    wsh_hash_free(r->count, NULL);
+    wsh_hash_free(r->known, NULL);
+    free(r);
+}
+
+static redis_room_t *
+redis_room_get(const char *room, size_t len, bool create)
+{
+    redis_room_t *r = wsh_hash_get(redis_rooms, room, len);
+
+    if (r != NULL || !create) {
+        return r;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->count = wsh_hash_new()) == NULL
+        || (r->known = wsh_hash_new()) == NULL
+        || wsh_hash_put(redis_rooms, room, len, r) != WSH_OK)
+    {
+        if (r != NULL) {
+            wsh_hash_free(r->count, NULL);
+            wsh_hash_free(r->known, NULL);
+        }
+        free(r);
+        wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+        return NULL;
+    }
+    return r;
+}
+
+/* Tell our members of ROOM that ID joined or left, unless they know;
+ * EXCLUDE_CONN: the joining connection, if ours. */
+void
+redis_presence_tell(const char *room, size_t len, const char *id,
+    size_t idlen, bool joined, uint64_t exclude_conn)
+{
+    redis_room_t *r = redis_room_get(room, len, false);
+
+    if (r == NULL
+        || (wsh_hash_get(r->known, id, idlen) != NULL) == joined)
+    {
+        return;
+    }
+    if (joined) {
+        if (wsh_hash_put(r->known, id, idlen, (void *) 1) != WSH_OK) {
+            return;
+        }
+    } else {
+        wsh_hash_remove(r->known, id, idlen);
+    }
+    wsh_engine_presence(room, len, id, idlen, joined, exclude_conn);
+}
+
+/* ---- pending changes ---------------------------------------------------- */
+
+/* Remember that ID joined or left ROOM while cut off. A join undoes a
+ * pending leave and the reverse: the other workers never heard of the
+ * first. */
+static void
+redis_pending_note(const char *room, size_t len, const char *id,
+    size_t idlen, void *what)
+{
+    wsh_hash_t *ids = wsh_hash_get(redis_pending, room, len);
+    void *was;
+
+    if (ids == NULL) {
+        ids = wsh_hash_new();
+        if (ids == NULL
+            || wsh_hash_put(redis_pending, room, len, ids) != WSH_OK)
+        {
+            wsh_hash_free(ids, NULL);
+            wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+            return;
+        }
+    }
+    was = wsh_hash_get(ids, id, idlen);
+    if (was != NULL && was != what) {
+        wsh_hash_remove(ids, id, idlen);
+    } else if (wsh_hash_put(ids, id, idlen, what) != WSH_OK) {
+        wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+    }
+}
+
+/* ---- join and leave ----------------------------------------------------- */
+
+/* The ids our members of ROOM know, for a joiner while Redis is down. */
+static void
+redis_known_members(const char *room, size_t len, uint64_t conn_id)
+{
+    redis_room_t *r = redis_room_get(room, len, false);
+    wsh_hash_iter_t it;
+    const void *key;
+    size_t klen, total = 0;
+    u_char *buf, *p;
+    uint16_t l;
+
+    if (r == NULL) {
+        return;
+    }
+    wsh_hash_iter_init(r->known, &it);
+    while (wsh_hash_next(&it, &key, &klen, NULL)) {
+        total += 2 + klen;
+    }
+    buf = malloc(total + 1);
+    if (buf == NULL) {
+        return;
+    }
+    p = buf;
+    wsh_hash_iter_init(r->known, &it);
+    while (wsh_hash_next(&it, &key, &klen, NULL)) {
+        l = (uint16_t) klen;
+        memcpy(p, &l, 2);
+        memcpy(p + 2, key, klen);
+        p += 2 + klen;
+    }
+    wsh_engine_members(room, len, conn_id, buf, total);
+    free(buf);
+}
+
+static void
+redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    redis_req_t *q = privdata;
+    u_char *buf, *p;
+    size_t i, total = 0;
+    uint16_t l;
+
+    (void) ac;
+    if (redis_exiting) {
+        free(q);
+        return;
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+            wsh_log(WSH_LOG_ERR, "redis join script failed: %s", reply->str);
+        }
+        redis_known_members(q->name, q->len, q->conn_id);
+        redis_pending_note(q->name, q->len, q->name + q->len, q->slen,
+                           REDIS_JOINED);
+        free(q);
+        return;
+    }
+    for (i = 0; i < reply->elements; i++) {
+        total += 2 + reply->element[i]->len;
+        /* Members whose join event we missed: tell ours too. */
+        redis_presence_tell(q->name, q->len, reply->element[i]->str,
+                   reply->element[i]->len, true, q->conn_id);
+    }
+    buf = malloc(total + 1);
+    if (buf != NULL) {
+        p = buf;
+        for (i = 0; i < reply->elements; i++) {
+            l = (uint16_t) reply->element[i]->len;
+            memcpy(p, &l, 2);
+            memcpy(p + 2, reply->element[i]->str, l);
+            p += 2 + l;
+        }
+        wsh_engine_members(q->name, q->len, q->conn_id, buf, total);
+        free(buf);
+    }
+    free(q);
+}
+
+void
+redis_join(const char *room, size_t len, const char *id, size_t idlen,
+    uint64_t conn_id)
+{
+    redis_args_t a;
+    redis_room_t *r;
+    uintptr_t count;
+    int n;
+    redis_req_t *q;
+
+    if (len > WSH_TOPIC_NAME_MAX
+        || (r = redis_room_get(room, len, true)) == NULL)
+    {
+        return;
+    }
+    count = (uintptr_t) wsh_hash_get(r->count, id, idlen);
+    if (wsh_hash_put(r->count, id, idlen, (void *) (count + 1)) != WSH_OK) {
+        wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+        return;
+    }
+    /* Our members hear of it now; our own event from Redis is known. */
+    redis_presence_tell(room, len, id, idlen, true, conn_id);
+    q = count == 0 && redis_cmd.state == REDIS_UP
+        ? redis_req(room, len, id, idlen, conn_id, 0) : NULL;
+    if (q == NULL) {
+        redis_known_members(room, len, conn_id);
+        if (count == 0) {
+            redis_pending_note(room, len, id, idlen, REDIS_JOINED);
+        }
+        return;
+    }
+    n = redis_args(&a, room, len, id, idlen, 'J', conn_id);
+    if (redis_script(REDIS_LUA_JOIN, n, a.argv, a.argl, redis_join_cb, q)
+        != WSH_OK)
+    {
+        redis_known_members(room, len, conn_id);
+        redis_pending_note(room, len, id, idlen, REDIS_JOINED);
+        free(q);
+    }
+}
+
+/* A leave Redis did not take: we cannot tell whether the id is on
+ * another worker still; as it was ours, say it left. */
+static void
+redis_leave_offline(const char *room, size_t len, const char *id,
+    size_t idlen)
+{
+    redis_presence_tell(room, len, id, idlen, false, 0);
+    redis_pending_note(room, len, id, idlen, REDIS_LEFT);
+}
+
+static void
+redis_leave_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redis_req_t *q = privdata;
+
+    (void) ac;
+    if (!redis_exiting && r == NULL) {
+        redis_leave_offline(q->name, q->len, q->name + q->len, q->slen);
+    }
+    free(q);
+}
+
+void
+redis_leave(const char *room, size_t len, const char *id, size_t idlen)
+{
+    redis_room_t *r = redis_room_get(room, len, false);
+    redis_args_t a;
+    uintptr_t count;
+    int n;
+    redis_req_t *q;
+
+    count = r ? (uintptr_t) wsh_hash_get(r->count, id, idlen) : 0;
+    if (count == 0) {
+        return;
+    }
+    if (count > 1) {
+        (void) wsh_hash_put(r->count, id, idlen, (void *) (count - 1));
+        return;         /* another connection of the id is still here */
+    }
+    wsh_hash_remove(r->count, id, idlen);
+    q = redis_cmd.state == REDIS_UP
+        ? redis_req(room, len, id, idlen, 0, 0) : NULL;
+    if (q == NULL) {
+        redis_leave_offline(room, len, id, idlen);
+    } else {
+        n = redis_args(&a, room, len, id, idlen, 'L', 0);
+        if (redis_script(REDIS_LUA_LEAVE, n, a.argv, a.argl, redis_leave_cb,
+                         q) != WSH_OK)
+        {
+            redis_leave_offline(room, len, id, idlen);
+            free(q);
+        }
+    }
+    if (wsh_hash_count(r->count) == 0) {
+        /* No member of ours left to tell anything. */
+        wsh_hash_remove(redis_rooms, room, len);
+        redis_free_room(r);
+    }
+}
+
+/* ---- refresh and resync ------------------------------------------------- */
+
+/* The live ids of a room from a sync: tell our members what they miss. */
+static void
+redis_sync_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    redis_req_t *q = privdata;
+    redis_room_t *room;
+    wsh_hash_t *live = NULL;
+    wsh_hash_iter_t it;
+    const void *id;
+    size_t i, idlen, bytes = 0;
+    char *gone = NULL, *p;
+    uint16_t l;
+
+    (void) ac;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        wsh_log(WSH_LOG_ERR, "redis presence refresh failed: %s", reply->str);
+    }
+    if (redis_exiting || reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || (room = redis_room_get(q->name, q->len, false)) == NULL
+        || (live = wsh_hash_new()) == NULL)
+    {
+        goto done;
+    }
+    for (i = 0; i < reply->elements; i++) {
+        (void) wsh_hash_put(live, reply->element[i]->str,
+                            reply->element[i]->len, (void *) 1);
+        redis_presence_tell(q->name, q->len, reply->element[i]->str,
+                            reply->element[i]->len, true, 0);
+    }
+    if (wsh_monotonic_msec() < redis_settled) {
+        goto done;
+    }
+    /* Known but gone, as (uint16 length, bytes) pairs: telling changes
+     * the table. */
+    wsh_hash_iter_init(room->known, &it);
+    while (wsh_hash_next(&it, &id, &idlen, NULL)) {
+        bytes += 2 + idlen;
+    }
+    gone = malloc(bytes + 1);
+    if (gone == NULL) {
+        goto done;
+    }
+    p = gone;
+    wsh_hash_iter_init(room->known, &it);
+    while (wsh_hash_next(&it, &id, &idlen, NULL)) {
+        if (wsh_hash_get(live, id, idlen) == NULL) {
+            l = (uint16_t) idlen;
+            memcpy(p, &l, 2);
+            memcpy(p + 2, id, idlen);
+            p += 2 + idlen;
+        }
+    }
+    bytes = (size_t) (p - gone);
+    for (p = gone; p < gone + bytes; p += 2 + l) {
+        memcpy(&l, p, 2);
+        redis_presence_tell(q->name, q->len, p + 2, l, false, 0);
+    }
+done:
+    wsh_hash_free(live, NULL);
+    free(gone);
+    free(q);
+}
+
+/* Append the ids of IDS (a pending table) marked WHAT to ARGV. */
+static size_t
+redis_sync_ids(wsh_hash_t *ids, void *what, const char **argv, size_t *argl)
+{
+    wsh_hash_iter_t it;
+    const void *id;
+    size_t idlen, n = 0;
+    void *v;
+
+    if (ids == NULL) {
+        return 0;
+    }
+    wsh_hash_iter_init(ids, &it);
+    while (wsh_hash_next(&it, &id, &idlen, &v)) {
+        if (v == what) {
+            argv[n] = id;
+            argl[n++] = idlen;
+        }
+    }
+    return n;
+}
+
+/* The sync script for ROOM: our ids IDS (may be NULL), the changes
+ * PENDING (may be NULL); RESYNC drops our entries not in IDS. */
+static void
+redis_sync_room(const char *room, size_t rlen, wsh_hash_t *ids,
+    wsh_hash_t *pending, bool resync)
+{
+    char key[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], ttl[24], nj[24], nl[24];
+    char evJ[200], evL[200], sfx[sizeof(redis_tag) + 1];
+    size_t nids = ids ? wsh_hash_count(ids) : 0;
+    size_t npend = pending ? wsh_hash_count(pending) : 0;
+    size_t argc = 8 + npend + nids, i, j, n, idlen, bytes = 0;
+    const char **argv = calloc(argc, sizeof(*argv));
+    size_t *argl = calloc(argc, sizeof(*argl));
+    char *entries = NULL, *p;
+    redis_req_t *q = redis_req(room, rlen, NULL, 0, 0, 0);
+    wsh_hash_iter_t it;
+    const void *id;
+
+    if (argv == NULL || argl == NULL || q == NULL) {
+        goto done;
+    }
+    snprintf(ttl, sizeof(ttl), "%" PRIu64,
+             (uint64_t) redis_conf()->presence_ttl);
+    argv[0] = key;
+    argl[0] = redis_presence_key(key, room, rlen);
+    argv[1] = ttl;
+    argv[2] = ch;
+    argl[2] = redis_channel(ch, WSH_TOPIC_ROOM, room, rlen);
+    argv[3] = evJ;
+    argl[3] = redis_event(evJ, 'J', 0, "", 0);
+    argv[4] = evL;
+    argl[4] = redis_event(evL, 'L', 0, "", 0);
+    sfx[0] = '\t';
+    memcpy(sfx + 1, redis_tag, redis_taglen);
+    argv[5] = sfx;
+    argl[5] = resync ? redis_taglen + 1 : 0;
+    i = 8;
+    n = redis_sync_ids(pending, REDIS_JOINED, argv + i, argl + i);
+    snprintf(nj, sizeof(nj), "%zu", n);
+    i += n;
+    n = redis_sync_ids(pending, REDIS_LEFT, argv + i, argl + i);
+    snprintf(nl, sizeof(nl), "%zu", n);
+    i += n;
+    argv[6] = nj;
+    argv[7] = nl;
+    argc = i + nids;
+    if (nids > 0) {
+        wsh_hash_iter_init(ids, &it);
+        while (wsh_hash_next(&it, &id, &idlen, NULL)) {
+            bytes += idlen + 1 + redis_taglen;
+        }
+        entries = malloc(bytes);
+        if (entries == NULL) {
+            goto done;
+        }
+        p = entries;
+        wsh_hash_iter_init(ids, &it);
+        while (wsh_hash_next(&it, &id, &idlen, NULL) && i < argc) {
+            argv[i] = p;
+            argl[i] = redis_entry(p, id, idlen);
+            p += argl[i++];
+        }
+    }
+    for (j = 0; j < 8; j++) {
+        if (argl[j] == 0 && j != 5) {
+            argl[j] = strlen(argv[j]);
+        }
+    }
+    if (redis_script(REDIS_LUA_SYNC, (int) i, argv, argl, redis_sync_cb, q)
+        == WSH_OK)
+    {
+        q = NULL;
+    }
+done:
+    free(q);
+    free(entries);
+    free(argv);
+    free(argl);
+}
+
+void
+redis_presence_tick(void)
+{
+    wsh_hash_iter_t it;
+    const void *room;
+    size_t rlen;
+    void *r;
+
+    if (wsh_monotonic_msec() - redis_refreshed
+        < redis_conf()->presence_ttl / 3)
+    {
+        return;
+    }
+    redis_refreshed = wsh_monotonic_msec();
+    if (redis_cmd.state != REDIS_UP) {
+        return;
+    }
+    wsh_hash_iter_init(redis_rooms, &it);
+    while (wsh_hash_next(&it, &room, &rlen, &r)) {
+        redis_sync_room(room, rlen, ((redis_room_t *) r)->count, NULL,
+                        false);
+    }
+}
+
+void
+redis_presence_reconnected(void)
+{
+    redis_settled = wsh_monotonic_msec() + redis_conf()->presence_ttl;
+}
+
+void
+redis_presence_resync(void)
+{
+    wsh_hash_iter_t it;
+    const void *room;
+    size_t rlen;
+    void *r;
+
+    redis_refreshed = wsh_monotonic_msec();
+    if (redis_cmd.state != REDIS_UP) {
+        return;
+    }
+    wsh_hash_iter_init(redis_rooms, &it);
+    while (wsh_hash_next(&it, &room, &rlen, &r)) {
+        redis_sync_room(room, rlen, ((redis_room_t *) r)->count,
+                        wsh_hash_get(redis_pending, room, rlen), true);
+    }
+    /* Rooms we left altogether while cut off. */
+    wsh_hash_iter_init(redis_pending, &it);
+    while (wsh_hash_next(&it, &room, &rlen, &r)) {
+        if (wsh_hash_get(redis_rooms, room, rlen) == NULL) {
+            redis_sync_room(room, rlen, NULL, r, true);
+        }
+    }
+    wsh_hash_free(redis_pending, redis_free_ids);
+    redis_pending = wsh_hash_new();
+    if (redis_pending == NULL) {
+        wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+    }
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+int
+redis_presence_init(void)
+{
+    u_char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen, i;
+    int s;
+
+    for (s = 0; s < REDIS_LUA_N; s++) {
+        if (EVP_Digest(redis_lua[s], strlen(redis_lua[s]), md, &mdlen,
+                       EVP_sha1(), NULL) != 1 || mdlen != 20)
+        {
+            wsh_log(WSH_LOG_EMERG, "SHA-1 of a redis script failed");
+            return WSH_ERROR;
+        }
+        for (i = 0; i < mdlen; i++) {
+            sprintf(redis_lua_sha[s] + 2 * i, "%02x", md[i]);
+        }
+    }
+    redis_rooms = wsh_hash_new();
+    redis_pending = wsh_hash_new();
+    redis_refreshed = wsh_monotonic_msec();
+    return redis_rooms != NULL && redis_pending != NULL ? WSH_OK : WSH_ERROR;
+}
+
+void
+redis_presence_exit(void)
+{
+    wsh_hash_free(redis_rooms, redis_free_room);
+    wsh_hash_free(redis_pending, redis_free_ids);
+    redis_rooms = redis_pending = NULL;
+}

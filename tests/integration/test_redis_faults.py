@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""The Redis engine when Redis fails: a real redis-server on a free
+loopback port, killed and restarted on the same port while 100 clients
+chat on two nodes (2 workers each); joins and leaves made while Redis is
+down announced when it is back; the circuit breaker against a port that
+accepts and hangs up at once, and /health's engine object.
+
+Every process started here is stopped by pid whatever happens; every
+wait is bounded.
+"""
+
+import asyncio
+import collections
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wshub_harness import Server, http, wait_for  # noqa: E402
+from test_hub import all_quiet, join  # noqa: E402
+from test_redis import (RedisTestCase, chat_once, main,  # noqa: E402
+                        wait_connected, wait_subscribed)
+
+ROOMS = 10
+PER_ROOM = 10           # half on each node: 100 clients
+MESSAGES = 30           # per client
+INTERVAL = 0.2          # seconds between a client's messages
+
+
+async def joined(c, room):
+    """Join ROOM, skipping the presence of the others joining too."""
+    await c.send({"type": "join_room", "room": room})
+    while True:
+        m = await c.recv(10)
+        if m.get("type") == "room_joined" and m.get("room") == room:
+            return m
+
+
+class TestRestartWhileChatting(RedisTestCase):
+
+    def test_redis_restarted_while_100_clients_chat(self):
+        self.redis.start()
+        a, b = self.start_node(), self.start_node()
+        pids = {n: sorted(n.workers()) for n in (a, b)}
+        got = collections.defaultdict(list)     # client id -> texts
+
+        async def reader(c):
+            while True:
+                try:
+                    raw = await c.ws.recv()
+                except Exception:
+                    return
+                m = json.loads(raw)
+                if m.get("type") == "room_message":
+                    got[c.id].append((m["room"], m["text"], m["from"]))
+
+        async def sender(c, room):
+            for i in range(MESSAGES):
+                await c.send({"type": "room_message", "room": room,
+                              "text": "%s:%d" % (c.id, i)})
+                await asyncio.sleep(INTERVAL)
+
+        async def body(pa, pb):
+            rooms = {}
+            for r in range(ROOMS):
+                half = PER_ROOM // 2
+                rooms["chat%d" % r] = (
+                    await pa.open_many(["a%d_%d" % (r, i)
+                                        for i in range(half)])
+                    + await pb.open_many(["b%d_%d" % (r, i)
+                                          for i in range(half)]))
+            for room, cs in rooms.items():
+                await asyncio.gather(*(joined(c, room) for c in cs))
+            for room in rooms:
+                await wait_subscribed(self.redis, "wshub:room:" + room, 2)
+            readers = [asyncio.create_task(reader(c))
+                       for cs in rooms.values() for c in cs]
+            senders = asyncio.gather(*(sender(c, room)
+                                       for room, cs in rooms.items()
+                                       for c in cs))
+            # Redis dies mid-run and comes back on the same port.
+            await asyncio.sleep(MESSAGES * INTERVAL / 4)
+            await asyncio.to_thread(self.redis.stop)
+            await asyncio.sleep(1)
+            await asyncio.to_thread(self.redis.start)
+            await wait_connected(self.redis, 8, 20)
+            for room in rooms:
+                await wait_subscribed(self.redis, "wshub:room:" + room, 2,
+                                      20)
+            await senders
+            # Delivery resumed: a last message per room from each node
+            # reaches every other member, on both nodes.
+            for room, cs in rooms.items():
+                for c in (cs[0], cs[-1]):
+                    await c.send({"type": "room_message", "room": room,
+                                  "text": "last:" + c.id})
+            want = {(c.id, room, "last:" + s.id)
+                    for room, cs in rooms.items()
+                    for c in cs for s in (cs[0], cs[-1]) if s is not c}
+
+            def missing():
+                return {(cid, room, text) for cid, room, text in want
+                        if not any(t == text and r == room
+                                   for r, t, _ in got[cid])}
+            deadline = time.monotonic() + 15
+            while missing() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert not missing(), "not delivered after the restart: %r" % (
+                sorted(missing())[:10],)
+            await asyncio.sleep(1)      # late duplicates would come now
+            for t in readers:
+                t.cancel()
+            return rooms
+
+        rooms = self.run_pools(body, 120)
+        crossed = 0
+        for room, cs in rooms.items():
+            for c in cs:
+                texts = collections.Counter(t for _, t, _ in got[c.id])
+                twice = [t for t, n in texts.items() if n > 1]
+                self.assertEqual(twice, [], "%s got twice: %r" % (c.id,
+                                                                  twice))
+                self.assertFalse(any(f == c.id for _, _, f in got[c.id]),
+                                 "%s got its own message" % c.id)
+                self.assertTrue(all(r == room for r, _, _ in got[c.id]))
+                crossed += sum(1 for _, _, f in got[c.id]
+                               if f[0] != c.id[0])
+        self.assertGreater(crossed, 0)
+        for n, before in pids.items():
+            self.assertEqual(sorted(n.workers()), before,
+                             "a worker died:\n" + n.log())
+
+
+class TestChangesWhileDown(RedisTestCase):
+
+    def test_joins_and_leaves_while_down_are_announced(self):
+        self.redis.start()
+        self.start_node(workers=1)
+        self.start_node(workers=1)
+        room = "offline"
+        chan = "wshub:room:" + room
+
+        async def body(pa, pb):
+            a1 = await pa.open("a1")
+            b1 = await pb.open("b1")
+            b2 = await pb.open("b2")
+            await join(a1, room)
+            await wait_subscribed(self.redis, chan, 1)
+            for c in (b1, b2):
+                await join(c, room)
+                await a1.expect("user_joined_room", room=room, userId=c.id)
+            await b1.expect("user_joined_room", room=room, userId="b2")
+            await wait_subscribed(self.redis, chan, 2)
+
+            await asyncio.to_thread(self.redis.stop)
+            # Told at once on the same node; the members as last known...
+            a2 = await pa.open("a2")
+            m = await join(a2, room)
+            assert sorted(m["members"]) == ["a1", "a2", "b1", "b2"], m
+            await a1.expect("user_joined_room", room=room, userId="a2")
+            await b1.request({"type": "leave_room", "room": room},
+                             "room_left", room=room)
+            await b2.expect("user_left_room", room=room, userId="b1")
+            # ... and on the other once Redis is back, exactly once.
+            await asyncio.to_thread(self.redis.start)
+            await b2.expect("user_joined_room", 20, room=room, userId="a2")
+            await a1.expect("user_left_room", 20, room=room, userId="b1")
+            await a2.expect("user_left_room", 5, room=room, userId="b1")
+            assert not await all_quiet([a1, a2, b1, b2], 1)
+
+            # One subscription per worker, presence complete again.
+            await wait_subscribed(self.redis, chan, 2)
+            assert self.redis.cli("PUBSUB", "NUMSUB", chan).split()[1] == "2"
+            await chat_once(b2, [a1, a2], room, "back")
+            b3 = await pb.open("b3")
+            m = await join(b3, room)
+            assert sorted(m["members"]) == ["a1", "a2", "b2", "b3"], m
+
+        self.run_pools(body)
+
+
+class HangUp:
+    """A port that accepts and closes at once: a Redis that fails every
+    connect. Counts the connects."""
+
+    def __init__(self, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.accepted = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while self.running:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            s.close()
+
+    def close(self):
+        self.running = False
+        self.thread.join(5)
+        self.sock.close()
+
+
+def health(port):
+    st, _, body = http(port, b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n")
+    return st, json.loads(body)
+
+
+class TestBreaker(RedisTestCase):
+
+    def test_breaker_opens_probes_and_closes(self):
+        fake = HangUp(self.redis.port)
+        self.addCleanup(fake.close)
+        srv = Server(workers=1,
+                     endpoints=[{"path": "/ws", "module": "hub"},
+                                {"path": "/health", "module": "health"}],
+                     raw_yaml="health:\n  engine_required: on\n"
+                              "engine:\n  type: redis\n  redis:\n"
+                              "    port: %d\n    reconnect_min: 10ms\n"
+                              "    reconnect_max: 50ms\n"
+                              "    breaker_failures: 4\n"
+                              "    breaker_open: 3s\n" % self.redis.port)
+        self.addCleanup(srv.stop)
+        srv.start()
+
+        srv.wait_log("redis circuit breaker open", 10)
+        n0 = fake.accepted
+        self.assertGreaterEqual(n0, 4)
+        st, doc = health(srv.port)
+        self.assertEqual(st, 503)
+        self.assertEqual(doc["status"], "degraded")
+        self.assertEqual(doc["checks"]["engine"], "down")
+        self.assertEqual(doc["engine"]["type"], "redis")
+        self.assertFalse(doc["engine"]["up"])
+        self.assertIn(doc["engine"]["breaker"], ("open", "half-open"))
+        self.assertGreaterEqual(doc["engine"]["failures"], 4)
+        # Open: nothing tried.
+        time.sleep(1)
+        self.assertEqual(fake.accepted, n0)
+        # Then one probe, which fails: open again.
+        srv.wait_log("redis circuit breaker half-open", 10)
+        srv.wait_log("the probe failed", 10)
+        self.assertLessEqual(fake.accepted, n0 + 2)
+        log = srv.log()
+        self.assertEqual(log.count("failed connects in a row"), 1, log)
+
+        # A real Redis on the port: the next probe closes the breaker.
+        fake.close()
+        self.redis.start()
+        srv.wait_log("redis circuit breaker closed", 15)
+        wait_for(lambda: health(srv.port)[0] == 200, 10, "health 200")
+        st, doc = health(srv.port)
+        self.assertEqual(doc["status"], "ok")
+        self.assertEqual(doc["engine"], {"type": "redis", "up": True,
+                                         "breaker": "closed",
+                                         "reconnects": 0, "failures": 0})
+        log = srv.log()
+        self.assertEqual(log.count("redis circuit breaker closed"), 1, log)
+
+        # A restart: both connections come back, counted.
+        self.redis.stop()
+        self.redis.start()
+        wait_for(lambda: health(srv.port)[1]["engine"]["reconnects"] == 2,
+                 15, "two reconnects", srv.log)
+        self.assertEqual(health(srv.port)[1]["engine"]["breaker"], "closed")
+
+
+if __name__ == "__main__":
+    main()
