@@ -527,6 +527,9 @@ redis_tick_cb(evutil_socket_t fd, short what, void *arg)
             && now - conns[i]->progress > redis_conf()->command_timeout)
         {
             redis_log_failure(conns[i], "command", "timed out");
+            if (!conns[i]->ready) {
+                redis_breaker_failed(conns[i]);     /* AUTH or PING hung */
+            }
             redis_drop(conns[i]);
         }
     }

@@ -183,10 +183,13 @@ class TestChangesWhileDown(RedisTestCase):
 
 
 class HangUp:
-    """A port that accepts and closes at once: a Redis that fails every
-    connect. Counts the connects."""
+    """A port that accepts and closes at once (or with HOLD, keeps the
+    connection and never answers): a Redis that fails every connect.
+    Counts the connects."""
 
-    def __init__(self, port):
+    def __init__(self, port, hold=False):
+        self.hold = hold
+        self.held = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
@@ -204,12 +207,17 @@ class HangUp:
             except OSError:
                 continue
             self.accepted += 1
-            s.close()
+            if self.hold:
+                self.held.append(s)
+            else:
+                s.close()
 
     def close(self):
         self.running = False
         self.thread.join(5)
         self.sock.close()
+        for s in self.held:
+            s.close()
 
 
 def health(port):
@@ -219,6 +227,23 @@ def health(port):
 
 
 class TestBreaker(RedisTestCase):
+
+    def test_silent_redis_opens_the_breaker(self):
+        """Connects that succeed but never get an answer count too."""
+        fake = HangUp(self.redis.port, hold=True)
+        self.addCleanup(fake.close)
+        srv = Server(workers=1,
+                     endpoints=[{"path": "/ws", "module": "hub"}],
+                     raw_yaml="engine:\n  type: redis\n  redis:\n"
+                              "    port: %d\n    reconnect_min: 10ms\n"
+                              "    reconnect_max: 50ms\n"
+                              "    command_timeout: 300ms\n"
+                              "    breaker_failures: 2\n"
+                              "    breaker_open: 60s\n" % self.redis.port)
+        self.addCleanup(srv.stop)
+        srv.start()
+        srv.wait_log("redis circuit breaker open", 15)
+        self.assertIn("command: timed out", srv.log())
 
     def test_breaker_opens_probes_and_closes(self):
         fake = HangUp(self.redis.port)
