@@ -2,8 +2,9 @@
 """The Redis engine when Redis fails: a real redis-server on a free
 loopback port, killed and restarted on the same port while 100 clients
 chat on two nodes (2 workers each); joins and leaves made while Redis is
-down announced when it is back; the circuit breaker against a port that
-accepts and hangs up at once, and /health's engine object.
+down announced when it is back; EVALSHA and the NOSCRIPT fallback; the
+circuit breaker against a port that accepts and hangs up at once or
+never answers, and /health's engine object.
 
 Every process started here is stopped by pid whatever happens; every
 wait is bounded.
@@ -178,6 +179,41 @@ class TestChangesWhileDown(RedisTestCase):
             b3 = await pb.open("b3")
             m = await join(b3, room)
             assert sorted(m["members"]) == ["a1", "a2", "b2", "b3"], m
+
+        self.run_pools(body)
+
+
+def commandstat(redis, cmd):
+    """Calls of CMD in Redis's INFO commandstats."""
+    for line in (redis.cli("INFO", "commandstats") or "").splitlines():
+        if line.startswith("cmdstat_%s:" % cmd):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+class TestScripts(RedisTestCase):
+
+    def test_evalsha_and_noscript(self):
+        """Presence goes by EVALSHA; after SCRIPT FLUSH the NOSCRIPT
+        reply is answered with EVAL and the join still works."""
+        self.redis.start()
+        self.start_node(workers=1)
+        room = "scripts"
+
+        async def body(pa):
+            a1 = await pa.open("s1")
+            await join(a1, room, ["s1"])
+            assert commandstat(self.redis, "evalsha") >= 1
+            assert commandstat(self.redis, "eval") == 0
+            self.redis.cli("SCRIPT", "FLUSH")
+            a2 = await pa.open("s2")
+            await join(a2, room, ["s1", "s2"])
+            await a1.expect("user_joined_room", room=room, userId="s2")
+            assert commandstat(self.redis, "eval") >= 1
+            # EVAL cached the script again: EVALSHA works once more.
+            a3 = await pa.open("s3")
+            await join(a3, room, ["s1", "s2", "s3"])
+            assert not await all_quiet([a3], 0.3)
 
         self.run_pools(body)
 
