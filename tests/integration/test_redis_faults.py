@@ -264,38 +264,36 @@ def health(port):
 
 class TestBreaker(RedisTestCase):
 
+    def start_fast_node(self, **redis):
+        """One worker retrying every 10-50 ms, REDIS the other
+        engine.redis keys, /health answering 503 while Redis is down."""
+        keys = {"port": self.redis.port, "reconnect_min": "10ms",
+                "reconnect_max": "50ms"}
+        keys.update(redis)
+        srv = Server(workers=1,
+                     endpoints=[{"path": "/ws", "module": "hub"},
+                                {"path": "/health", "module": "health"}],
+                     raw_yaml="health:\n  engine_required: on\n"
+                              "engine:\n  type: redis\n  redis:\n"
+                              + "".join("    %s: %s\n" % kv
+                                        for kv in keys.items()))
+        self.addCleanup(srv.stop)
+        srv.start()
+        return srv
+
     def test_silent_redis_opens_the_breaker(self):
         """Connects that succeed but never get an answer count too."""
         fake = HangUp(self.redis.port, hold=True)
         self.addCleanup(fake.close)
-        srv = Server(workers=1,
-                     endpoints=[{"path": "/ws", "module": "hub"}],
-                     raw_yaml="engine:\n  type: redis\n  redis:\n"
-                              "    port: %d\n    reconnect_min: 10ms\n"
-                              "    reconnect_max: 50ms\n"
-                              "    command_timeout: 300ms\n"
-                              "    breaker_failures: 2\n"
-                              "    breaker_open: 60s\n" % self.redis.port)
-        self.addCleanup(srv.stop)
-        srv.start()
+        srv = self.start_fast_node(command_timeout="300ms",
+                                   breaker_failures=2, breaker_open="60s")
         srv.wait_log("redis circuit breaker open", 15)
         self.assertIn("command: timed out", srv.log())
 
     def test_breaker_opens_probes_and_closes(self):
         fake = HangUp(self.redis.port)
         self.addCleanup(fake.close)
-        srv = Server(workers=1,
-                     endpoints=[{"path": "/ws", "module": "hub"},
-                                {"path": "/health", "module": "health"}],
-                     raw_yaml="health:\n  engine_required: on\n"
-                              "engine:\n  type: redis\n  redis:\n"
-                              "    port: %d\n    reconnect_min: 10ms\n"
-                              "    reconnect_max: 50ms\n"
-                              "    breaker_failures: 4\n"
-                              "    breaker_open: 3s\n" % self.redis.port)
-        self.addCleanup(srv.stop)
-        srv.start()
-
+        srv = self.start_fast_node(breaker_failures=4, breaker_open="3s")
         srv.wait_log("redis circuit breaker open", 10)
         n0 = fake.accepted
         self.assertGreaterEqual(n0, 4)
