@@ -693,6 +693,7 @@ redis_req(const char *name, size_t len, const char *sender, size_t slen,
     if (q == NULL) {
         return NULL;
     }
+    q->sent = wsh_monotonic_msec();
     q->conn_id = conn_id;
     q->flags = flags;
     q->len = len;

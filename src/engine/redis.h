@@ -36,6 +36,7 @@ typedef struct {
 
 /* Context of a reply callback. */
 typedef struct {
+    wsh_msec_t    sent;         /* when the request was made */
     uint64_t      conn_id;
     int           flags;
     size_t        len;          /* room or recipient */

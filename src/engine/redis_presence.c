@@ -23,7 +23,9 @@
  * returns the room's live ids, and the worker tells its members the
  * difference with what they know: joins at once, leaves only once it
  * has been connected for presence_ttl (a restarted Redis is empty until
- * every worker has put its entries back).
+ * every worker has put its entries back). The snapshot may be older
+ * than an event seen meanwhile: ids told of since the sync was sent are
+ * left alone, as "known" and "left" record when.
  *
  * The scripts run by EVALSHA (SHA-1 computed here, SCRIPT LOAD on
  * connect); a NOSCRIPT reply (SCRIPT FLUSH, a fail-over) resends the
@@ -139,8 +141,13 @@ static char redis_lua_sha[REDIS_LUA_N][41];
 /* A room with members on this worker. */
 typedef struct {
     wsh_hash_t *count;          /* our ids -> connections of ours */
-    wsh_hash_t *known;          /* ids our members know of -> 1 */
+    wsh_hash_t *known;          /* ids our members know of -> REDIS_WHEN */
+    wsh_hash_t *left;           /* ids told gone lately -> REDIS_WHEN */
 } redis_room_t;
+
+/* When an id was told of, as a hash value (never NULL). */
+#define REDIS_WHEN(ms)   ((void *) (uintptr_t) ((ms) + 1))
+#define REDIS_MSEC(v)    ((wsh_msec_t) ((uintptr_t) (v) - 1))
 
 static wsh_hash_t  *redis_rooms;       /* room -> redis_room_t */
 static wsh_hash_t  *redis_pending;     /* room -> (id -> J or L) */
@@ -369,6 +376,7 @@ redis_free_room(void *p)
 
     wsh_hash_free(r->count, NULL);
     wsh_hash_free(r->known, NULL);
+    wsh_hash_free(r->left, NULL);
     free(r);
 }
 
@@ -383,13 +391,14 @@ redis_room_get(const char *room, size_t len, bool create)
     r = calloc(1, sizeof(*r));
     if (r == NULL || (r->count = wsh_hash_new()) == NULL
         || (r->known = wsh_hash_new()) == NULL
+        || (r->left = wsh_hash_new()) == NULL
         || wsh_hash_put(redis_rooms, room, len, r) != WSH_OK)
     {
         if (r != NULL) {
-            wsh_hash_free(r->count, NULL);
-            wsh_hash_free(r->known, NULL);
+            redis_free_room(r);
+        } else {
+            free(r);
         }
-        free(r);
         wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
         return NULL;
     }
@@ -410,13 +419,29 @@ redis_presence_tell(const char *room, size_t len, const char *id,
         return;
     }
     if (joined) {
-        if (wsh_hash_put(r->known, id, idlen, (void *) 1) != WSH_OK) {
+        if (wsh_hash_put(r->known, id, idlen,
+                         REDIS_WHEN(wsh_monotonic_msec())) != WSH_OK)
+        {
             return;
         }
+        wsh_hash_remove(r->left, id, idlen);
     } else {
         wsh_hash_remove(r->known, id, idlen);
+        (void) wsh_hash_put(r->left, id, idlen,
+                            REDIS_WHEN(wsh_monotonic_msec()));
     }
     wsh_engine_presence(room, len, id, idlen, joined, exclude_conn);
+}
+
+/* Whether our members may be told that ID joined ROOM from a snapshot
+ * taken after SENT: not if they were told it left since. */
+static bool
+redis_may_tell_joined(redis_room_t *room, const char *id, size_t idlen,
+    wsh_msec_t sent)
+{
+    void *v = wsh_hash_get(room->left, id, idlen);
+
+    return v == NULL || REDIS_MSEC(v) < sent;
 }
 
 /* ---- pending changes ---------------------------------------------------- */
@@ -488,8 +513,9 @@ redis_known_members(const char *room, size_t len, uint64_t conn_id)
 static void
 redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply *reply = r;
+    redisReply *reply = r, *e;
     redis_req_t *q = privdata;
+    redis_room_t *room;
     u_char *buf, *p;
     size_t i, total = 0;
     uint16_t l;
@@ -509,11 +535,17 @@ redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
         free(q);
         return;
     }
+    room = redis_room_get(q->name, q->len, false);
     for (i = 0; i < reply->elements; i++) {
-        total += 2 + reply->element[i]->len;
+        e = reply->element[i];
+        total += 2 + e->len;
         /* Members whose join event we missed: tell ours too. */
-        redis_presence_tell(q->name, q->len, reply->element[i]->str,
-                   reply->element[i]->len, true, q->conn_id);
+        if (room != NULL
+            && redis_may_tell_joined(room, e->str, e->len, q->sent))
+        {
+            redis_presence_tell(q->name, q->len, e->str, e->len, true,
+                                q->conn_id);
+        }
     }
     buf = malloc(total + 1);
     if (buf != NULL) {
@@ -633,18 +665,57 @@ redis_leave(const char *room, size_t len, const char *id, size_t idlen)
 
 /* ---- refresh and resync ------------------------------------------------- */
 
-/* The live ids of a room from a sync: tell our members what they miss. */
+/* The ids of H told of before BEFORE and not in LIVE (may be NULL), as
+ * (uint16 length, bytes) pairs into a new buffer of *BYTES: copied, as
+ * acting on them changes H. NULL: out of memory. */
+static char *
+redis_pick(wsh_hash_t *h, wsh_hash_t *live, wsh_msec_t before, size_t *bytes)
+{
+    wsh_hash_iter_t it;
+    const void *id;
+    size_t idlen, total = 0;
+    char *buf, *p;
+    uint16_t l;
+    void *v;
+
+    wsh_hash_iter_init(h, &it);
+    while (wsh_hash_next(&it, &id, &idlen, NULL)) {
+        total += 2 + idlen;
+    }
+    buf = malloc(total + 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+    p = buf;
+    wsh_hash_iter_init(h, &it);
+    while (wsh_hash_next(&it, &id, &idlen, &v)) {
+        if (REDIS_MSEC(v) < before
+            && (live == NULL || wsh_hash_get(live, id, idlen) == NULL))
+        {
+            l = (uint16_t) idlen;
+            memcpy(p, &l, 2);
+            memcpy(p + 2, id, idlen);
+            p += 2 + idlen;
+        }
+    }
+    *bytes = (size_t) (p - buf);
+    return buf;
+}
+
+/* The live ids of a room from a sync: tell our members what they miss,
+ * but for what they were told of since the sync was sent. */
 static void
 redis_sync_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
     redis_req_t *q = privdata;
+    wsh_msec_t now = wsh_monotonic_msec();
+    wsh_msec_t ct = redis_conf()->command_timeout;
     redis_room_t *room;
     wsh_hash_t *live = NULL;
-    wsh_hash_iter_t it;
-    const void *id;
-    size_t i, idlen, bytes = 0;
-    char *gone = NULL, *p;
+    size_t i, bytes = 0;
+    char *gone = NULL, *old = NULL, *p;
+    redisReply *e;
     uint16_t l;
 
     (void) ac;
@@ -658,41 +729,30 @@ redis_sync_cb(redisAsyncContext *ac, void *r, void *privdata)
         goto done;
     }
     for (i = 0; i < reply->elements; i++) {
-        (void) wsh_hash_put(live, reply->element[i]->str,
-                            reply->element[i]->len, (void *) 1);
-        redis_presence_tell(q->name, q->len, reply->element[i]->str,
-                            reply->element[i]->len, true, 0);
-    }
-    if (wsh_monotonic_msec() < redis_settled) {
-        goto done;
-    }
-    /* Known but gone, as (uint16 length, bytes) pairs: telling changes
-     * the table. */
-    wsh_hash_iter_init(room->known, &it);
-    while (wsh_hash_next(&it, &id, &idlen, NULL)) {
-        bytes += 2 + idlen;
-    }
-    gone = malloc(bytes + 1);
-    if (gone == NULL) {
-        goto done;
-    }
-    p = gone;
-    wsh_hash_iter_init(room->known, &it);
-    while (wsh_hash_next(&it, &id, &idlen, NULL)) {
-        if (wsh_hash_get(live, id, idlen) == NULL) {
-            l = (uint16_t) idlen;
-            memcpy(p, &l, 2);
-            memcpy(p + 2, id, idlen);
-            p += 2 + idlen;
+        e = reply->element[i];
+        (void) wsh_hash_put(live, e->str, e->len, (void *) 1);
+        if (redis_may_tell_joined(room, e->str, e->len, q->sent)) {
+            redis_presence_tell(q->name, q->len, e->str, e->len, true, 0);
         }
     }
-    bytes = (size_t) (p - gone);
+    /* Forget leaves older than any sync still waiting for its reply. */
+    old = redis_pick(room->left, NULL, now > ct ? now - ct : 0, &bytes);
+    for (p = old; p != NULL && p < old + bytes; p += 2 + l) {
+        memcpy(&l, p, 2);
+        wsh_hash_remove(room->left, p + 2, l);
+    }
+    if (now < redis_settled
+        || (gone = redis_pick(room->known, live, q->sent, &bytes)) == NULL)
+    {
+        goto done;
+    }
     for (p = gone; p < gone + bytes; p += 2 + l) {
         memcpy(&l, p, 2);
         redis_presence_tell(q->name, q->len, p + 2, l, false, 0);
     }
 done:
     wsh_hash_free(live, NULL);
+    free(old);
     free(gone);
     free(q);
 }

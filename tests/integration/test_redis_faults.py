@@ -183,6 +183,66 @@ class TestChangesWhileDown(RedisTestCase):
         self.run_pools(body)
 
 
+class TestPresenceChurn(RedisTestCase):
+
+    def test_presence_alternates_under_churn(self):
+        """Clients on two nodes join and leave a room over and over while
+        the refresh (every 333 ms) compares what observers know with
+        Redis: every observer sees each id join and leave alternately,
+        never twice in a row, and last leave."""
+        self.redis.start()
+        for _ in range(2):
+            srv = Server(workers=1, endpoints=[{"path": "/ws",
+                                                "module": "hub"}],
+                         raw_yaml="engine:\n  type: redis\n  redis:\n"
+                                  "    port: %d\n    presence_ttl: 1s\n"
+                                  % self.redis.port)
+            self.addCleanup(srv.stop)
+            srv.start()
+            self.nodes.append(srv)
+        room = "churn"
+
+        async def body(pa, pb):
+            observers = [await pa.open("oa"), await pb.open("ob")]
+            for o in observers:
+                await joined(o, room)
+            await wait_subscribed(self.redis, "wshub:room:" + room, 2)
+            await asyncio.sleep(1.2)    # past presence_ttl: leaves by
+            #                             difference are on
+            churners = [await (pa if i % 2 else pb).open("c%d" % i)
+                        for i in range(8)]
+
+            async def churn(c, i):
+                for n in range(8):
+                    await joined(c, room)
+                    await asyncio.sleep(0.05 * ((i + n) % 5))
+                    await c.send({"type": "leave_room", "room": room})
+                    while (await c.recv(10)).get("type") != "room_left":
+                        pass
+                    await asyncio.sleep(0.03 * ((i * n) % 4))
+            await asyncio.gather(*(churn(c, i)
+                                   for i, c in enumerate(churners)))
+            seen = {}
+            for o in observers:
+                events = collections.defaultdict(list)
+                for m in await o.quiet(3):
+                    if (m.get("type") in ("user_joined_room",
+                                          "user_left_room")
+                            and m["userId"].startswith("c")):
+                        events[m["userId"]].append(m["type"][5])
+                seen[o.id] = events
+            return seen
+
+        seen = self.run_pools(body, 120)
+        for oid, events in seen.items():
+            for cid, evs in events.items():
+                line = "".join(evs)
+                self.assertTrue(line.startswith("j") and line.endswith("l")
+                                and "jj" not in line and "ll" not in line,
+                                "%s saw %s: %s" % (oid, cid, line))
+            self.assertEqual(len(events), 8, "%s: %r" % (oid, events))
+
+
 def commandstat(redis, cmd):
     """Calls of CMD in Redis's INFO commandstats."""
     for line in (redis.cli("INFO", "commandstats") or "").splitlines():
