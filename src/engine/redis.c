@@ -13,7 +13,7 @@
  *     \x02P J CONN_ID ID      ID joined the room (CONN_ID on the origin)
  *     \x02P L 0 ID            ID left the room (last entry gone)
  *
- * Presence is in redis_presence.c.
+ * Presence is in redis_presence.c, its Lua scripts in redis_script.c.
  *
  * The worker part of the tag is the pid, not the slot: after a reload a
  * draining worker and its successor share a slot, not a pid.
@@ -23,12 +23,7 @@
  * a hiredis callback; ac->data is NULL once we let go of a context and
  * every callback then returns.
  *
- * A circuit breaker spares a dead Redis: after breaker_failures failed
- * connects in a row (refused, timed out, AUTH or SELECT refused) it
- * opens, and for breaker_open no connection is tried; then one
- * connection probes (half-open) and either closes the breaker, waking
- * the other, or opens it again. A connect counts as good once Redis
- * answers a PING after the AUTH: a wrong password keeps it failing.
+ * The circuit breaker is in redis_breaker.c.
  */
 #include "engine/redis.h"
 #include "engine/topic.h"
@@ -40,7 +35,6 @@
 #include <hiredis/adapters/libevent.h>
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,16 +42,6 @@
 
 #define REDIS_TICK      250         /* ms between timeout checks */
 #define REDIS_LOG_EVERY 10000       /* ms between repeated log lines */
-
-typedef enum {
-    REDIS_BREAKER_CLOSED = 0,
-    REDIS_BREAKER_OPEN,
-    REDIS_BREAKER_HALF_OPEN
-} redis_breaker_e;
-
-static const char *const redis_breaker_names[] = {
-    "closed", "open", "half-open"
-};
 
 redis_conn_t  redis_sub = { .name = "subscriber" };
 redis_conn_t  redis_cmd = { .name = "command" };
@@ -71,14 +55,6 @@ static wsh_hash_t   *redis_confirmed;   /* channel -> 1: Redis said so */
 
 static wsh_msec_t    redis_drop_logged;
 static unsigned long redis_dropped;
-
-static struct {
-    redis_breaker_e  state;
-    unsigned         failures;      /* failed connects in a row */
-    wsh_msec_t       until;         /* open: the probe's time */
-    redis_conn_t    *probe;         /* the connection that will probe */
-    uint64_t         reconnects;    /* connections re-established */
-} redis_breaker;
 
 static void redis_connect(redis_conn_t *rc);
 static void redis_subscribe_all(void);
@@ -175,74 +151,6 @@ redis_log_failure(redis_conn_t *rc, const char *what, const char *err)
     }
 }
 
-/* ---- circuit breaker ---------------------------------------------------- */
-
-static void
-redis_breaker_set(redis_breaker_e state, int level, const char *why)
-{
-    redis_breaker.state = state;
-    wsh_log(level, "redis circuit breaker %s: %s",
-            redis_breaker_names[state], why);
-}
-
-/* A connect of RC failed: count it; the breaker opens at
- * breaker_failures in a row, or again when the probe failed. */
-static void
-redis_breaker_failed(redis_conn_t *rc)
-{
-    const wsh_conf_engine_t *e = redis_conf();
-    char why[96];
-
-    (void) rc;
-    redis_breaker.failures++;
-    if (redis_breaker.state == REDIS_BREAKER_HALF_OPEN) {
-        snprintf(why, sizeof(why), "the probe failed, next in %" PRIu64
-                 " ms", (uint64_t) e->breaker_open);
-        redis_breaker_set(REDIS_BREAKER_OPEN, WSH_LOG_INFO, why);
-    } else if (redis_breaker.state == REDIS_BREAKER_CLOSED
-               && e->breaker_failures > 0
-               && redis_breaker.failures >= e->breaker_failures)
-    {
-        snprintf(why, sizeof(why), "%u failed connects in a row, no "
-                 "connect for %" PRIu64 " ms", redis_breaker.failures,
-                 (uint64_t) e->breaker_open);
-        redis_breaker_set(REDIS_BREAKER_OPEN, WSH_LOG_ERR, why);
-    } else {
-        return;
-    }
-    redis_breaker.until = wsh_monotonic_msec() + e->breaker_open;
-    redis_breaker.probe = NULL;
-}
-
-/* A connection of ours works: close the breaker and wake the connection
- * that waited for it. */
-static void
-redis_breaker_ok(redis_conn_t *rc)
-{
-    redis_conn_t *conns[2] = { &redis_sub, &redis_cmd };
-    struct timeval now = { 0, 0 };
-    size_t i;
-
-    if (rc->connected) {
-        redis_breaker.reconnects++;
-    }
-    rc->connected = true;
-    redis_breaker.failures = 0;
-    if (redis_breaker.state == REDIS_BREAKER_CLOSED) {
-        return;
-    }
-    redis_breaker.probe = NULL;
-    redis_breaker_set(REDIS_BREAKER_CLOSED, WSH_LOG_NOTICE,
-                      "redis answers again");
-    for (i = 0; i < 2; i++) {
-        if (conns[i]->state == REDIS_DOWN
-            && !evtimer_pending(conns[i]->timer, NULL))
-        {
-            evtimer_add(conns[i]->timer, &now);
-        }
-    }
-}
-
 /* Arm the reconnect timer: the back-off with jitter in [1/2, 1], then
  * doubled up to reconnect_max. While the breaker is open only one
  * connection waits for its end, the other for the breaker to close. */
@@ -250,22 +158,20 @@ static void
 redis_schedule(redis_conn_t *rc)
 {
     const wsh_conf_engine_t *e = redis_conf();
-    wsh_msec_t delay, now;
+    wsh_msec_t delay;
     struct timeval tv;
+    int wait;
 
     rc->state = REDIS_DOWN;
     rc->pending = 0;
     if (redis_exiting) {
         return;
     }
-    if (redis_breaker.state != REDIS_BREAKER_CLOSED) {
-        if (redis_breaker.probe != NULL && redis_breaker.probe != rc) {
-            return;
-        }
-        redis_breaker.probe = rc;
-        now = wsh_monotonic_msec();
-        delay = redis_breaker.until > now ? redis_breaker.until - now : 0;
-    } else {
+    wait = redis_breaker_wait(rc, &delay);
+    if (wait < 0) {
+        return;
+    }
+    if (wait == 0) {
         if (rc->backoff == 0) {
             rc->backoff = e->reconnect_min;
         }
@@ -435,7 +341,7 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
         redis_subscribe_all();
         return;
     }
-    redis_presence_connected();
+    redis_script_load();
     redis_presence_resync();    /* what changed while we were cut off */
 }
 
@@ -451,10 +357,7 @@ redis_timer_cb(evutil_socket_t fd, short what, void *arg)
         redis_breaker_failed(rc);
         redis_drop(rc);
     } else if (rc->state == REDIS_DOWN) {
-        if (redis_breaker.state == REDIS_BREAKER_OPEN) {
-            redis_breaker_set(REDIS_BREAKER_HALF_OPEN, WSH_LOG_INFO,
-                              "probing with one connection");
-        }
+        redis_breaker_probe();
         redis_connect(rc);
     }
 }
@@ -900,14 +803,6 @@ redis_up(void)
     return redis_sub.state == REDIS_UP && redis_cmd.state == REDIS_UP;
 }
 
-static void
-redis_info(wsh_server_info_t *info)
-{
-    info->engine_breaker = redis_breaker_names[redis_breaker.state];
-    info->engine_reconnects = redis_breaker.reconnects;
-    info->engine_failures = redis_breaker.failures;
-}
-
 const wsh_engine_ops_t wsh_engine_redis = {
     .name = "redis",
     .init_worker = redis_init_worker,
@@ -918,5 +813,5 @@ const wsh_engine_ops_t wsh_engine_redis = {
     .join = redis_join,
     .leave = redis_leave,
     .up = redis_up,
-    .info = redis_info,
+    .info = redis_breaker_info,
 };

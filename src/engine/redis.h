@@ -60,11 +60,33 @@ redis_req_t *redis_req(const char *name, size_t len, const char *sender,
 void redis_sent(redis_conn_t *rc);
 redis_conn_t *redis_replied(const redisAsyncContext *ac);
 
+/* Circuit breaker (redis_breaker.c). */
+/* A connect of RC failed (refused, timed out, not answered). */
+void redis_breaker_failed(redis_conn_t *rc);
+/* RC answered: the breaker closes, waking the other connection. */
+void redis_breaker_ok(redis_conn_t *rc);
+/* Before arming RC's reconnect timer: 0, use the back-off; 1, arm it
+ * for *DELAY (RC probes when the breaker's open time is over); -1, do
+ * not arm it (the other connection probes). */
+int  redis_breaker_wait(redis_conn_t *rc, wsh_msec_t *delay);
+/* The probe's timer fired: half-open. */
+void redis_breaker_probe(void);
+void redis_breaker_info(wsh_server_info_t *info);
+
+/* Presence scripts (redis_script.c). */
+enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_N };
+int  redis_script_init(void);
+/* The command connection is (re)connected: SCRIPT LOAD them. */
+void redis_script_load(void);
+/* Run SCRIPT with the key and arguments ARGV/ARGL; DONE (may be NULL)
+ * gets the reply, NULL when the connection went away. WSH_ERROR: not
+ * sent, DONE will not be called. */
+int  redis_script(int script, int argc, const char *const *argv,
+    const size_t *argl, redisCallbackFn *done, void *privdata);
+
 /* Presence (redis_presence.c). */
 int  redis_presence_init(void);
 void redis_presence_exit(void);
-/* The command connection is (re)connected: load the scripts. */
-void redis_presence_connected(void);
 /* A connection answers again: leaves by difference wait presence_ttl. */
 void redis_presence_reconnected(void);
 /* Put back and announce what changed while we were cut off, and learn
