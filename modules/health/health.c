@@ -4,8 +4,10 @@
  * serves, 503 and "draining" once it is stopping or being replaced by a
  * reload (so a balancer stops sending it clients), and "degraded" when
  * the engine cannot reach the other workers and hosts (503 with
- * health.engine_required: on). Counters summed over all workers are the
- * metrics module's business.
+ * health.engine_required: on). The object "engine" details the engine
+ * as this worker sees it: type, up, circuit breaker state (null without
+ * one), connections re-established, failed connects in a row. Counters
+ * summed over all workers are the metrics module's business.
  */
 #include "core/core.h"
 #include "wshub.h"
@@ -72,7 +74,7 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     obj = json_pack("{s:s, s:s, s:f, s:{s:s, s:s}, s:{s:f, s:s, s:s, s:i, "
-                    "s:i, s:i, s:I}}",
+                    "s:i, s:i, s:I}, s:{s:s, s:b, s:s?, s:I, s:i}}",
                     "status", status, "timestamp", stamp,
                     "duration", (double) (t1.tv_sec - t0.tv_sec)
                                 + (t1.tv_nsec - t0.tv_nsec) / 1e9,
@@ -84,7 +86,12 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
                     "version", info.version, "engine", info.engine,
                     "worker", info.worker, "workers", info.workers,
                     "connections", (int) info.connections,
-                    "memory_rss", (json_int_t) health_rss());
+                    "memory_rss", (json_int_t) health_rss(),
+                    "engine",
+                    "type", info.engine, "up", info.engine_up,
+                    "breaker", info.engine_breaker,
+                    "reconnects", (json_int_t) info.engine_reconnects,
+                    "failures", (int) info.engine_failures);
     text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6))
                : NULL;
     json_decref(obj);

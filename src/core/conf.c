@@ -109,6 +109,8 @@ typedef struct {
     char *reconnect_min;
     char *reconnect_max;
     char *presence_ttl;
+    char *breaker_failures;
+    char *breaker_open;
 } conf_raw_redis_t;
 
 typedef struct {
@@ -220,6 +222,8 @@ static const cyaml_schema_field_t conf_redis_fields[] = {
     CONF_REDIS(reconnect_min),
     CONF_REDIS(reconnect_max),
     CONF_REDIS(presence_ttl),
+    CONF_REDIS(breaker_failures),
+    CONF_REDIS(breaker_open),
     CYAML_FIELD_END
 };
 
@@ -1410,6 +1414,10 @@ conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
               &e->reconnect_max);
     conf_msec(ctx, "engine.redis.presence_ttl", r->presence_ttl, 30000, 1000,
               &e->presence_ttl);
+    conf_uint(ctx, "engine.redis.breaker_failures", r->breaker_failures, 20,
+              0, 1000000, &e->breaker_failures);
+    conf_msec(ctx, "engine.redis.breaker_open", r->breaker_open, 30000, 1,
+              &e->breaker_open);
     if (!ctx->failed && e->reconnect_max < e->reconnect_min) {
         conf_value_error(ctx, "engine.redis.reconnect_max", "must not be "
                          "shorter than reconnect_min");

@@ -107,6 +107,8 @@ typedef struct {
     wsh_msec_t          reconnect_min;
     wsh_msec_t          reconnect_max;
     wsh_msec_t          presence_ttl;
+    unsigned            breaker_failures;  /* 0: no circuit breaker */
+    wsh_msec_t          breaker_open;
 } wsh_conf_engine_t;
 
 /* The tls section: the certificate of every "ADDRESS tls" listener. */

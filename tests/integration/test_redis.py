@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,8 +33,18 @@ REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
 TTL = 3     # presence_ttl, seconds
 
-# wshub-protocol(7), PUBLISHING FROM A BACKEND: keep identical.
-BACKEND_MESSAGE = '{"type":"room_message","text":"hi","from":"backend"}'
+MAN_PROTOCOL = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            os.pardir, os.pardir, "man", "wshub-protocol.7")
+
+
+def documented_publish():
+    """The words of the `$ redis-cli PUBLISH ...` example of
+    wshub-protocol(7), PUBLISHING FROM A BACKEND, as written there."""
+    with open(MAN_PROTOCOL) as f:
+        for line in f:
+            if line.startswith("$ redis-cli PUBLISH "):
+                return shlex.split(line[2:])
+    raise AssertionError("no redis-cli PUBLISH example in " + MAN_PROTOCOL)
 
 
 class Redis:
@@ -196,11 +207,13 @@ class TestAcrossNodes(RedisTestCase):
                 await c.expect("broadcast", text="all", **{"from": "carol"})
             assert not await all_quiet([a1, a2, b1], 0.5)
 
-            # The documented backend publish, verbatim.
+            # The documented backend publish, verbatim but for the port
+            # of this Redis.
+            words = documented_publish()
             out = await asyncio.to_thread(
-                self.redis.cli, "PUBLISH", "wshub:room:lobby",
-                BACKEND_MESSAGE)
-            assert int(out) >= 2, out
+                subprocess.run, words[:1] + ["-p", str(self.redis.port)]
+                + words[1:], capture_output=True, text=True, timeout=10)
+            assert int(out.stdout) >= 2, out
             for c in (a1, a2, b1):
                 await c.expect("room_message", text="hi",
                                **{"from": "backend"})
@@ -357,10 +370,15 @@ class TestFaults(RedisTestCase):
         self.run_pools(body)
 
 
-if __name__ == "__main__":
+def main():
+    """Run the tests of __main__, or skip (77) without redis-server."""
     if not (os.access(REDIS_SERVER, os.X_OK) and os.access(REDIS_CLI,
                                                             os.X_OK)):
         print("SKIP: redis-server is not installed "
               "(packaging/install-deps.sh --test)")
         sys.exit(77)
     wshub_harness.main()
+
+
+if __name__ == "__main__":
+    main()
