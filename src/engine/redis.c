@@ -29,6 +29,7 @@
 #include "engine/topic.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "net/conn.h"
 #include "process/worker.h"
 
@@ -48,6 +49,8 @@ redis_conn_t  redis_cmd = { .name = "command" };
 bool          redis_exiting;
 char          redis_tag[128];
 size_t        redis_taglen;
+
+static bool redis_up(void);
 
 static struct event *redis_tick;
 static wsh_hash_t   *redis_wanted;      /* channel -> 1: local topics */
@@ -162,8 +165,12 @@ redis_schedule(redis_conn_t *rc)
     struct timeval tv;
     int wait;
 
+    if (rc->state == REDIS_UP) {
+        wsh_stat_error(WSH_ERR_ENGINE_DISCONNECTED);
+    }
     rc->state = REDIS_DOWN;
     rc->pending = 0;
+    wsh_stat_set(WSH_STAT_ENGINE_UP, 0);
     if (redis_exiting) {
         return;
     }
@@ -319,6 +326,7 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
         return;
     }
     rc->state = REDIS_UP;
+    wsh_stat_set(WSH_STAT_ENGINE_UP, redis_up());
     (void) redisEnableKeepAlive(&ac->c);
     if (e->password != NULL) {
         if (e->user != NULL) {
@@ -656,6 +664,7 @@ redis_dropped_publish(void)
     wsh_msec_t now = wsh_monotonic_msec();
 
     redis_dropped++;
+    wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
     if (redis_drop_logged == 0 || now - redis_drop_logged >= REDIS_LOG_EVERY)
     {
         wsh_log(WSH_LOG_WARN, "redis is down: %lu publish(es) not sent to "

@@ -11,6 +11,7 @@
  */
 #include "engine/redis.h"
 #include "core/log.h"
+#include "core/stats.h"
 
 #include <event2/event.h>
 
@@ -83,6 +84,7 @@ redis_breaker_ok(redis_conn_t *rc)
 
     if (rc->connected) {
         redis_breaker.reconnects++;
+        wsh_stat_add(WSH_STAT_ENGINE_RECONNECTS, 1);
     }
     rc->connected = true;
     redis_breaker.failures = 0;

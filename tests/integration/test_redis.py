@@ -24,7 +24,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
-from wshub_harness import Server, arun, connect, free_port  # noqa: E402
+from wshub_harness import (Server, arun, connect, free_port,  # noqa: E402
+                           http)
 from test_hub import Pool, all_quiet, join, wait_for  # noqa: E402
 
 import websockets  # noqa: E402
@@ -305,7 +306,46 @@ class TestReload(RedisTestCase):
         self.assertGreaterEqual(got, 3)
 
 
+def metric(port, sample):
+    """The value of SAMPLE (name{labels} as exposed) in GET /metrics."""
+    st, _, body = http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n")
+    assert st == 200, st
+    for line in body.decode().splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return None
+
+
 class TestFaults(RedisTestCase):
+
+    def test_metrics_follow_redis(self):
+        """wshub_engine_up, the engine errors and reconnects in /metrics
+        follow a Redis that goes away and comes back."""
+        self.redis.start()
+        srv = Server(workers=2, endpoints=[{"path": "/ws", "module": "hub"},
+                                           {"path": "/metrics",
+                                            "module": "metrics"}],
+                     raw_yaml="engine:\n  type: redis\n  redis:\n"
+                              "    port: %d\n    reconnect_max: 1s\n"
+                              % self.redis.port)
+        self.addCleanup(srv.stop)
+        srv.start()
+        up = 'wshub_engine_up{engine="redis"}'
+        down = ('websocket_errors_total{component="engine",'
+                'error_type="disconnected"}')
+        wait_for(lambda: metric(srv.port, up) == 1, 10, "engine up",
+                 srv.log)
+        self.redis.stop()
+        wait_for(lambda: metric(srv.port, up) == 0, 10, "engine down",
+                 srv.log)
+        wait_for(lambda: metric(srv.port, down) >= 2, 10,
+                 "disconnections counted", srv.log)
+        self.redis.start()
+        wait_for(lambda: metric(srv.port, up) == 1, 20, "engine up again",
+                 srv.log)
+        self.assertGreaterEqual(
+            metric(srv.port, "wshub_engine_reconnects_total"), 2)
 
     def test_redis_down_at_start(self):
         a = self.start_node()
