@@ -219,6 +219,10 @@ typedef struct {
     int         workers;        /* worker_processes */
     unsigned    connections;    /* this worker's WebSockets */
     uint64_t    uptime_ms;      /* since this worker started */
+    const char *engine_breaker; /* "closed", "open", "half-open"; NULL:
+                                 * the engine has no circuit breaker */
+    uint64_t    engine_reconnects;  /* engine connections re-established */
+    unsigned    engine_failures;    /* failed engine connects in a row */
 } wsh_server_info_t;
 
 void wsh_server_info(wsh_server_info_t *info);

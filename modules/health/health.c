@@ -4,55 +4,40 @@
  * serves, 503 and "draining" once it is stopping or being replaced by a
  * reload (so a balancer stops sending it clients), and "degraded" when
  * the engine cannot reach the other workers and hosts (503 with
- * health.engine_required: on). Counters summed over all workers are the
- * metrics module's business.
+ * health.engine_required: on). The object "engine" details the engine
+ * as this worker sees it: type, up, circuit breaker state (null without
+ * one), connections re-established, failed connects in a row.
+ * "connections" counts the WebSockets of every worker (from the shared
+ * counters), "worker_connections" this worker's; the rest of the
+ * counters summed over all workers are the metrics module's business.
  */
 #include "core/core.h"
 #include "wshub.h"
 #include "core/conf.h"
+#include "core/stats.h"
+#include "modules/metrics/metrics.h"
 #include "process/worker.h"
 
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <stdlib.h>
-
 #include <jansson.h>
-
-static long
-health_rss(void)
-{
-    long pages = 0, resident = 0;
-    FILE *fp = fopen("/proc/self/statm", "r");
-
-    if (fp != NULL) {
-        if (fscanf(fp, "%ld %ld", &pages, &resident) != 2) {
-            resident = 0;
-        }
-        fclose(fp);
-    }
-    return resident * sysconf(_SC_PAGESIZE);
-}
 
 static int
 health_http(wsh_conn_t *c, const wsh_request_t *r)
 {
     struct timespec t0, t1, now;
     wsh_server_info_t info;
-    const char *method, *status;
+    const char *status;
     char stamp[32], *text;
-    size_t len;
     struct tm tm;
     json_t *obj;
     int code;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    method = wsh_request_method(r, &len);
-    if (!(len == 3 && memcmp(method, "GET", 3) == 0)
-        && !(len == 4 && memcmp(method, "HEAD", 4) == 0))
-    {
+    if (!wsh_request_is_get(r)) {
         (void) wsh_http_respond(c, 405, "text/plain", "use GET\n", 8);
         return 0;
     }
@@ -72,7 +57,7 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     obj = json_pack("{s:s, s:s, s:f, s:{s:s, s:s}, s:{s:f, s:s, s:s, s:i, "
-                    "s:i, s:i, s:I}}",
+                    "s:i, s:I, s:i, s:I}, s:{s:s, s:b, s:s?, s:I, s:i}}",
                     "status", status, "timestamp", stamp,
                     "duration", (double) (t1.tv_sec - t0.tv_sec)
                                 + (t1.tv_nsec - t0.tv_nsec) / 1e9,
@@ -83,8 +68,16 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
                     "uptime", (double) info.uptime_ms / 1000,
                     "version", info.version, "engine", info.engine,
                     "worker", info.worker, "workers", info.workers,
-                    "connections", (int) info.connections,
-                    "memory_rss", (json_int_t) health_rss());
+                    "connections", (json_int_t) wsh_stats_gauge(
+                                       WSH_STAT_CONNECTIONS_ACTIVE),
+                    "worker_connections", (int) info.connections,
+                    "memory_rss", (json_int_t) wsh_metrics_rss(
+                                      (uint64_t) getpid()),
+                    "engine",
+                    "type", info.engine, "up", info.engine_up,
+                    "breaker", info.engine_breaker,
+                    "reconnects", (json_int_t) info.engine_reconnects,
+                    "failures", (int) info.engine_failures);
     text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6))
                : NULL;
     json_decref(obj);
@@ -97,16 +90,9 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
     return 0;
 }
 
-/* Not a WebSocket endpoint. */
-static int
-health_handshake(wsh_conn_t *c, const wsh_request_t *r)
-{
-    return 404;
-}
-
 const wsh_module_t wsh_health_module = {
     .name = "health",
     .api_version = WSHUB_API_VERSION,
-    .handshake = health_handshake,
+    .handshake = wsh_http_only_handshake,
     .http = health_http,
 };

@@ -45,6 +45,9 @@ access_put(access_buf_t *b, const char *s, size_t len)
     if (len > b->left) {
         len = b->left;
     }
+    if (len == 0) {
+        return;         /* S may be NULL then */
+    }
     memcpy(b->p, s, len);
     b->p += len;
     b->left -= len;

@@ -66,6 +66,17 @@ typedef struct {
 } conf_raw_health_t;
 
 typedef struct {
+    char *enabled;
+    char *level;
+    char *min_size;
+    char *window_bits;
+    char *client_window_bits;
+    char *mem_level;
+    char *server_context_takeover;
+    char *client_context_takeover;
+} conf_raw_deflate_t;
+
+typedef struct {
     char *algorithm;
     char *secret;
     char *secret_file;
@@ -106,6 +117,8 @@ typedef struct {
     char *reconnect_min;
     char *reconnect_max;
     char *presence_ttl;
+    char *breaker_failures;
+    char *breaker_open;
 } conf_raw_redis_t;
 
 typedef struct {
@@ -160,6 +173,7 @@ typedef struct {
     conf_raw_auth_jwt_t *auth_jwt;
     conf_raw_tls_t      *tls;
     conf_raw_limits_t   *limits;
+    conf_raw_deflate_t  *compression;
 } conf_raw_t;
 
 #define CONF_STR(key, type, member, flags)                                   \
@@ -231,6 +245,8 @@ static const cyaml_schema_field_t conf_redis_fields[] = {
     CONF_REDIS(reconnect_min),
     CONF_REDIS(reconnect_max),
     CONF_REDIS(presence_ttl),
+    CONF_REDIS(breaker_failures),
+    CONF_REDIS(breaker_open),
     CYAML_FIELD_END
 };
 
@@ -251,6 +267,21 @@ static const cyaml_schema_field_t conf_limits_fields[] = {
     CONF_LIMIT(max_connections_total),
     CONF_LIMIT(max_fragments),
     CONF_LIMIT(worker_send_buffer),
+    CYAML_FIELD_END
+};
+
+#define CONF_DEFLATE(key) \
+    CONF_STR(#key, conf_raw_deflate_t, key, CYAML_FLAG_OPTIONAL)
+
+static const cyaml_schema_field_t conf_deflate_fields[] = {
+    CONF_DEFLATE(enabled),
+    CONF_DEFLATE(level),
+    CONF_DEFLATE(min_size),
+    CONF_DEFLATE(window_bits),
+    CONF_DEFLATE(client_window_bits),
+    CONF_DEFLATE(mem_level),
+    CONF_DEFLATE(server_context_takeover),
+    CONF_DEFLATE(client_context_takeover),
     CYAML_FIELD_END
 };
 
@@ -344,6 +375,8 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                             conf_tls_fields),
     CYAML_FIELD_MAPPING_PTR("limits", CYAML_FLAG_OPTIONAL, conf_raw_t,
                             limits, conf_limits_fields),
+    CYAML_FIELD_MAPPING_PTR("compression", CYAML_FLAG_OPTIONAL, conf_raw_t,
+                            compression, conf_deflate_fields),
     CYAML_FIELD_END
 };
 
@@ -1450,6 +1483,10 @@ conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
               &e->reconnect_max);
     conf_msec(ctx, "engine.redis.presence_ttl", r->presence_ttl, 30000, 1000,
               &e->presence_ttl);
+    conf_uint(ctx, "engine.redis.breaker_failures", r->breaker_failures, 20,
+              0, 1000000, &e->breaker_failures);
+    conf_msec(ctx, "engine.redis.breaker_open", r->breaker_open, 30000, 1,
+              &e->breaker_open);
     if (!ctx->failed && e->reconnect_max < e->reconnect_min) {
         conf_value_error(ctx, "engine.redis.reconnect_max", "must not be "
                          "shorter than reconnect_min");
@@ -1790,6 +1827,38 @@ conf_limits(conf_ctx_t *ctx, conf_raw_limits_t *raw, wsh_conf_limits_t *l)
     }
 }
 
+/* compression: permessage-deflate. Off by default: every browser offers
+ * it, and its cost (CPU per message, zlib memory per message or, with
+ * context takeover, per connection) should be an operator's choice.
+ * Without context takeover an idle connection holds no zlib state. */
+static void
+conf_deflate(conf_ctx_t *ctx, conf_raw_deflate_t *raw, wsh_conf_deflate_t *d)
+{
+    static conf_raw_deflate_t none;
+
+    if (raw == NULL) {
+        raw = &none;
+    }
+    conf_bool(ctx, "compression.enabled", raw->enabled, false, &d->enabled);
+    conf_uint(ctx, "compression.level", raw->level, 1, 1, 9, &d->level);
+    conf_size(ctx, "compression.min_size", raw->min_size, 64, 0,
+              (size_t) 1 << 31, &d->min_size);
+    /* zlib cannot make raw deflate streams with an 8-bit window, so
+     * neither we nor zlib-based clients could honour 8. */
+    conf_uint(ctx, "compression.window_bits", raw->window_bits, 15, 9, 15,
+              &d->window_bits);
+    conf_uint(ctx, "compression.client_window_bits", raw->client_window_bits,
+              15, 9, 15, &d->client_window_bits);
+    conf_uint(ctx, "compression.mem_level", raw->mem_level, 8, 1, 9,
+              &d->mem_level);
+    conf_bool(ctx, "compression.server_context_takeover",
+              raw->server_context_takeover, false,
+              &d->server_context_takeover);
+    conf_bool(ctx, "compression.client_context_takeover",
+              raw->client_context_takeover, false,
+              &d->client_context_takeover);
+}
+
 static void
 conf_origins(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
@@ -1872,6 +1941,7 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     conf_rate(ctx, raw->rate_limit, cf);
     conf_tls(ctx, raw->tls, &cf->tls);
     conf_limits(ctx, raw->limits, &cf->limits);
+    conf_deflate(ctx, raw->compression, &cf->compression);
     conf_hub(ctx, raw->hub, &cf->hub);
     conf_engine(ctx, raw->engine, &cf->engine);
     conf_bool(ctx, "health.engine_required",

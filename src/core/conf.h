@@ -29,6 +29,18 @@ typedef struct {
     uint8_t             addr[16];
 } wsh_cidr_t;
 
+/* The compression section (permessage-deflate, RFC 7692). */
+typedef struct {
+    bool                enabled;
+    unsigned            level;             /* zlib 1..9 */
+    size_t              min_size;          /* smaller: sent uncompressed */
+    unsigned            window_bits;       /* 9..15: our LZ77 window */
+    unsigned            client_window_bits; /* 9..15: asked of clients */
+    unsigned            mem_level;         /* zlib 1..9 */
+    bool                server_context_takeover;
+    bool                client_context_takeover;
+} wsh_conf_deflate_t;
+
 typedef struct {
     char               *path;
     const wsh_module_t *module;
@@ -104,6 +116,8 @@ typedef struct {
     wsh_msec_t          reconnect_min;
     wsh_msec_t          reconnect_max;
     wsh_msec_t          presence_ttl;
+    unsigned            breaker_failures;  /* 0: no circuit breaker */
+    wsh_msec_t          breaker_open;
 } wsh_conf_engine_t;
 
 /* The tls section: the certificate of every "ADDRESS tls" listener. */
@@ -173,6 +187,7 @@ typedef struct {
     wsh_conf_auth_jwt_t auth_jwt;
     wsh_conf_engine_t   engine;
     bool                health_engine_required;
+    wsh_conf_deflate_t  compression;
 
     wsh_conf_tls_t      tls;
 

@@ -315,3 +315,18 @@ wsh_stats_snapshot(wsh_stats_snapshot_t *snap)
     } while (__atomic_load_n(&stats_region->seq, __ATOMIC_RELAXED) != seq);
     return WSH_OK;
 }
+
+uint64_t
+wsh_stats_gauge(int i)
+{
+    uint64_t sum = 0;
+    size_t k;
+
+    for (k = 0; stats_region != NULL && k < WSH_STATS_SLOTS; k++) {
+        if (__atomic_load_n(&stats_region->slot[k].in_use, __ATOMIC_ACQUIRE)) {
+            sum += __atomic_load_n(&stats_region->slot[k].v[i],
+                                   __ATOMIC_RELAXED);
+        }
+    }
+    return sum;
+}

@@ -160,6 +160,9 @@ typedef struct {
 
 int wsh_stats_snapshot(wsh_stats_snapshot_t *snap);
 
+/* Gauge I summed over the live workers, without a snapshot. */
+uint64_t wsh_stats_gauge(int i);
+
 /* Bounds and names, for the exposition (modules/metrics). */
 typedef struct {
     const char     *name;       /* family, without _bucket etc. */

@@ -56,6 +56,17 @@ wsh_engine_up(void)
 }
 
 void
+wsh_engine_info(wsh_server_info_t *info)
+{
+    info->engine_breaker = NULL;
+    info->engine_reconnects = 0;
+    info->engine_failures = 0;
+    if (engine != NULL && engine->info != NULL) {
+        engine->info(info);
+    }
+}
+
+void
 wsh_engine_exit_worker(void)
 {
     if (engine != NULL && engine->exit_worker != NULL) {
@@ -140,12 +151,14 @@ engine_leave(wsh_member_t *m)
     wsh_topic_t *t = m->topic;
     bool last;
 
+    wsh_recovery_free(m);
+    /* Out of the topic first: an engine that announces the leave at
+     * once (Redis down) must not tell the leaver. */
+    wsh_topic_remove(m, &last);
     if (t->kind == WSH_TOPIC_ROOM) {
         wsh_stat_room_resized(t->nmembers, t->nmembers - 1);
         engine->leave(t->name, t->len, m->id, m->idlen);
     }
-    wsh_recovery_free(m);
-    wsh_topic_remove(m, &last);
     if (last) {
         engine->unsubscribe(t->kind, t->name, t->len);
         if (t->kind == WSH_TOPIC_ROOM) {

@@ -37,6 +37,8 @@ typedef struct {
     /* True while the engine reaches the other workers and hosts (NULL:
      * always). */
     bool (*up)(void);
+    /* The engine_* fields of INFO past engine_up (NULL: none). */
+    void (*info)(wsh_server_info_t *info);
     /* Rooms with history (NULL: this engine keeps none; such rooms then
      * behave as plain rooms and a join with since is answered
      * recovered: false). publish_seq hands a message to the sequencer,
@@ -64,6 +66,8 @@ void wsh_engine_exit_worker(void);
 /* The engine's name and whether it is connected (health checks). */
 const char *wsh_engine_name(void);
 bool wsh_engine_up(void);
+/* The engine's breaker state and connection counts into INFO. */
+void wsh_engine_info(wsh_server_info_t *info);
 
 /* A connection is being freed: leave every topic it joined. */
 void wsh_engine_conn_closed(wsh_conn_t *c);

@@ -13,13 +13,7 @@
  *     \x02P J CONN_ID ID      ID joined the room (CONN_ID on the origin)
  *     \x02P L 0 ID            ID left the room (last entry gone)
  *
- * Presence lives in the sorted set PREFIX "presence:" ROOM: members
- * "ID\tNODE/PID" (one per id and worker; the worker counts its own
- * connections), scores the expiry in ms of Redis TIME, so hosts with
- * skewed clocks agree on what expired. Every worker re-scores its own
- * entries every presence_ttl/3 and sweeps the expired ones of its rooms,
- * announcing who left: the Lua scripts make each step atomic, so a
- * crashed node's members are announced gone exactly once.
+ * Presence is in redis_presence.c, its Lua scripts in redis_script.c.
  *
  * The worker part of the tag is the pid, not the slot: after a reload a
  * draining worker and its successor share a slot, not a pid.
@@ -28,136 +22,47 @@
  * are libevent timers. Reconnects run from a back-off timer, never from
  * a hiredis callback; ac->data is NULL once we let go of a context and
  * every callback then returns.
+ *
+ * The circuit breaker is in redis_breaker.c.
  */
-#include "engine/engine.h"
+#include "engine/redis.h"
 #include "engine/topic.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "net/conn.h"
 #include "process/worker.h"
 
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define REDIS_ENVELOPE  "#wshub1 "
 #define REDIS_TICK      250         /* ms between timeout checks */
 #define REDIS_LOG_EVERY 10000       /* ms between repeated log lines */
 
-typedef enum {
-    REDIS_DOWN = 0,             /* waiting for the reconnect timer */
-    REDIS_CONNECTING,
-    REDIS_UP
-} redis_state_e;
+redis_conn_t  redis_sub = { .name = "subscriber" };
+redis_conn_t  redis_cmd = { .name = "command" };
+bool          redis_exiting;
+char          redis_tag[128];
+size_t        redis_taglen;
 
-typedef struct {
-    const char         *name;       /* "subscriber" or "command" */
-    redisAsyncContext  *ac;
-    redis_state_e       state;
-    struct event       *timer;      /* reconnect or connect timeout */
-    wsh_msec_t          backoff;    /* next reconnect delay, un-jittered */
-    unsigned            pending;    /* commands without a reply */
-    wsh_msec_t          progress;   /* last reply, or first pending send */
-    wsh_msec_t          logged;     /* last failure logged */
-} redis_conn_t;
+static bool redis_up(void);
 
-/* Context of a reply callback: the connection it belongs to. */
-typedef struct {
-    redis_conn_t *rc;
-    uint64_t      conn_id;
-    int           flags;
-    size_t        len;          /* room or recipient */
-    size_t        slen;         /* sender */
-    char          name[];       /* name, then sender */
-} redis_req_t;
-
-static redis_conn_t  redis_sub = { .name = "subscriber" };
-static redis_conn_t  redis_cmd = { .name = "command" };
 static struct event *redis_tick;
-static wsh_msec_t    redis_refreshed;
-static bool          redis_exiting;
-
-static char          redis_tag[128];    /* "NODE/PID" */
-static size_t        redis_taglen;
 static wsh_hash_t   *redis_wanted;      /* channel -> 1: local topics */
 static wsh_hash_t   *redis_confirmed;   /* channel -> 1: Redis said so */
-static wsh_hash_t   *redis_rooms;       /* room -> (id -> local count) */
 
 static wsh_msec_t    redis_drop_logged;
 static unsigned long redis_dropped;
 
-/* Shared head of the scripts: NOW from Redis TIME (one clock for all
- * hosts) and the id of an entry "ID\tNODE/PID". */
-#define REDIS_LUA_HEAD \
-    "local t = redis.call('TIME')\n" \
-    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n" \
-    "local function idof(e) return string.match(e, '^([^\\t]*)') end\n"
-
-/* Join. ARGV: ttl, entry, id, channel, joined event. Adds the entry,
- * returns the live ids (the joiner's included) and announces the id
- * unless it was present already. */
-static const char redis_lua_join[] = REDIS_LUA_HEAD
-    "local ids, seen = {}, {}\n"
-    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
-    "                               '(' .. now, '+inf')) do\n"
-    "  local id = idof(e)\n"
-    "  if not seen[id] then seen[id] = true; ids[#ids + 1] = id end\n"
-    "end\n"
-    "redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[2])\n"
-    "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[1])\n"
-    "if not seen[ARGV[3]] then\n"
-    "  ids[#ids + 1] = ARGV[3]\n"
-    "  redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
-    "end\n"
-    "return ids\n";
-
-/* Leave. ARGV: entry, id, channel, left event. Announces the id when
- * no live entry of it remains. */
-static const char redis_lua_leave[] = REDIS_LUA_HEAD
-    "if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
-    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
-    "                               '(' .. now, '+inf')) do\n"
-    "  if idof(e) == ARGV[2] then return 0 end\n"
-    "end\n"
-    "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
-    "return 1\n";
-
-/* Refresh and sweep. ARGV: ttl, channel, left event prefix, entries...
- * Re-scores this worker's entries, removes the expired ones and
- * announces each id with no live entry left, once. */
-static const char redis_lua_refresh[] = REDIS_LUA_HEAD
-    "for i = 4, #ARGV do\n"
-    "  redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i])\n"
-    "end\n"
-    "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[1])\n"
-    "local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-    "if #gone == 0 then return 0 end\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-    "local alive, told = {}, {}\n"
-    "for _, e in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
-    "  alive[idof(e)] = true\n"
-    "end\n"
-    "for _, e in ipairs(gone) do\n"
-    "  local id = idof(e)\n"
-    "  if not alive[id] and not told[id] then\n"
-    "    told[id] = true\n"
-    "    redis.call('PUBLISH', ARGV[2], ARGV[3] .. id)\n"
-    "  end\n"
-    "end\n"
-    "return #gone\n";
-
 static void redis_connect(redis_conn_t *rc);
 static void redis_subscribe_all(void);
-static void redis_refresh(void);
 
-static const wsh_conf_engine_t *
+const wsh_conf_engine_t *
 redis_conf(void)
 {
     return &wsh_worker.conf->engine;
@@ -167,7 +72,7 @@ redis_conf(void)
 
 /* The channel of a topic into BUF (at least 16 + prefix + name bytes);
  * returns its length. */
-static size_t
+size_t
 redis_channel(char *buf, int kind, const char *name, size_t len)
 {
     const char *prefix = redis_conf()->prefix;
@@ -185,7 +90,6 @@ redis_channel(char *buf, int kind, const char *name, size_t len)
     return n;
 }
 
-#define REDIS_NAME_MAX (WSH_TOPIC_NAME_MAX + 512)
 
 /* A topic of ours from a channel name: WSH_OK and KIND/NAME/LEN. */
 static int
@@ -218,30 +122,8 @@ redis_parse_channel(const char *ch, size_t chlen, int *kind,
     return WSH_OK;
 }
 
-/* The presence key of ROOM into BUF; returns its length. */
-static size_t
-redis_presence_key(char *buf, const char *room, size_t len)
-{
-    size_t n = strlen(redis_conf()->prefix);
-
-    memcpy(buf, redis_conf()->prefix, n);
-    memcpy(buf + n, "presence:", 9);
-    memcpy(buf + n + 9, room, len);
-    return n + 9 + len;
-}
-
-/* This worker's presence entry of ID, "ID\tNODE/PID", into BUF. */
-static size_t
-redis_entry(char *buf, const char *id, size_t idlen)
-{
-    memcpy(buf, id, idlen);
-    buf[idlen] = '\t';
-    memcpy(buf + idlen + 1, redis_tag, redis_taglen);
-    return idlen + 1 + redis_taglen;
-}
-
 /* "#wshub1 NODE/PID\n" into BUF; returns its length. */
-static size_t
+size_t
 redis_envelope(char *buf)
 {
     memcpy(buf, REDIS_ENVELOPE, sizeof(REDIS_ENVELOPE) - 1);
@@ -273,25 +155,38 @@ redis_log_failure(redis_conn_t *rc, const char *what, const char *err)
 }
 
 /* Arm the reconnect timer: the back-off with jitter in [1/2, 1], then
- * doubled up to reconnect_max. */
+ * doubled up to reconnect_max. While the breaker is open only one
+ * connection waits for its end, the other for the breaker to close. */
 static void
 redis_schedule(redis_conn_t *rc)
 {
     const wsh_conf_engine_t *e = redis_conf();
     wsh_msec_t delay;
     struct timeval tv;
+    int wait;
 
+    if (rc->state == REDIS_UP) {
+        wsh_stat_error(WSH_ERR_ENGINE_DISCONNECTED);
+    }
     rc->state = REDIS_DOWN;
     rc->pending = 0;
+    wsh_stat_set(WSH_STAT_ENGINE_UP, 0);
     if (redis_exiting) {
         return;
     }
-    if (rc->backoff == 0) {
-        rc->backoff = e->reconnect_min;
+    wait = redis_breaker_wait(rc, &delay);
+    if (wait < 0) {
+        return;
     }
-    delay = rc->backoff / 2 + (wsh_msec_t) random() % (rc->backoff / 2 + 1);
-    rc->backoff = rc->backoff * 2 > e->reconnect_max ? e->reconnect_max
-                                                     : rc->backoff * 2;
+    if (wait == 0) {
+        if (rc->backoff == 0) {
+            rc->backoff = e->reconnect_min;
+        }
+        delay = rc->backoff / 2
+                + (wsh_msec_t) random() % (rc->backoff / 2 + 1);
+        rc->backoff = rc->backoff * 2 > e->reconnect_max
+                      ? e->reconnect_max : rc->backoff * 2;
+    }
     tv.tv_sec = (time_t) (delay / 1000);
     tv.tv_usec = (suseconds_t) (delay % 1000) * 1000;
     evtimer_add(rc->timer, &tv);
@@ -334,7 +229,11 @@ redis_disconnect_cb(const redisAsyncContext *ac, int status)
         return;
     }
     ((redisAsyncContext *) ac)->data = NULL;
-    if (status != REDIS_OK) {
+    if (status != REDIS_OK && !rc->ready) {
+        /* Closed before it answered: a failed connect. */
+        redis_log_failure(rc, "connect", ac->errstr);
+        redis_breaker_failed(rc);
+    } else if (status != REDIS_OK) {
         wsh_log(WSH_LOG_ERR, "redis %s connection lost: %s", rc->name,
                 ac->errstr);
         rc->logged = wsh_monotonic_msec();
@@ -343,7 +242,7 @@ redis_disconnect_cb(const redisAsyncContext *ac, int status)
 }
 
 /* Count a command sent on RC, for the command timeout. */
-static void
+void
 redis_sent(redis_conn_t *rc)
 {
     if (rc->pending++ == 0) {
@@ -352,7 +251,7 @@ redis_sent(redis_conn_t *rc)
 }
 
 /* A reply arrived on the connection of AC; NULL if we let go of it. */
-static redis_conn_t *
+redis_conn_t *
 redis_replied(const redisAsyncContext *ac)
 {
     redis_conn_t *rc = ac->data;
@@ -378,7 +277,32 @@ redis_setup_cb(redisAsyncContext *ac, void *r, void *privdata)
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         redis_log_failure(rc, (const char *) privdata, reply->str);
+        redis_breaker_failed(rc);
         redisAsyncDisconnect(ac);   /* allowed in a reply callback */
+    }
+}
+
+/* The PING after AUTH and SELECT: this connection works. */
+static void
+redis_ready_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    redis_conn_t *rc = redis_replied(ac);
+
+    (void) privdata;
+    if (rc != NULL && reply != NULL && reply->type == REDIS_REPLY_STATUS) {
+        rc->ready = true;
+        rc->backoff = 0;
+        if (rc->logged != 0) {
+            wsh_log(WSH_LOG_NOTICE, "redis %s connection restored",
+                    rc->name);
+            rc->logged = 0;
+        }
+        redis_breaker_ok(rc);
+        redis_presence_reconnected();
+        if (rc == &redis_sub) {
+            redis_presence_resync();    /* learn what we missed */
+        }
     }
 }
 
@@ -397,15 +321,12 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
         /* hiredis frees the context after we return: no free here. */
         ac->data = NULL;
         redis_log_failure(rc, "connect", ac->errstr);
+        redis_breaker_failed(rc);
         redis_lost(rc);
         return;
     }
     rc->state = REDIS_UP;
-    rc->backoff = 0;
-    if (rc->logged != 0) {
-        wsh_log(WSH_LOG_NOTICE, "redis %s connection restored", rc->name);
-        rc->logged = 0;
-    }
+    wsh_stat_set(WSH_STAT_ENGINE_UP, redis_up());
     (void) redisEnableKeepAlive(&ac->c);
     if (e->password != NULL) {
         if (e->user != NULL) {
@@ -417,15 +338,19 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
         }
         redis_sent(rc);
     }
+    if (rc == &redis_cmd && e->db != 0) {
+        redisAsyncCommand(ac, redis_setup_cb, "SELECT", "SELECT %u", e->db);
+        redis_sent(rc);
+    }
+    if (redisAsyncCommand(ac, redis_ready_cb, NULL, "PING") == REDIS_OK) {
+        redis_sent(rc);
+    }
     if (rc == &redis_sub) {
         redis_subscribe_all();
         return;
     }
-    if (e->db != 0) {
-        redisAsyncCommand(ac, redis_setup_cb, "SELECT", "SELECT %u", e->db);
-        redis_sent(rc);
-    }
-    redis_refresh();    /* a restarted Redis lost our presence */
+    redis_script_load();
+    redis_presence_resync();    /* what changed while we were cut off */
 }
 
 static void
@@ -437,8 +362,10 @@ redis_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void) what;
     if (rc->state == REDIS_CONNECTING) {
         redis_log_failure(rc, "connect", "timed out");
+        redis_breaker_failed(rc);
         redis_drop(rc);
     } else if (rc->state == REDIS_DOWN) {
+        redis_breaker_probe();
         redis_connect(rc);
     }
 }
@@ -471,6 +398,7 @@ redis_connect(redis_conn_t *rc)
 #endif
     if (ac == NULL || ac->err) {
         redis_log_failure(rc, "connect", ac ? ac->errstr : strerror(ENOMEM));
+        redis_breaker_failed(rc);
         if (ac != NULL) {
             redisAsyncFree(ac);
         }
@@ -488,6 +416,7 @@ redis_connect(redis_conn_t *rc)
     redisAsyncSetConnectCallback(ac, redis_connect_cb);
     redisAsyncSetDisconnectCallback(ac, redis_disconnect_cb);
     rc->ac = ac;
+    rc->ready = false;
     rc->state = REDIS_CONNECTING;
     rc->pending = 0;
     evtimer_add(rc->timer, &tv);
@@ -509,12 +438,13 @@ redis_tick_cb(evutil_socket_t fd, short what, void *arg)
             && now - conns[i]->progress > redis_conf()->command_timeout)
         {
             redis_log_failure(conns[i], "command", "timed out");
+            if (!conns[i]->ready) {
+                redis_breaker_failed(conns[i]);     /* AUTH or PING hung */
+            }
             redis_drop(conns[i]);
         }
     }
-    if (now - redis_refreshed >= redis_conf()->presence_ttl / 3) {
-        redis_refresh();
-    }
+    redis_presence_tick();
 }
 
 /* ---- subscriptions ------------------------------------------------------ */
@@ -540,8 +470,8 @@ redis_message(const char *ch, size_t chlen, const char *p, size_t len)
                         redis_taglen) == 0;
         len -= (size_t) (nl + 1 - p);
         p = nl + 1;
-        /* "\x02P J|L CONN_ID ID": presence, also our own (the origin's
-         * other members need it too). */
+        /* "\x02P J|L CONN_ID ID": presence (ours too: the members
+         * know it already, redis_presence_tell drops it). */
         if (len > 7 && p[0] == '\x02' && p[1] == 'P' && p[2] == ' '
             && kind == WSH_TOPIC_ROOM)
         {
@@ -552,7 +482,7 @@ redis_message(const char *ch, size_t chlen, const char *p, size_t len)
                 return;
             }
             id = sp + 1;
-            wsh_engine_presence(name, nlen, id, (size_t) (p + len - id),
+            redis_presence_tell(name, nlen, id, (size_t) (p + len - id),
                                 joined, own ? conn_id : 0);
             return;
         }
@@ -665,7 +595,7 @@ redis_unsubscribe(int kind, const char *name, size_t len)
 
 /* ---- publish ------------------------------------------------------------ */
 
-static redis_req_t *
+redis_req_t *
 redis_req(const char *name, size_t len, const char *sender, size_t slen,
     uint64_t conn_id, int flags)
 {
@@ -674,7 +604,7 @@ redis_req(const char *name, size_t len, const char *sender, size_t slen,
     if (q == NULL) {
         return NULL;
     }
-    q->rc = &redis_cmd;
+    q->sent = wsh_monotonic_msec();
     q->conn_id = conn_id;
     q->flags = flags;
     q->len = len;
@@ -734,6 +664,7 @@ redis_dropped_publish(void)
     wsh_msec_t now = wsh_monotonic_msec();
 
     redis_dropped++;
+    wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
     if (redis_drop_logged == 0 || now - redis_drop_logged >= REDIS_LOG_EVERY)
     {
         wsh_log(WSH_LOG_WARN, "redis is down: %lu publish(es) not sent to "
@@ -793,276 +724,7 @@ redis_publish(int kind, const char *name, size_t len, int flags,
     free(buf);
 }
 
-/* ---- presence ----------------------------------------------------------- */
-
-/* Members of ROOM on this worker only: the answer while Redis is down. */
-static void
-redis_local_members(const char *room, size_t len, uint64_t conn_id)
-{
-    wsh_hash_t *ids = wsh_hash_get(redis_rooms, room, len);
-    wsh_hash_iter_t it;
-    const void *key;
-    size_t klen, total = 0;
-    u_char *buf, *p;
-    uint16_t l;
-
-    if (ids == NULL) {
-        return;
-    }
-    wsh_hash_iter_init(ids, &it);
-    while (wsh_hash_next(&it, &key, &klen, NULL)) {
-        total += 2 + klen;
-    }
-    buf = malloc(total + 1);
-    if (buf == NULL) {
-        return;
-    }
-    p = buf;
-    wsh_hash_iter_init(ids, &it);
-    while (wsh_hash_next(&it, &key, &klen, NULL)) {
-        l = (uint16_t) klen;
-        memcpy(p, &l, 2);
-        memcpy(p + 2, key, klen);
-        p += 2 + klen;
-    }
-    wsh_engine_members(room, len, conn_id, buf, total);
-    free(buf);
-}
-
-static void
-redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply *reply = r;
-    redis_req_t *q = privdata;
-    u_char *buf, *p;
-    size_t i, total = 0;
-    uint16_t l;
-
-    (void) redis_replied(ac);
-    if (redis_exiting) {
-        free(q);
-        return;
-    }
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
-            wsh_log(WSH_LOG_ERR, "redis join script failed: %s", reply->str);
-        }
-        redis_local_members(q->name, q->len, q->conn_id);
-        free(q);
-        return;
-    }
-    for (i = 0; i < reply->elements; i++) {
-        total += 2 + reply->element[i]->len;
-    }
-    buf = malloc(total + 1);
-    if (buf != NULL) {
-        p = buf;
-        for (i = 0; i < reply->elements; i++) {
-            l = (uint16_t) reply->element[i]->len;
-            memcpy(p, &l, 2);
-            memcpy(p + 2, reply->element[i]->str, l);
-            p += 2 + l;
-        }
-        wsh_engine_members(q->name, q->len, q->conn_id, buf, total);
-        free(buf);
-    }
-    free(q);
-}
-
-/* The event "ENVELOPE\x02P J|L CONN_ID ID" into BUF (room for the
- * envelope, 32 bytes and the id). */
-static size_t
-redis_event(char *buf, bool joined, uint64_t conn_id, const char *id,
-    size_t idlen)
-{
-    size_t n = redis_envelope(buf);
-
-    n += (size_t) sprintf(buf + n, "\x02P %c %" PRIu64 " ", joined ? 'J' : 'L',
-                          conn_id);
-    memcpy(buf + n, id, idlen);
-    return n + idlen;
-}
-
-static void
-redis_join(const char *room, size_t len, const char *id, size_t idlen,
-    uint64_t conn_id)
-{
-    char key[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], ttl[24];
-    char entry[UINT16_MAX + 160], ev[UINT16_MAX + 200];
-    wsh_hash_t *ids = wsh_hash_get(redis_rooms, room, len);
-    uintptr_t count;
-    redis_req_t *q;
-    size_t elen;
-
-    if (len > WSH_TOPIC_NAME_MAX) {
-        return;
-    }
-    if (ids == NULL) {
-        ids = wsh_hash_new();
-        if (ids == NULL || wsh_hash_put(redis_rooms, room, len, ids) != WSH_OK)
-        {
-            wsh_hash_free(ids, NULL);
-            wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
-            return;
-        }
-    }
-    count = (uintptr_t) wsh_hash_get(ids, id, idlen);
-    if (wsh_hash_put(ids, id, idlen, (void *) (count + 1)) != WSH_OK) {
-        wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
-        return;
-    }
-    if (redis_cmd.state != REDIS_UP) {
-        /* Down: this worker's view; the refresh on reconnect adds us. */
-        redis_local_members(room, len, conn_id);
-        if (count == 0) {
-            wsh_engine_presence(room, len, id, idlen, true, conn_id);
-        }
-        return;
-    }
-    q = redis_req(room, len, NULL, 0, conn_id, 0);
-    if (q == NULL) {
-        return;
-    }
-    elen = redis_entry(entry, id, idlen);
-    snprintf(ttl, sizeof(ttl), "%" PRIu64,
-             (uint64_t) redis_conf()->presence_ttl);
-    if (redisAsyncCommand(redis_cmd.ac, redis_join_cb, q,
-                          "EVAL %s 1 %b %s %b %b %b %b", redis_lua_join, key,
-                          redis_presence_key(key, room, len), ttl, entry,
-                          elen, id, idlen, ch,
-                          redis_channel(ch, WSH_TOPIC_ROOM, room, len), ev,
-                          redis_event(ev, true, conn_id, id, idlen))
-        != REDIS_OK)
-    {
-        redis_local_members(room, len, conn_id);
-        free(q);
-        return;
-    }
-    redis_sent(&redis_cmd);
-}
-
-static void
-redis_leave(const char *room, size_t len, const char *id, size_t idlen)
-{
-    char key[REDIS_NAME_MAX], ch[REDIS_NAME_MAX];
-    char entry[UINT16_MAX + 160], ev[UINT16_MAX + 200];
-    wsh_hash_t *ids = wsh_hash_get(redis_rooms, room, len);
-    uintptr_t count;
-
-    count = ids ? (uintptr_t) wsh_hash_get(ids, id, idlen) : 0;
-    if (count == 0) {
-        return;
-    }
-    if (count > 1) {
-        (void) wsh_hash_put(ids, id, idlen, (void *) (count - 1));
-        return;         /* another connection of the id is still here */
-    }
-    wsh_hash_remove(ids, id, idlen);
-    if (wsh_hash_count(ids) == 0) {
-        wsh_hash_remove(redis_rooms, room, len);
-        wsh_hash_free(ids, NULL);
-    }
-    if (redis_cmd.state != REDIS_UP) {
-        wsh_engine_presence(room, len, id, idlen, false, 0);
-        return;
-    }
-    redisAsyncCommand(redis_cmd.ac, NULL, NULL, "EVAL %s 1 %b %b %b %b %b",
-                      redis_lua_leave, key,
-                      redis_presence_key(key, room, len), entry,
-                      redis_entry(entry, id, idlen), id, idlen, ch,
-                      redis_channel(ch, WSH_TOPIC_ROOM, room, len), ev,
-                      redis_event(ev, false, 0, id, idlen));
-}
-
-static void
-redis_refresh_cb(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply *reply = r;
-
-    (void) privdata;
-    if (redis_replied(ac) == NULL || reply == NULL) {
-        return;
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        wsh_log(WSH_LOG_ERR, "redis presence refresh failed: %s", reply->str);
-    }
-}
-
-/* Re-score our entries of every room we have members in and sweep the
- * expired ones: one pipelined EVAL per room. */
-static void
-redis_refresh(void)
-{
-    char key[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], ttl[24], ev[200];
-    wsh_hash_iter_t it, iit;
-    const void *room, *id;
-    size_t rlen, idlen, n, i, argc;
-    void *ids;
-    const char **argv;
-    size_t *argl;
-
-    redis_refreshed = wsh_monotonic_msec();
-    if (redis_cmd.state != REDIS_UP) {
-        return;
-    }
-    snprintf(ttl, sizeof(ttl), "%" PRIu64,
-             (uint64_t) redis_conf()->presence_ttl);
-    wsh_hash_iter_init(redis_rooms, &it);
-    while (wsh_hash_next(&it, &room, &rlen, &ids)) {
-        n = wsh_hash_count(ids);
-        argc = 7 + n;
-        argv = calloc(argc, sizeof(*argv));
-        argl = calloc(argc, sizeof(*argl));
-        if (argv == NULL || argl == NULL) {
-            goto next;
-        }
-        argv[0] = "EVAL";
-        argv[1] = redis_lua_refresh;
-        argv[2] = "1";
-        argv[3] = key;
-        argl[3] = redis_presence_key(key, room, rlen);
-        argv[4] = ttl;
-        argv[5] = ch;
-        argl[5] = redis_channel(ch, WSH_TOPIC_ROOM, room, rlen);
-        argv[6] = ev;
-        argl[6] = redis_event(ev, false, 0, "", 0);
-        i = 7;
-        wsh_hash_iter_init(ids, &iit);
-        while (wsh_hash_next(&iit, &id, &idlen, NULL) && i < argc) {
-            argl[i] = idlen + 1 + redis_taglen;
-            argv[i] = malloc(argl[i]);
-            if (argv[i] == NULL) {
-                break;
-            }
-            (void) redis_entry((char *) argv[i], id, idlen);
-            i++;
-        }
-        for (n = 0; n < 7; n++) {
-            if (argl[n] == 0) {
-                argl[n] = strlen(argv[n]);
-            }
-        }
-        if (redisAsyncCommandArgv(redis_cmd.ac, redis_refresh_cb, NULL,
-                                  (int) i, argv, argl) == REDIS_OK)
-        {
-            redis_sent(&redis_cmd);
-        }
-        while (i > 7) {
-            free((void *) argv[--i]);
-        }
-    next:
-        free(argv);
-        free(argl);
-    }
-}
-
 /* ---- life cycle --------------------------------------------------------- */
-
-static void
-redis_free_room(void *p)
-{
-    wsh_hash_free(p, NULL);
-}
 
 static int
 redis_init_worker(void)
@@ -1076,7 +738,6 @@ redis_init_worker(void)
     srandom((unsigned) getpid() ^ (unsigned) wsh_monotonic_msec());
     redis_wanted = wsh_hash_new();
     redis_confirmed = wsh_hash_new();
-    redis_rooms = wsh_hash_new();
     redis_sub.timer = evtimer_new(wsh_worker.base, redis_timer_cb,
                                   &redis_sub);
     redis_cmd.timer = evtimer_new(wsh_worker.base, redis_timer_cb,
@@ -1084,14 +745,13 @@ redis_init_worker(void)
     redis_tick = event_new(wsh_worker.base, -1, EV_PERSIST, redis_tick_cb,
                            NULL);
     if (redis_wanted == NULL || redis_confirmed == NULL
-        || redis_rooms == NULL || redis_sub.timer == NULL
+        || redis_presence_init() != WSH_OK || redis_sub.timer == NULL
         || redis_cmd.timer == NULL || redis_tick == NULL)
     {
         wsh_log(WSH_LOG_EMERG, "out of memory for the redis engine");
         return WSH_ERROR;
     }
     evtimer_add(redis_tick, &tv);
-    redis_refreshed = wsh_monotonic_msec();
     redis_connect(&redis_sub);
     redis_connect(&redis_cmd);
     return WSH_OK;
@@ -1140,8 +800,8 @@ redis_exit_worker(void)
     }
     wsh_hash_free(redis_wanted, NULL);
     wsh_hash_free(redis_confirmed, NULL);
-    wsh_hash_free(redis_rooms, redis_free_room);
-    redis_wanted = redis_confirmed = redis_rooms = NULL;
+    redis_presence_exit();
+    redis_wanted = redis_confirmed = NULL;
 }
 
 /* Up when both connections are: a worker that can publish but not
@@ -1162,4 +822,5 @@ const wsh_engine_ops_t wsh_engine_redis = {
     .join = redis_join,
     .leave = redis_leave,
     .up = redis_up,
+    .info = redis_breaker_info,
 };

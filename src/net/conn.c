@@ -217,9 +217,11 @@ conn_access_log(wsh_conn_t *c, int status, size_t body, bool ws)
     } else if (r != NULL && r->method != NULL) {
         a.method = r->method;
         a.method_len = r->method_len;
-        a.target = r->target;
-        a.target_len = c->endpoint != NULL && c->endpoint->auth != NULL
-                       ? r->path_len : r->target_len;
+        if (r->target != NULL) {
+            a.target = r->target;
+            a.target_len = c->endpoint != NULL && c->endpoint->auth != NULL
+                           ? r->path_len : r->target_len;
+        }
     }
     a.status = status;
     a.websocket = ws;
@@ -288,6 +290,7 @@ conn_free(wsh_conn_t *c)
         free(c->ws->buf);
         free(c->ws);
     }
+    wsh_deflate_free(c->deflate);
     if (c->req != NULL) {
         wsh_http_request_free(c->req);
         free(c->req);
@@ -414,6 +417,8 @@ wsh_shared_frame_new(int opcode, const void *data, size_t len)
     f->refs = 1;
     f->payload = len;
     f->len = n + len;
+    f->deflated = NULL;
+    f->deflate_tried = false;
     return f;
 }
 
@@ -421,8 +426,43 @@ void
 wsh_shared_frame_release(wsh_shared_frame_t *f)
 {
     if (--f->refs == 0) {
+        if (f->deflated != NULL) {
+            wsh_shared_frame_release(f->deflated);
+        }
         free(f);
     }
+}
+
+/* The frame of F that C gets: F itself, or its compressed variant
+ * (compressed once, on the first connection that needs it), or NULL
+ * when C compresses with its own context and so needs a frame of its
+ * own. */
+static wsh_shared_frame_t *
+conn_shared_variant(wsh_conn_t *c, wsh_shared_frame_t *f)
+{
+    const u_char *payload = f->data + f->len - f->payload;
+    u_char *z;
+    size_t zlen;
+
+    if (c->deflate == NULL) {
+        return f;
+    }
+    if (!wsh_deflate_shareable(c->deflate)) {
+        return NULL;
+    }
+    if (!f->deflate_tried) {
+        f->deflate_tried = true;
+        if (wsh_deflate_compress(c->deflate, payload, f->payload, &z, &zlen)
+            == WSH_OK)
+        {
+            f->deflated = wsh_shared_frame_new(f->data[0] & 0x0f, z, zlen);
+            if (f->deflated != NULL) {
+                f->deflated->data[0] |= WSH_WS_RSV1;
+                f->deflated->payload = f->payload;
+            }
+        }
+    }
+    return f->deflated != NULL ? f->deflated : f;
 }
 
 static void
@@ -447,9 +487,17 @@ wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
 {
     struct evbuffer *out;
 
+    wsh_shared_frame_t *v;
+
     if (c->state != WSH_CONN_WS) {
         return -1;
     }
+    v = conn_shared_variant(c, f);
+    if (v == NULL) {
+        return wsh_conn_send(c, f->data[0] & 0x0f, f->data + f->len
+                             - f->payload, f->payload);
+    }
+    f = v;
     if (!conn_output_allowed(c)) {
         return -1;
     }
@@ -469,13 +517,26 @@ wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
 static bool
 conn_send_frame(wsh_conn_t *c, int opcode, const void *data, size_t len)
 {
-    u_char hdr[WSH_WS_HEADER_MAX];
-    size_t n;
+    u_char hdr[WSH_WS_HEADER_MAX], *z;
+    size_t n, zlen;
+    bool deflated;
 
     if (opcode != WSH_WS_OP_CLOSE && !conn_output_allowed(c)) {
         return false;
     }
+    /* Control frames are never compressed (RFC 7692 section 6.1). */
+    deflated = c->deflate != NULL
+               && (opcode == WSH_WS_OP_TEXT || opcode == WSH_WS_OP_BINARY)
+               && wsh_deflate_compress(c->deflate, data, len, &z, &zlen)
+                  == WSH_OK;
+    if (deflated) {
+        data = z;
+        len = zlen;
+    }
     n = wsh_ws_frame_header(hdr, opcode, len);
+    if (deflated) {
+        hdr[0] |= WSH_WS_RSV1;
+    }
     return conn_output(c, hdr, n, data, len);
 }
 
@@ -740,6 +801,8 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
 {
     const wsh_conf_t *cf = wsh_worker.conf;
     struct timeval rtv = conn_tv(cf->pong_wait), wtv = conn_tv(cf->write_wait);
+    char ext[WSH_DEFLATE_RESPONSE_MAX + 40];
+    wsh_deflate_params_t dp;
 
     c->ws = malloc(sizeof(*c->ws));
     if (c->ws == NULL) {
@@ -748,10 +811,22 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
     }
     wsh_ws_init(c->ws, c->endpoint->max_message_size);
     c->ws->max_fragments = cf->limits.max_fragments;
+    ext[0] = '\0';
+    if (cf->compression.enabled
+        && wsh_deflate_negotiate(&cf->compression, c->req, &dp) == WSH_OK)
+    {
+        c->deflate = wsh_deflate_new(&dp, &cf->compression);
+        if (c->deflate != NULL) {
+            /* Declined when out of memory: the client copes without. */
+            wsh_ws_allow_rsv1(c->ws);
+            memcpy(ext, "Sec-WebSocket-Extensions: ", 26);
+            memcpy(ext + 26 + wsh_deflate_response(&dp, ext + 26), "\r\n", 3);
+        }
+    }
     evbuffer_add_printf(bufferevent_get_output(c->bev),
                         "HTTP/1.1 101 Switching Protocols\r\n"
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+                        "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, ext);
     c->status = 101;
     c->state = WSH_CONN_WS;
     wsh_worker.nwebsockets++;
@@ -1062,6 +1137,33 @@ conn_message(wsh_conn_t *c, const wsh_ws_event_t *ev)
     }
 }
 
+/* Replace a compressed message by its inflated bytes; false when that
+ * failed the connection (1007, 1009 or 1011). */
+static bool
+conn_ws_inflate(wsh_conn_t *c, wsh_ws_event_t *ev)
+{
+    const char *why;
+    u_char *data;
+    size_t len;
+    int code;
+
+    code = wsh_deflate_inflate(c->deflate, ev->data, ev->len,
+                               c->endpoint->max_message_size,
+                               ev->opcode == WSH_WS_OP_TEXT, &data, &len,
+                               &why);
+    if (code != 0) {
+        if (c->state == WSH_CONN_CLOSING) {
+            conn_finalize(c, why);
+        } else {
+            conn_ws_fail(c, code, why);
+        }
+        return false;
+    }
+    ev->data = data;
+    ev->len = len;
+    return true;
+}
+
 /* Feed one chunk to the frame parser; returns bytes used. */
 static size_t
 conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
@@ -1092,6 +1194,11 @@ conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
                 return len;     /* closed with 1008 */
             }
             continue;           /* dropped */
+        }
+        if (ev.type == WSH_WS_EV_MESSAGE && ev.compressed
+            && !conn_ws_inflate(c, &ev))
+        {
+            return len;
         }
         switch (ev.type) {
         case WSH_WS_EV_MESSAGE:

@@ -6,6 +6,7 @@
 #include "core/conf.h"
 #include "core/cycle.h"
 #include "net/http.h"
+#include "ws/deflate.h"
 #include "net/identity.h"
 #include "ws/frame.h"
 #include "wshub.h"
@@ -34,6 +35,7 @@ struct wsh_conn_s {
     void                 *data;         /* the module's */
     wsh_request_t        *req;          /* HTTP phase only */
     wsh_ws_t             *ws;           /* WebSocket phase only */
+    wsh_deflate_t        *deflate;      /* permessage-deflate, or NULL */
 
     uint64_t              msgs_in;
     uint64_t              bytes_in;
@@ -69,12 +71,18 @@ struct wsh_conn_s {
 
 /* A server frame built once and queued by reference on any number of
  * connections; freed when the last of them has written it. */
-typedef struct {
-    unsigned refs;
-    size_t   payload;       /* message bytes, for the counters */
-    size_t   len;
-    u_char   data[];
-} wsh_shared_frame_t;
+typedef struct wsh_shared_frame_s wsh_shared_frame_t;
+
+struct wsh_shared_frame_s {
+    unsigned            refs;
+    size_t              payload;    /* message bytes, for the counters */
+    size_t              len;
+    /* The permessage-deflate variant, built on first need for the
+     * connections that compress without context takeover. */
+    wsh_shared_frame_t *deflated;
+    bool                deflate_tried;
+    u_char              data[];
+};
 
 /* A text or binary frame of DATA, with one reference held by the
  * caller. NULL on ENOMEM. */

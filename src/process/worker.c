@@ -132,6 +132,7 @@ wsh_server_info(wsh_server_info_t *info)
     info->workers = wsh_worker.conf->worker_processes;
     info->connections = wsh_worker.nwebsockets;
     info->uptime_ms = wsh_monotonic_msec() - wsh_worker.started;
+    wsh_engine_info(info);
 }
 
 void

@@ -15,6 +15,7 @@
  * zero-delay timer instead, never from inside the call.
  */
 #include "tools/client.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 #include "ws/handshake.h"
 
@@ -64,6 +65,7 @@ struct wsh_client_s {
     wsh_url_t                   url;
 
     wsh_ws_t                    ws;
+    wsh_deflate_t              *deflate;        /* negotiated, or NULL */
     uint64_t                    rng;            /* xorshift64* state */
     int                         state;
     int                         close_code;     /* received, or 1006 */
@@ -587,6 +589,14 @@ client_check_response(wsh_client_t *cl, char *head, size_t len)
         } else if (strcasecmp(line, "Sec-WebSocket-Accept") == 0) {
             accept = strcmp(v, expect) == 0;
         } else if (strcasecmp(line, "Sec-WebSocket-Extensions") == 0
+                   && cl->deflate == NULL && cl->extra_headers != NULL
+                   && strcasestr(cl->extra_headers, "permessage-deflate")
+                   && wsh_deflate_client_new(v, strlen(v), &cl->deflate)
+                      == WSH_OK)
+        {
+            /* Offered through the extra headers (wshub-bench --deflate). */
+            wsh_ws_allow_rsv1(&cl->ws);
+        } else if (strcasecmp(line, "Sec-WebSocket-Extensions") == 0
                    || strcasecmp(line, "Sec-WebSocket-Protocol") == 0)
         {
             /* We offered neither: section 4.1, steps 5 and 6. */
@@ -675,8 +685,24 @@ client_send_close(wsh_client_t *cl, int code, const char *reason)
 static int
 client_event(wsh_client_t *cl, wsh_ws_event_t *ev)
 {
+    const char *why;
+    u_char *data;
+    size_t len;
+
     switch (ev->type) {
     case WSH_WS_EV_MESSAGE:
+        if (ev->compressed) {
+            if (wsh_deflate_inflate(cl->deflate, ev->data, ev->len,
+                                    CLIENT_MAX_MESSAGE,
+                                    ev->opcode == WSH_WS_OP_TEXT, &data, &len,
+                                    &why) != 0)
+            {
+                client_fail(cl, 1006, "permessage-deflate: %s", why);
+                return WSH_ERROR;
+            }
+            ev->data = data;
+            ev->len = len;
+        }
         if (cl->h.message != NULL && cl->state != CLIENT_CLOSE_RECEIVED) {
             cl->h.message(cl, ev->opcode, ev->data, ev->len, cl->arg);
         }
@@ -918,6 +944,7 @@ wsh_client_free(wsh_client_t *cl)
         event_free(cl->timer);
     }
     free(cl->ws.buf);
+    wsh_deflate_free(cl->deflate);
     free((char *) cl->extra_headers);
     free(cl);
 }

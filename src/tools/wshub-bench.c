@@ -16,6 +16,7 @@
  * bufferevent.
  */
 #include "tools/client.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 
 #include <errno.h>
@@ -957,6 +958,7 @@ thread_main(void *arg)
     }
     event_free(t->tick);
     event_base_free(t->base);
+    wsh_deflate_thread_done();
     ctr_set(&t->exited, 1);
     return NULL;
 }
@@ -1164,6 +1166,8 @@ usage(FILE *fp)
 "      --max-loss PERCENT    fanout: loss above it fails the run (0)\n"
 "      --header 'NAME: VALUE'    extra request header (repeatable)\n"
 "      --binary              echo: binary frames instead of text\n"
+"      --deflate             offer permessage-deflate; inflate what the\n"
+"                            server compresses (sends uncompressed)\n"
 "  -k, --insecure            wss://: do not verify the certificate\n"
 "      --json                results as JSON on stdout\n"
 "  -q, --quiet               no progress lines on stderr\n"
@@ -1202,8 +1206,24 @@ arg_num(const char *name, const char *s, double min, double max)
 
 enum {
     OPT_CONNECT_RATE = 256, OPT_ROOM, OPT_SUB, OPT_ACK, OPT_PUB, OPT_SETTLE,
-    OPT_DRAIN, OPT_WINDOW, OPT_MAX_LOSS, OPT_HEADER, OPT_BINARY, OPT_JSON
+    OPT_DRAIN, OPT_WINDOW, OPT_MAX_LOSS, OPT_HEADER, OPT_BINARY, OPT_JSON,
+    OPT_DEFLATE
 };
+
+/* Append the request header H to opt.headers (HLEN bytes so far). */
+static void
+add_header(const char *h, size_t *hlen)
+{
+    size_t n = strlen(h);
+
+    opt.headers = realloc(opt.headers, *hlen + n + 3);
+    if (opt.headers == NULL) {
+        fatal("out of memory");
+    }
+    memcpy(opt.headers + *hlen, h, n);
+    memcpy(opt.headers + *hlen + n, "\r\n", 3);
+    *hlen += n + 2;
+}
 
 static void
 parse_args(int argc, char **argv)
@@ -1233,11 +1253,12 @@ parse_args(int argc, char **argv)
         { "header", required_argument, NULL, OPT_HEADER },
         { "binary", no_argument, NULL, OPT_BINARY },
         { "json", no_argument, NULL, OPT_JSON },
+        { "deflate", no_argument, NULL, OPT_DEFLATE },
         { NULL, 0, NULL, 0 }
     };
     bool conns_set = false, sub_set = false, ack_set = false;
     char err[256];
-    size_t hlen = 0, n;
+    size_t hlen = 0;
     int ch;
     size_t i;
 
@@ -1351,14 +1372,12 @@ parse_args(int argc, char **argv)
             if (strchr(optarg, ':') == NULL || strpbrk(optarg, "\r\n")) {
                 fatal("--header \"%s\": expected NAME: VALUE", optarg);
             }
-            n = strlen(optarg);
-            opt.headers = realloc(opt.headers, hlen + n + 3);
-            if (opt.headers == NULL) {
-                fatal("out of memory");
-            }
-            memcpy(opt.headers + hlen, optarg, n);
-            memcpy(opt.headers + hlen + n, "\r\n", 3);
-            hlen += n + 2;
+            add_header(optarg, &hlen);
+            break;
+        case OPT_DEFLATE:
+            /* Offered like a browser; the client inflates the answers. */
+            add_header("Sec-WebSocket-Extensions: permessage-deflate; "
+                       "client_max_window_bits", &hlen);
             break;
         case OPT_BINARY:
             opt.binary = true;

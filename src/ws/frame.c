@@ -34,6 +34,12 @@ wsh_ws_init_client(wsh_ws_t *ws, size_t max_message_size)
     ws->client = 1;
 }
 
+void
+wsh_ws_allow_rsv1(wsh_ws_t *ws)
+{
+    ws->rsv1_allowed = 1;
+}
+
 bool
 wsh_ws_busy(const wsh_ws_t *ws)
 {
@@ -109,6 +115,13 @@ ws_check_start(wsh_ws_t *ws, wsh_ws_event_t *ev)
     ws->fin = (b0 & 0x80) != 0;
     ws->opcode = (uint8_t) op;
 
+    /* RFC 7692 section 6: RSV1 marks a compressed message, on its first
+     * frame only; never on control frames (section 6.1). */
+    if ((b0 & 0x70) == WSH_WS_RSV1 && ws->rsv1_allowed
+        && (op == WSH_WS_OP_TEXT || op == WSH_WS_OP_BINARY))
+    {
+        b0 &= ~WSH_WS_RSV1;
+    }
     if (b0 & 0x70) {
         return ws_fail(ev, 1002, "reserved bits set without an extension");
     }
@@ -180,6 +193,7 @@ ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
             return ws_fail(ev, 1009, "message exceeds max_message_size");
         }
         if (ws->opcode != WSH_WS_OP_CONT) {
+            ws->compressed = (ws->hdr[0] & WSH_WS_RSV1) != 0;
             ws->msg_opcode = ws->opcode;
             ws->utf8 = WSH_UTF8_ACCEPT;
             ws->buf_len = 0;
@@ -254,12 +268,15 @@ ws_frame_end(wsh_ws_t *ws, wsh_ws_event_t *ev)
     if (!ws->fin) {
         return WSH_AGAIN;
     }
-    if (ws->msg_opcode == WSH_WS_OP_TEXT && ws->utf8 != WSH_UTF8_ACCEPT) {
+    if (ws->msg_opcode == WSH_WS_OP_TEXT && !ws->compressed
+        && ws->utf8 != WSH_UTF8_ACCEPT)
+    {
         return ws_fail(ev, 1007, "text message ends inside a UTF-8 sequence");
     }
     ws->in_message = 0;
     ws->state = WS_STATE_RESET_MESSAGE;
     ev->type = WSH_WS_EV_MESSAGE;
+    ev->compressed = ws->compressed;
     ev->opcode = ws->msg_opcode;
     ev->data = ws->buf;
     ev->len = ws->buf_len;
@@ -344,7 +361,9 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
             ws->buf_len += n;
             ws->frame_pos += n;
             ws->remaining -= n;
-            if (ws->msg_opcode == WSH_WS_OP_TEXT && !(ws->opcode & 0x8)) {
+            if (ws->msg_opcode == WSH_WS_OP_TEXT && !(ws->opcode & 0x8)
+                && !ws->compressed)
+            {
                 ws->utf8 = wsh_utf8_validate(ws->utf8, dst, n);
                 if (ws->utf8 == WSH_UTF8_REJECT) {
                     *pos = p;

@@ -27,6 +27,7 @@ enum {
     WSH_WS_EV_CLOSE             /* code (1005 if none), data/len: reason */
 };
 
+#define WSH_WS_RSV1         0x40    /* "compressed" (RFC 7692) */
 #define WSH_WS_CONTROL_MAX  125
 #define WSH_WS_HEADER_MAX   14  /* server frames: at most 10 */
 
@@ -37,6 +38,7 @@ typedef struct {
     u_char         *data;
     size_t          len;
     const char     *error;      /* why the connection fails (for logs) */
+    bool            compressed; /* message: RSV1 was set, data deflated */
 } wsh_ws_event_t;
 
 /* Parser state of one connection: kept compact because it lives in every
@@ -50,6 +52,8 @@ typedef struct {
     uint8_t         fin:1;
     uint8_t         in_message:1;   /* a fragmented message is open */
     uint8_t         client:1;       /* parsing server frames (tools) */
+    uint8_t         rsv1_allowed:1; /* permessage-deflate negotiated */
+    uint8_t         compressed:1;   /* the open message has RSV1 */
     uint8_t         msg_opcode;     /* TEXT or BINARY of that message */
     uint8_t         mask[4];
     uint32_t        utf8;           /* validator state for text */
@@ -70,6 +74,12 @@ void wsh_ws_init(wsh_ws_t *ws, size_t max_message_size);
 /* The same parser for a client (src/tools): frames from a server must
  * be unmasked (RFC 6455 section 5.1), everything else is identical. */
 void wsh_ws_init_client(wsh_ws_t *ws, size_t max_message_size);
+
+/* Allow RSV1 on the first frame of data messages: permessage-deflate
+ * was negotiated. Such messages come out with ev->compressed set and
+ * their payload as received (not UTF-8 checked: that is for after
+ * inflating). */
+void wsh_ws_allow_rsv1(wsh_ws_t *ws);
 
 /* Release the payload buffer (the parser stays usable). */
 void wsh_ws_reset_buffer(wsh_ws_t *ws);

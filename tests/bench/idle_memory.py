@@ -8,9 +8,15 @@ again and reports (after - before) / N. A benchmark: it reports, it does
 not assert.
 
     /usr/bin/python3 tests/bench/idle_memory.py [-n 10000] [--json] [--tls]
+        [--warm] [--deflate [--takeover]]
 
 With --tls the connections are wss:// (a throwaway CA and certificate are
 made with the openssl command line) and opened one after another.
+--deflate turns compression on and offers permessage-deflate as browsers
+do; --takeover allows context takeover both ways (per-connection zlib
+streams); --warm has every connection send one message (compressed with
+--deflate) and read its echo first, so whatever a message leaves behind
+(with --takeover: the zlib streams) is counted while it sits idle.
 """
 
 import argparse
@@ -23,18 +29,22 @@ import socket
 import sys
 import tempfile
 import time
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
-from wshub_harness import CertAuthority, Server  # noqa: E402
+from wshub_harness import CertAuthority, Server, frame  # noqa: E402
 
 REQUEST = ("GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-           "Sec-WebSocket-Version: 13\r\n\r\n")
+           "Sec-WebSocket-Version: 13\r\n%s\r\n")
+OFFER = ("Sec-WebSocket-Extensions: permessage-deflate; "
+         "client_max_window_bits\r\n")
 
 
-def request():
-    return (REQUEST % base64.b64encode(os.urandom(16)).decode()).encode()
+def request(extra=""):
+    return (REQUEST % (base64.b64encode(os.urandom(16)).decode(),
+                       extra)).encode()
 
 
 def check_head(head):
@@ -50,7 +60,7 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
-def open_idle(port, n, progress):
+def open_idle(port, n, progress, extra=""):
     """Open n connections and complete their handshakes, in batches so
     the listen backlog never overflows."""
     sel = selectors.DefaultSelector()
@@ -62,7 +72,7 @@ def open_idle(port, n, progress):
             raise RuntimeError("timed out with %d of %d open" % (done, n))
         while len(pending) < 256 and len(socks) < n:
             s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(request())
+            s.sendall(request(extra))
             s.setblocking(False)
             pending[s] = b""
             socks.append(s)
@@ -83,13 +93,13 @@ def open_idle(port, n, progress):
     return socks
 
 
-def open_idle_tls(port, n, progress, ctx):
+def open_idle_tls(port, n, progress, ctx, extra=""):
     """open_idle over TLS, one blocking handshake at a time."""
     socks = []
     for i in range(n):
         s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 10),
                             server_hostname="127.0.0.1")
-        s.sendall(request())
+        s.sendall(request(extra))
         head = b""
         while b"\r\n\r\n" not in head:
             data = s.recv(4096)
@@ -103,12 +113,40 @@ def open_idle_tls(port, n, progress, ctx):
     return socks
 
 
+def warm(socks, deflate):
+    """One 1 KiB JSON-ish message each (compressed with DEFLATE), and its
+    echo read."""
+    text = b'{"type":"message","text":"hello"}' * 30
+    data = frame(1, text)
+    if deflate:
+        z = zlib.compressobj(6, zlib.DEFLATED, -15)
+        payload = z.compress(text) + z.flush(zlib.Z_SYNC_FLUSH)
+        data = frame(1, payload[:-4], rsv=4)
+    for s in socks:
+        s.setblocking(True)
+        s.settimeout(10)
+        s.sendall(data)
+    for s in socks:
+        if not s.recv(65536):
+            raise RuntimeError("server closed a connection")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--tls", action="store_true", help="wss:// connections")
+    ap.add_argument("--deflate", action="store_true")
+    ap.add_argument("--takeover", action="store_true")
+    ap.add_argument("--warm", action="store_true")
     args = ap.parse_args()
+    raw_yaml = ""
+    extra = OFFER if args.deflate else ""
+    if args.deflate:
+        raw_yaml = "compression:\n  enabled: on\n"
+        if args.takeover:
+            raw_yaml += ("  server_context_takeover: on\n"
+                         "  client_context_takeover: on\n")
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = args.n + 100
@@ -120,16 +158,20 @@ def main():
 
     tmp = tempfile.TemporaryDirectory(prefix="wshub-bench-")
     tls = ca = None
-    opener = open_idle
+
+    def opener(port, n, progress):
+        return open_idle(port, n, progress, extra)
+
     if args.tls:
         ca = CertAuthority(tmp.name)
         tls = ca.issue("server", 1)
 
         def opener(port, n, progress):
-            return open_idle_tls(port, n, progress, ca.context())
+            return open_idle_tls(port, n, progress, ca.context(), extra)
 
     with Server(workers=1, max_connections=args.n + 10, ping_period=0,
-                access_log="off", log_level="warn", tls=tls) as srv:
+                access_log="off", log_level="warn", tls=tls,
+                raw_yaml=raw_yaml) as srv:
         worker = srv.workers()[0]
         # Warm up once so one-time allocations are not billed per conn.
         for s in opener(srv.port, 10, progress):
@@ -139,10 +181,14 @@ def main():
         progress("worker %d RSS before: %d KiB; opening %d connections"
                  % (worker, before, args.n))
         socks = opener(srv.port, args.n, progress)
+        if args.warm:
+            warm(socks, args.deflate)
         time.sleep(1)
         after = rss_kib(worker)
         per = (after - before) * 1024 / args.n
         result = {"connections": args.n, "tls": args.tls,
+                  "deflate": args.deflate, "takeover": args.takeover,
+                  "warm": args.warm,
                   "rss_before_kib": before,
                   "rss_after_kib": after, "bytes_per_connection": round(per)}
         if args.json:

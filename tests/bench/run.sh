@@ -4,14 +4,19 @@
 # Starts a wshubd from the build tree for every scenario (generated
 # configuration, free loopback port, local engine, 1 or 2 workers),
 # drives it with wshub-bench, stops it by pid, and writes RESULTS.md (a
-# markdown table) and results.json. It reports figures; it never decides
-# that a figure is too slow. See tests/bench/README.md.
+# markdown table) and results.json. The Redis scenarios start a
+# redis-server (if installed) and two wshubd nodes of 2 workers on it,
+# the publisher on the first, the subscribers split over both. It
+# reports figures; it never decides that a figure is too slow. See
+# tests/bench/README.md.
 #
 # usage: tests/bench/run.sh [-d SECONDS] [-j THREADS] [-o DIR] [-q]
+#                           [-s PATTERN]
 #   -d  measured seconds per scenario (10)
 #   -j  wshub-bench threads (2)
 #   -o  where RESULTS.md and results.json go (tests/bench in the sources)
 #   -q  quick: 3-second scenarios, for trying the script out
+#   -s  only the scenarios whose name matches PATTERN (grep -E)
 
 set -eu
 
@@ -23,13 +28,15 @@ duration=10
 threads=2
 out=$here
 
-while getopts "d:j:o:qh" ch; do
+only=
+while getopts "d:j:o:qs:h" ch; do
     case $ch in
     d) duration=$OPTARG ;;
     j) threads=$OPTARG ;;
     o) out=$OPTARG ;;
     q) duration=3 ;;
-    *) sed -n '10,14p' "$0"; exit 2 ;;
+    s) only=$OPTARG ;;
+    *) sed -n '13,19p' "$0"; exit 2 ;;
     esac
 done
 
@@ -43,13 +50,16 @@ command -v python3 >/dev/null || { echo "run.sh: needs python3" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench.XXXXXX")
 server_pid=
+pids=                   # every wshubd and redis-server started, to stop
 
 stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=
-    fi
+    local pid
+    for pid in $pids; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    pids=
+    server_pid=
 }
 trap 'stop_server; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
@@ -59,10 +69,11 @@ free_port() {
 s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_server WORKERS: a fresh wshubd; sets $port and $server_pid.
+# start_server WORKERS [YAML]: a fresh wshubd, YAML appended to its
+# configuration; sets $port and $server_pid.
 start_server() {
     port=$(free_port)
-    cat >"$tmp/wshub.yaml" <<EOF
+    cat >"$tmp/wshub-$port.yaml" <<EOF
 worker_processes: $1
 user: $(id -un)
 listen: [127.0.0.1:$port]
@@ -74,9 +85,11 @@ endpoints:
     module: echo
   - path: /ws
     module: hub
+${2:-}
 EOF
-    "$WSHUBD" -c "$tmp/wshub.yaml" >>"$tmp/stdout.log" 2>&1 &
+    "$WSHUBD" -c "$tmp/wshub-$port.yaml" >>"$tmp/stdout.log" 2>&1 &
     server_pid=$!
+    pids="$pids $server_pid"
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             sleep 0.2       # let every worker come up
@@ -93,10 +106,18 @@ EOF
 }
 
 n=0
+# skip NAME: true when -s leaves scenario NAME out.
+skip() {
+    [ -n "$only" ] && ! printf '%s\n' "$1" | grep -Eq -- "$only"
+}
+
 # scenario NAME WORKERS PATH BENCH-ARGS...: one run against a fresh server.
 scenario() {
     local name=$1 workers=$2 path=$3 rc=0
     shift 3
+    if skip "$name"; then
+        return 0
+    fi
     n=$((n + 1))
     echo "== [$n] $name, $workers worker(s): wshub-bench $* -j $threads" >&2
     start_server "$workers"
@@ -104,6 +125,45 @@ scenario() {
         >"$tmp/run$n.json" || rc=$?
     stop_server
     printf '%s\t%s\t%s\t%s\n' "$name" "$workers" "$rc" "$*" >>"$tmp/index"
+    echo "   exit status $rc" >&2
+}
+
+# start_redis: a redis-server without persistence; sets $redis_port.
+start_redis() {
+    redis_port=$(free_port)
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+        --appendonly no --dir "$tmp" >>"$tmp/redis.log" 2>&1 &
+    pids="$pids $!"
+    for _ in $(seq 100); do
+        if [ "$(redis-cli -p "$redis_port" PING 2>/dev/null)" = PONG ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "run.sh: redis-server did not start" >&2
+    exit 1
+}
+
+# scenario_redis NAME BENCH-ARGS...: one Redis, nodes A and B of 2
+# workers each; wshub-bench gets A's URL first (its publishers go
+# there) and B's, subscribers alternating between them.
+scenario_redis() {
+    local name=$1 rc=0 a
+    shift
+    if skip "$name"; then
+        return 0
+    fi
+    n=$((n + 1))
+    echo "== [$n] $name, 2 nodes x 2 workers, redis: wshub-bench $* -j $threads" >&2
+    start_redis
+    start_server 2 "engine: {type: redis, redis: {port: $redis_port}}"
+    a=$port
+    start_server 2 "engine: {type: redis, redis: {port: $redis_port}}"
+    "$WSHUB_BENCH" "$@" -j "$threads" --json "ws://127.0.0.1:$a/ws" \
+        "ws://127.0.0.1:$port/ws" >"$tmp/run$n.json" || rc=$?
+    stop_server
+    printf '%s\t%s\t%s\t%s\n' "$name" "2+2 redis" "$rc" "$*" \
+        >>"$tmp/index"
     echo "   exit status $rc" >&2
 }
 
@@ -120,6 +180,16 @@ scenario "fanout 1 -> 1000, max" 1 /ws fanout -c 1000 -p 1 -d "$d" \
     --max-loss 100
 scenario "connect 1000" 1 /ws connect -c 1000
 scenario "connect 1000" 2 /ws connect -c 1000
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+    for rate in 100 500 1000; do
+        scenario_redis "cross-node fanout A -> 500 A + 500 B, $rate msg/s" \
+            fanout -c 1000 -p 1 -r "$rate" -d "$d" --max-loss 100
+    done
+    scenario_redis "cross-node fanout A -> 500 A + 500 B, max" \
+        fanout -c 1000 -p 1 -d "$d" --max-loss 100
+else
+    echo "run.sh: no redis-server, Redis scenarios skipped" >&2
+fi
 
 mkdir -p "$out"
 version=$("$WSHUBD" -V 2>&1 | head -n 1)
@@ -141,6 +211,8 @@ host = {"system": " ".join(platform.uname()[0:3:2]), "cpu": cpu,
         "cpus": os.cpu_count()}
 
 runs = []
+if not os.path.exists(os.path.join(tmp, "index")):
+    sys.exit("run.sh: no scenario ran")
 with open(os.path.join(tmp, "index")) as f:
     for i, line in enumerate(f, 1):
         name, workers, rc, args = line.rstrip("\n").split("\t")
@@ -149,7 +221,9 @@ with open(os.path.join(tmp, "index")) as f:
                 res = json.load(r)
         except (OSError, ValueError):
             res = None
-        runs.append({"scenario": name, "workers": int(workers),
+        runs.append({"scenario": name,
+                     "workers": int(workers) if workers.isdigit()
+                     else workers,
                      "bench_args": args.split(), "exit": int(rc),
                      "result": res})
 
@@ -190,7 +264,9 @@ head = ["Scenario", "Workers", "Conns", "Throughput", "p50", "p99", "max",
         "Loss", "Failed", "Bench CPU"]
 md = ["# wshub benchmark results", "",
       "Generated by `tests/bench/run.sh` on %s." % stamp, "",
-      "- wshub: %s (commit %s), local engine" % (version, commit),
+      "- wshub: %s (commit %s), local engine; the cross-node scenarios: "
+      "two wshubd of 2 workers on one redis-server, publisher on the "
+      "first, subscribers alternating" % (version, commit),
       "- host: %s, %s, %s CPUs" % (host["system"], host["cpu"],
                                    host["cpus"]),
       "- generator: wshub-bench -j %s on the same host; server and "

@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import time
+import zlib
 
 VERSION = "1.0"
 
@@ -65,6 +66,8 @@ CATEGORY_NAMES = {
     1: "Framing", 2: "Pings/Pongs", 3: "Reserved bits", 4: "Opcodes",
     5: "Fragmentation", 6: "UTF-8 handling", 7: "Close handling",
     9: "Limits/Performance", 10: "Auto-fragmentation",
+    12: "Compression: payloads", 13: "Compression: parameters",
+    14: "Compression: errors",
 }
 
 
@@ -292,8 +295,11 @@ class Connection:
     (RFC 6455 5.1-5.7); protocol violations are collected in `violations`
     (FAILED) and `notes` (NON-STRICT)."""
 
-    def __init__(self, target, timeout):
+    def __init__(self, target, timeout, offer=None):
         self.target = target
+        self.offer = offer              # permessage-deflate offers (list of dicts)
+        self.pmd = None                 # the negotiated PerMessageDeflate
+        self.frag_compressed = False
         self.deadline = time.monotonic() + timeout
         self.sock = None
         self.rx = bytearray()
@@ -342,8 +348,9 @@ class Connection:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-               "User-Agent: wsfuzz/%s\r\n\r\n" % (t.path, t.host_header, key, VERSION))
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s"
+               "User-Agent: wsfuzz/%s\r\n\r\n" % (t.path, t.host_header, key,
+                                                 pmd_offer_header(self.offer), VERSION))
         buf = b""
         try:
             self.sock.sendall(req.encode())
@@ -378,7 +385,9 @@ class Connection:
         if headers.get("sec-websocket-accept") != accept:
             raise HandshakeError("wrong Sec-WebSocket-Accept %r (expected %r)"
                                  % (headers.get("sec-websocket-accept"), accept))
-        if "sec-websocket-extensions" in headers:
+        if "sec-websocket-extensions" in headers and self.offer:
+            self.pmd = PerMessageDeflate(self.offer, headers["sec-websocket-extensions"])
+        elif "sec-websocket-extensions" in headers:
             raise HandshakeError("server selected an extension we did not offer: %r"
                                  % headers["sec-websocket-extensions"])
         if "sec-websocket-protocol" in headers:
@@ -483,6 +492,13 @@ class Connection:
         else:
             raise ValueError(mode)
 
+    def send_message(self, opcode, payload):
+        """One data message, compressed (RSV1) when permessage-deflate is on."""
+        if self.pmd is None:
+            self.send_frame(opcode, payload)
+        else:
+            self.send_frame(opcode, self.pmd.compress(payload), rsv=4)
+
     def send_close(self, code=None, reason=b""):
         self.send_frame(OP_CLOSE, close_payload(code, reason))
 
@@ -530,7 +546,13 @@ class Connection:
             return None
         if masked:
             self.violation("server sent a masked frame (RFC 6455 5.1)")
-        if rsv:
+        compressed = False
+        if rsv == 4 and self.pmd is not None:
+            if op >= 8 or op == OP_CONT:
+                self.violation("server set RSV1 on a %s frame (RFC 7692 6.1)"
+                               % ("control" if op >= 8 else "continuation"))
+            compressed = op in (OP_TEXT, OP_BINARY)
+        elif rsv:
             self.violation("server frame has RSV bits 0x%x set, no extension negotiated (RFC 6455 5.2)" % rsv)
         if op >= 8:
             if op not in (OP_CLOSE, OP_PING, OP_PONG):
@@ -560,9 +582,17 @@ class Connection:
             if self.frag_op is not None:
                 self.violation("server started a new message inside a fragmented one (RFC 6455 5.4)")
             self.frag_op, self.frag_parts = op, [payload]
+            self.frag_compressed = compressed
         if not fin:
             return None
         data = b"".join(self.frag_parts)
+        if self.frag_compressed:
+            try:
+                data = self.pmd.decompress(data)
+            except zlib.error as e:
+                self.violation("server sent a compressed message that does not inflate with the "
+                               "negotiated parameters (RFC 7692 7.2.2): %s" % e)
+                data = b""
         kind = "text" if self.frag_op == OP_TEXT else "binary"
         self.frag_op, self.frag_parts = None, []
         if kind == "text" and not utf8_valid(data):
@@ -1034,10 +1064,11 @@ def utf8_test_sequences():
 # --------------------------------------------------------------------------
 
 class Case:
-    __slots__ = ("id", "desc", "run", "perf", "big", "key")
+    __slots__ = ("id", "desc", "run", "perf", "big", "key", "offer")
 
-    def __init__(self, cid, desc, run, perf=False, big=False):
+    def __init__(self, cid, desc, run, perf=False, big=False, offer=None):
         self.id, self.desc, self.run, self.perf, self.big = cid, desc, run, perf, big
+        self.offer = offer
         self.key = tuple(int(x) for x in cid.split("."))
 
 
@@ -1380,10 +1411,232 @@ def cat10(add):
         echo_case([send(frames(OP_BINARY, b))], [BIN(b)], timed=True))
 
 
+# --------------------------------------------------------------------------
+# permessage-deflate (RFC 7692), client side, for categories 12-14
+# --------------------------------------------------------------------------
+
+PMD_PARAMS = ("server_no_context_takeover", "client_no_context_takeover",
+              "server_max_window_bits", "client_max_window_bits")
+PMD_TAIL = b"\x00\x00\xff\xff"
+
+
+def pmd_offer_header(offers):
+    """Sec-WebSocket-Extensions for `offers`: a list of dicts mapping a
+    parameter to True (no value) or a window size."""
+    if not offers:
+        return ""
+    text = []
+    for o in offers:
+        text.append("; ".join(["permessage-deflate"]
+                              + [k if v is True else "%s=%d" % (k, v) for k, v in o.items()]))
+    return "Sec-WebSocket-Extensions: %s\r\n" % ", ".join(text)
+
+
+def pmd_parse_response(value):
+    """The server's one permessage-deflate response as a dict, or raise."""
+    parts = [p.strip() for p in value.split(";")]
+    if "," in value or parts[0].lower() != "permessage-deflate":
+        raise HandshakeError("server response is not one permessage-deflate: %r" % value)
+    params = {}
+    for p in parts[1:]:
+        name, eq, v = (x.strip() for x in p.partition("="))
+        v = v.strip('"')
+        if name not in PMD_PARAMS or name in params:
+            raise HandshakeError("unknown or duplicate parameter %r in %r (RFC 7692 5)" % (name, value))
+        if name.endswith("context_takeover"):
+            if eq:
+                raise HandshakeError("%s with a value in %r (RFC 7692 7.1.1)" % (name, value))
+            params[name] = True
+        else:
+            if not re.match(r"^(8|9|1[0-5])$", v):
+                raise HandshakeError("invalid %s value in %r (RFC 7692 7.1.2)" % (name, value))
+            params[name] = int(v)
+    return params
+
+
+def pmd_matches(offer, params):
+    """Is the response `params` a valid acceptance of `offer`?"""
+    smwb = params.get("server_max_window_bits")
+    if "server_max_window_bits" in offer and (smwb is None or smwb > offer["server_max_window_bits"]):
+        return False            # RFC 7692 7.1.2.1
+    cmwb = params.get("client_max_window_bits")
+    if cmwb is not None:
+        if "client_max_window_bits" not in offer:
+            return False        # RFC 7692 7.1.2.2
+        if offer["client_max_window_bits"] is not True and cmwb > offer["client_max_window_bits"]:
+            return False
+    if "server_no_context_takeover" in offer and "server_no_context_takeover" not in params:
+        return False            # RFC 7692 7.1.1.1
+    return True
+
+
+class PerMessageDeflate:
+    """The negotiated extension: our compressor and the server's inflater.
+    Uses context takeover whenever allowed, so a server that resets its
+    inflater when it should not is caught; checks the server honours its
+    window and no-context-takeover promise by inflating with exactly that."""
+
+    def __init__(self, offers, response):
+        self.response = response
+        self.params = pmd_parse_response(response)
+        if not any(pmd_matches(o, self.params) for o in offers):
+            raise HandshakeError("response %r accepts none of our offers (RFC 7692 5)" % response)
+        self.offer = next(o for o in offers if pmd_matches(o, self.params))
+        self.server_bits = self.params.get("server_max_window_bits", 15)
+        self.client_bits = self.params.get("client_max_window_bits", 15)
+        if self.offer.get("client_max_window_bits") not in (None, True):
+            self.client_bits = min(self.client_bits, self.offer["client_max_window_bits"])
+        self.server_reset = "server_no_context_takeover" in self.params
+        self.client_reset = ("client_no_context_takeover" in self.params
+                             or "client_no_context_takeover" in self.offer)
+        self.comp = self.decomp = None
+
+    def _compressor(self):
+        # zlib cannot make an 8-bit window: Huffman-only output has no
+        # back-references at all, so it is valid under any window.
+        if self.client_bits == 8:
+            return zlib.compressobj(6, zlib.DEFLATED, -9, 8, zlib.Z_HUFFMAN_ONLY)
+        return zlib.compressobj(6, zlib.DEFLATED, -self.client_bits)
+
+    def compress(self, data):
+        if self.comp is None or self.client_reset:
+            self.comp = self._compressor()
+        out = self.comp.compress(data) + self.comp.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(PMD_TAIL)
+        return out[:-4]
+
+    def decompress(self, data):
+        if self.decomp is None or self.server_reset:
+            self.decomp = zlib.decompressobj(-self.server_bits)
+        return self.decomp.decompress(data + PMD_TAIL)
+
+
+def send_pmd(messages):
+    """Step: send (opcode, payload) messages, each compressed, in one write."""
+    def step(conn):
+        conn.send_raw(b"".join(encode_frame(op, conn.pmd.compress(p), rsv=4) for op, p in messages))
+    return step
+
+
+PMD_SIZES = [16, 64, 256, 1024, 4096, 8192, 16384, 32768, 65536, 131072]
+
+
+def pmd_count(n):
+    """Autobahn sends 1000 messages per case; fewer when big, so that what
+    is in flight (512 KiB) stays under a server's default send buffer."""
+    return max(4, min(1000, (512 << 10) // n))
+
+
+def chat_pattern(n):
+    line = b'{"type":"message","room":"lobby","from":"user-42","text":"see you at 10, ok?"}\n'
+    return (line * (n // len(line) + 1))[:n]
+
+
+def lorem_pattern(n):
+    words = (b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
+             b"incididunt ut labore et dolore magna aliqua ").split()
+    import random
+    rnd = random.Random(n)
+    out = bytearray()
+    while len(out) < n:
+        out += rnd.choice(words) + b" "
+    return bytes(out[:n])
+
+
+def random_pattern(n):
+    import random
+    return random.Random(n).randbytes(n)
+
+
+def pmd_echo_case(op, payload, count):
+    msgs = [(op, payload)] * count
+    return echo_case([send_pmd(msgs)], [echo_of(op, payload)] * count)
+
+
+def cat12(add):
+    """12.x Compression, different payloads (Autobahn 12.1-12.5): messages of
+    16 B to 128 KiB offered with a plain permessage-deflate offer, each sent
+    compressed with context takeover, echoed byte-identical."""
+    kinds = [(1, OP_TEXT, "artificial text", text_pattern),
+             (2, OP_BINARY, "binary pattern", binary_pattern),
+             (3, OP_TEXT, "JSON chat", chat_pattern),
+             (4, OP_TEXT, "lorem ipsum", lorem_pattern),
+             (5, OP_BINARY, "random (incompressible)", random_pattern)]
+    for sub, op, name, pat in kinds:
+        for i, n in enumerate(PMD_SIZES, 1):
+            c = pmd_count(n)
+            add("12.%d.%d" % (sub, i), "permessage-deflate: send %d compressed %s messages of %d "
+                "octets, expect the echoes" % (c, name, n),
+                pmd_echo_case(op, pat(n), c), offer=[{}])
+
+
+def cat13(add):
+    """13.x Compression, parameters (Autobahn 13.1-13.7 plus each window size
+    and no-context-takeover combination): chat messages of several sizes."""
+    cnct, snct = "client_no_context_takeover", "server_no_context_takeover"
+    cmwb, smwb = "client_max_window_bits", "server_max_window_bits"
+    offers = [([{}], "default offer"),
+              ([{cnct: True}], cnct),
+              ([{cmwb: 8}], cmwb + "=8"),
+              ([{cmwb: 15}], cmwb + "=15"),
+              ([{cnct: True, cmwb: 8}], cnct + ", " + cmwb + "=8"),
+              ([{cnct: True, cmwb: 15}], cnct + ", " + cmwb + "=15"),
+              ([{cnct: True, cmwb: 8}, {cnct: True}, {}], "three offers"),
+              ([{snct: True}], snct),
+              ([{snct: True, cnct: True, smwb: 9, cmwb: 9}], "everything, 9-bit windows")]
+    offers += [([{smwb: b}], "%s=%d" % (smwb, b)) for b in range(9, 16)]
+    offers += [([{cmwb: b}], "%s=%d" % (cmwb, b)) for b in range(9, 16)]
+    offers += [([{cmwb: True}], cmwb + " without a value (browsers)"),
+               ([{smwb: 8}, {}], smwb + "=8 (zlib cannot), then a plain offer")]
+    for sub, (offer, name) in enumerate(offers, 1):
+        for i, n in enumerate([16, 256, 4096, 65536], 1):
+            c = pmd_count(n) // 4
+            add("13.%d.%d" % (sub, i), "permessage-deflate offer %s: %d compressed messages of %d octets"
+                % (name, c, n), pmd_echo_case(OP_TEXT, chat_pattern(n), c), offer=offer)
+
+
+def cat14(add):
+    """14.x Compression, errors and edge cases: RSV1 where RFC 7692 forbids it,
+    data that does not inflate, a decompression bomb over max_message_size,
+    fragmented and empty compressed messages, plain messages between them."""
+    def frames(build):
+        return lambda conn: conn.send_frames(build(conn))
+    p = chat_pattern(3000)
+    add("14.1.1", "RSV1 on a ping: fail with 1002 (RFC 7692 6.1)",
+        fail_case([send([fr(OP_PING, b"hi", rsv=4)])]), offer=[{}])
+    add("14.1.2", "RSV1 on a continuation frame: fail with 1002 (RFC 7692 6.1)",
+        fail_case([frames(lambda c: [fr(OP_TEXT, c.pmd.compress(b"abc"), fin=False, rsv=4),
+                                     fr(OP_CONT, b"", rsv=4)])]), offer=[{}])
+    add("14.1.3", "RSV2 with permessage-deflate: still reserved, fail with 1002",
+        fail_case([send([fr(OP_TEXT, b"abc", rsv=2)])]), offer=[{}])
+    # RFC 7692 8 says "fail the connection" and names no code: 1007
+    # (invalid data) and 1002 (protocol error) are both reasonable.
+    add("14.2.1", "Compressed data that does not inflate: fail the connection (1007 or 1002)",
+        fail_case([send([fr(OP_TEXT, b"\xff\xff\xff\xff", rsv=4)])], codes=(1007, 1002)), offer=[{}])
+    add("14.2.2", "Compressed text that inflates to invalid UTF-8: fail with 1007",
+        fail_case([frames(lambda c: [fr(OP_TEXT, c.pmd.compress(b"ok\xc3\x28"), rsv=4)])],
+                  codes=(1007,)), offer=[{}])
+    add("14.2.3", "A 40 KiB message that inflates to 40 MiB, over max_message_size: fail with 1009",
+        fail_case([frames(lambda c: [fr(OP_BINARY, c.pmd.compress(bytes(40 << 20)), rsv=4)])],
+                  codes=(1009,)), offer=[{}])
+    add("14.3.1", "A compressed message in 3 fragments (RSV1 on the first only), echoed",
+        echo_case([frames(lambda c: (lambda z: [fr(OP_TEXT, z[:10], fin=False, rsv=4),
+                                                fr(OP_CONT, z[10:20], fin=False),
+                                                fr(OP_CONT, z[20:])])(c.pmd.compress(p)))],
+                  [TXT(p)]), offer=[{}])
+    add("14.3.2", "An empty compressed message, echoed",
+        echo_case([send_pmd([(OP_TEXT, b"")])], [TXT(b"")]), offer=[{}])
+    add("14.3.3", "Plain and compressed messages interleaved, echoed",
+        echo_case([lambda c: c.send_message(OP_TEXT, p), send([fr(OP_TEXT, p)]),
+                   lambda c: c.send_message(OP_BINARY, p), send([fr(OP_BINARY, p)])],
+                  [TXT(p), TXT(p), BIN(p), BIN(p)]), offer=[{}])
+
+
 def build_cases():
     cases = []
-    add = lambda cid, desc, run, perf=False, big=False: cases.append(Case(cid, desc, run, perf, big))
-    for family in (cat1, cat2, cat3, cat4, cat5, cat6, cat7, cat9, cat10):
+    add = lambda cid, desc, run, perf=False, big=False, offer=None: \
+        cases.append(Case(cid, desc, run, perf, big, offer))
+    for family in (cat1, cat2, cat3, cat4, cat5, cat6, cat7, cat9, cat10, cat12, cat13, cat14):
         family(add)
     cases.sort(key=lambda c: c.key)
     ids = [c.id for c in cases]
@@ -1423,11 +1676,18 @@ def select_cases(cases, spec):
 
 def run_case(target, case, timeout):
     res = Result()
-    conn = Connection(target, timeout)
+    conn = Connection(target, timeout, case.offer)
     t0 = time.monotonic()
     try:
         conn.open()
-        case.run(conn, res)
+        if case.offer and conn.pmd is None:
+            # Autobahn's UNIMPLEMENTED: declining an extension is allowed.
+            res.informational("server declined permessage-deflate")
+            close_handshake(conn, res)
+        else:
+            if conn.pmd is not None:
+                res.details["extension"] = conn.pmd.response
+            case.run(conn, res)
     except HandshakeError as e:
         res.fail("opening handshake failed: %s" % e)
     except CaseTimeout:

@@ -4,6 +4,6 @@
 # fuzz_NAME.c linked with replay.c instead of libFuzzer.
 set -e
 srcdir=${srcdir:-.}
-for name in http frame conf hub; do
+for name in http frame conf hub deflate; do
     ./tests/fuzz/replay_$name "$srcdir/tests/fuzz/corpus/$name"
 done

@@ -80,13 +80,14 @@ class Collector(http.server.BaseHTTPRequestHandler):
 
 @unittest.skipUnless(CHROMIUM, "chromium is not installed")
 class BrowserTest(unittest.TestCase):
+    raw_yaml = ""       # more server configuration, for subclasses
 
     def test_chromium_echo(self):
         collector = http.server.HTTPServer(("127.0.0.1", 0), Collector)
         threading.Thread(target=collector.serve_forever, daemon=True).start()
         self.addCleanup(collector.server_close)
         self.addCleanup(collector.shutdown)
-        with Server(workers=2) as srv, \
+        with Server(workers=2, raw_yaml=self.raw_yaml) as srv, \
                 tempfile.TemporaryDirectory() as profile:
             page = os.path.join(profile, "echo.html")
             with open(page, "w") as f:

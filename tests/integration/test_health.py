@@ -53,6 +53,21 @@ class HealthTest(unittest.TestCase):
             st, _, _ = http(srv.port, upgrade_request(srv.port, "/health"))
             self.assertEqual(st, 404)
 
+    def test_connections_of_all_workers(self):
+        with Server(workers=2, endpoints=ENDPOINTS) as srv:
+            srv.wait_workers(2)
+
+            async def go():
+                conns = [await connect(srv.url("/ws")) for _ in range(6)]
+                docs = [get_health(srv.port)[2] for _ in range(6)]
+                for ws in conns:
+                    await ws.close()
+                return docs
+            for doc in arun(go()):
+                # whichever worker answers
+                self.assertEqual(doc["system"]["connections"], 6)
+                self.assertLessEqual(doc["system"]["worker_connections"], 6)
+
     def test_503_while_draining(self):
         with Server(workers=1, shutdown_spread="0s", shutdown_timeout="20s",
                     endpoints=ENDPOINTS) as srv:

@@ -22,6 +22,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wshub_harness import WSHUBD, Server, arun, connect, main  # noqa: E402
 from test_cli import Cli  # noqa: E402
+from test_redis import Redis  # noqa: E402
 
 import websockets  # noqa: E402
 
@@ -463,6 +464,36 @@ class HistoryTest(unittest.TestCase):
                 self.assertIs(j["recovered"], True)
                 await ws.close()
             arun(go(), 30)
+
+
+class RedisEngineTest(unittest.TestCase):
+    """The Redis engine keeps no history yet: history rooms are plain
+    rooms there, and since is answered recovered: false."""
+
+    def test_no_history_on_redis(self):
+        redis = Redis().start()
+        self.addCleanup(redis.cleanup)
+        srv = Server(workers=2, endpoints=[{"path": "/ws", "module": "hub"}],
+                     raw_yaml=HISTORY_YAML + "engine:\n  type: redis\n"
+                     "  redis:\n    port: %d\n" % redis.port)
+        self.addCleanup(srv.stop)
+        srv.start()
+
+        async def go():
+            a, b = await client(srv, "a"), await client(srv, "b")
+            j = await join(a, "chat:redis", {"offset": 3,
+                                             "epoch": "0123456789abcdef"})
+            self.assertIs(j["recovered"], False)
+            self.assertNotIn("offset", j)
+            await join(b, "chat:redis")
+            await b.send(json.dumps({"type": "room_message",
+                                     "room": "chat:redis", "n": 1}))
+            m = (await collect(a, 1))[0]
+            self.assertEqual(m["n"], 1)
+            self.assertNotIn("offset", m)
+            await a.close()
+            await b.close()
+        arun(go(), 30)
 
 
 class HistoryConfigTest(unittest.TestCase):

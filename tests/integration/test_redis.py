@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -23,7 +24,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
-from wshub_harness import Server, arun, connect, free_port  # noqa: E402
+from wshub_harness import (Server, arun, connect, free_port,  # noqa: E402
+                           http)
 from test_hub import Pool, all_quiet, join, wait_for  # noqa: E402
 
 import websockets  # noqa: E402
@@ -32,8 +34,18 @@ REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
 TTL = 3     # presence_ttl, seconds
 
-# wshub-protocol(7), PUBLISHING FROM A BACKEND: keep identical.
-BACKEND_MESSAGE = '{"type":"room_message","text":"hi","from":"backend"}'
+MAN_PROTOCOL = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            os.pardir, os.pardir, "man", "wshub-protocol.7")
+
+
+def documented_publish():
+    """The words of the `$ redis-cli PUBLISH ...` example of
+    wshub-protocol(7), PUBLISHING FROM A BACKEND, as written there."""
+    with open(MAN_PROTOCOL) as f:
+        for line in f:
+            if line.startswith("$ redis-cli PUBLISH "):
+                return shlex.split(line[2:])
+    raise AssertionError("no redis-cli PUBLISH example in " + MAN_PROTOCOL)
 
 
 class Redis:
@@ -196,11 +208,13 @@ class TestAcrossNodes(RedisTestCase):
                 await c.expect("broadcast", text="all", **{"from": "carol"})
             assert not await all_quiet([a1, a2, b1], 0.5)
 
-            # The documented backend publish, verbatim.
+            # The documented backend publish, verbatim but for the port
+            # of this Redis.
+            words = documented_publish()
             out = await asyncio.to_thread(
-                self.redis.cli, "PUBLISH", "wshub:room:lobby",
-                BACKEND_MESSAGE)
-            assert int(out) >= 2, out
+                subprocess.run, words[:1] + ["-p", str(self.redis.port)]
+                + words[1:], capture_output=True, text=True, timeout=10)
+            assert int(out.stdout) >= 2, out
             for c in (a1, a2, b1):
                 await c.expect("room_message", text="hi",
                                **{"from": "backend"})
@@ -292,7 +306,46 @@ class TestReload(RedisTestCase):
         self.assertGreaterEqual(got, 3)
 
 
+def metric(port, sample):
+    """The value of SAMPLE (name{labels} as exposed) in GET /metrics."""
+    st, _, body = http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n")
+    assert st == 200, st
+    for line in body.decode().splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return None
+
+
 class TestFaults(RedisTestCase):
+
+    def test_metrics_follow_redis(self):
+        """wshub_engine_up, the engine errors and reconnects in /metrics
+        follow a Redis that goes away and comes back."""
+        self.redis.start()
+        srv = Server(workers=2, endpoints=[{"path": "/ws", "module": "hub"},
+                                           {"path": "/metrics",
+                                            "module": "metrics"}],
+                     raw_yaml="engine:\n  type: redis\n  redis:\n"
+                              "    port: %d\n    reconnect_max: 1s\n"
+                              % self.redis.port)
+        self.addCleanup(srv.stop)
+        srv.start()
+        up = 'wshub_engine_up{engine="redis"}'
+        down = ('websocket_errors_total{component="engine",'
+                'error_type="disconnected"}')
+        wait_for(lambda: metric(srv.port, up) == 1, 10, "engine up",
+                 srv.log)
+        self.redis.stop()
+        wait_for(lambda: metric(srv.port, up) == 0, 10, "engine down",
+                 srv.log)
+        wait_for(lambda: metric(srv.port, down) >= 2, 10,
+                 "disconnections counted", srv.log)
+        self.redis.start()
+        wait_for(lambda: metric(srv.port, up) == 1, 20, "engine up again",
+                 srv.log)
+        self.assertGreaterEqual(
+            metric(srv.port, "wshub_engine_reconnects_total"), 2)
 
     def test_redis_down_at_start(self):
         a = self.start_node()
@@ -357,10 +410,15 @@ class TestFaults(RedisTestCase):
         self.run_pools(body)
 
 
-if __name__ == "__main__":
+def main():
+    """Run the tests of __main__, or skip (77) without redis-server."""
     if not (os.access(REDIS_SERVER, os.X_OK) and os.access(REDIS_CLI,
                                                             os.X_OK)):
         print("SKIP: redis-server is not installed "
               "(packaging/install-deps.sh --test)")
         sys.exit(77)
     wshub_harness.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -324,6 +324,8 @@ START_TEST(test_load_empty)
         ck_assert_uint_eq(cf->engine.port, 6379);
         ck_assert_str_eq(cf->engine.prefix, "wshub:");
         ck_assert_uint_eq(cf->engine.presence_ttl, 30000);
+        ck_assert_uint_eq(cf->engine.breaker_failures, 20);
+        ck_assert_uint_eq(cf->engine.breaker_open, 30000);
         ck_assert_uint_eq(strlen(cf->engine.node_id), 16);
         ck_assert_str_eq(cf->endpoints[0].path, "/echo");
         ck_assert_ptr_nonnull(cf->endpoints[0].module);
@@ -477,6 +479,14 @@ START_TEST(test_error_engine)
                  "    reconnect_min: 5s\n"
                  "    reconnect_max: 1s\n", 5, 20,
                  "engine.redis.reconnect_max", NULL);
+    expect_error("engine:\n"
+                 "  redis:\n"
+                 "    breaker_failures: -1\n", 3, 23,
+                 "engine.redis.breaker_failures", NULL);
+    expect_error("engine:\n"
+                 "  redis:\n"
+                 "    breaker_open: 10q\n", 3, 19,
+                 "engine.redis.breaker_open", "invalid duration", NULL);
     expect_error("engine:\n"
                  "  redis:\n"
                  "    prefx: a\n", 3, 5, "unknown key \"prefx\"",

@@ -1,0 +1,106 @@
+/* redis.h -- the parts of the Redis engine shared by its files:
+ * connections (redis.c) and presence (redis_presence.c). Internal to
+ * src/engine.
+ */
+#ifndef WSH_ENGINE_REDIS_H
+#define WSH_ENGINE_REDIS_H
+
+#include "engine/engine.h"
+#include "core/conf.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#define REDIS_ENVELOPE  "#wshub1 "
+#define REDIS_NAME_MAX  (WSH_TOPIC_NAME_MAX + 512)
+
+typedef enum {
+    REDIS_DOWN = 0,             /* waiting for the reconnect timer */
+    REDIS_CONNECTING,
+    REDIS_UP
+} redis_state_e;
+
+typedef struct {
+    const char         *name;       /* "subscriber" or "command" */
+    redisAsyncContext  *ac;
+    redis_state_e       state;
+    struct event       *timer;      /* reconnect or connect timeout */
+    wsh_msec_t          backoff;    /* next reconnect delay, un-jittered */
+    unsigned            pending;    /* commands without a reply */
+    wsh_msec_t          progress;   /* last reply, or first pending send */
+    wsh_msec_t          logged;     /* last failure logged */
+    bool                ready;      /* answered our PING */
+    bool                connected;  /* was up once: a later connect is a
+                                     * reconnect */
+} redis_conn_t;
+
+/* Context of a reply callback. */
+typedef struct {
+    wsh_msec_t    sent;         /* when the request was made */
+    uint64_t      conn_id;
+    int           flags;
+    size_t        len;          /* room or recipient */
+    size_t        slen;         /* sender, or the joining id */
+    char          name[];       /* name, then sender */
+} redis_req_t;
+
+extern redis_conn_t redis_sub;
+extern redis_conn_t redis_cmd;
+extern bool         redis_exiting;
+extern char         redis_tag[128];     /* "NODE/PID" */
+extern size_t       redis_taglen;
+
+const wsh_conf_engine_t *redis_conf(void);
+size_t redis_channel(char *buf, int kind, const char *name, size_t len);
+size_t redis_envelope(char *buf);
+redis_req_t *redis_req(const char *name, size_t len, const char *sender,
+    size_t slen, uint64_t conn_id, int flags);
+
+/* Command accounting, for the command timeout. */
+void redis_sent(redis_conn_t *rc);
+redis_conn_t *redis_replied(const redisAsyncContext *ac);
+
+/* Circuit breaker (redis_breaker.c). */
+/* A connect of RC failed (refused, timed out, not answered). */
+void redis_breaker_failed(redis_conn_t *rc);
+/* RC answered: the breaker closes, waking the other connection. */
+void redis_breaker_ok(redis_conn_t *rc);
+/* Before arming RC's reconnect timer: 0, use the back-off; 1, arm it
+ * for *DELAY (RC probes when the breaker's open time is over); -1, do
+ * not arm it (the other connection probes). */
+int  redis_breaker_wait(redis_conn_t *rc, wsh_msec_t *delay);
+/* The probe's timer fired: half-open. */
+void redis_breaker_probe(void);
+void redis_breaker_info(wsh_server_info_t *info);
+
+/* Presence scripts (redis_script.c). */
+enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_N };
+int  redis_script_init(void);
+/* The command connection is (re)connected: SCRIPT LOAD them. */
+void redis_script_load(void);
+/* Run SCRIPT with the key and arguments ARGV/ARGL; DONE (may be NULL)
+ * gets the reply, NULL when the connection went away. WSH_ERROR: not
+ * sent, DONE will not be called. */
+int  redis_script(int script, int argc, const char *const *argv,
+    const size_t *argl, redisCallbackFn *done, void *privdata);
+
+/* Presence (redis_presence.c). */
+int  redis_presence_init(void);
+void redis_presence_exit(void);
+/* A connection answers again: leaves by difference wait presence_ttl. */
+void redis_presence_reconnected(void);
+/* Put back and announce what changed while we were cut off, and learn
+ * what we missed. */
+void redis_presence_resync(void);
+/* A join or leave event: tell our members of ROOM unless they know;
+ * EXCLUDE_CONN is the joining connection if ours. */
+void redis_presence_tell(const char *room, size_t len, const char *id,
+    size_t idlen, bool joined, uint64_t exclude_conn);
+/* Periodic: re-score our entries and sweep the expired ones. */
+void redis_presence_tick(void);
+void redis_join(const char *room, size_t len, const char *id, size_t idlen,
+    uint64_t conn_id);
+void redis_leave(const char *room, size_t len, const char *id,
+    size_t idlen);
+
+#endif /* WSH_ENGINE_REDIS_H */

@@ -1,0 +1,254 @@
+/* redis_script.c -- the Lua scripts of the Redis engine's presence,
+ * and how they are called.
+ *
+ * They run by EVALSHA (SHA-1 computed here, SCRIPT LOAD on connect); a
+ * NOSCRIPT reply (SCRIPT FLUSH, a fail-over) resends the same call as
+ * EVAL, which caches the script again. redis_presence.c says what they
+ * are for.
+ */
+#include "engine/redis.h"
+#include "core/log.h"
+
+#include <openssl/evp.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Shared head of the scripts: NOW from Redis TIME (one clock for all
+ * hosts) and the id of an entry "ID\tNODE/PID". */
+#define REDIS_LUA_HEAD \
+    "local t = redis.call('TIME')\n" \
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n" \
+    "local function idof(e) return string.match(e, '^([^\\t]*)') end\n"
+
+/* Join. ARGV: entry, id, channel, joined event, ttl. Adds the entry,
+ * returns the live ids (the joiner's included) and announces the id
+ * unless it was present already. */
+static const char redis_lua_join[] = REDIS_LUA_HEAD
+    "local ids, seen = {}, {}\n"
+    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
+    "                               '(' .. now, '+inf')) do\n"
+    "  local id = idof(e)\n"
+    "  if not seen[id] then seen[id] = true; ids[#ids + 1] = id end\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[1], now + ARGV[5], ARGV[1])\n"
+    "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[5])\n"
+    "if not seen[ARGV[2]] then\n"
+    "  ids[#ids + 1] = ARGV[2]\n"
+    "  redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "end\n"
+    "return ids\n";
+
+/* Leave. ARGV: entry, id, channel, left event. Announces the id when
+ * no live entry of it remains. */
+static const char redis_lua_leave[] = REDIS_LUA_HEAD
+    "if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
+    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
+    "                               '(' .. now, '+inf')) do\n"
+    "  if idof(e) == ARGV[2] then return 0 end\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "return 1\n";
+
+/* Sync: refresh, sweep and (on reconnect) resync. ARGV: ttl, channel,
+ * "J" event prefix, "L" event prefix, "\tNODE/PID" (empty: no resync),
+ * NJ, NL, NJ ids joined and NL ids left while we were cut off, then this
+ * worker's entries. Re-scores our entries; on a resync drops our entries
+ * not listed (their leave was lost); removes the expired ones; announces
+ * each joined id no other worker holds, and each left or expired id
+ * with no live entry left, once. Returns the live ids. */
+static const char redis_lua_sync[] = REDIS_LUA_HEAD
+    "local nj, nl = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local first = 8 + nj + nl\n"
+    "local mine, left, sfx = {}, {}, ARGV[5]\n"
+    "for i = first, #ARGV do mine[ARGV[i]] = true end\n"
+    "for i = 8 + nj, first - 1 do left[#left + 1] = ARGV[i] end\n"
+    "if sfx ~= '' then\n"
+    "  for _, e in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "    if not mine[e] and string.sub(e, -#sfx) == sfx then\n"
+    "      redis.call('ZREM', KEYS[1], e)\n"
+    "      left[#left + 1] = idof(e)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "for i = first, #ARGV do\n"
+    "  redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i])\n"
+    "end\n"
+    "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[1])\n"
+    "local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local ids, others, all, told = {}, {}, {}, {}\n"
+    "for _, e in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "  local id = idof(e)\n"
+    "  if not all[id] then all[id] = true; ids[#ids + 1] = id end\n"
+    "  if not mine[e] then others[id] = true end\n"
+    "end\n"
+    "for i = 8, 7 + nj do\n"
+    "  if not others[ARGV[i]] then\n"
+    "    redis.call('PUBLISH', ARGV[2], ARGV[3] .. ARGV[i])\n"
+    "  end\n"
+    "end\n"
+    "local function tell(id)\n"
+    "  if not all[id] and not told[id] then\n"
+    "    told[id] = true\n"
+    "    redis.call('PUBLISH', ARGV[2], ARGV[4] .. id)\n"
+    "  end\n"
+    "end\n"
+    "for _, id in ipairs(left) do tell(id) end\n"
+    "for _, e in ipairs(gone) do tell(idof(e)) end\n"
+    "return ids\n";
+
+static const char *const redis_lua[REDIS_LUA_N] = {
+    redis_lua_join, redis_lua_leave, redis_lua_sync
+};
+static char redis_lua_sha[REDIS_LUA_N][41];
+
+/* A script call, kept until its reply so that NOSCRIPT can resend it. */
+typedef struct {
+    int              script;
+    bool             retried;
+    redisCallbackFn *done;          /* NULL: reply ignored */
+    void            *privdata;
+    int              argc;
+    const char     **argv;          /* KEYS[1], then ARGV */
+    size_t          *argl;
+} redis_call_t;
+
+static int redis_call_send(redis_call_t *k, bool eval);
+
+static void
+redis_call_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    redis_call_t *k = privdata;
+    redis_conn_t *rc = redis_replied(ac);
+
+    if (rc != NULL && !redis_exiting && !k->retried && reply != NULL
+        && reply->type == REDIS_REPLY_ERROR
+        && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        k->retried = true;
+        if (redis_call_send(k, true) == WSH_OK) {
+            return;
+        }
+    }
+    if (k->done != NULL) {
+        k->done(ac, reply, k->privdata);
+    }
+    free(k);
+}
+
+static int
+redis_call_send(redis_call_t *k, bool eval)
+{
+    const char **v = malloc((size_t) (k->argc + 3) * sizeof(*v));
+    size_t *l = malloc((size_t) (k->argc + 3) * sizeof(*l));
+    int rv = WSH_ERROR;
+
+    if (v != NULL && l != NULL && redis_cmd.state == REDIS_UP) {
+        v[0] = eval ? "EVAL" : "EVALSHA";
+        v[1] = eval ? redis_lua[k->script] : redis_lua_sha[k->script];
+        v[2] = "1";
+        memcpy(v + 3, k->argv, (size_t) k->argc * sizeof(*v));
+        memcpy(l + 3, k->argl, (size_t) k->argc * sizeof(*l));
+        l[0] = strlen(v[0]);
+        l[1] = strlen(v[1]);
+        l[2] = 1;
+        if (redisAsyncCommandArgv(redis_cmd.ac, redis_call_cb, k,
+                                  k->argc + 3, v, l) == REDIS_OK)
+        {
+            redis_sent(&redis_cmd);
+            rv = WSH_OK;
+        }
+    }
+    free(v);
+    free(l);
+    return rv;
+}
+
+int
+redis_script(int script, int argc, const char *const *argv,
+    const size_t *argl, redisCallbackFn *done, void *privdata)
+{
+    size_t i, bytes = 0;
+    redis_call_t *k;
+    char *p;
+
+    for (i = 0; i < (size_t) argc; i++) {
+        bytes += argl[i];
+    }
+    k = malloc(sizeof(*k) + (size_t) argc * (sizeof(char *) + sizeof(size_t))
+               + bytes);
+    if (k == NULL) {
+        return WSH_ERROR;
+    }
+    k->script = script;
+    k->retried = false;
+    k->done = done;
+    k->privdata = privdata;
+    k->argc = argc;
+    k->argv = (const char **) (k + 1);
+    k->argl = (size_t *) (k->argv + argc);
+    p = (char *) (k->argl + argc);
+    for (i = 0; i < (size_t) argc; i++) {
+        memcpy(p, argv[i], argl[i]);
+        k->argv[i] = p;
+        k->argl[i] = argl[i];
+        p += argl[i];
+    }
+    if (redis_call_send(k, false) != WSH_OK) {
+        free(k);
+        return WSH_ERROR;
+    }
+    return WSH_OK;
+}
+
+static void
+redis_load_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+
+    (void) privdata;
+    if (redis_replied(ac) != NULL && reply != NULL
+        && reply->type == REDIS_REPLY_ERROR)
+    {
+        /* The scripts then go by EVAL, after a NOSCRIPT each. */
+        wsh_log(WSH_LOG_ERR, "redis SCRIPT LOAD failed: %s", reply->str);
+    }
+}
+
+void
+redis_script_load(void)
+{
+    int i;
+
+    for (i = 0; i < REDIS_LUA_N; i++) {
+        if (redisAsyncCommand(redis_cmd.ac, redis_load_cb, NULL,
+                              "SCRIPT LOAD %s", redis_lua[i]) == REDIS_OK)
+        {
+            redis_sent(&redis_cmd);
+        }
+    }
+}
+
+int
+redis_script_init(void)
+{
+    u_char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen, i;
+    int s;
+
+    for (s = 0; s < REDIS_LUA_N; s++) {
+        if (EVP_Digest(redis_lua[s], strlen(redis_lua[s]), md, &mdlen,
+                       EVP_sha1(), NULL) != 1 || mdlen != 20)
+        {
+            wsh_log(WSH_LOG_EMERG, "SHA-1 of a redis script failed");
+            return WSH_ERROR;
+        }
+        for (i = 0; i < mdlen; i++) {
+            sprintf(redis_lua_sha[s] + 2 * i, "%02x", md[i]);
+        }
+    }
+    return WSH_OK;
+}
