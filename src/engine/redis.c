@@ -486,6 +486,14 @@ redis_message(const char *ch, size_t chlen, const char *p, size_t len)
                                 joined, own ? conn_id : 0);
             return;
         }
+        /* "\x02S CONN_ID OFFSET EPOCH\n": numbered by Redis, for every
+         * worker, the publisher's too (redis_history.c). */
+        if (len > 3 && p[0] == '\x02' && p[1] == 'S' && p[2] == ' '
+            && kind == WSH_TOPIC_ROOM)
+        {
+            redis_history_message(name, nlen, own, p, len);
+            return;
+        }
         if (own) {
             return;     /* delivered locally before publishing */
         }
@@ -804,6 +812,12 @@ redis_exit_worker(void)
     redis_wanted = redis_confirmed = NULL;
 }
 
+bool
+redis_cmd_up(void)
+{
+    return redis_cmd.state == REDIS_UP;
+}
+
 /* Up when both connections are: a worker that can publish but not
  * receive (or the reverse) is cut off all the same. */
 static bool
@@ -822,5 +836,7 @@ const wsh_engine_ops_t wsh_engine_redis = {
     .join = redis_join,
     .leave = redis_leave,
     .up = redis_up,
+    .publish_seq = redis_publish_seq,
+    .history = redis_history,
     .info = redis_breaker_info,
 };

@@ -74,7 +74,8 @@ void redis_breaker_probe(void);
 void redis_breaker_info(wsh_server_info_t *info);
 
 /* Presence scripts (redis_script.c). */
-enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_N };
+enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_HPUB,
+       REDIS_LUA_HREAD, REDIS_LUA_N };
 int  redis_script_init(void);
 /* The command connection is (re)connected: SCRIPT LOAD them. */
 void redis_script_load(void);
@@ -83,6 +84,18 @@ void redis_script_load(void);
  * sent, DONE will not be called. */
 int  redis_script(int script, int argc, const char *const *argv,
     const size_t *argl, redisCallbackFn *done, void *privdata);
+
+/* True while the command connection is up. */
+bool redis_cmd_up(void);
+
+/* Rooms with history (redis_history.c): the engine operations, and a
+ * numbered message ("\x02S ...") from a room's channel. */
+void redis_publish_seq(const char *room, size_t len, uint64_t conn_id,
+    const void *data, size_t dlen);
+void redis_history(const char *room, size_t len, uint64_t conn_id,
+    uint64_t join, const wsh_since_t *since);
+void redis_history_message(const char *room, size_t len, bool own,
+    const char *p, size_t plen);
 
 /* Presence (redis_presence.c). */
 int  redis_presence_init(void);

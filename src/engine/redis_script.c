@@ -99,8 +99,78 @@ static const char redis_lua_sync[] = REDIS_LUA_HEAD
     "for _, e in ipairs(gone) do tell(idof(e)) end\n"
     "return ids\n";
 
+/* History publish (redis_history.c). KEYS[1]: the room's key base; ARGV:
+ * size, ttl (ms), channel, publish prefix, message (a JSON object). The
+ * next offset (a new epoch, Redis TIME in hex, when the history starts
+ * or was lost), "offset" and "epoch" spliced in before the final '}',
+ * kept as "MSEC MESSAGE" in the list, published after the prefix as
+ * "OFFSET EPOCH\n" MESSAGE. Returns the offset. */
+static const char redis_lua_hpub[] = REDIS_LUA_HEAD
+    "local sk, ek, lk = KEYS[1] .. ':s', KEYS[1] .. ':e', KEYS[1] .. ':l'\n"
+    "local epoch = redis.call('GET', ek)\n"
+    "if not epoch or not redis.call('GET', sk) then\n"
+    "  epoch = string.format('%08x%08x', tonumber(t[1]), tonumber(t[2]))\n"
+    "  redis.call('SET', ek, epoch)\n"
+    "  redis.call('SET', sk, 0)\n"
+    "  redis.call('DEL', lk)\n"
+    "end\n"
+    "local seq = redis.call('INCR', sk)\n"
+    "local body = string.sub(ARGV[5], 1, -2)\n"
+    "local sep = ','\n"
+    "if body == '{' then sep = '' end\n"
+    "local msg = body .. sep .. '\"offset\":' .. seq .. ',\"epoch\":\"'\n"
+    "            .. epoch .. '\"}'\n"
+    "redis.call('RPUSH', lk, now .. ' ' .. msg)\n"
+    "redis.call('LTRIM', lk, -tonumber(ARGV[1]), -1)\n"
+    "for _, k in ipairs({sk, ek, lk}) do\n"
+    "  redis.call('PEXPIRE', k, ARGV[2])\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[3], ARGV[4] .. seq .. ' ' .. epoch .. '\\n'\n"
+    "           .. msg)\n"
+    "return seq\n";
+
+/* History read (redis_history.c). KEYS[1]: the room's key base; ARGV:
+ * ttl (ms), "1" with since, its offset, its epoch ('' : the current).
+ * Starts the history when there is none (an epoch for the position),
+ * drops entries past ttl, and returns {last offset, epoch, 1 if every
+ * message after the since offset is kept (then those messages follow,
+ * in order) else 0}. */
+static const char redis_lua_hread[] = REDIS_LUA_HEAD
+    "local sk, ek, lk = KEYS[1] .. ':s', KEYS[1] .. ':e', KEYS[1] .. ':l'\n"
+    "local epoch = redis.call('GET', ek)\n"
+    "if not epoch or not redis.call('GET', sk) then\n"
+    "  epoch = string.format('%08x%08x', tonumber(t[1]), tonumber(t[2]))\n"
+    "  redis.call('SET', sk, 0)\n"
+    "  redis.call('SET', ek, epoch)\n"
+    "  redis.call('DEL', lk)\n"
+    "  redis.call('PEXPIRE', sk, ARGV[1])\n"
+    "  redis.call('PEXPIRE', ek, ARGV[1])\n"
+    "end\n"
+    "local seq = tonumber(redis.call('GET', sk) or '0')\n"
+    "if ARGV[2] ~= '1' then return {seq, epoch, 0} end\n"
+    "local since = tonumber(ARGV[3])\n"
+    "if (ARGV[4] ~= '' and ARGV[4] ~= epoch) or since > seq then\n"
+    "  return {seq, epoch, 0}\n"
+    "end\n"
+    "local all = redis.call('LRANGE', lk, 0, -1)\n"
+    "local first, cutoff = 1, now - tonumber(ARGV[1])\n"
+    "while first <= #all\n"
+    "      and tonumber(string.match(all[first], '^(%d+) ')) <= cutoff do\n"
+    "  first = first + 1\n"
+    "end\n"
+    "if first > 1 then redis.call('LTRIM', lk, first - 1, -1) end\n"
+    "local oldest = seq - (#all - first + 1) + 1\n"
+    "if since + 1 < oldest then return {seq, epoch, 0} end\n"
+    "local out = {seq, epoch, 1}\n"
+    "for i = first + (since + 1 - oldest), #all do\n"
+    "  local e = all[i]\n"
+    "  out[#out + 1] = string.sub(e, string.find(e, ' ', 1, true) + 1)\n"
+    "end\n"
+    "return out\n";
+
 static const char *const redis_lua[REDIS_LUA_N] = {
-    redis_lua_join, redis_lua_leave, redis_lua_sync
+    redis_lua_join, redis_lua_leave, redis_lua_sync, redis_lua_hpub,
+    redis_lua_hread
 };
 static char redis_lua_sha[REDIS_LUA_N][41];
 

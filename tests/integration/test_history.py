@@ -467,33 +467,100 @@ class HistoryTest(unittest.TestCase):
 
 
 class RedisEngineTest(unittest.TestCase):
-    """The Redis engine keeps no history yet: history rooms are plain
-    rooms there, and since is answered recovered: false."""
+    """On the Redis engine, Redis is the sequencer: two nodes (2 workers
+    each) see one order and the same offsets, and a client that comes
+    back to either node recovers what was published on the other."""
 
-    def test_no_history_on_redis(self):
-        redis = Redis().start()
-        self.addCleanup(redis.cleanup)
-        srv = Server(workers=2, endpoints=[{"path": "/ws", "module": "hub"}],
+    def redis_node(self, redis):
+        srv = Server(workers=2, endpoints=[{"path": "/ws", "module": "hub"},
+                                           {"path": "/api/publish",
+                                            "module": "hub"}],
+                     shutdown_spread="200ms",
                      raw_yaml=HISTORY_YAML + "engine:\n  type: redis\n"
                      "  redis:\n    port: %d\n" % redis.port)
         self.addCleanup(srv.stop)
         srv.start()
+        return srv
+
+    def test_recover_fifty_across_two_redis_nodes(self):
+        redis = Redis().start()
+        self.addCleanup(redis.cleanup)
+        a, b = self.redis_node(redis), self.redis_node(redis)
 
         async def go():
-            a, b = await client(srv, "a"), await client(srv, "b")
-            j = await join(a, "chat:redis", {"offset": 3,
-                                             "epoch": "0123456789abcdef"})
-            self.assertIs(j["recovered"], False)
-            self.assertNotIn("offset", j)
-            await join(b, "chat:redis")
-            await b.send(json.dumps({"type": "room_message",
-                                     "room": "chat:redis", "n": 1}))
-            m = (await collect(a, 1))[0]
-            self.assertEqual(m["n"], 1)
-            self.assertNotIn("offset", m)
-            await a.close()
-            await b.close()
-        arun(go(), 30)
+            room = "chat:redis"
+            pubs = [await client(b, "p%d" % i) for i in range(4)]
+            for p in pubs:
+                await join(p, room)
+            watch = await client(a, "watch")
+            first = await join(watch, room)
+            self.assertEqual(first["offset"], 0)
+            self.assertEqual(len(first["epoch"]), 16)
+            r = await client(a, "r")
+            await join(r, room)
+            await pubs[0].send(json.dumps({
+                "type": "room_message", "room": room, "n": -1,
+                "offset": 999, "epoch": "forged"}))
+            warm = (await collect(r, 1))[0]
+            self.assertEqual((warm["offset"], warm["epoch"]),
+                             (1, first["epoch"]))
+            await r.close()
+
+            # 50 on node B (4 connections, both workers, and the API).
+            for n in range(49):
+                await pubs[n % 4].send(json.dumps({
+                    "type": "room_message", "room": room, "n": n}))
+            self.assertEqual(api_publish(b, room, {"n": 49}), 202)
+            seen = await collect(watch, 51)
+            self.assertEqual([m["offset"] for m in seen], list(range(1, 52)))
+
+            # Back on node A: exactly the 50, in order, then live.
+            r = await client(a, "r")
+            j = await join(r, room, {"offset": 1, "epoch": first["epoch"]})
+            self.assertIs(j["recovered"], True)
+            self.assertEqual((j["offset"], j["epoch"]), (51, first["epoch"]))
+            missed = await collect(r, 50)
+            self.assertEqual(missed, seen[1:])
+            for n in range(50, 55):
+                await pubs[n % 4].send(json.dumps({
+                    "type": "room_message", "room": room, "n": n}))
+            live = await collect(r, 5)
+            self.assertEqual([m["offset"] for m in live], list(range(52, 57)))
+            await quiet(r)
+            # A publisher on the other node saw the same numbering: every
+            # message but its own, offsets increasing, as the watcher's.
+            own = [n for n in range(55) if n % 4 == 1 and n != 49]
+            got = await collect(pubs[1], 56 - len(own))
+            by_n = {m["n"]: m["offset"] for m in seen + live}
+            self.assertEqual([m["offset"] for m in got],
+                             sorted(m["offset"] for m in got))
+            self.assertEqual({m["n"]: m["offset"] for m in got},
+                             {n: o for n, o in by_n.items()
+                              if n not in own})
+
+            # The other node too, and the gap and epoch cases.
+            c = await client(b, "c")
+            j = await join(c, room, {"offset": 50})
+            self.assertIs(j["recovered"], True)
+            self.assertEqual([m["offset"] for m in await collect(c, 6)],
+                             list(range(51, 57)))
+            d = await client(a, "d")
+            j = await join(d, "small", {"offset": 0})
+            self.assertIs(j["recovered"], True)
+            for n in range(15):
+                self.assertEqual(api_publish(b, "small", {"n": n}), 202)
+            await collect(d, 15)
+            e = await client(b, "e")
+            j = await join(e, "small", {"offset": 2})
+            self.assertIs(j["recovered"], False)    # beyond size 10
+            self.assertEqual(j["offset"], 15)
+            f = await client(a, "f")
+            j = await join(f, room, {"offset": 3,
+                                     "epoch": "0123456789abcdef"})
+            self.assertIs(j["recovered"], False)    # another epoch
+            for ws in pubs + [watch, r, c, d, e, f]:
+                await ws.close()
+        arun(go(), 90)
 
 
 class HistoryConfigTest(unittest.TestCase):

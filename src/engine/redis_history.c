@@ -1,0 +1,203 @@
+/* redis_history.c -- rooms with history on the Redis engine.
+ *
+ * Redis is the sequencer, so every node sees one order and the same
+ * offsets: one script (REDIS_LUA_HPUB) takes the room's next offset
+ * (INCR), splices "offset" and "epoch" into the message, appends it to
+ * the room's list (trimmed to the rule's size, keys expiring after its
+ * ttl of silence) and PUBLISHes it, atomically. Every subscribed worker,
+ * the publisher's included, delivers it from the channel; the publisher
+ * only skips its own connection. A join reads the position and what was
+ * missed with REDIS_LUA_HREAD on the command connection, ahead of the
+ * presence join sent after it, so the position comes before the members
+ * (engine.h). Keys: PREFIX "hist:" ROOM ":s" (offset), ":e" (epoch:
+ * Redis TIME in hex when the history starts, so a lost history gets a
+ * new one), ":l" (entries "MSEC MESSAGE").
+ */
+#include "engine/redis.h"
+#include "engine/history.h"
+#include "engine/topic.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "process/worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t conn_id;
+    uint64_t join;
+    uint64_t since;
+    bool     want;              /* the join came with since */
+    size_t   len;
+    char     room[];
+} redis_hist_req_t;
+
+static size_t
+redis_hist_key(char *buf, const char *room, size_t len)
+{
+    const char *prefix = redis_conf()->prefix;
+    size_t n = strlen(prefix);
+
+    memcpy(buf, prefix, n);
+    memcpy(buf + n, "hist:", 5);
+    memcpy(buf + n + 5, room, len);
+    return n + 5 + len;
+}
+
+void
+redis_publish_seq(const char *room, size_t len, uint64_t conn_id,
+    const void *data, size_t dlen)
+{
+    const wsh_conf_history_t *rule;
+    char key[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], size[24], ttl[24];
+    char prefix[REDIS_NAME_MAX];
+    const char *argv[6];
+    size_t argl[6];
+    const u_char *p = data;
+    int n;
+
+    rule = wsh_history_rule(&wsh_worker.conf->hub, room, len);
+    if (rule == NULL || len > WSH_TOPIC_NAME_MAX || dlen < 2 || p[0] != '{'
+        || p[dlen - 1] != '}' || !redis_cmd_up())
+    {
+        /* Not numbered: this worker's members still get it. */
+        wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
+        wsh_engine_deliver_seq(room, len, conn_id, 0, NULL, 0, data, dlen);
+        return;
+    }
+    argl[0] = redis_hist_key(key, room, len);
+    argl[1] = (size_t) snprintf(size, sizeof(size), "%zu", rule->size);
+    argl[2] = (size_t) snprintf(ttl, sizeof(ttl), "%" PRIu64,
+                                (uint64_t) rule->ttl);
+    argl[3] = redis_channel(ch, WSH_TOPIC_ROOM, room, len);
+    argl[4] = redis_envelope(prefix);
+    n = snprintf(prefix + argl[4], sizeof(prefix) - argl[4],
+                 "\x02S %" PRIu64 " ", conn_id);
+    argl[4] += (size_t) n;
+    argl[5] = dlen;
+    argv[0] = key;
+    argv[1] = size;
+    argv[2] = ttl;
+    argv[3] = ch;
+    argv[4] = prefix;
+    argv[5] = data;
+    if (redis_script(REDIS_LUA_HPUB, 6, argv, argl, NULL, NULL) != WSH_OK) {
+        wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
+        wsh_engine_deliver_seq(room, len, conn_id, 0, NULL, 0, data, dlen);
+    }
+}
+
+/* "\x02S CONN_ID OFFSET EPOCH\n" MESSAGE from the room's channel. */
+void
+redis_history_message(const char *room, size_t len, bool own,
+    const char *p, size_t plen)
+{
+    const char *nl, *epoch, *end = p + plen;
+    uint64_t conn_id, offset;
+    char *e;
+
+    nl = memchr(p, '\n', plen);
+    if (nl == NULL || plen < 4) {
+        return;
+    }
+    conn_id = strtoull(p + 3, &e, 10);
+    if (e >= nl || *e != ' ') {
+        return;
+    }
+    offset = strtoull(e + 1, &e, 10);
+    if (e >= nl || *e != ' ') {
+        return;
+    }
+    epoch = e + 1;
+    wsh_engine_deliver_seq(room, len, own ? conn_id : 0, offset, epoch,
+                           (size_t) (nl - epoch), nl + 1,
+                           (size_t) (end - nl - 1));
+}
+
+static void
+redis_history_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redis_hist_req_t *q = privdata;
+    redisReply *reply = r, *el;
+    uint64_t last = 0, offset;
+    const char *epoch = "";
+    size_t elen = 0, i;
+    bool recovered = false;
+
+    (void) ac;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements >= 3
+        && reply->element[0]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->type == REDIS_REPLY_STRING
+        && reply->element[2]->type == REDIS_REPLY_INTEGER)
+    {
+        last = (uint64_t) reply->element[0]->integer;
+        epoch = reply->element[1]->str;
+        elen = reply->element[1]->len;
+        recovered = q->want && reply->element[2]->integer == 1;
+        offset = q->since;
+        for (i = 3; recovered && i < reply->elements; i++) {
+            el = reply->element[i];
+            if (el->type != REDIS_REPLY_STRING) {
+                recovered = false;
+                break;
+            }
+            wsh_engine_replay(q->room, q->len, q->conn_id, ++offset,
+                              el->str, el->len);
+        }
+    } else if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        wsh_log(WSH_LOG_ERR, "redis history read of \"%.*s\" failed: %s",
+                (int) q->len, q->room, reply->str);
+    }
+    wsh_engine_position(q->room, q->len, q->conn_id, q->join, true,
+                        recovered, last, epoch, elen);
+    free(q);
+}
+
+void
+redis_history(const char *room, size_t len, uint64_t conn_id,
+    uint64_t join, const wsh_since_t *since)
+{
+    const wsh_conf_history_t *rule;
+    char key[REDIS_NAME_MAX], ttl[24], off[24];
+    const char *argv[5];
+    size_t argl[5];
+    redis_hist_req_t *q;
+
+    rule = wsh_history_rule(&wsh_worker.conf->hub, room, len);
+    q = malloc(sizeof(*q) + len);
+    if (rule == NULL || q == NULL || len > WSH_TOPIC_NAME_MAX
+        || !redis_cmd_up())
+    {
+        /* Nothing to read now: the client resyncs. */
+        free(q);
+        wsh_engine_position(room, len, conn_id, join, rule != NULL, false,
+                            0, "", 0);
+        return;
+    }
+    q->conn_id = conn_id;
+    q->join = join;
+    q->want = since != NULL;
+    q->since = since ? since->offset : 0;
+    q->len = len;
+    memcpy(q->room, room, len);
+    argl[0] = redis_hist_key(key, room, len);
+    argl[1] = (size_t) snprintf(ttl, sizeof(ttl), "%" PRIu64,
+                                (uint64_t) rule->ttl);
+    argl[2] = 1;
+    argl[3] = (size_t) snprintf(off, sizeof(off), "%" PRIu64, q->since);
+    argv[0] = key;
+    argv[1] = ttl;
+    argv[2] = since ? "1" : "0";
+    argv[3] = off;
+    argv[4] = since && since->epoch ? since->epoch : "";
+    argl[4] = since && since->epoch ? since->epoch_len : 0;
+    if (redis_script(REDIS_LUA_HREAD, 5, argv, argl, redis_history_cb, q)
+        != WSH_OK)
+    {
+        free(q);
+        wsh_engine_position(room, len, conn_id, join, true, false, 0, "", 0);
+    }
+}
