@@ -105,14 +105,13 @@ ws_reserve(wsh_ws_t *ws, size_t n)
     return WSH_OK;
 }
 
-/* dst = src XOR the mask, src being the payload from offset pos of its
- * frame. Eight bytes per step: the key is rotated to pos once and
- * repeated twice, so every 8-byte word (8 is a multiple of 4) takes the
- * same 64-bit key whatever the byte order; memcpy keeps the loads and
- * stores legal at any alignment and compiles to plain moves. */
-static void
-ws_unmask(u_char *dst, const u_char *src, size_t n, const uint8_t mask[4],
-          uint64_t pos)
+/* Eight bytes per step: the key is rotated to pos once and repeated
+ * twice, so every 8-byte word (8 is a multiple of 4) takes the same 64-bit
+ * key whatever the byte order; memcpy keeps the loads and stores legal at
+ * any alignment and compiles to plain moves. */
+void
+wsh_ws_mask(u_char *dst, const u_char *src, size_t n, const uint8_t mask[4],
+            uint64_t pos)
 {
     u_char key[8];
     uint64_t k, w;
@@ -381,7 +380,7 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
                 return ws_fail(ev, 1011, "out of memory");
             }
             dst = ws->buf + ws->buf_len;
-            ws_unmask(dst, p, n, ws->mask, ws->frame_pos);
+            wsh_ws_mask(dst, p, n, ws->mask, ws->frame_pos);
             p += n;
             ws->buf_len += n;
             ws->frame_pos += n;

@@ -106,9 +106,24 @@ EOF
     $pin_server "$WSHUBD" -c "$tmp/wshub-$port.yaml" >>"$tmp/stdout.log" 2>&1 &
     server_pid=$!
     pids="$pids $server_pid"
+    wait_up wshubd wshubd_up "$tmp/stdout.log" "$tmp/error.log"
+}
+
+wshubd_up() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        sleep 0.2       # let every worker come up
+        return 0
+    fi
+    return 1
+}
+
+# wait_up WHAT CHECK LOG...: run CHECK every 0.1 s until it succeeds
+# (10 s at most) while $server_pid lives; otherwise show the LOGs, exit.
+wait_up() {
+    local what=$1 check=$2
+    shift 2
     for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            sleep 0.2       # let every worker come up
+        if $check; then
             return 0
         fi
         if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -116,8 +131,8 @@ EOF
         fi
         sleep 0.1
     done
-    echo "run.sh: wshubd did not start:" >&2
-    cat "$tmp/stdout.log" "$tmp/error.log" >&2 2>/dev/null || true
+    echo "run.sh: $what did not start:" >&2
+    cat "$@" >&2 2>/dev/null || true
     exit 1
 }
 
@@ -181,18 +196,11 @@ start_reference() {
         "$here/ref_ws_server.js" "$port" >"$tmp/ref-$port.log" 2>&1 &
     server_pid=$!
     pids="$pids $server_pid"
-    for _ in $(seq 100); do
-        if grep -q listening "$tmp/ref-$port.log" 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            break
-        fi
-        sleep 0.1
-    done
-    echo "run.sh: the reference server did not start:" >&2
-    cat "$tmp/ref-$port.log" >&2
-    exit 1
+    wait_up "the reference server" reference_up "$tmp/ref-$port.log"
+}
+
+reference_up() {
+    grep -q listening "$tmp/ref-$port.log" 2>/dev/null
 }
 
 # start_redis: a redis-server without persistence; sets $redis_port.
