@@ -6,18 +6,24 @@
 #   packaging/install-deps.sh --test   build + test dependencies
 #   packaging/install-deps.sh --package  build + packaging tools (make deb,
 #                                      make rpm, ci-package-test.sh)
+#   packaging/install-deps.sh --bench  build + benchmark tools: Node.js
+#                                      and npm for the reference peer of
+#                                      tests/bench/run.sh, util-linux
+#                                      (taskset), strace, valgrind
 #
 # Debian/Ubuntu (apt-get) and Fedora/RHEL (dnf). Uses sudo when not root.
 set -eu
 
 test_deps=no
 package_deps=no
+bench_deps=no
 for arg in "$@"; do
     case "$arg" in
     --test) test_deps=yes ;;
     --package) package_deps=yes ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "install-deps.sh: unknown option $arg (use --test or --package)" >&2; exit 2 ;;
+    --bench) bench_deps=yes ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option $arg (use --test, --package or --bench)" >&2; exit 2 ;;
     esac
 done
 
@@ -43,6 +49,8 @@ if command -v apt-get >/dev/null 2>&1; then
     package="dpkg-dev debhelper lintian fakeroot rpm systemd python3
         python3-websockets man-db"
     [ "$package_deps" = yes ] && pkgs="$pkgs $package"
+    bench="nodejs npm util-linux strace valgrind"
+    [ "$bench_deps" = yes ] && pkgs="$pkgs $bench"
     echo "install-deps.sh: apt-get install $(echo $pkgs)"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
     # shellcheck disable=SC2086
@@ -58,6 +66,8 @@ elif command -v dnf >/dev/null 2>&1; then
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
     package="rpm-build systemd-rpm-macros"
     [ "$package_deps" = yes ] && pkgs="$pkgs $package"
+    bench="nodejs npm util-linux strace valgrind"
+    [ "$bench_deps" = yes ] && pkgs="$pkgs $bench"
     echo "install-deps.sh: dnf install $(echo $pkgs)"
     # shellcheck disable=SC2086
     $SUDO dnf install -y $pkgs

@@ -69,6 +69,24 @@ conn_tv(wsh_msec_t ms)
     return tv;
 }
 
+/* The same as conn_tv() for a bufferevent timeout, as a libevent common
+ * timeout: every connection shares the few configured durations, so
+ * re-arming one (each time output is queued) appends to that duration's
+ * queue instead of sifting the timer heap that holds every connection.
+ * Zero (no timeout) stays zero; a plain timeval if libevent refuses. */
+static struct timeval
+conn_common_tv(wsh_msec_t ms)
+{
+    struct timeval tv = conn_tv(ms);
+    const struct timeval *common;
+
+    if (ms == 0) {
+        return tv;
+    }
+    common = event_base_init_common_timeout(wsh_worker.base, &tv);
+    return common != NULL ? *common : tv;
+}
+
 /* "ip:port" of the peer in a static buffer, valid until the next call. */
 const char *
 wsh_conn_peer(const wsh_conn_t *c)
@@ -320,7 +338,7 @@ wsh_conn_free_dead(void)
 static void
 conn_after_flush(wsh_conn_t *c, bool linger)
 {
-    struct timeval tv = conn_tv(wsh_worker.conf->close_timeout);
+    struct timeval tv = conn_common_tv(wsh_worker.conf->close_timeout);
 
     conn_timer_unlink(c);
     c->state = WSH_CONN_FLUSHING;
@@ -630,7 +648,7 @@ wsh_conn_close(wsh_conn_t *c, int code, const char *reason)
     }
     c->state = WSH_CONN_CLOSING;
     conn_timer_unlink(c);
-    tv = conn_tv(wsh_worker.conf->close_timeout);
+    tv = conn_common_tv(wsh_worker.conf->close_timeout);
     bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
@@ -800,7 +818,8 @@ static void
 conn_upgrade(wsh_conn_t *c, const char *accept)
 {
     const wsh_conf_t *cf = wsh_worker.conf;
-    struct timeval rtv = conn_tv(cf->pong_wait), wtv = conn_tv(cf->write_wait);
+    struct timeval rtv = conn_common_tv(cf->pong_wait);
+    struct timeval wtv = conn_common_tv(cf->write_wait);
     char ext[WSH_DEFLATE_RESPONSE_MAX + 40];
     wsh_deflate_params_t dp;
 

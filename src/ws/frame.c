@@ -105,6 +105,32 @@ ws_reserve(wsh_ws_t *ws, size_t n)
     return WSH_OK;
 }
 
+/* Eight bytes per step: the key is rotated to pos once and repeated
+ * twice, so every 8-byte word (8 is a multiple of 4) takes the same 64-bit
+ * key whatever the byte order; memcpy keeps the loads and stores legal at
+ * any alignment and compiles to plain moves. */
+void
+wsh_ws_mask(u_char *dst, const u_char *src, size_t n, const uint8_t mask[4],
+            uint64_t pos)
+{
+    u_char key[8];
+    uint64_t k, w;
+    size_t i;
+
+    for (i = 0; i < 8; i++) {
+        key[i] = mask[(pos + i) & 3];
+    }
+    memcpy(&k, key, 8);
+    for (i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, src + i, 8);
+        w ^= k;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i] ^ key[i & 7];
+    }
+}
+
 /* First two header bytes: everything that can be judged from them. */
 static int
 ws_check_start(wsh_ws_t *ws, wsh_ws_event_t *ev)
@@ -298,7 +324,7 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
 {
     const u_char *p = *pos;
     u_char *dst;
-    size_t n, need, i;
+    size_t n, need;
     int rc;
 
     ev->error = NULL;
@@ -354,9 +380,7 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
                 return ws_fail(ev, 1011, "out of memory");
             }
             dst = ws->buf + ws->buf_len;
-            for (i = 0; i < n; i++) {
-                dst[i] = p[i] ^ ws->mask[(ws->frame_pos + i) & 3];
-            }
+            wsh_ws_mask(dst, p, n, ws->mask, ws->frame_pos);
             p += n;
             ws->buf_len += n;
             ws->frame_pos += n;

@@ -102,6 +102,12 @@ int wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
  * LEN payload bytes into out (WSH_WS_HEADER_MAX bytes); returns its size. */
 size_t wsh_ws_frame_header(u_char *out, int opcode, uint64_t len);
 
+/* dst = src XOR MASK (RFC 6455 section 5.3), src being N payload bytes
+ * from offset POS of their frame; masking and unmasking are the same.
+ * dst may equal src; any alignment. */
+void wsh_ws_mask(u_char *dst, const u_char *src, size_t n,
+    const uint8_t mask[4], uint64_t pos);
+
 /* A close code a peer may send (RFC 6455 section 7.4, IANA registry). */
 bool wsh_ws_close_code_valid(int code);
 

@@ -7,16 +7,21 @@
 # markdown table) and results.json. The Redis scenarios start a
 # redis-server (if installed) and two wshubd nodes of 2 workers on it,
 # the publisher on the first, the subscribers split over both. It
-# reports figures; it never decides that a figure is too slow. See
-# tests/bench/README.md.
+# reports figures; it never decides that a figure is too slow. The
+# echo, fanout max and connect scenarios also run against Node's `ws`
+# (ref_ws_server.js, installed with npm into a scratch directory when
+# missing) as a reference peer: RESULTS.md gives wshub's figures as a
+# ratio to it. See tests/bench/README.md.
 #
 # usage: tests/bench/run.sh [-d SECONDS] [-j THREADS] [-o DIR] [-q]
-#                           [-s PATTERN]
+#                           [-s PATTERN] [-P] [-N]
 #   -d  measured seconds per scenario (10)
 #   -j  wshub-bench threads (2)
 #   -o  where RESULTS.md and results.json go (tests/bench in the sources)
 #   -q  quick: 3-second scenarios, for trying the script out
 #   -s  only the scenarios whose name matches PATTERN (grep -E)
+#   -P  pin the servers to CPU 0 and wshub-bench to CPU 1 (taskset)
+#   -N  no reference peer (Node's ws)
 
 set -eu
 
@@ -29,14 +34,21 @@ threads=2
 out=$here
 
 only=
-while getopts "d:j:o:qs:h" ch; do
+pin_server=
+pin_bench=
+reference=1
+# npm installs `ws` here (never into the sources); kept between runs
+ref_dir=${WSHUB_BENCH_NODE_DIR:-${TMPDIR:-/tmp}/wshub-bench-node}
+while getopts "d:j:o:qs:PNh" ch; do
     case $ch in
     d) duration=$OPTARG ;;
     j) threads=$OPTARG ;;
     o) out=$OPTARG ;;
     q) duration=3 ;;
     s) only=$OPTARG ;;
-    *) sed -n '13,19p' "$0"; exit 2 ;;
+    P) pin_server="taskset -c 0"; pin_bench="taskset -c 1" ;;
+    N) reference= ;;
+    *) sed -n '17,26p' "$0"; exit 2 ;;
     esac
 done
 
@@ -47,6 +59,10 @@ for prog in "$WSHUBD" "$WSHUB_BENCH"; do
     fi
 done
 command -v python3 >/dev/null || { echo "run.sh: needs python3" >&2; exit 1; }
+if [ -n "$pin_server" ] && ! command -v taskset >/dev/null; then
+    echo "run.sh: -P needs taskset (util-linux)" >&2
+    exit 1
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench.XXXXXX")
 server_pid=
@@ -87,12 +103,27 @@ endpoints:
     module: hub
 ${2:-}
 EOF
-    "$WSHUBD" -c "$tmp/wshub-$port.yaml" >>"$tmp/stdout.log" 2>&1 &
+    $pin_server "$WSHUBD" -c "$tmp/wshub-$port.yaml" >>"$tmp/stdout.log" 2>&1 &
     server_pid=$!
     pids="$pids $server_pid"
+    wait_up wshubd wshubd_up "$tmp/stdout.log" "$tmp/error.log"
+}
+
+wshubd_up() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        sleep 0.2       # let every worker come up
+        return 0
+    fi
+    return 1
+}
+
+# wait_up WHAT CHECK LOG...: run CHECK every 0.1 s until it succeeds
+# (10 s at most) while $server_pid lives; otherwise show the LOGs, exit.
+wait_up() {
+    local what=$1 check=$2
+    shift 2
     for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            sleep 0.2       # let every worker come up
+        if $check; then
             return 0
         fi
         if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -100,8 +131,8 @@ EOF
         fi
         sleep 0.1
     done
-    echo "run.sh: wshubd did not start:" >&2
-    cat "$tmp/stdout.log" "$tmp/error.log" >&2 2>/dev/null || true
+    echo "run.sh: $what did not start:" >&2
+    cat "$@" >&2 2>/dev/null || true
     exit 1
 }
 
@@ -120,12 +151,56 @@ scenario() {
     fi
     n=$((n + 1))
     echo "== [$n] $name, $workers worker(s): wshub-bench $* -j $threads" >&2
-    start_server "$workers"
-    "$WSHUB_BENCH" "$@" -j "$threads" --json "ws://127.0.0.1:$port$path" \
+    if [ "$workers" = ws ]; then
+        start_reference
+    else
+        start_server "$workers"
+    fi
+    $pin_bench "$WSHUB_BENCH" "$@" -j "$threads" --json "ws://127.0.0.1:$port$path" \
         >"$tmp/run$n.json" || rc=$?
     stop_server
     printf '%s\t%s\t%s\t%s\n' "$name" "$workers" "$rc" "$*" >>"$tmp/index"
     echo "   exit status $rc" >&2
+}
+
+# reference_ready: true when node can load `ws` from $ref_dir, after
+# installing it there with npm if needed; says why not otherwise.
+reference_ready() {
+    if ! command -v node >/dev/null; then
+        echo "run.sh: no node, reference peer (Node's ws) skipped" >&2
+        return 1
+    fi
+    if NODE_PATH="$ref_dir/node_modules" node -e 'require("ws")' \
+        2>/dev/null; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        echo "run.sh: no npm to install ws, reference peer (Node's ws)" \
+             "skipped (packaging/install-deps.sh --bench installs it)" >&2
+        return 1
+    fi
+    echo "== installing ws with npm into $ref_dir" >&2
+    mkdir -p "$ref_dir"
+    if ! npm install --prefix "$ref_dir" --no-save --no-audit --no-fund \
+        ws@8 >&2; then
+        echo "run.sh: npm install ws failed, reference peer skipped" >&2
+        return 1
+    fi
+}
+
+# start_reference: Node's ws serving /echo and /ws like wshub (see
+# ref_ws_server.js); sets $port and $server_pid.
+start_reference() {
+    port=$(free_port)
+    NODE_PATH="$ref_dir/node_modules" $pin_server node \
+        "$here/ref_ws_server.js" "$port" >"$tmp/ref-$port.log" 2>&1 &
+    server_pid=$!
+    pids="$pids $server_pid"
+    wait_up "the reference server" reference_up "$tmp/ref-$port.log"
+}
+
+reference_up() {
+    grep -q listening "$tmp/ref-$port.log" 2>/dev/null
 }
 
 # start_redis: a redis-server without persistence; sets $redis_port.
@@ -159,7 +234,7 @@ scenario_redis() {
     start_server 2 "engine: {type: redis, redis: {port: $redis_port}}"
     a=$port
     start_server 2 "engine: {type: redis, redis: {port: $redis_port}}"
-    "$WSHUB_BENCH" "$@" -j "$threads" --json "ws://127.0.0.1:$a/ws" \
+    $pin_bench "$WSHUB_BENCH" "$@" -j "$threads" --json "ws://127.0.0.1:$a/ws" \
         "ws://127.0.0.1:$port/ws" >"$tmp/run$n.json" || rc=$?
     stop_server
     printf '%s\t%s\t%s\t%s\n' "$name" "2+2 redis" "$rc" "$*" \
@@ -180,6 +255,17 @@ scenario "fanout 1 -> 1000, max" 1 /ws fanout -c 1000 -p 1 -d "$d" \
     --max-loss 100
 scenario "connect 1000" 1 /ws connect -c 1000
 scenario "connect 1000" 2 /ws connect -c 1000
+ref_wanted=
+for name in "echo 100 conns, 64 B" "fanout 1 -> 1000, max" "connect 1000"; do
+    skip "$name" || ref_wanted=1
+done
+if [ -n "$reference" ] && [ -n "$ref_wanted" ] && reference_ready; then
+    # the same scenario names with "ws" in the workers column
+    scenario "echo 100 conns, 64 B" ws /echo echo -c 100 -s 64 -d "$d"
+    scenario "fanout 1 -> 1000, max" ws /ws fanout -c 1000 -p 1 -d "$d" \
+        --max-loss 100
+    scenario "connect 1000" ws /ws connect -c 1000
+fi
 if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
     for rate in 100 500 1000; do
         scenario_redis "cross-node fanout A -> 500 A + 500 B, $rate msg/s" \
@@ -195,10 +281,10 @@ mkdir -p "$out"
 version=$("$WSHUBD" -V 2>&1 | head -n 1)
 commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 
-python3 - "$tmp" "$out" "$version" "$commit" "$threads" <<'EOF'
+python3 - "$tmp" "$out" "$version" "$commit" "$threads" "$pin_server" <<'EOF'
 import json, os, platform, sys, time
 
-tmp, out, version, commit, threads = sys.argv[1:6]
+tmp, out, version, commit, threads, pinned = sys.argv[1:7]
 cpu = "unknown"
 try:
     for line in open("/proc/cpuinfo"):
@@ -269,8 +355,9 @@ md = ["# wshub benchmark results", "",
       "first, subscribers alternating" % (version, commit),
       "- host: %s, %s, %s CPUs" % (host["system"], host["cpu"],
                                    host["cpus"]),
-      "- generator: wshub-bench -j %s on the same host; server and "
-      "generator share the CPUs" % threads, "",
+      "- generator: wshub-bench -j %s on the same host; %s" % (threads,
+          "server pinned to CPU 0, generator to CPU 1" if pinned else
+          "server and generator share the CPUs"), "",
       "Latency: round trip (echo), publish to delivery (fanout), handshake "
       "(connect). Bench CPU: wshub-bench's own CPU time over the measured "
       "part, in % of one core (near 100% x threads: the generator was the "
@@ -280,11 +367,40 @@ md = ["# wshub benchmark results", "",
 for row in rows:
     md.append("| " + " | ".join(str(x) for x in row) + " |")
 md.append("")
+
+# wshub (1 worker: Node is one thread too) against the reference peer
+def figure(res):
+    if res is None:
+        return None
+    return {"echo": res.get("msgs_per_s"),
+            "fanout": res.get("delivered_per_s"),
+            "connect": res.get("handshakes_per_s")}.get(res["scenario"])
+
+units = {"echo": "msg/s", "fanout": "deliveries/s", "connect": "handshakes/s"}
+ref = [r for r in runs if r["workers"] == "ws"]
+if ref:
+    md += ["## wshub / Node's ws (reference peer, same run)", "",
+           "Node's `ws` (tests/bench/ref_ws_server.js, one process) against "
+           "wshub with 1 worker, the same scenario and generator. A ratio "
+           "over 1: wshub is faster.", "",
+           "| Scenario | wshub, 1 worker | ws | Ratio |", "|---|---|---|---|"]
+    for r in ref:
+        mine = [w for w in runs if w["workers"] == 1
+                and w["scenario"] == r["scenario"]]
+        a = figure(mine[0]["result"]) if mine else None
+        b = figure(r["result"])
+        unit = units.get(r["result"]["scenario"], "") if r["result"] else ""
+        md.append("| %s | %s | %s | %s |" % (
+            r["scenario"], "%.0f %s" % (a, unit) if a else "-",
+            "%.0f %s" % (b, unit) if b else "-",
+            "%.2f" % (a / b) if a and b else "-"))
+    md.append("")
 with open(os.path.join(out, "RESULTS.md"), "w") as f:
     f.write("\n".join(md))
 with open(os.path.join(out, "results.json"), "w") as f:
     json.dump({"generated": stamp, "wshub": version, "commit": commit,
-               "host": host, "bench_threads": int(threads), "runs": runs},
+               "host": host, "bench_threads": int(threads),
+               "pinned": bool(pinned), "runs": runs},
               f, indent=2)
     f.write("\n")
 print("\n".join(md[9:]))

@@ -1006,6 +1006,52 @@ START_TEST(test_client_mode)
 }
 END_TEST
 
+/* Unmasking runs eight bytes at a time: every payload length 0..17 (no
+ * word, words and a tail), with the frame at every alignment 0..7 and the
+ * payload split at every point (so later pieces start at every offset of
+ * the mask and land at every alignment of the message buffer). */
+START_TEST(test_unmask_alignments)
+{
+    static const u_char key[4] = { 0xa5, 0x3c, 0x0f, 0xf0 };
+    u_char store[64], want[17], *frame;
+    const u_char *p;
+    wsh_ws_event_t ev;
+    wsh_ws_t ws;
+    size_t len, align, split, i;
+
+    for (len = 0; len <= 17; len++) {
+        for (i = 0; i < len; i++) {
+            want[i] = (u_char) (i * 37 + len);
+        }
+        for (align = 0; align < 8; align++) {
+            frame = store + align;
+            frame[0] = 0x80 | WSH_WS_OP_BINARY;
+            frame[1] = (u_char) (0x80 | len);
+            memcpy(frame + 2, key, 4);
+            for (i = 0; i < len; i++) {
+                frame[6 + i] = want[i] ^ key[i & 3];
+            }
+            for (split = 0; split <= len; split++) {
+                wsh_ws_init(&ws, 1024);
+                p = frame;
+                if (split < len) {
+                    ck_assert_int_eq(wsh_ws_parse(&ws, &p, frame + 6 + split,
+                                                  &ev), WSH_AGAIN);
+                }
+                ck_assert_int_eq(wsh_ws_parse(&ws, &p, frame + 6 + len, &ev),
+                                 WSH_OK);
+                ck_assert_int_eq(ev.type, WSH_WS_EV_MESSAGE);
+                ck_assert_uint_eq(ev.len, len);
+                ck_assert_msg(len == 0 || memcmp(ev.data, want, len) == 0,
+                              "length %zu, alignment %zu, split %zu: wrong "
+                              "payload", len, align, split);
+                free(ws.buf);
+            }
+        }
+    }
+}
+END_TEST
+
 static Suite *
 frame_suite(void)
 {
@@ -1019,6 +1065,7 @@ frame_suite(void)
     tcase_add_test(parse, test_reset_buffer);
     tcase_add_test(parse, test_busy);
     tcase_add_test(parse, test_client_mode);
+    tcase_add_test(parse, test_unmask_alignments);
     tcase_set_timeout(parse, 300);
     suite_add_tcase(s, parse);
 

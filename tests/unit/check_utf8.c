@@ -614,6 +614,42 @@ START_TEST(test_fast_path_mid_character)
 }
 END_TEST
 
+/* The fast path loads eight bytes wherever the input starts: every
+ * start alignment 0..7 and every length 0..17, all ASCII, and with a bad
+ * byte (a stray continuation) or a good two-byte character at every
+ * position. */
+START_TEST(test_fast_path_alignments)
+{
+    char store[40], *buf;
+    size_t align, len, at;
+
+    for (align = 0; align < 8; align++) {
+        buf = store + align;
+        for (len = 0; len <= 17; len++) {
+            memset(buf, 'q', len);
+            ck_assert_msg(validate(WSH_UTF8_ACCEPT, buf, len)
+                          == WSH_UTF8_ACCEPT, "ASCII, alignment %zu, length "
+                          "%zu", align, len);
+            for (at = 0; at < len; at++) {
+                memset(buf, 'q', len);
+                buf[at] = (char) 0x80;
+                ck_assert_msg(validate(WSH_UTF8_ACCEPT, buf, len)
+                              == WSH_UTF8_REJECT, "0x80 at %zu, alignment "
+                              "%zu, length %zu", at, align, len);
+                if (at + 1 < len) {
+                    buf[at] = (char) 0xc3;
+                    buf[at + 1] = (char) 0xa9;
+                    ck_assert_msg(validate(WSH_UTF8_ACCEPT, buf, len)
+                                  == WSH_UTF8_ACCEPT, "U+00E9 at %zu, "
+                                  "alignment %zu, length %zu", at, align,
+                                  len);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
 static Suite *
 utf8_suite(void)
 {
@@ -631,6 +667,7 @@ utf8_suite(void)
     tcase_add_test(tc, test_any_split);
     tcase_add_test(tc, test_fast_path);
     tcase_add_test(tc, test_fast_path_mid_character);
+    tcase_add_test(tc, test_fast_path_alignments);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;

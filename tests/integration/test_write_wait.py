@@ -1,0 +1,44 @@
+#!/usr/bin/python3
+"""test_write_wait.py -- a client that stops reading is closed after
+write_wait, and the others are served.
+
+The write timeout is re-armed every time output is queued, so it is kept
+as a libevent common timeout (src/net/conn.c, conn_common_tv); this checks
+that it still fires, for one connection among several that share it.
+"""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wshub_harness  # noqa: E402
+from wshub_harness import RawWS, Server, echo, frame  # noqa: E402
+
+
+class TestWriteWait(unittest.TestCase):
+
+    def test_reader_that_stops_is_closed_after_write_wait(self):
+        # send_buffer far above what is sent: only write_wait can act.
+        with Server(workers=1, send_buffer="64m", write_wait="1s") as srv:
+            idle = RawWS(srv.port)      # shares the timeout, must stay
+            stuck = RawWS(srv.port)
+            try:
+                stuck.sock.settimeout(5)
+                msg = frame(2, os.urandom(65536))
+                for _ in range(400):    # 25 MiB of echoes it never reads
+                    try:
+                        stuck.send(msg)
+                    except OSError:     # closed, or the server stopped
+                        break           # reading: enough is queued
+                srv.wait_log("write_wait expired", timeout=10)
+                idle.send(frame(1, b"still here"))
+                self.assertEqual(idle.recv_message(), (1, b"still here"))
+            finally:
+                stuck.close()
+                idle.close()
+            self.assertEqual(echo(srv.url(), "after"), "after")
+
+
+if __name__ == "__main__":
+    wshub_harness.main()
