@@ -209,30 +209,6 @@ client_frame_header(u_char *out, int opcode, uint64_t len,
     return n + 4;
 }
 
-/* Copy N bytes from SRC to DST masked with KEY, starting at payload
- * offset POS (the key index is POS mod 4). Eight bytes at a time. */
-static void
-client_mask_copy(u_char *dst, const u_char *src, size_t n,
-    const u_char key[4], size_t pos)
-{
-    u_char k[8];
-    uint64_t m, w;
-    size_t i = 0;
-
-    for (i = 0; i < 8; i++) {
-        k[i] = key[(pos + i) & 3];
-    }
-    memcpy(&m, k, 8);
-    for (i = 0; i + 8 <= n; i += 8) {
-        memcpy(&w, src + i, 8);
-        w ^= m;
-        memcpy(dst + i, &w, 8);
-    }
-    for (; i < n; i++) {
-        dst[i] = src[i] ^ k[i & 7];
-    }
-}
-
 /* Queue one masked frame on the output: header and payload written
  * straight into reserved evbuffer space (no intermediate copy). */
 static int
@@ -269,7 +245,7 @@ client_write_frame(wsh_client_t *cl, int opcode, const u_char *data,
         }
         n = len - pos < room ? len - pos : room;
         if (n > 0) {
-            client_mask_copy(dst, data + pos, n, key, pos);
+            wsh_ws_mask(dst, data + pos, n, key, pos);
             pos += n;
             room -= n;
         }
