@@ -49,7 +49,11 @@ if command -v apt-get >/dev/null 2>&1; then
     package="dpkg-dev debhelper lintian fakeroot rpm systemd python3
         python3-websockets man-db"
     [ "$package_deps" = yes ] && pkgs="$pkgs $package"
-    bench="nodejs npm util-linux strace valgrind"
+    # A Node.js that already brings its own npm (NodeSource's nodejs
+    # conflicts with Debian's npm package) is used as it is.
+    bench="util-linux strace valgrind"
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+        bench="nodejs npm $bench"
     [ "$bench_deps" = yes ] && pkgs="$pkgs $bench"
     echo "install-deps.sh: apt-get install $(echo $pkgs)"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q

@@ -242,6 +242,19 @@ int wsh_request_is_get(const wsh_request_t *r);
  * every WebSocket upgrade with 404. */
 int wsh_http_only_handshake(wsh_conn_t *c, const wsh_request_t *r);
 
+/* Names of wshub-protocol(7): a client id is 1-64 bytes of
+ * [A-Za-z0-9_.:@-], a room 1-128 bytes of [A-Za-z0-9_.:@/-]; a room
+ * pattern is a room or a prefix of one ending in '*' ("*": all rooms). */
+#define WSH_CLIENT_ID_MAX 64
+#define WSH_ROOM_MAX      128
+
+int wsh_valid_client_id(const char *s, size_t len);
+int wsh_valid_room(const char *s, size_t len);
+int wsh_valid_room_pattern(const char *s, size_t len);
+/* True when ROOM is PATTERN, or starts with its prefix. */
+int wsh_room_matches(const char *pattern, size_t plen, const char *room,
+    size_t len);
+
 /* The request body (POST with Content-Length), or NULL. */
 const char *wsh_request_body(const wsh_request_t *r, size_t *len);
 

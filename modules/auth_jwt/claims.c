@@ -6,16 +6,12 @@
  * Everything here is pure, so check_jwt.c tests it without a server.
  */
 #include "auth_jwt/auth_jwt.h"
+#include "wshub.h"
 
 #include <string.h>
 #include <strings.h>
 
 /* Client ids and room names of wshub-protocol(7). */
-#define JWT_ID_MAX    64
-#define JWT_ROOM_MAX  128
-#define JWT_ID_CHARS  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
-                      "0123456789_.:@-"
-#define JWT_ROOM_CHARS JWT_ID_CHARS "/"
 
 const char *
 wsh_jwt_token(const char *authz, size_t alen, const char *query, size_t qlen,
@@ -53,22 +49,6 @@ wsh_jwt_token(const char *authz, size_t alen, const char *query, size_t qlen,
         }
     }
     return NULL;
-}
-
-static bool
-claims_name(const char *s, size_t len, size_t max, const char *chars)
-{
-    size_t i;
-
-    if (len == 0 || len > max) {
-        return false;
-    }
-    for (i = 0; i < len; i++) {
-        if (s[i] == '\0' || strchr(chars, s[i]) == NULL) {
-            return false;
-        }
-    }
-    return true;
 }
 
 static bool
@@ -124,12 +104,7 @@ claims_rooms(json_t *rooms, const wsh_conf_auth_jwt_t *a,
     json_array_foreach(rooms, i, v) {
         s = json_string_value(v);
         len = json_string_length(v);
-        if (s == NULL || len == 0
-            || !(claims_name(s, len, JWT_ROOM_MAX, JWT_ROOM_CHARS)
-                 || (s[len - 1] == '*'
-                     && (len == 1 || claims_name(s, len - 1, JWT_ROOM_MAX,
-                                                 JWT_ROOM_CHARS)))))
-        {
+        if (s == NULL || !wsh_valid_room_pattern(s, len)) {
             return "rooms claim holds something that is not a room name "
                    "or a prefix ending in *";
         }
@@ -180,7 +155,7 @@ wsh_jwt_check_claims(json_t *claims, const wsh_conf_auth_jwt_t *a,
     out->sub = json_string_value(v);
     out->sublen = json_string_length(v);
     if (out->sub == NULL
-        || !claims_name(out->sub, out->sublen, JWT_ID_MAX, JWT_ID_CHARS))
+        || !wsh_valid_client_id(out->sub, out->sublen))
     {
         return "sub is missing or not a client id (1-64 of A-Za-z0-9_.:@-)";
     }

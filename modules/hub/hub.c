@@ -20,9 +20,6 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#define HUB_ID_MAX   64
-#define HUB_ROOM_MAX 128
-
 /* server_shutdown's reconnect hint: uniform in [MIN, MIN + SPREAD). */
 #define HUB_RECONNECT_MIN_MS     100
 #define HUB_RECONNECT_SPREAD_MS  2000
@@ -30,46 +27,13 @@
 typedef struct {
     unsigned nrooms;
     size_t   idlen;
-    char     id[HUB_ID_MAX + 1];
+    char     id[WSH_CLIENT_ID_MAX + 1];
 } hub_conn_t;
 
 static const wsh_conf_hub_t *
 hub_conf(void)
 {
     return &wsh_worker.conf->hub;
-}
-
-static bool
-hub_valid_name(const char *s, size_t len, size_t max, const char *extra)
-{
-    size_t i;
-
-    if (len == 0 || len > max) {
-        return false;
-    }
-    for (i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char) s[i];
-
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-              || (ch >= '0' && ch <= '9') || strchr(extra, ch) != NULL)
-            || ch == '\0')
-        {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool
-hub_valid_id(const char *s, size_t len)
-{
-    return hub_valid_name(s, len, HUB_ID_MAX, "_.:@-");
-}
-
-static bool
-hub_valid_room(const char *s, size_t len)
-{
-    return hub_valid_name(s, len, HUB_ROOM_MAX, "_.:@/-");
 }
 
 /* Serialize and send OBJ to C (steals the reference). */
@@ -198,16 +162,16 @@ hub_client_id(wsh_conn_t *c, const wsh_request_t *r, hub_conn_t *hc)
 
     p = wsh_conn_user(c, &len);
     if (p != NULL) {
-        if (!hub_valid_id(p, len)) {
+        if (!wsh_valid_client_id(p, len)) {
             return false;
         }
         memcpy(hc->id, p, len);
         hc->idlen = len;
     } else if (!hub_conf()->client_ids
                || (p = wsh_request_query(r, &len)) == NULL
-               || !hub_query_param(p, len, "id", hc->id, HUB_ID_MAX,
+               || !hub_query_param(p, len, "id", hc->id, WSH_CLIENT_ID_MAX,
                                    &hc->idlen)
-               || !hub_valid_id(hc->id, hc->idlen))
+               || !wsh_valid_client_id(hc->id, hc->idlen))
     {
         hub_generate_id(hc);
     }
@@ -281,9 +245,9 @@ hub_shutdown_room(void *arg, const char *room, size_t len,
     const wsh_room_position_t *pos)
 {
     json_t *rooms = arg;
-    char name[HUB_ROOM_MAX + 1];
+    char name[WSH_ROOM_MAX + 1];
 
-    if (len <= HUB_ROOM_MAX) {
+    if (len <= WSH_ROOM_MAX) {
         memcpy(name, room, len);
         name[len] = '\0';
         json_object_set_new(rooms, name, hub_position(pos));
@@ -326,7 +290,8 @@ hub_room(wsh_conn_t *c, json_t *root, const char *type, size_t *len)
     json_t *room = json_object_get(root, "room");
 
     if (!json_is_string(room)
-        || !hub_valid_room(json_string_value(room), json_string_length(room)))
+        || !wsh_valid_room(json_string_value(room),
+                           json_string_length(room)))
     {
         hub_error(c, "Invalid room name", type);
         return NULL;
@@ -462,7 +427,8 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
         kind = WSH_TOPIC_CLIENT;
         to = json_object_get(root, "to");
         if (!json_is_string(to)
-            || !hub_valid_id(json_string_value(to), json_string_length(to)))
+            || !wsh_valid_client_id(json_string_value(to),
+                                    json_string_length(to)))
         {
             hub_error(c, "Invalid target", type);
             return;
@@ -657,7 +623,7 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
         deflt = "room_message";
         name = json_string_value(room);
         nlen = json_string_length(room);
-        if (!hub_valid_room(name, nlen)) {
+        if (!wsh_valid_room(name, nlen)) {
             json_decref(root);
             return hub_api_error(c, 400, "Invalid room name");
         }
@@ -667,7 +633,7 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
         name = json_string_value(to);
         nlen = json_string_length(to);
         flags = WSH_PUBLISH_CONFIRM;
-        if (!hub_valid_id(name, nlen)) {
+        if (!wsh_valid_client_id(name, nlen)) {
             json_decref(root);
             return hub_api_error(c, 400, "Invalid target");
         }

@@ -1338,9 +1338,9 @@ conf_hub_history(conf_ctx_t *ctx, const conf_raw_hub_t *raw,
 {
     const conf_raw_history_t *r;
     wsh_conf_history_t *h;
-    size_t i, len;
     char path[64];
     unsigned size;
+    size_t i;
 
     if (raw->history == NULL || raw->history_count == 0) {
         return;
@@ -1355,12 +1355,7 @@ conf_hub_history(conf_ctx_t *ctx, const conf_raw_hub_t *raw,
         h = &hub->history[i];
         hub->nhistory++;
         snprintf(path, sizeof(path), "hub.history[%zu].rooms", i);
-        len = strlen(r->rooms);
-        if (len == 0 || len > 129
-            || strspn(r->rooms, "abcdefghijklmnopqrstuvwxyz"
-                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:@/-")
-               < len - (r->rooms[len - 1] == '*'))
-        {
+        if (!wsh_valid_room_pattern(r->rooms, strlen(r->rooms))) {
             conf_value_error(ctx, path, "\"%s\" is not a room name or a "
                              "prefix ending in * (e.g. \"chat:*\")",
                              r->rooms);

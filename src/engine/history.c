@@ -8,6 +8,7 @@
  */
 #include "engine/history.h"
 #include "core/hash.h"
+#include "wshub.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,18 +23,13 @@ struct wsh_history_s {
 const wsh_conf_history_t *
 wsh_history_rule(const wsh_conf_hub_t *hub, const char *room, size_t len)
 {
-    const wsh_conf_history_t *rule;
-    size_t i, plen;
+    size_t i;
 
     for (i = 0; i < hub->nhistory; i++) {
-        rule = &hub->history[i];
-        plen = strlen(rule->rooms);
-        if (plen > 0 && rule->rooms[plen - 1] == '*') {
-            if (len >= plen - 1 && memcmp(room, rule->rooms, plen - 1) == 0) {
-                return rule;
-            }
-        } else if (len == plen && memcmp(room, rule->rooms, len) == 0) {
-            return rule;
+        if (wsh_room_matches(hub->history[i].rooms,
+                             strlen(hub->history[i].rooms), room, len))
+        {
+            return &hub->history[i];
         }
     }
     return NULL;

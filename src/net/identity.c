@@ -72,12 +72,7 @@ wsh_identity_may(const wsh_identity_t *id, const char *room, size_t len)
     }
     for (i = 0; i < id->npatterns; i++, p += plen) {
         plen = *p++;
-        if (p[plen - 1] == '*') {
-            /* A prefix: "chat:*" is every room starting "chat:". */
-            if (len >= plen - 1 && memcmp(room, p, plen - 1) == 0) {
-                return true;
-            }
-        } else if (len == plen && memcmp(room, p, len) == 0) {
+        if (wsh_room_matches((const char *) p, plen, room, len)) {
             return true;
         }
     }

@@ -11,6 +11,7 @@
  * received message out as one JSON line, nothing else on stdout.
  */
 #include "core/core.h"
+#include "wshub.h"
 #include "tools/client.h"
 #include "ws/frame.h"
 
@@ -38,7 +39,6 @@
 #define CLI_CLOSE_WAIT_MS   3000    /* bound on the closing handshake */
 #define CLI_DRAIN_MS        500     /* -e: wait for replies after input */
 #define CLI_SEND_HIGH       (1 << 20)   /* pause input above this backlog */
-#define CLI_ROOM_MAX        128     /* PROTOCOL.md: 1-128 bytes */
 #define CLI_ID_MAX          64
 #define CLI_MAX_ROOMS       1024
 #define CLI_MEMBERS_SHOWN   20
@@ -58,7 +58,7 @@ typedef enum {
 } cli_state_e;
 
 typedef struct {
-    char        name[CLI_ROOM_MAX + 1];
+    char        name[WSH_ROOM_MAX + 1];
     bool        confirmed;      /* room_joined seen on this connection */
     bool        has_since;      /* rejoin with since: {offset, epoch} */
     json_int_t  offset;
@@ -93,8 +93,8 @@ typedef struct {
     size_t              nrooms;
     cli_room_t         *seeds;          /* --since, until the first /join */
     size_t              nseeds;
-    char                current[CLI_ROOM_MAX + 1];
-    char                prompt[CLI_ROOM_MAX + 8];
+    char                current[WSH_ROOM_MAX + 1];
+    char                prompt[WSH_ROOM_MAX + 8];
 
     struct event       *stdin_ev;
     struct event       *retry_ev;
@@ -281,25 +281,6 @@ cli_update_prompt(cli_t *cli)
 
 /* ---- rooms ------------------------------------------------------------ */
 
-/* PROTOCOL.md: room names are 1-128 bytes of [A-Za-z0-9_.:@/-]. */
-static bool
-cli_valid_room(const char *s)
-{
-    size_t n = strlen(s), i;
-
-    if (n == 0 || n > CLI_ROOM_MAX) {
-        return false;
-    }
-    for (i = 0; i < n; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
-              || (s[i] >= '0' && s[i] <= '9') || strchr("_.:@/-", s[i])))
-        {
-            return false;
-        }
-    }
-    return true;
-}
-
 static cli_room_t *
 cli_room_find(cli_room_t *rooms, size_t n, const char *name)
 {
@@ -457,9 +438,9 @@ cli_cmd_join(cli_t *cli, const char *room)
 {
     cli_room_t *r;
 
-    if (!cli_valid_room(room)) {
+    if (!wsh_valid_room(room, strlen(room))) {
         cli_say(cli, CLI_SAY_ERROR, "usage: /join ROOM (1-%d characters of "
-                "A-Z a-z 0-9 _ . : @ / -)", CLI_ROOM_MAX);
+                "A-Z a-z 0-9 _ . : @ / -)", WSH_ROOM_MAX);
         return;
     }
     if (cli_room_find(cli->rooms, cli->nrooms, room) != NULL) {
@@ -490,7 +471,7 @@ cli_cmd_join(cli_t *cli, const char *room)
 static void
 cli_cmd_leave(cli_t *cli, const char *room)
 {
-    char name[CLI_ROOM_MAX + 1];
+    char name[WSH_ROOM_MAX + 1];
 
     if (*room == '\0') {
         room = cli->current;
@@ -732,7 +713,7 @@ cli_track(cli_t *cli, json_t *obj, const char *type)
             i--;
         }
         if (i > 0) {
-            char name[CLI_ROOM_MAX + 1];
+            char name[WSH_ROOM_MAX + 1];
 
             snprintf(name, sizeof(name), "%s", cli->rooms[i - 1].name);
             cli_room_remove(cli, name);
@@ -1362,19 +1343,19 @@ static int
 cli_add_seed(cli_t *cli, const char *arg)
 {
     const char *eq = strchr(arg, '=');
-    char room[CLI_ROOM_MAX + 1], *end;
+    char room[WSH_ROOM_MAX + 1], *end;
     cli_room_t *seeds, *s;
     long long off;
 
-    if (eq == NULL || (size_t) (eq - arg) > CLI_ROOM_MAX) {
+    if (eq == NULL || (size_t) (eq - arg) > WSH_ROOM_MAX) {
         goto invalid;
     }
     memcpy(room, arg, (size_t) (eq - arg));
     room[eq - arg] = '\0';
     errno = 0;
     off = strtoll(eq + 1, &end, 10);
-    if (!cli_valid_room(room) || end == eq + 1 || errno != 0 || off < 0
-        || (*end != '\0' && *end != ':'))
+    if (!wsh_valid_room(room, strlen(room)) || end == eq + 1 || errno != 0
+        || off < 0 || (*end != '\0' && *end != ':'))
     {
         goto invalid;
     }
