@@ -45,6 +45,18 @@ class ValgrindTest(unittest.TestCase):
             if m:
                 self.assertEqual(m.group(1), "0", text)
 
+    def finish(self, srv, processes):
+        """After the stop signal: SRV exits with status 0 and each of at
+        least PROCESSES valgrind logs is clean. Call inside `with srv`,
+        whose exit removes the logs. Other test classes call it unbound
+        with their own self, so check_reports is named through the class."""
+        self.assertEqual(srv.wait_exit(timeout=60), 0)
+        reports = []
+        for name in glob.glob(os.path.join(srv.dir, "vg.*.log")):
+            with open(name) as f:
+                reports.append(f.read())
+        ValgrindTest.check_reports(self, reports, processes)
+
     def test_hub_session_has_no_definite_leak(self):
         """Rooms, presence, private messages, the publish API and a
         dropped member through the master's relay, on two workers."""
@@ -81,10 +93,7 @@ class ValgrindTest(unittest.TestCase):
                 await a.close()
             asyncio.run(asyncio.wait_for(session(), 120))
             srv.signal(signal.SIGQUIT)
-            self.assertEqual(srv.wait_exit(timeout=60), 0)
-            reports = [open(f).read() for f in glob.glob(
-                os.path.join(srv.dir, "vg.*.log"))]
-        self.check_reports(reports, 3)
+            self.finish(srv, 3)
 
     def test_echo_session_has_no_definite_leak(self):
         srv = self.valgrind_server(workers=1, ping_period="1s",
@@ -108,10 +117,7 @@ class ValgrindTest(unittest.TestCase):
             idle = RawWS(srv.port)
             srv.signal(signal.SIGQUIT)
             idle.expect_close(1001, timeout=30)
-            self.assertEqual(srv.wait_exit(timeout=60), 0)
-            reports = [open(f).read() for f in glob.glob(
-                os.path.join(srv.dir, "vg.*.log"))]
-        self.check_reports(reports, 2)
+            self.finish(srv, 2)
 
 
 if __name__ == "__main__":
