@@ -1057,13 +1057,37 @@ conf_logs(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     }
 }
 
+/* "ADDRESS tls", as nginx's "listen 443 ssl": the address stays the
+ * listener's identity, so a reload may switch TLS on or off on the same
+ * socket. Shared by "listen" and an endpoint's "listen", which must
+ * name addresses the same way to match them. */
+static int
+conf_listen_text(const char *text, wsh_listen_addr_t *addr)
+{
+    char buf[96];
+    size_t len;
+    bool tls = false;
+
+    snprintf(buf, sizeof(buf), "%s", text);
+    len = strlen(buf);
+    if (len > 4 && strcmp(buf + len - 4, " tls") == 0) {
+        buf[len - 4] = '\0';
+        tls = true;
+    }
+    if (wsh_conf_parse_listen(buf, addr) != WSH_OK) {
+        return WSH_ERROR;
+    }
+    addr->tls = tls;
+    return WSH_OK;
+}
+
 static void
 conf_listen(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
     static char *deflt[] = { "127.0.0.1:8080" };
     char **list = raw->listen ? raw->listen : deflt;
-    size_t n = raw->listen ? raw->listen_count : 1, i, j, len;
-    char path[32], text[96];
+    size_t n = raw->listen ? raw->listen_count : 1, i, j;
+    char path[32];
 
     cf->listen = calloc(n, sizeof(*cf->listen));
     if (cf->listen == NULL) {
@@ -1073,21 +1097,12 @@ conf_listen(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
     cf->nlisten = n;
     for (i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "listen[%zu]", i);
-        /* "ADDRESS tls", as nginx's "listen 443 ssl": the address stays
-         * the listener's identity, so a reload may switch TLS on or off
-         * on the same socket. */
-        snprintf(text, sizeof(text), "%s", list[i]);
-        len = strlen(text);
-        if (len > 4 && strcmp(text + len - 4, " tls") == 0) {
-            text[len - 4] = '\0';
-        }
-        if (wsh_conf_parse_listen(text, &cf->listen[i]) != WSH_OK) {
+        if (conf_listen_text(list[i], &cf->listen[i]) != WSH_OK) {
             conf_value_error(ctx, path, "invalid address \"%s\" (use "
                              "IP:PORT, [IPv6]:PORT or *:PORT, then \" tls\" "
                              "for TLS)", list[i]);
             return;
         }
-        cf->listen[i].tls = strlen(text) < len;
         if (cf->listen[i].tls && raw->tls == NULL) {
             conf_value_error(ctx, path, "\"%s\" needs a tls section with "
                              "certificate and certificate_key", list[i]);
@@ -1218,18 +1233,13 @@ conf_endpoint_listen(conf_ctx_t *ctx, size_t i,
     const conf_raw_endpoint_t *raw, const wsh_conf_t *cf, wsh_endpoint_t *ep)
 {
     wsh_listen_addr_t addr;
-    char path[64], text[96];
-    size_t j, k, len;
+    char path[64];
+    size_t j, k;
 
     for (j = 0; raw->listen != NULL && j < raw->listen_count; j++) {
         snprintf(path, sizeof(path), "endpoints[%zu].listen[%zu]", i, j);
-        snprintf(text, sizeof(text), "%s", raw->listen[j]);
-        len = strlen(text);
-        if (len > 4 && strcmp(text + len - 4, " tls") == 0) {
-            text[len - 4] = '\0';
-        }
         k = cf->nlisten;
-        if (wsh_conf_parse_listen(text, &addr) == WSH_OK) {
+        if (conf_listen_text(raw->listen[j], &addr) == WSH_OK) {
             for (k = 0; k < cf->nlisten; k++) {
                 if (strcmp(cf->listen[k].text, addr.text) == 0) {
                     break;
