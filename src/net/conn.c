@@ -1,15 +1,16 @@
 /* conn.c -- one client connection: HTTP head, upgrade, WebSocket, close.
  *
- * Each connection is a bufferevent plus this struct. Input is consumed
- * straight from the bufferevent's chunks: the HTTP parser, then the frame
- * parser, then the endpoint's module. Output is queued on the bufferevent
- * and bounded by send_buffer.
+ * Each connection is this struct around its socket I/O (net/io.c). Input
+ * goes straight from the worker's read buffer to the HTTP parser, then
+ * the frame parser, then the endpoint's module. Output is queued by
+ * net/io.c and bounded by send_buffer.
  *
  * Timers cost no memory per connection: handshake deadlines and keepalive
  * pings are FIFO queues (every connection has the same timeout, so the
  * head is always the next to expire) each driven by one worker timer.
- * Silence (pong_wait) and a stuck writer (write_wait) use the
- * bufferevent's own read and write timeouts.
+ * Silence (pong_wait) is checked when a ping is due; a stuck writer
+ * (write_wait) is net/io.c's; a closing connection's close_timeout is
+ * another FIFO queue.
  *
  * A connection is never freed inside a callback that may still use it:
  * closing moves it to the worker's dead list, freed on the next loop turn.
@@ -33,31 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-
-static void conn_read_cb(struct bufferevent *bev, void *arg);
-static void conn_write_cb(struct bufferevent *bev, void *arg);
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_finalize(wsh_conn_t *c, const char *why);
-
-/* Bytes queued on the outputs of this worker's connections, for
- * limits.worker_send_buffer; kept by an output buffer callback. The
- * callback costs an allocation, so a connection gets it only once its
- * output first holds CONN_OUT_TRACK bytes: idle and fast clients stay
- * as small as they were, and what they hold (under that each) is not
- * the backlog the limit is for. */
-#define CONN_OUT_TRACK  16384
-
-static size_t conn_out_total;
-
-static void
-conn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg)
-{
-    conn_out_total += info->n_added;
-    conn_out_total -= info->n_deleted;
-}
 
 static struct timeval
 conn_tv(wsh_msec_t ms)
@@ -67,24 +44,6 @@ conn_tv(wsh_msec_t ms)
     tv.tv_sec = (time_t) (ms / 1000);
     tv.tv_usec = (suseconds_t) ((ms % 1000) * 1000);
     return tv;
-}
-
-/* The same as conn_tv() for a bufferevent timeout, as a libevent common
- * timeout: every connection shares the few configured durations, so
- * re-arming one (each time output is queued) appends to that duration's
- * queue instead of sifting the timer heap that holds every connection.
- * Zero (no timeout) stays zero; a plain timeval if libevent refuses. */
-static struct timeval
-conn_common_tv(wsh_msec_t ms)
-{
-    struct timeval tv = conn_tv(ms);
-    const struct timeval *common;
-
-    if (ms == 0) {
-        return tv;
-    }
-    common = event_base_init_common_timeout(wsh_worker.base, &tv);
-    return common != NULL ? *common : tv;
 }
 
 /* "ip:port" of the peer in a static buffer, valid until the next call. */
@@ -162,7 +121,8 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
     struct ssl_ctx_st *tls = ls->addr.tls ? wsh_worker.cycle->tls_ctx : NULL;
     const wsh_conf_t *cf = wsh_worker.conf;
     wsh_conn_t *c;
-    int one = 1;
+    SSL *ssl;
+    int one = 1, sndbuf = (int) cf->send_buffer;
 
     /* Connections still in their handshake are bounded by the handshake
      * timeout; this hard cap keeps a flood of them from exhausting file
@@ -183,13 +143,18 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
     /* Writes are already coalesced per loop turn: Nagle would only add
      * up to 40 ms to every small reply and fan-out message. */
     (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* The kernel's part of a client's backlog is bounded too: with the
+     * send buffer left to autotuning, a client that stops reading made
+     * Linux queue megabytes before send_buffer could act. */
+    (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     c->listener = (uint8_t) ls->index;
-    c->bev = tls != NULL ? wsh_tls_bufferevent(wsh_worker.base, fd, tls)
-                         : bufferevent_socket_new(wsh_worker.base, fd,
-                                                  BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        wsh_log(WSH_LOG_ALERT, "bufferevent_%s_new() failed",
-                tls != NULL ? "openssl_socket" : "socket");
+    ssl = tls != NULL ? wsh_tls_session(tls, fd) : NULL;
+    if ((tls != NULL && ssl == NULL) || wsh_io_open(&c->io, fd, ssl) != WSH_OK)
+    {
+        wsh_log(WSH_LOG_ALERT, "%s failed for a connection: %s",
+                tls != NULL && ssl == NULL ? "SSL_new()" : "epoll_ctl()",
+                strerror(errno));
+        SSL_free(ssl);
         close(fd);
         free(c);
         return;
@@ -205,9 +170,6 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
     wsh_queue_insert_tail(&wsh_worker.conns, &c->link);
     wsh_worker.nconns++;
     conn_handshake_deadline(c);
-
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     conn_log(WSH_LOG_DEBUG, c, "accepted");
 }
 
@@ -273,7 +235,7 @@ conn_finalize(wsh_conn_t *c, const char *why)
         c->close_code = WSH_CLOSE_ABNORMAL;
     }
     c->state = WSH_CONN_DEAD;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    wsh_io_stop(&c->io);
     conn_timer_unlink(c);
     wsh_queue_remove(&c->link);
     wsh_queue_insert_tail(&wsh_worker.dead, &c->link);
@@ -283,14 +245,8 @@ conn_finalize(wsh_conn_t *c, const char *why)
 static void
 conn_free(wsh_conn_t *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-
     if (c->limited) {
         wsh_limit_release(c->limit_entry);
-    }
-    /* What is left unwritten leaves with the buffer, uncounted. */
-    if (c->out_tracked && evbuffer_remove_cb(out, conn_out_cb, NULL) == 0) {
-        conn_out_total -= evbuffer_get_length(out);
     }
     if (c->opened && c->endpoint->module->close != NULL) {
         c->endpoint->module->close(c, c->close_code);
@@ -314,7 +270,7 @@ conn_free(wsh_conn_t *c)
         free(c->req);
     }
     free(c->identity);
-    bufferevent_free(c->bev);
+    wsh_io_close(&c->io);
     free(c);
     wsh_worker.nconns--;
 }
@@ -332,21 +288,30 @@ wsh_conn_free_dead(void)
     wsh_worker_conn_gone();
 }
 
+/* The closing handshake, flushing and lingering all end by close_timeout
+ * at the latest. */
+static void
+conn_close_deadline(wsh_conn_t *c)
+{
+    conn_timer_unlink(c);
+    c->deadline = wsh_monotonic_msec() + wsh_worker.conf->close_timeout;
+    wsh_queue_insert_tail(&wsh_worker.closes, &c->timer_link);
+    conn_timer_arm(&wsh_worker.closes, wsh_worker.close_timer);
+}
+
+static void conn_io_drained(wsh_io_t *io);
+
 /* After the output drains: shut the write side and wait for the peer's
  * EOF, so the last bytes are not lost to a reset (RFC 6455 section 7.1.1:
  * the server closes the TCP connection first), or close outright. */
 static void
 conn_after_flush(wsh_conn_t *c, bool linger)
 {
-    struct timeval tv = conn_common_tv(wsh_worker.conf->close_timeout);
-
-    conn_timer_unlink(c);
+    conn_close_deadline(c);
     c->state = WSH_CONN_FLUSHING;
     c->linger = linger;
-    bufferevent_set_timeouts(c->bev, &tv, &tv);
-    bufferevent_enable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        conn_write_cb(c->bev, c);
+    if (c->io.out_bytes == 0) {
+        conn_io_drained(&c->io);
     }
 }
 
@@ -359,9 +324,10 @@ conn_worker_output_full(size_t queued)
 {
     size_t cap = wsh_worker.conf->limits.worker_send_buffer;
 
-    return cap != 0 && conn_out_total > cap && queued > 0
-           && queued >= conn_out_total / (wsh_worker.nconns ? wsh_worker.nconns
-                                                             : 1);
+    size_t backlog = wsh_io_backlog();
+
+    return cap != 0 && backlog > cap && queued > 0
+           && queued >= backlog / (wsh_worker.nconns ? wsh_worker.nconns : 1);
 }
 
 /* May one more frame be queued on C? Not when its output is over
@@ -371,16 +337,9 @@ conn_worker_output_full(size_t queued)
 static bool
 conn_output_allowed(wsh_conn_t *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    size_t queued = evbuffer_get_length(out);
+    size_t queued = c->io.out_bytes;
     const char *over;
 
-    if (!c->out_tracked && queued >= CONN_OUT_TRACK
-        && evbuffer_add_cb(out, conn_out_cb, NULL) != NULL)
-    {
-        c->out_tracked = 1;
-        conn_out_total += queued;
-    }
     if (queued <= wsh_worker.conf->send_buffer
         && !conn_worker_output_full(queued))
     {
@@ -409,13 +368,11 @@ static bool
 conn_output(wsh_conn_t *c, const void *p1, size_t n1, const void *p2,
     size_t n2)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-
-    if ((n1 > 0 && evbuffer_add(out, p1, n1) != 0)
-        || (n2 > 0 && evbuffer_add(out, p2, n2) != 0))
+    if (wsh_io_write(&c->io, p1, n1) != 0
+        || wsh_io_write(&c->io, p2, n2) != 0)
     {
         c->close_code = WSH_CLOSE_INTERNAL;
-        conn_finalize(c, "evbuffer_add() failed");
+        conn_finalize(c, "out of memory for output");
         return false;
     }
     return true;
@@ -424,13 +381,20 @@ conn_output(wsh_conn_t *c, const void *p1, size_t n1, const void *p2,
 wsh_shared_frame_t *
 wsh_shared_frame_new(int opcode, const void *data, size_t len)
 {
-    wsh_shared_frame_t *f = malloc(sizeof(*f) + WSH_WS_HEADER_MAX + len);
+    wsh_shared_frame_t *f = malloc(sizeof(*f));
+    u_char hdr[WSH_WS_HEADER_MAX];
     size_t n;
 
     if (f == NULL) {
         return NULL;
     }
-    n = wsh_ws_frame_header(f->data, opcode, len);
+    n = wsh_ws_frame_header(hdr, opcode, len);
+    f->data = wsh_io_reserve(n + len, &f->block);
+    if (f->data == NULL) {
+        free(f);
+        return NULL;
+    }
+    memcpy(f->data, hdr, n);
     memcpy(f->data + n, data, len);
     f->refs = 1;
     f->payload = len;
@@ -447,6 +411,7 @@ wsh_shared_frame_release(wsh_shared_frame_t *f)
         if (f->deflated != NULL) {
             wsh_shared_frame_release(f->deflated);
         }
+        wsh_oblock_release(f->block);
         free(f);
     }
 }
@@ -494,17 +459,9 @@ conn_count_out(wsh_conn_t *c, int opcode, size_t len)
     wsh_stat_observe(WSH_HIST_SIZE_OUT, len);
 }
 
-static void
-conn_shared_frame_done(const void *data, size_t len, void *arg)
-{
-    wsh_shared_frame_release(arg);
-}
-
 int
 wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
 {
-    struct evbuffer *out;
-
     wsh_shared_frame_t *v;
 
     if (c->state != WSH_CONN_WS) {
@@ -519,13 +476,9 @@ wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
     if (!conn_output_allowed(c)) {
         return -1;
     }
-    out = bufferevent_get_output(c->bev);
-    if (evbuffer_add_reference(out, f->data, f->len, conn_shared_frame_done,
-                               f) != 0)
-    {
+    if (wsh_io_write_block(&c->io, f->block, f->data, f->len) != 0) {
         return -1;
     }
-    f->refs++;
     conn_count_out(c, f->data[0] & 0x0f, f->payload);
     return 0;
 }
@@ -637,8 +590,6 @@ wsh_conn_send(wsh_conn_t *c, int opcode, const void *data, size_t len)
 void
 wsh_conn_close(wsh_conn_t *c, int code, const char *reason)
 {
-    struct timeval tv;
-
     if (c->state != WSH_CONN_WS) {
         return;
     }
@@ -647,9 +598,7 @@ wsh_conn_close(wsh_conn_t *c, int code, const char *reason)
         return;
     }
     c->state = WSH_CONN_CLOSING;
-    conn_timer_unlink(c);
-    tv = conn_common_tv(wsh_worker.conf->close_timeout);
-    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    conn_close_deadline(c);
 }
 
 void *
@@ -676,8 +625,9 @@ static void
 conn_http_respond(wsh_conn_t *c, int status, const char *extra,
     const char *ctype, const void *body, size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     wsh_request_t *r = c->req;
+    char head[1024];
+    int n;
     /* Only answers about a well-formed request keep the connection: after
      * 400, 408, 414 or 431 the rest of the stream cannot be trusted. */
     bool keep = c->keep_alive && r != NULL && r->keep_alive && !r->has_body
@@ -686,12 +636,17 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                     || status == 426);
 
     c->status = (uint16_t) status;
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
-                        "Content-Type: %s\r\nContent-Length: %zu\r\n"
-                        "Connection: %s\r\n%s\r\n", status,
-                        wsh_http_status_text(status), ctype, len,
-                        keep ? "keep-alive" : "close", extra ? extra : "");
-    evbuffer_add(out, body, len);
+    n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
+                 "Content-Type: %s\r\nContent-Length: %zu\r\n"
+                 "Connection: %s\r\n%s\r\n", status,
+                 wsh_http_status_text(status), ctype, len,
+                 keep ? "keep-alive" : "close", extra ? extra : "");
+    if (n < 0 || (size_t) n >= sizeof(head)
+        || !conn_output(c, head, (size_t) n, body, len))
+    {
+        conn_finalize(c, "response head too long or out of memory");
+        return;
+    }
 
     if (wsh_log_access_enabled()) {
         conn_access_log(c, status, len, false);
@@ -818,10 +773,10 @@ static void
 conn_upgrade(wsh_conn_t *c, const char *accept)
 {
     const wsh_conf_t *cf = wsh_worker.conf;
-    struct timeval rtv = conn_common_tv(cf->pong_wait);
-    struct timeval wtv = conn_common_tv(cf->write_wait);
     char ext[WSH_DEFLATE_RESPONSE_MAX + 40];
+    char head[sizeof(ext) + 200];
     wsh_deflate_params_t dp;
+    int n;
 
     c->ws = malloc(sizeof(*c->ws));
     if (c->ws == NULL) {
@@ -842,19 +797,21 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
             memcpy(ext + 26 + wsh_deflate_response(&dp, ext + 26), "\r\n", 3);
         }
     }
-    evbuffer_add_printf(bufferevent_get_output(c->bev),
-                        "HTTP/1.1 101 Switching Protocols\r\n"
-                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, ext);
+    n = snprintf(head, sizeof(head), "HTTP/1.1 101 Switching Protocols\r\n"
+                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, ext);
+    if (!conn_output(c, head, (size_t) n, NULL, 0)) {
+        free(c->ws);            /* never counted as open */
+        c->ws = NULL;
+        return;
+    }
     c->status = 101;
     c->state = WSH_CONN_WS;
     wsh_worker.nwebsockets++;
     wsh_stat_add(WSH_STAT_CONNECTIONS_ACTIVE, 1);
     wsh_stat_add(WSH_STAT_CONN_ACCEPTED, 1);
 
-    /* Silence longer than pong_wait means a dead peer only when we ping;
-     * without pings an idle client is legitimate. */
-    bufferevent_set_timeouts(c->bev, cf->ping_period ? &rtv : NULL, &wtv);
+    c->last_rx = wsh_monotonic_msec();
     conn_timer_unlink(c);
     if (cf->ping_period) {
         c->deadline = wsh_monotonic_msec() + cf->ping_period;
@@ -1239,95 +1196,103 @@ conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
 }
 
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_io_read(wsh_io_t *io, u_char *p, size_t len)
 {
-    wsh_conn_t *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer_iovec v;
+    wsh_conn_t *c = (wsh_conn_t *) io;
     size_t used;
 
-    while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+    c->last_rx = wsh_monotonic_msec();
+    while (len > 0) {
         switch (c->state) {
         case WSH_CONN_HTTP:
-            used = conn_http_input(c, v.iov_base, v.iov_len);
+            used = conn_http_input(c, p, len);
             break;
         case WSH_CONN_WS:
         case WSH_CONN_CLOSING:
-            used = conn_ws_input(c, v.iov_base, v.iov_len);
+            used = conn_ws_input(c, p, len);
             break;
         default:
-            used = v.iov_len;   /* closing: input is discarded */
+            used = len;         /* closing: input is discarded */
             break;
         }
-        evbuffer_drain(in, used);
         if (used == 0) {
             break;
         }
+        p += used;
+        len -= used;
     }
-    if (c->ws != NULL && c->state != WSH_CONN_DEAD
-        && evbuffer_get_length(in) == 0)
-    {
+    if (c->ws != NULL && c->state != WSH_CONN_DEAD) {
         wsh_ws_reset_buffer(c->ws);     /* idle: give the memory back */
     }
 }
 
 static void
-conn_write_cb(struct bufferevent *bev, void *arg)
+conn_io_drained(wsh_io_t *io)
 {
-    wsh_conn_t *c = arg;
+    wsh_conn_t *c = (wsh_conn_t *) io;
 
     if (c->state != WSH_CONN_FLUSHING) {
         return;
     }
-    /* A TLS bufferevent runs this deferred: output may have been queued
-     * (a close frame) since it was drained. */
-    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
-        return;
-    }
-    wsh_tls_close_notify(bev);      /* a clean TLS end either way */
     if (!c->linger) {
+        (void) wsh_io_shutdown(&c->io);     /* a clean TLS end */
         conn_finalize(c, NULL);
         return;
     }
     c->state = WSH_CONN_LINGER;
-    if (shutdown(bufferevent_getfd(bev), SHUT_WR) == -1) {
+    if (wsh_io_shutdown(&c->io) == -1) {
         conn_finalize(c, NULL);
     }
 }
 
 static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
+conn_io_error(wsh_io_t *io, int what, const char *why)
 {
-    wsh_conn_t *c = arg;
-    const char *why;
+    wsh_conn_t *c = (wsh_conn_t *) io;
 
-    if (what == BEV_EVENT_CONNECTED) {
-        return;                 /* TLS handshake done: the request follows */
-    }
-    if (what & BEV_EVENT_EOF) {
+    if (what == WSH_IO_EOF) {
         why = c->state == WSH_CONN_LINGER || c->state == WSH_CONN_HTTP
               ? NULL : "connection closed by the client";
-    } else if (what & BEV_EVENT_TIMEOUT) {
-        if (c->state == WSH_CONN_WS) {
-            wsh_stat_error((what & BEV_EVENT_WRITING)
-                           ? WSH_ERR_WS_WRITE_TIMEOUT
-                           : WSH_ERR_WS_PONG_TIMEOUT);
+        if (c->state == WSH_CONN_HTTP && c->req != NULL && c->req->len > 0) {
+            why = "client closed the connection inside a request";
         }
-        why = (what & BEV_EVENT_WRITING) ? "write_wait expired: the client "
-                                           "does not read"
-              : c->state == WSH_CONN_WS ? "pong_wait expired: no data from "
-                                          "the client"
-              : c->state == WSH_CONN_LINGER ? NULL
-              : "close_timeout expired";
-    } else if ((why = wsh_tls_error(bev)) == NULL) {
-        why = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
-    }
-    if ((what & BEV_EVENT_EOF) && c->state == WSH_CONN_HTTP && c->req != NULL
-        && c->req->len > 0)
-    {
-        why = "client closed the connection inside a request";
+    } else if (what == WSH_IO_TIMEOUT) {
+        if (c->state == WSH_CONN_WS) {
+            wsh_stat_error(WSH_ERR_WS_WRITE_TIMEOUT);
+        }
+        why = "write_wait expired: the client does not read";
     }
     conn_finalize(c, why);
+}
+
+static const wsh_io_handler_t conn_io_handler = {
+    conn_io_read, conn_io_error, conn_io_drained
+};
+
+int
+wsh_conn_init_worker(void)
+{
+    return wsh_io_init_worker(wsh_worker.base, &conn_io_handler,
+                              wsh_worker.conf->write_wait);
+}
+
+void
+wsh_conn_close_timer(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_msec_t now = wsh_monotonic_msec();
+    wsh_conn_t *c;
+
+    while (!wsh_queue_empty(&wsh_worker.closes)) {
+        c = wsh_queue_data(wsh_queue_head(&wsh_worker.closes), wsh_conn_t,
+                           timer_link);
+        if (c->deadline > now) {
+            break;
+        }
+        conn_timer_unlink(c);
+        conn_finalize(c, c->state == WSH_CONN_LINGER ? NULL
+                                                     : "close_timeout expired");
+    }
+    conn_timer_arm(&wsh_worker.closes, wsh_worker.close_timer);
 }
 
 void
@@ -1366,6 +1331,13 @@ wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg)
             break;
         }
         wsh_queue_remove(&c->timer_link);
+        /* Silence is checked when a ping is due (pong_wait is longer
+         * than ping_period): a live client has answered the last one. */
+        if (now - c->last_rx >= wsh_worker.conf->pong_wait) {
+            wsh_stat_error(WSH_ERR_WS_PONG_TIMEOUT);
+            conn_finalize(c, "pong_wait expired: no data from the client");
+            continue;
+        }
         if (!conn_send_frame(c, WSH_WS_OP_PING, NULL, 0)) {
             continue;
         }
@@ -1455,15 +1427,9 @@ wsh_conn_terminate_all(void)
         if (c->state == WSH_CONN_WS) {
             conn_send_close(c, WSH_CLOSE_GOING_AWAY, "server stopping");
             /* One last non-blocking write so the close frame has its
-             * chance to leave before the socket is closed; a socket
-             * bufferevent keeps its output's front frozen against exactly
-             * this, so thaw it: the bufferevent is freed right after. */
-            struct evbuffer *out = bufferevent_get_output(c->bev);
-
-            if (!wsh_tls_write_now(c->bev)) {
-                evbuffer_unfreeze(out, 1);
-                (void) evbuffer_write(out, bufferevent_getfd(c->bev));
-            }
+             * chance to leave before the socket is closed. */
+            wsh_io_write_now(&c->io);
+            (void) wsh_io_shutdown(&c->io);
         }
         conn_finalize(c, NULL);
     }

@@ -8,6 +8,7 @@
 #include "net/http.h"
 #include "ws/deflate.h"
 #include "net/identity.h"
+#include "net/io.h"
 #include "ws/frame.h"
 #include "wshub.h"
 
@@ -25,11 +26,12 @@ enum {
 };
 
 struct wsh_conn_s {
-    struct bufferevent   *bev;
+    wsh_io_t              io;           /* first: io callbacks cast back */
     uint64_t              id;
     wsh_queue_t           link;         /* wsh_worker.conns */
     wsh_queue_t           timer_link;   /* handshakes or pings queue */
     wsh_msec_t            start;
+    wsh_msec_t            last_rx;      /* for pong_wait */
     wsh_msec_t            deadline;     /* handshake end, or next ping */
     const wsh_endpoint_t *endpoint;
     void                 *data;         /* the module's */
@@ -65,12 +67,13 @@ struct wsh_conn_s {
     uint8_t               opened:1;     /* module open() was called */
     uint8_t               keep_alive:1; /* HTTP: read another request */
     uint8_t               limited:1;    /* counted by net/limit.c */
-    uint8_t               out_tracked:1; /* output in the worker's total */
     int16_t               limit_entry;  /* net/limit.c address entry */
 };
 
 /* A server frame built once and queued by reference on any number of
- * connections; freed when the last of them has written it. */
+ * connections: its bytes live in an output block (net/io.h), where
+ * frames built in the same loop turn follow each other, so a recipient
+ * of several gets them in one iovec. */
 typedef struct wsh_shared_frame_s wsh_shared_frame_t;
 
 struct wsh_shared_frame_s {
@@ -81,7 +84,8 @@ struct wsh_shared_frame_s {
      * connections that compress without context takeover. */
     wsh_shared_frame_t *deflated;
     bool                deflate_tried;
-    u_char              data[];
+    wsh_oblock_t       *block;
+    u_char             *data;
 };
 
 /* A text or binary frame of DATA, with one reference held by the
@@ -113,5 +117,9 @@ void wsh_conn_free_dead(void);
 void wsh_conn_handshake_timer(evutil_socket_t fd, short what, void *arg);
 void wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg);
 void wsh_conn_drain_timer(evutil_socket_t fd, short what, void *arg);
+void wsh_conn_close_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Worker start: the socket I/O layer with the connections' callbacks. */
+int wsh_conn_init_worker(void);
 
 #endif /* WSH_CONN_H */

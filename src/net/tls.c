@@ -1,11 +1,11 @@
-/* tls.c -- TLS termination with OpenSSL 3 and libevent_openssl.
+/* tls.c -- TLS termination with OpenSSL 3.
  *
  * wsh_tls_create() turns the tls section into an SSL_CTX in the master,
  * reading the certificate and key there (the master may be the only
  * process allowed to read the key). Workers inherit the SSL_CTX across
- * fork and wrap each connection accepted on an "ADDRESS tls" listener in
- * a bufferevent_openssl: above it, conn.c sees the same bufferevent API
- * as for plain TCP, and a plain connection carries no TLS state at all.
+ * fork and start a server session on each connection accepted on an
+ * "ADDRESS tls" listener; net/io.c reads and writes through it, and a
+ * plain connection carries no TLS state at all.
  */
 #include "net/tls.h"
 
@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
 /* Write "FILE:LINE:COL: PATH: message" about the value at PATH. */
@@ -228,88 +226,28 @@ failed:
     return WSH_ERROR;
 }
 
-struct bufferevent *
-wsh_tls_bufferevent(struct event_base *base, int fd, SSL_CTX *ctx)
+SSL *
+wsh_tls_session(SSL_CTX *ctx, int fd)
 {
-    struct bufferevent *bev;
-    SSL *ssl;
+    SSL *ssl = SSL_new(ctx);
 
-    ssl = SSL_new(ctx);
-    if (ssl == NULL) {
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
         ERR_clear_error();
         return NULL;
     }
-    /* On failure libevent may or may not have freed the SSL by then:
-     * leaking it under ENOMEM beats freeing it twice. */
-    bev = bufferevent_openssl_socket_new(base, fd, ssl,
-                                         BUFFEREVENT_SSL_ACCEPTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        return NULL;
-    }
-    /* Most clients just close the TCP connection: an EOF, not an error. */
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
+    SSL_set_accept_state(ssl);
+    /* net/io.c repeats a blocked write from a fresh copy of the same
+     * bytes, not from the same address. */
+    SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return ssl;
 }
 
 const char *
-wsh_tls_error(struct bufferevent *bev)
+wsh_tls_reason(const char *what)
 {
     static char text[300];
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    unsigned long e, first = 0;
-    const char *r;
 
-    if (ssl == NULL) {
-        return NULL;
-    }
-    while ((e = bufferevent_get_openssl_error(bev)) != 0) {
-        if (first == 0) {
-            first = e;
-        }
-    }
-    if (first == 0) {
-        return NULL;
-    }
-    r = ERR_reason_error_string(first);
-    snprintf(text, sizeof(text), "TLS %s: %s",
-             SSL_is_init_finished(ssl) ? "error" : "handshake failed",
-             r != NULL ? r : "unknown error");
+    snprintf(text, sizeof(text), "%s: %s", what, tls_reason());
     return text;
-}
-
-void
-wsh_tls_close_notify(struct bufferevent *bev)
-{
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-
-    if (ssl != NULL && SSL_is_init_finished(ssl)) {
-        (void) SSL_shutdown(ssl);
-        ERR_clear_error();
-    }
-}
-
-bool
-wsh_tls_write_now(struct bufferevent *bev)
-{
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    struct evbuffer *out;
-    size_t n;
-
-    if (ssl == NULL) {
-        return false;
-    }
-    out = bufferevent_get_output(bev);
-    n = evbuffer_get_length(out);
-    /* A client with more than 64k unread would not take the close frame
-     * at the end anyway. */
-    if (n > 64 * 1024) {
-        n = 64 * 1024;
-    }
-    if (n > 0 && SSL_is_init_finished(ssl)) {
-        (void) SSL_write(ssl, evbuffer_pullup(out, (ev_ssize_t) n), (int) n);
-    }
-    wsh_tls_close_notify(bev);
-    ERR_clear_error();
-    return true;
 }

@@ -1,4 +1,4 @@
-/* tls.h -- TLS termination: the SSL_CTX of a cycle, TLS bufferevents.
+/* tls.h -- TLS termination: the SSL_CTX of a cycle, TLS sessions.
  *
  * The master builds one SSL_CTX per certificate when it loads the
  * configuration (so "wshubd -t" reads and checks the files) and the
@@ -12,7 +12,6 @@
 #include "core/core.h"
 #include "core/conf.h"
 
-#include <event2/bufferevent.h>
 #include <openssl/ssl.h>
 
 /* Build the SSL_CTX for CF's tls section into *CTX (NULL when CF has no
@@ -22,23 +21,13 @@
 int wsh_tls_create(const wsh_conf_t *cf, SSL_CTX **ctx, char *err,
     size_t errlen);
 
-/* A server-side TLS bufferevent on the accepted socket FD, handshake
- * pending (it counts against handshake_timeout like any other first
- * bytes). Freeing it frees the SSL and closes FD. NULL on ENOMEM. */
-struct bufferevent *wsh_tls_bufferevent(struct event_base *base, int fd,
-    SSL_CTX *ctx);
+/* A server session on the accepted socket FD, in accept state (the
+ * handshake runs on the first reads, within handshake_timeout). NULL on
+ * ENOMEM. */
+SSL *wsh_tls_session(SSL_CTX *ctx, int fd);
 
-/* Why the TLS bufferevent BEV failed, as OpenSSL says, in a static
- * buffer; NULL when BEV is not TLS or has no OpenSSL error queued. */
-const char *wsh_tls_error(struct bufferevent *bev);
-
-/* Before shutting down the write side of BEV: send TLS close_notify so
- * the client sees a clean end, not a truncation. No-op for plain TCP. */
-void wsh_tls_close_notify(struct bufferevent *bev);
-
-/* Write BEV's queued output now, once, without blocking, for a
- * connection that is about to be freed. Returns false when BEV is not
- * TLS (the caller writes the plain bytes itself). */
-bool wsh_tls_write_now(struct bufferevent *bev);
+/* "WHAT: OpenSSL's reason for the last failure" in a static buffer; the
+ * error queue is emptied. */
+const char *wsh_tls_reason(const char *what);
 
 #endif /* WSH_TLS_H */

@@ -282,6 +282,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
     wsh_queue_init(&wsh_worker.handshakes);
     wsh_queue_init(&wsh_worker.pings);
     wsh_queue_init(&wsh_worker.drains);
+    wsh_queue_init(&wsh_worker.closes);
     wsh_queue_init(&wsh_worker.dead);
 
     wsh_worker.base = event_base_new();
@@ -295,6 +296,8 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
                                         NULL);
     wsh_worker.drain_timer = evtimer_new(wsh_worker.base,
                                          wsh_conn_drain_timer, NULL);
+    wsh_worker.close_timer = evtimer_new(wsh_worker.base,
+                                         wsh_conn_close_timer, NULL);
     wsh_worker.dead_event = event_new(wsh_worker.base, -1, 0, worker_dead_cb,
                                       NULL);
     wsh_worker.exit_timer = evtimer_new(wsh_worker.base, worker_exit_timer_cb,
@@ -302,7 +305,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
     wsh_worker.chan = bufferevent_socket_new(wsh_worker.base, channel,
                                              BEV_OPT_CLOSE_ON_FREE);
     if (wsh_worker.handshake_timer == NULL || wsh_worker.ping_timer == NULL
-        || wsh_worker.drain_timer == NULL
+        || wsh_worker.drain_timer == NULL || wsh_worker.close_timer == NULL
         || wsh_worker.dead_event == NULL || wsh_worker.exit_timer == NULL
         || wsh_worker.chan == NULL)
     {
@@ -312,6 +315,11 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
     bufferevent_setcb(wsh_worker.chan, worker_channel_read_cb, NULL,
                       worker_channel_event_cb, NULL);
     bufferevent_enable(wsh_worker.chan, EV_READ | EV_WRITE);
+    if (wsh_conn_init_worker() != WSH_OK) {
+        wsh_log(WSH_LOG_EMERG, "epoll_create1() or malloc() failed: %s",
+                strerror(errno));
+        return WSH_ERROR;
+    }
     if (worker_init_signals() != WSH_OK || wsh_engine_init_worker() != WSH_OK)
     {
         return WSH_ERROR;
@@ -361,6 +369,8 @@ worker_cleanup(void)
     event_free(wsh_worker.handshake_timer);
     event_free(wsh_worker.ping_timer);
     event_free(wsh_worker.drain_timer);
+    event_free(wsh_worker.close_timer);
+    wsh_io_exit_worker();
     event_free(wsh_worker.dead_event);
     event_free(wsh_worker.exit_timer);
     event_base_free(wsh_worker.base);

@@ -19,6 +19,7 @@ typedef struct {
     wsh_queue_t         handshakes;     /* HTTP phase, by deadline */
     wsh_queue_t         pings;          /* WebSockets, by next ping */
     wsh_queue_t         drains;         /* draining, by close time */
+    wsh_queue_t         closes;         /* closing, by close_timeout */
     wsh_queue_t         dead;           /* closed, freed on next loop turn */
     unsigned            nconns;
     unsigned            nwebsockets;
@@ -27,6 +28,7 @@ typedef struct {
     struct event       *handshake_timer;
     struct event       *ping_timer;
     struct event       *drain_timer;
+    struct event       *close_timer;
     struct event       *dead_event;
     struct event       *exit_timer;
 

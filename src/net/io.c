@@ -1,0 +1,795 @@
+/* io.c -- a client connection's socket I/O: see io.h for the design. */
+#include "net/io.h"
+#include "net/tls.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+struct wsh_oblock_s {
+    unsigned  refs;
+    uint32_t  size;
+    uint32_t  used;
+    u_char    data[];
+};
+
+struct wsh_opiece_s {
+    wsh_opiece_t   *next;
+    wsh_oblock_t   *block;
+    u_char         *pos;
+    size_t          len;
+};
+
+/* Shared blocks: big enough that one holds a loop turn's broadcasts,
+ * small enough that a pool of them is cheap. Writes over a quarter of
+ * that get a block of their own. */
+#define IO_BLOCK_SIZE   (32 * 1024)
+#define IO_BLOCK_POOL   64
+#define IO_PIECE_POOL   4096
+#define IO_SCRATCH      (64 * 1024)
+/* Reads per connection per wakeup: a client that floods does not keep
+ * the others waiting; it is read again at the end of the turn. */
+#define IO_READ_ROUNDS  4
+#define IO_IOV          64
+#define IO_EVENTS       256
+/* A TLS record holds at most 16 KiB. */
+#define IO_TLS_CHUNK    (16 * 1024)
+
+static struct {
+    const wsh_io_handler_t *h;
+    struct event   *epoll_event;
+    struct event   *pending_event;
+    struct event   *stall_timer;
+    wsh_msec_t      write_wait;
+    int             epfd;
+    wsh_queue_t     pending;
+    wsh_queue_t     stalled;
+    size_t          backlog;
+    wsh_oblock_t   *cur;            /* the block being filled */
+    wsh_oblock_t   *free_blocks[IO_BLOCK_POOL];
+    unsigned        nfree_blocks;
+    wsh_opiece_t   *free_pieces;
+    unsigned        nfree_pieces;
+    u_char         *scratch;
+} io;
+
+static wsh_oblock_t *
+io_block_new(size_t len)
+{
+    wsh_oblock_t *b;
+
+    if (len <= IO_BLOCK_SIZE && io.nfree_blocks > 0) {
+        b = io.free_blocks[--io.nfree_blocks];
+    } else {
+        if (len < IO_BLOCK_SIZE) {
+            len = IO_BLOCK_SIZE;
+        }
+        b = malloc(sizeof(*b) + len);
+        if (b == NULL) {
+            return NULL;
+        }
+        b->size = (uint32_t) len;
+    }
+    b->refs = 1;
+    b->used = 0;
+    return b;
+}
+
+void
+wsh_oblock_release(wsh_oblock_t *b)
+{
+    if (--b->refs != 0) {
+        return;
+    }
+    if (b->size == IO_BLOCK_SIZE && io.nfree_blocks < IO_BLOCK_POOL) {
+        io.free_blocks[io.nfree_blocks++] = b;
+        return;
+    }
+    free(b);
+}
+
+u_char *
+wsh_io_reserve(size_t len, wsh_oblock_t **bp)
+{
+    wsh_oblock_t *b;
+    u_char *p;
+
+    if (len > IO_BLOCK_SIZE / 4) {
+        b = io_block_new(len);
+        if (b == NULL) {
+            return NULL;
+        }
+        b->used = (uint32_t) len;
+        *bp = b;
+        return b->data;
+    }
+    if (io.cur == NULL || io.cur->size - io.cur->used < len) {
+        b = io_block_new(IO_BLOCK_SIZE);
+        if (b == NULL) {
+            return NULL;
+        }
+        if (io.cur != NULL) {
+            wsh_oblock_release(io.cur);
+        }
+        io.cur = b;
+    }
+    p = io.cur->data + io.cur->used;
+    io.cur->used += (uint32_t) len;
+    io.cur->refs++;
+    *bp = io.cur;
+    return p;
+}
+
+static wsh_opiece_t *
+io_piece_new(void)
+{
+    wsh_opiece_t *p = io.free_pieces;
+
+    if (p != NULL) {
+        io.free_pieces = p->next;
+        io.nfree_pieces--;
+        return p;
+    }
+    return malloc(sizeof(*p));
+}
+
+static void
+io_piece_free(wsh_opiece_t *p)
+{
+    wsh_oblock_release(p->block);
+    if (io.nfree_pieces < IO_PIECE_POOL) {
+        p->next = io.free_pieces;
+        io.free_pieces = p;
+        io.nfree_pieces++;
+        return;
+    }
+    free(p);
+}
+
+static void
+io_count(wsh_io_t *c, size_t added, size_t removed)
+{
+    c->out_bytes = (uint32_t) (c->out_bytes + added - removed);
+    if (c->stalled) {
+        io.backlog += added;
+        io.backlog -= removed;
+    }
+}
+
+/* Write at the end of this loop turn. */
+static void
+io_pending(wsh_io_t *c)
+{
+    if (!wsh_queue_linked(&c->pending_link)) {
+        if (wsh_queue_empty(&io.pending)) {
+            event_active(io.pending_event, EV_TIMEOUT, 0);
+        }
+        wsh_queue_insert_tail(&io.pending, &c->pending_link);
+    }
+}
+
+/* Append LEN bytes at P of B (one new reference) to C's output: the
+ * last piece grows when P continues it. */
+static int
+io_append(wsh_io_t *c, wsh_oblock_t *b, u_char *p, size_t len)
+{
+    wsh_opiece_t *last = c->out_last, *n;
+
+    if (last != NULL && last->block == b && last->pos + last->len == p) {
+        last->len += len;
+        wsh_oblock_release(b);
+    } else {
+        n = io_piece_new();
+        if (n == NULL) {
+            wsh_oblock_release(b);
+            return -1;
+        }
+        n->next = NULL;
+        n->block = b;
+        n->pos = p;
+        n->len = len;
+        if (last != NULL) {
+            last->next = n;
+        } else {
+            c->out = n;
+        }
+        c->out_last = n;
+    }
+    io_count(c, len, 0);
+    if (!c->stalled && !c->stopped) {
+        io_pending(c);
+    }
+    return 0;
+}
+
+/* A stalled connection's output goes into its own block: room at the
+ * end of its last piece's block when that block is its alone, else a
+ * new block (at least 4 KiB, so a trickle does not cost a block each). */
+static int
+io_append_private(wsh_io_t *c, const void *data, size_t len)
+{
+    wsh_opiece_t *last = c->out_last;
+    wsh_oblock_t *b;
+
+    if (last != NULL && last->block->refs == 1
+        && last->pos + last->len == last->block->data + last->block->used
+        && last->block->size - last->block->used >= len)
+    {
+        b = last->block;
+    } else {
+        b = io_block_new(len > 4096 ? len : 4096);
+        if (b == NULL) {
+            return -1;
+        }
+        b->refs = 0;            /* io_append takes the piece's */
+    }
+    memcpy(b->data + b->used, data, len);
+    b->refs++;
+    b->used += (uint32_t) len;
+    return io_append(c, b, b->data + b->used - len, len);
+}
+
+int
+wsh_io_write(wsh_io_t *c, const void *data, size_t len)
+{
+    wsh_oblock_t *b;
+    u_char *p;
+
+    if (len == 0) {
+        return 0;
+    }
+    if (c->stalled) {
+        return io_append_private(c, data, len);
+    }
+    p = wsh_io_reserve(len, &b);
+    if (p == NULL) {
+        return -1;
+    }
+    memcpy(p, data, len);
+    return io_append(c, b, p, len);
+}
+
+int
+wsh_io_write_block(wsh_io_t *c, wsh_oblock_t *b, const u_char *p,
+    size_t len)
+{
+    if (c->stalled) {
+        return io_append_private(c, p, len);
+    }
+    b->refs++;
+    return io_append(c, b, (u_char *) p, len);
+}
+
+/* Drop N written bytes from the front of C's output. */
+static void
+io_consume(wsh_io_t *c, size_t n)
+{
+    wsh_opiece_t *p;
+
+    io_count(c, 0, n);
+    while (n > 0) {
+        p = c->out;
+        if (n < p->len) {
+            p->pos += n;
+            p->len -= n;
+            return;
+        }
+        n -= p->len;
+        c->out = p->next;
+        if (c->out == NULL) {
+            c->out_last = NULL;
+        }
+        io_piece_free(p);
+    }
+}
+
+static void
+io_stall_arm(void)
+{
+    wsh_io_t *c;
+    wsh_msec_t now, at;
+    struct timeval tv;
+
+    if (io.write_wait == 0 || wsh_queue_empty(&io.stalled)) {
+        return;
+    }
+    c = wsh_queue_data(wsh_queue_head(&io.stalled), wsh_io_t, stall_link);
+    now = wsh_monotonic_msec();
+    at = c->progress + io.write_wait;
+    at = at > now ? at - now : 0;
+    tv.tv_sec = (time_t) (at / 1000);
+    tv.tv_usec = (suseconds_t) (at % 1000) * 1000;
+    evtimer_add(io.stall_timer, &tv);
+}
+
+/* The output is blocked: copy it out of the shared blocks into one of
+ * C's own, and wait for EPOLLOUT. */
+static void
+io_stall(wsh_io_t *c)
+{
+    wsh_opiece_t *first = c->out, *p, *next;
+    wsh_oblock_t *b;
+    size_t n = c->out_bytes, at = 0;
+
+    if (!c->stalled) {
+        c->stalled = 1;
+        io.backlog += n;
+        /* Under ENOMEM the pieces stay where they are. */
+        b = first->next != NULL || first->block->refs > 1
+            ? io_block_new(n > 4096 ? n : 4096) : NULL;
+        if (b != NULL) {
+            for (p = first; p != NULL; p = next) {
+                next = p->next;
+                memcpy(b->data + at, p->pos, p->len);
+                at += p->len;
+                if (p != first) {
+                    io_piece_free(p);
+                }
+            }
+            wsh_oblock_release(first->block);
+            b->used = (uint32_t) n;
+            first->block = b;
+            first->pos = b->data;
+            first->len = n;
+            first->next = NULL;
+            c->out_last = first;
+        }
+    }
+    c->progress = wsh_monotonic_msec();
+    if (wsh_queue_linked(&c->stall_link)) {
+        wsh_queue_remove(&c->stall_link);
+    }
+    wsh_queue_insert_tail(&io.stalled, &c->stall_link);
+    if (!evtimer_pending(io.stall_timer, NULL)) {
+        io_stall_arm();
+    }
+}
+
+static void
+io_unstall(wsh_io_t *c)
+{
+    if (c->stalled) {
+        c->stalled = 0;
+        io.backlog -= c->out_bytes;
+    }
+    if (wsh_queue_linked(&c->stall_link)) {
+        wsh_queue_remove(&c->stall_link);
+    }
+}
+
+static const char *
+io_errno_text(void)
+{
+    return errno == 0 ? "connection lost" : strerror(errno);
+}
+
+/* One TLS write of up to a record from the front of the output; the
+ * length of a write that must be repeated is kept (OpenSSL wants the
+ * same bytes again). Returns bytes written, 0 to wait, -1 failed. */
+static ssize_t
+io_tls_write(wsh_io_t *c, const char **why)
+{
+    u_char buf[IO_TLS_CHUNK];
+    size_t n = 0, want;
+    wsh_opiece_t *p;
+    int r, e;
+
+    want = c->tls_retry ? c->tls_retry : sizeof(buf);
+    for (p = c->out; p != NULL && n < want; p = p->next) {
+        size_t k = p->len < want - n ? p->len : want - n;
+
+        memcpy(buf + n, p->pos, k);
+        n += k;
+    }
+    ERR_clear_error();
+    r = SSL_write(c->ssl, buf, (int) n);
+    if (r > 0) {
+        c->tls_retry = 0;
+        return r;
+    }
+    e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        c->tls_retry = (uint32_t) n;
+        return 0;
+    }
+    *why = e == SSL_ERROR_SSL ? wsh_tls_reason("TLS error")
+                              : io_errno_text();
+    return -1;
+}
+
+/* Write C's output until it is gone or the socket is full. */
+static void
+io_flush(wsh_io_t *c)
+{
+    struct iovec iov[IO_IOV];
+    const char *why = NULL;
+    wsh_opiece_t *p;
+    ssize_t r;
+    int n;
+
+    while (c->out != NULL && !c->stopped) {
+        if (c->ssl != NULL) {
+            if (c->handshake) {
+                return;         /* output waits for the handshake */
+            }
+            r = io_tls_write(c, &why);
+        } else {
+            n = 0;
+            for (p = c->out; p != NULL && n < IO_IOV; p = p->next) {
+                iov[n].iov_base = p->pos;
+                iov[n++].iov_len = p->len;
+            }
+            r = writev(c->fd, iov, n);
+            if (r < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                r = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+                why = io_errno_text();
+            }
+        }
+        if (r < 0) {
+            io.h->error(c, WSH_IO_ERROR, why);
+            return;
+        }
+        if (r == 0) {
+            io_stall(c);
+            return;
+        }
+        io_consume(c, (size_t) r);
+        if (c->stalled) {
+            c->progress = wsh_monotonic_msec();
+            wsh_queue_remove(&c->stall_link);
+            wsh_queue_insert_tail(&io.stalled, &c->stall_link);
+        }
+    }
+    if (c->out == NULL) {
+        io_unstall(c);
+        if (!c->stopped) {
+            io.h->drained(c);
+        }
+    }
+}
+
+static void
+io_read_tls_handshake(wsh_io_t *c)
+{
+    int r, e;
+
+    ERR_clear_error();
+    r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->handshake = 0;
+        return;
+    }
+    e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        return;
+    }
+    if (e == SSL_ERROR_SSL) {
+        io.h->error(c, WSH_IO_ERROR, wsh_tls_reason("TLS handshake failed"));
+    } else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL
+                                              && errno == 0))
+    {
+        io.h->error(c, WSH_IO_EOF, NULL);
+    } else {
+        io.h->error(c, WSH_IO_ERROR, io_errno_text());
+    }
+}
+
+/* One read: bytes, 0 at EOF, -1 error (*why), -2 nothing now. */
+static ssize_t
+io_read_once(wsh_io_t *c, const char **why)
+{
+    ssize_t n;
+    int e;
+
+    if (c->ssl == NULL) {
+        do {
+            n = read(c->fd, io.scratch, IO_SCRATCH);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return -2;
+            }
+            *why = io_errno_text();
+        }
+        return n;
+    }
+    ERR_clear_error();
+    errno = 0;
+    n = SSL_read(c->ssl, io.scratch, IO_SCRATCH);
+    if (n > 0) {
+        return n;
+    }
+    e = SSL_get_error(c->ssl, (int) n);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return -2;
+    case SSL_ERROR_WANT_WRITE:
+        c->read_more = 1;       /* retried at the end of the turn */
+        return -2;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        /* Most clients just close the TCP connection: an EOF. */
+        if (errno == 0) {
+            return 0;
+        }
+        *why = io_errno_text();
+        return -1;
+    default:
+        *why = wsh_tls_reason("TLS error");
+        return -1;
+    }
+}
+
+static void
+io_read(wsh_io_t *c)
+{
+    const char *why = NULL;
+    ssize_t n;
+    int i;
+
+    c->read_more = 0;
+    if (c->handshake) {
+        io_read_tls_handshake(c);
+        if (c->handshake || c->stopped) {
+            return;
+        }
+    }
+    for (i = 0; i < IO_READ_ROUNDS && !c->stopped; i++) {
+        n = io_read_once(c, &why);
+        if (n == -2) {
+            return;
+        }
+        if (n <= 0) {
+            io.h->error(c, n == 0 ? WSH_IO_EOF : WSH_IO_ERROR, why);
+            return;
+        }
+        io.h->read(c, io.scratch, (size_t) n);
+        /* A short plain read emptied the socket; TLS may hold more
+         * decrypted bytes than the socket shows. */
+        if (c->ssl == NULL && n < IO_SCRATCH) {
+            return;
+        }
+    }
+    if (!c->stopped) {
+        c->read_more = 1;
+    }
+}
+
+static void
+io_ready(wsh_io_t *c, uint32_t events)
+{
+    if (c->stopped) {
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        io_read(c);
+    } else if (c->handshake) {
+        io_read(c);             /* the handshake wanted to write */
+    }
+    if (c->stalled && !c->stopped) {
+        io_flush(c);
+    }
+    if (c->read_more && !c->stopped) {
+        io_pending(c);
+    }
+}
+
+static void
+io_epoll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct epoll_event ev[IO_EVENTS];
+    int i, n;
+
+    n = epoll_wait(io.epfd, ev, IO_EVENTS, 0);
+    for (i = 0; i < n; i++) {
+        io_ready(ev[i].data.ptr, ev[i].events);
+    }
+}
+
+/* The end of the loop turn: the reads that were cut short, then one
+ * write per connection for everything it was given this turn. */
+static void
+io_pending_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_queue_t list, *q;
+    wsh_io_t *c;
+
+    if (wsh_queue_empty(&io.pending)) {
+        return;
+    }
+    /* Work on this turn's list: what is queued meanwhile waits for the
+     * next turn, so a flood cannot hold the loop here. */
+    list = io.pending;
+    list.next->prev = &list;
+    list.prev->next = &list;
+    wsh_queue_init(&io.pending);
+    while (!wsh_queue_empty(&list)) {
+        q = wsh_queue_head(&list);
+        wsh_queue_remove(q);
+        c = wsh_queue_data(q, wsh_io_t, pending_link);
+        if (c->read_more && !c->stopped) {
+            io_read(c);
+        }
+        if (c->out != NULL && !c->stalled && !c->stopped) {
+            io_flush(c);
+        }
+        if (c->read_more && !c->stopped) {
+            io_pending(c);
+        }
+    }
+}
+
+static void
+io_stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_msec_t now = wsh_monotonic_msec();
+    wsh_io_t *c;
+
+    while (!wsh_queue_empty(&io.stalled)) {
+        c = wsh_queue_data(wsh_queue_head(&io.stalled), wsh_io_t,
+                           stall_link);
+        if (c->progress + io.write_wait > now) {
+            break;
+        }
+        wsh_queue_remove(&c->stall_link);
+        if (!c->stopped) {
+            io.h->error(c, WSH_IO_TIMEOUT, NULL);
+        }
+    }
+    io_stall_arm();
+}
+
+int
+wsh_io_init_worker(struct event_base *base, const wsh_io_handler_t *h,
+    wsh_msec_t write_wait)
+{
+    io.h = h;
+    io.write_wait = write_wait;
+    wsh_queue_init(&io.pending);
+    wsh_queue_init(&io.stalled);
+    io.epfd = epoll_create1(EPOLL_CLOEXEC);
+    io.scratch = malloc(IO_SCRATCH);
+    if (io.epfd == -1 || io.scratch == NULL) {
+        return WSH_ERROR;
+    }
+    io.epoll_event = event_new(base, io.epfd, EV_READ | EV_PERSIST,
+                               io_epoll_cb, NULL);
+    io.pending_event = event_new(base, -1, 0, io_pending_cb, NULL);
+    io.stall_timer = evtimer_new(base, io_stall_cb, NULL);
+    if (io.epoll_event == NULL || io.pending_event == NULL
+        || io.stall_timer == NULL || event_add(io.epoll_event, NULL) != 0)
+    {
+        return WSH_ERROR;
+    }
+    return WSH_OK;
+}
+
+void
+wsh_io_exit_worker(void)
+{
+    wsh_opiece_t *p;
+
+    if (io.epoll_event != NULL) {
+        event_free(io.epoll_event);
+    }
+    if (io.pending_event != NULL) {
+        event_free(io.pending_event);
+    }
+    if (io.stall_timer != NULL) {
+        event_free(io.stall_timer);
+    }
+    if (io.cur != NULL) {
+        wsh_oblock_release(io.cur);
+        io.cur = NULL;
+    }
+    while (io.nfree_blocks > 0) {
+        free(io.free_blocks[--io.nfree_blocks]);
+    }
+    while ((p = io.free_pieces) != NULL) {
+        io.free_pieces = p->next;
+        free(p);
+    }
+    io.nfree_pieces = 0;
+    free(io.scratch);
+    io.scratch = NULL;
+    if (io.epfd != -1) {
+        close(io.epfd);
+    }
+}
+
+int
+wsh_io_open(wsh_io_t *c, int fd, SSL *ssl)
+{
+    struct epoll_event ev;
+
+    c->fd = fd;
+    c->ssl = ssl;
+    c->handshake = ssl != NULL;
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = c;
+    return epoll_ctl(io.epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? WSH_OK
+                                                          : WSH_ERROR;
+}
+
+void
+wsh_io_stop(wsh_io_t *c)
+{
+    c->stopped = 1;
+    if (wsh_queue_linked(&c->pending_link)) {
+        wsh_queue_remove(&c->pending_link);
+    }
+}
+
+void
+wsh_io_close(wsh_io_t *c)
+{
+    wsh_io_stop(c);
+    io_unstall(c);
+    if (c->out != NULL) {
+        io_consume(c, c->out_bytes);
+    }
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl);
+        ERR_clear_error();
+        c->ssl = NULL;
+    }
+    (void) epoll_ctl(io.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+}
+
+void
+wsh_io_write_now(wsh_io_t *c)
+{
+    const char *why;
+    struct iovec iov[IO_IOV];
+    wsh_opiece_t *p;
+    ssize_t r;
+    int n = 0;
+
+    if (c->out == NULL) {
+        return;
+    }
+    if (c->ssl != NULL) {
+        if (!c->handshake) {
+            r = io_tls_write(c, &why);
+            if (r > 0) {
+                io_consume(c, (size_t) r);
+            }
+        }
+        return;
+    }
+    for (p = c->out; p != NULL && n < IO_IOV; p = p->next) {
+        iov[n].iov_base = p->pos;
+        iov[n++].iov_len = p->len;
+    }
+    r = writev(c->fd, iov, n);
+    if (r > 0) {
+        io_consume(c, (size_t) r);
+    }
+}
+
+int
+wsh_io_shutdown(wsh_io_t *c)
+{
+    if (c->ssl != NULL && SSL_is_init_finished(c->ssl)) {
+        (void) SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
+    return shutdown(c->fd, SHUT_WR);
+}
+
+size_t
+wsh_io_backlog(void)
+{
+    return io.backlog;
+}
