@@ -80,6 +80,14 @@ conn_log(int level, const wsh_conn_t *c, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Deadlines are kept in 32 bits, msec mod 2^32 (timeouts are far
+ * shorter than the 49 days that wrap around): is NOW before AT? */
+static bool
+conn_before(wsh_msec_t now, uint32_t at)
+{
+    return (int32_t) (at - (uint32_t) now) > 0;
+}
+
 /* Arm a FIFO timer queue's event for its head, if not armed yet. */
 static void
 conn_timer_arm(wsh_queue_t *q, struct event *ev)
@@ -93,7 +101,8 @@ conn_timer_arm(wsh_queue_t *q, struct event *ev)
     }
     head = wsh_queue_data(wsh_queue_head(q), wsh_conn_t, timer_link);
     now = wsh_monotonic_msec();
-    tv = conn_tv(head->deadline > now ? head->deadline - now : 0);
+    tv = conn_tv(conn_before(now, head->deadline)
+                 ? (uint32_t) (head->deadline - (uint32_t) now) : 0);
     evtimer_add(ev, &tv);
 }
 
@@ -109,7 +118,8 @@ static void
 conn_handshake_deadline(wsh_conn_t *c)
 {
     conn_timer_unlink(c);
-    c->deadline = wsh_monotonic_msec() + wsh_worker.conf->handshake_timeout;
+    c->deadline = (uint32_t) (wsh_monotonic_msec()
+                              + wsh_worker.conf->handshake_timeout);
     wsh_queue_insert_tail(&wsh_worker.handshakes, &c->timer_link);
     conn_timer_arm(&wsh_worker.handshakes, wsh_worker.handshake_timer);
 }
@@ -230,7 +240,7 @@ conn_finalize(wsh_conn_t *c, const char *why)
     if (why != NULL) {
         conn_log(WSH_LOG_INFO, c, "closing: %s", why);
     }
-    if (c->ws != NULL && c->close_code == 0) {
+    if (c->websocket && c->close_code == 0) {
         /* Dropped without a closing handshake (RFC 6455 section 7.1.5). */
         c->close_code = WSH_CLOSE_ABNORMAL;
     }
@@ -252,7 +262,11 @@ conn_free(wsh_conn_t *c)
         c->endpoint->module->close(c, c->close_code);
     }
     wsh_engine_conn_closed(c);
-    if (c->ws != NULL) {
+    if (c->websocket) {
+        if (c->ws != NULL) {
+            free(c->ws->buf);
+            free(c->ws);
+        }
         wsh_worker.nwebsockets--;
         wsh_stat_sub(WSH_STAT_CONNECTIONS_ACTIVE, 1);
         wsh_stat_connection_ended(c->close_code,
@@ -260,15 +274,11 @@ conn_free(wsh_conn_t *c)
         if (wsh_log_access_enabled()) {
             conn_access_log(c, 101, 0, true);
         }
-        wsh_ws_reset_buffer(c->ws);
-        free(c->ws->buf);
-        free(c->ws);
-    }
-    wsh_deflate_free(c->deflate);
-    if (c->req != NULL) {
+    } else if (c->req != NULL) {
         wsh_http_request_free(c->req);
         free(c->req);
     }
+    wsh_deflate_free(c->deflate);
     free(c->identity);
     wsh_io_close(&c->io);
     free(c);
@@ -294,7 +304,8 @@ static void
 conn_close_deadline(wsh_conn_t *c)
 {
     conn_timer_unlink(c);
-    c->deadline = wsh_monotonic_msec() + wsh_worker.conf->close_timeout;
+    c->deadline = (uint32_t) (wsh_monotonic_msec()
+                              + wsh_worker.conf->close_timeout);
     wsh_queue_insert_tail(&wsh_worker.closes, &c->timer_link);
     conn_timer_arm(&wsh_worker.closes, wsh_worker.close_timer);
 }
@@ -349,7 +360,8 @@ conn_output_allowed(wsh_conn_t *c)
            ? "send_buffer" : "its share of limits.worker_send_buffer";
     if (wsh_worker.conf->hub.slow_consumer_drop) {
         wsh_stat_add(WSH_STAT_SLOW_CONSUMER_DROPS, 1);
-        if (c->dropped++ == 0) {
+        if (!c->dropped) {
+            c->dropped = 1;
             conn_log(WSH_LOG_WARN, c, "slow client: output over %s "
                      "(%zu bytes), dropping its messages", over, queued);
         }
@@ -778,13 +790,6 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
     wsh_deflate_params_t dp;
     int n;
 
-    c->ws = malloc(sizeof(*c->ws));
-    if (c->ws == NULL) {
-        conn_http_error(c, 503, "out of memory");
-        return;
-    }
-    wsh_ws_init(c->ws, c->endpoint->max_message_size);
-    c->ws->max_fragments = cf->limits.max_fragments;
     ext[0] = '\0';
     if (cf->compression.enabled
         && wsh_deflate_negotiate(&cf->compression, c->req, &dp) == WSH_OK)
@@ -792,7 +797,6 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
         c->deflate = wsh_deflate_new(&dp, &cf->compression);
         if (c->deflate != NULL) {
             /* Declined when out of memory: the client copes without. */
-            wsh_ws_allow_rsv1(c->ws);
             memcpy(ext, "Sec-WebSocket-Extensions: ", 26);
             memcpy(ext + 26 + wsh_deflate_response(&dp, ext + 26), "\r\n", 3);
         }
@@ -801,20 +805,19 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, ext);
     if (!conn_output(c, head, (size_t) n, NULL, 0)) {
-        free(c->ws);            /* never counted as open */
-        c->ws = NULL;
         return;
     }
     c->status = 101;
     c->state = WSH_CONN_WS;
+    c->websocket = 1;
     wsh_worker.nwebsockets++;
     wsh_stat_add(WSH_STAT_CONNECTIONS_ACTIVE, 1);
     wsh_stat_add(WSH_STAT_CONN_ACCEPTED, 1);
 
-    c->last_rx = wsh_monotonic_msec();
+    c->last_rx = (uint32_t) wsh_monotonic_msec();
     conn_timer_unlink(c);
     if (cf->ping_period) {
-        c->deadline = wsh_monotonic_msec() + cf->ping_period;
+        c->deadline = (uint32_t) (wsh_monotonic_msec() + cf->ping_period);
         wsh_queue_insert_tail(&wsh_worker.pings, &c->timer_link);
         conn_timer_arm(&wsh_worker.pings, wsh_worker.ping_timer);
     }
@@ -828,7 +831,7 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
          * completed (a refusal would be a failed connection for the
          * client) and the socket closed politely at once. */
         conn_timer_unlink(c);
-        c->deadline = wsh_monotonic_msec();
+        c->deadline = (uint32_t) wsh_monotonic_msec();
         wsh_queue_insert_tail(&wsh_worker.drains, &c->timer_link);
         conn_timer_arm(&wsh_worker.drains, wsh_worker.drain_timer);
     }
@@ -1060,18 +1063,20 @@ static bool
 conn_rate_allowed(wsh_conn_t *c)
 {
     const wsh_conf_t *cf = wsh_worker.conf;
-    wsh_msec_t now;
+    uint32_t now;
 
     if (cf->rate_rps == 0) {
         return true;
     }
-    now = wsh_monotonic_msec();
-    if (c->rate_last == 0) {
-        c->rate_tokens = cf->rate_burst;
+    now = (uint32_t) wsh_monotonic_msec();
+    if (!c->rate_started) {
+        c->rate_started = 1;
+        c->rate_tokens = (float) cf->rate_burst;
     } else {
-        c->rate_tokens += (double) (now - c->rate_last) * cf->rate_rps / 1000;
-        if (c->rate_tokens > cf->rate_burst) {
-            c->rate_tokens = cf->rate_burst;
+        c->rate_tokens += (float) ((double) (uint32_t) (now - c->rate_last)
+                                   * cf->rate_rps / 1000);
+        if (c->rate_tokens > (float) cf->rate_burst) {
+            c->rate_tokens = (float) cf->rate_burst;
         }
     }
     c->rate_last = now;
@@ -1081,13 +1086,14 @@ conn_rate_allowed(wsh_conn_t *c)
     }
     wsh_stat_add(WSH_STAT_RATE_LIMITED, 1);
     if (cf->rate_drop) {
-        if (c->rate_limited++ == 0) {
+        if (!c->rate_limited) {
+            c->rate_limited = 1;
             conn_log(WSH_LOG_WARN, c, "over rate_limit (%u/s, burst %u): "
                      "dropping its messages", cf->rate_rps, cf->rate_burst);
         }
         return false;
     }
-    c->rate_limited++;
+    c->rate_limited = 1;
     wsh_stat_error(WSH_ERR_WS_RATE_LIMITED);
     conn_ws_fail(c, WSH_CLOSE_POLICY, "rate limit exceeded");
     return false;
@@ -1140,9 +1146,82 @@ conn_ws_inflate(wsh_conn_t *c, wsh_ws_event_t *ev)
     return true;
 }
 
+/* The frame parser for C's next input. Between frames a connection
+ * keeps no parser state: the worker's own parser is set up for it (its
+ * message buffer reused from one connection to the next), and only a
+ * frame left incomplete gets a parser of the connection's own. */
+static wsh_ws_t conn_parser_shared;
+
+/* Bigger message buffers are not kept for the next connection. */
+#define CONN_PARSER_KEEP  (64 * 1024)
+
+static wsh_ws_t *
+conn_parser(wsh_conn_t *c)
+{
+    wsh_ws_t *ws = &conn_parser_shared;
+    u_char *buf = ws->buf;
+    size_t cap = ws->buf_cap;
+
+    if (c->ws != NULL) {
+        return c->ws;
+    }
+    wsh_ws_init(ws, c->endpoint->max_message_size);
+    ws->buf = buf;
+    ws->buf_cap = cap;
+    ws->max_fragments = wsh_worker.conf->limits.max_fragments;
+    if (c->deflate != NULL) {
+        wsh_ws_allow_rsv1(ws);
+    }
+    return ws;
+}
+
+/* After the input: keep WS with C only if a frame is partial. */
+static void
+conn_parser_done(wsh_conn_t *c, wsh_ws_t *ws)
+{
+    if (wsh_ws_idle(ws)) {
+        if (ws == c->ws) {
+            free(ws->buf);
+            free(ws);
+            c->ws = NULL;
+        } else if (ws->buf_cap > CONN_PARSER_KEEP) {
+            free(ws->buf);
+            ws->buf = NULL;
+            ws->buf_cap = 0;
+        }
+        return;
+    }
+    if (ws == c->ws || c->state == WSH_CONN_DEAD) {
+        return;
+    }
+    c->ws = malloc(sizeof(*c->ws));
+    if (c->ws == NULL) {
+        c->close_code = WSH_CLOSE_INTERNAL;
+        conn_finalize(c, "out of memory for a partial frame");
+        return;
+    }
+    *c->ws = *ws;
+    ws->buf = NULL;             /* the connection's now */
+    ws->buf_cap = 0;
+    ws->buf_len = 0;
+}
+
+static size_t conn_ws_parse(wsh_conn_t *c, wsh_ws_t *ws, const u_char *p,
+    size_t len);
+
 /* Feed one chunk to the frame parser; returns bytes used. */
 static size_t
 conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
+{
+    wsh_ws_t *ws = conn_parser(c);
+    size_t used = conn_ws_parse(c, ws, p, len);
+
+    conn_parser_done(c, ws);
+    return used;
+}
+
+static size_t
+conn_ws_parse(wsh_conn_t *c, wsh_ws_t *ws, const u_char *p, size_t len)
 {
     const u_char *pos = p, *last = p + len;
     wsh_ws_event_t ev;
@@ -1151,7 +1230,7 @@ conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
     while (pos < last
            && (c->state == WSH_CONN_WS || c->state == WSH_CONN_CLOSING))
     {
-        rc = wsh_ws_parse(c->ws, &pos, last, &ev);
+        rc = wsh_ws_parse(ws, &pos, last, &ev);
         if (rc == WSH_AGAIN) {
             break;
         }
@@ -1201,7 +1280,7 @@ conn_io_read(wsh_io_t *io, u_char *p, size_t len)
     wsh_conn_t *c = (wsh_conn_t *) io;
     size_t used;
 
-    c->last_rx = wsh_monotonic_msec();
+    c->last_rx = (uint32_t) wsh_monotonic_msec();
     while (len > 0) {
         switch (c->state) {
         case WSH_CONN_HTTP:
@@ -1220,9 +1299,6 @@ conn_io_read(wsh_io_t *io, u_char *p, size_t len)
         }
         p += used;
         len -= used;
-    }
-    if (c->ws != NULL && c->state != WSH_CONN_DEAD) {
-        wsh_ws_reset_buffer(c->ws);     /* idle: give the memory back */
     }
 }
 
@@ -1285,7 +1361,7 @@ wsh_conn_close_timer(evutil_socket_t fd, short what, void *arg)
     while (!wsh_queue_empty(&wsh_worker.closes)) {
         c = wsh_queue_data(wsh_queue_head(&wsh_worker.closes), wsh_conn_t,
                            timer_link);
-        if (c->deadline > now) {
+        if (conn_before(now, c->deadline)) {
             break;
         }
         conn_timer_unlink(c);
@@ -1304,7 +1380,7 @@ wsh_conn_handshake_timer(evutil_socket_t fd, short what, void *arg)
     while (!wsh_queue_empty(&wsh_worker.handshakes)) {
         c = wsh_queue_data(wsh_queue_head(&wsh_worker.handshakes), wsh_conn_t,
                            timer_link);
-        if (c->deadline > now) {
+        if (conn_before(now, c->deadline)) {
             break;
         }
         conn_timer_unlink(c);
@@ -1327,13 +1403,15 @@ wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg)
     while (!wsh_queue_empty(&wsh_worker.pings)) {
         c = wsh_queue_data(wsh_queue_head(&wsh_worker.pings), wsh_conn_t,
                            timer_link);
-        if (c->deadline > now) {
+        if (conn_before(now, c->deadline)) {
             break;
         }
         wsh_queue_remove(&c->timer_link);
         /* Silence is checked when a ping is due (pong_wait is longer
          * than ping_period): a live client has answered the last one. */
-        if (now - c->last_rx >= wsh_worker.conf->pong_wait) {
+        if ((uint32_t) ((uint32_t) now - c->last_rx)
+            >= wsh_worker.conf->pong_wait)
+        {
             wsh_stat_error(WSH_ERR_WS_PONG_TIMEOUT);
             conn_finalize(c, "pong_wait expired: no data from the client");
             continue;
@@ -1341,7 +1419,7 @@ wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg)
         if (!conn_send_frame(c, WSH_WS_OP_PING, NULL, 0)) {
             continue;
         }
-        c->deadline = now + wsh_worker.conf->ping_period;
+        c->deadline = (uint32_t) (now + wsh_worker.conf->ping_period);
         wsh_queue_insert_tail(&wsh_worker.pings, &c->timer_link);
     }
     conn_timer_arm(&wsh_worker.pings, wsh_worker.ping_timer);
@@ -1369,7 +1447,7 @@ wsh_conn_drain_timer(evutil_socket_t fd, short what, void *arg)
     while (!wsh_queue_empty(&wsh_worker.drains)) {
         c = wsh_queue_data(wsh_queue_head(&wsh_worker.drains), wsh_conn_t,
                            timer_link);
-        if (c->deadline > now) {
+        if (conn_before(now, c->deadline)) {
             break;
         }
         conn_timer_unlink(c);
@@ -1400,7 +1478,7 @@ wsh_conn_drain_all(int code)
         c = wsh_queue_data(q, wsh_conn_t, link);
         if (c->state == WSH_CONN_WS) {
             conn_timer_unlink(c);       /* no more pings */
-            c->deadline = now + (n ? spread * i++ / n : 0);
+            c->deadline = (uint32_t) (now + (n ? spread * i++ / n : 0));
             wsh_queue_insert_tail(&wsh_worker.drains, &c->timer_link);
         } else if (c->state == WSH_CONN_HTTP && c->status != 0
                    && (c->req == NULL || c->req->len == 0))

@@ -31,30 +31,29 @@ struct wsh_conn_s {
     wsh_queue_t           link;         /* wsh_worker.conns */
     wsh_queue_t           timer_link;   /* handshakes or pings queue */
     wsh_msec_t            start;
-    wsh_msec_t            last_rx;      /* for pong_wait */
-    wsh_msec_t            deadline;     /* handshake end, or next ping */
     const wsh_endpoint_t *endpoint;
     void                 *data;         /* the module's */
-    wsh_request_t        *req;          /* HTTP phase only */
-    wsh_ws_t             *ws;           /* WebSocket phase only */
+    union {                             /* by the websocket bit: */
+        wsh_request_t    *req;          /* HTTP: the request being read */
+        wsh_ws_t         *ws;           /* only while a frame is partial */
+    };
     wsh_deflate_t        *deflate;      /* permessage-deflate, or NULL */
 
-    uint64_t              msgs_in;
     uint64_t              bytes_in;
-    uint64_t              msgs_out;
     uint64_t              bytes_out;
+    uint32_t              msgs_in;
+    uint32_t              msgs_out;
 
     union {
         struct sockaddr     sa;
         struct sockaddr_in  sin;
         struct sockaddr_in6 sin6;
     }                     peer;
+    uint32_t              last_rx;      /* for pong_wait, msec mod 2^32 */
 
     wsh_queue_t           topics;       /* engine memberships */
-    uint64_t              dropped;      /* messages skipped while slow */
-    double                rate_tokens;  /* rate_limit bucket */
-    wsh_msec_t            rate_last;
-    uint64_t              rate_limited; /* messages over rate_limit */
+    float                 rate_tokens;  /* rate_limit bucket */
+    uint32_t              rate_last;    /* msec mod 2^32 */
     wsh_identity_t       *identity;     /* NULL: not authenticated */
 
     uint16_t              status;       /* HTTP status of the last answer */
@@ -67,7 +66,12 @@ struct wsh_conn_s {
     uint8_t               opened:1;     /* module open() was called */
     uint8_t               keep_alive:1; /* HTTP: read another request */
     uint8_t               limited:1;    /* counted by net/limit.c */
+    uint8_t               websocket:1;  /* upgraded: counted as open */
+    uint8_t               dropped:1;    /* slow: messages were skipped */
+    uint8_t               rate_limited:1; /* over rate_limit */
+    uint8_t               rate_started:1;
     int16_t               limit_entry;  /* net/limit.c address entry */
+    uint32_t              deadline;     /* timer queue's, msec mod 2^32 */
 };
 
 /* A server frame built once and queued by reference on any number of

@@ -26,6 +26,12 @@ struct wsh_opiece_s {
     size_t          len;
 };
 
+/* A connection's output is a circular list held by its newest piece
+ * (one pointer in every connection instead of two): out_last->next is
+ * the oldest. */
+#define io_first(c)     ((c)->out_last != NULL ? (c)->out_last->next : NULL)
+#define io_next(c, p)   ((p) == (c)->out_last ? NULL : (p)->next)
+
 /* Shared blocks: big enough that one holds a loop turn's broadcasts,
  * small enough that a pool of them is cheap. Writes over a quarter of
  * that get a block of their own. */
@@ -166,12 +172,13 @@ io_count(wsh_io_t *c, size_t added, size_t removed)
 static void
 io_pending(wsh_io_t *c)
 {
-    if (!wsh_queue_linked(&c->pending_link)) {
-        if (wsh_queue_empty(&io.pending)) {
-            event_active(io.pending_event, EV_TIMEOUT, 0);
-        }
-        wsh_queue_insert_tail(&io.pending, &c->pending_link);
+    if (c->stopped || c->stalled || wsh_queue_linked(&c->link)) {
+        return;                 /* a stalled one waits for EPOLLOUT */
     }
+    if (wsh_queue_empty(&io.pending)) {
+        event_active(io.pending_event, EV_TIMEOUT, 0);
+    }
+    wsh_queue_insert_tail(&io.pending, &c->link);
 }
 
 /* Append LEN bytes at P of B (one new reference) to C's output: the
@@ -190,21 +197,19 @@ io_append(wsh_io_t *c, wsh_oblock_t *b, u_char *p, size_t len)
             wsh_oblock_release(b);
             return -1;
         }
-        n->next = NULL;
         n->block = b;
         n->pos = p;
         n->len = len;
         if (last != NULL) {
+            n->next = last->next;
             last->next = n;
         } else {
-            c->out = n;
+            n->next = n;
         }
         c->out_last = n;
     }
     io_count(c, len, 0);
-    if (!c->stalled && !c->stopped) {
-        io_pending(c);
-    }
+    io_pending(c);
     return 0;
 }
 
@@ -274,16 +279,17 @@ io_consume(wsh_io_t *c, size_t n)
 
     io_count(c, 0, n);
     while (n > 0) {
-        p = c->out;
+        p = io_first(c);
         if (n < p->len) {
             p->pos += n;
             p->len -= n;
             return;
         }
         n -= p->len;
-        c->out = p->next;
-        if (c->out == NULL) {
+        if (p == c->out_last) {
             c->out_last = NULL;
+        } else {
+            c->out_last->next = p->next;
         }
         io_piece_free(p);
     }
@@ -293,16 +299,15 @@ static void
 io_stall_arm(void)
 {
     wsh_io_t *c;
-    wsh_msec_t now, at;
+    wsh_msec_t at, idle;
     struct timeval tv;
 
     if (io.write_wait == 0 || wsh_queue_empty(&io.stalled)) {
         return;
     }
-    c = wsh_queue_data(wsh_queue_head(&io.stalled), wsh_io_t, stall_link);
-    now = wsh_monotonic_msec();
-    at = c->progress + io.write_wait;
-    at = at > now ? at - now : 0;
+    c = wsh_queue_data(wsh_queue_head(&io.stalled), wsh_io_t, link);
+    idle = (uint32_t) ((uint32_t) wsh_monotonic_msec() - c->progress);
+    at = idle < io.write_wait ? io.write_wait - idle : 0;
     tv.tv_sec = (time_t) (at / 1000);
     tv.tv_usec = (suseconds_t) (at % 1000) * 1000;
     evtimer_add(io.stall_timer, &tv);
@@ -313,7 +318,7 @@ io_stall_arm(void)
 static void
 io_stall(wsh_io_t *c)
 {
-    wsh_opiece_t *first = c->out, *p, *next;
+    wsh_opiece_t *first = io_first(c), *p, *next;
     wsh_oblock_t *b;
     size_t n = c->out_bytes, at = 0;
 
@@ -321,11 +326,11 @@ io_stall(wsh_io_t *c)
         c->stalled = 1;
         io.backlog += n;
         /* Under ENOMEM the pieces stay where they are. */
-        b = first->next != NULL || first->block->refs > 1
+        b = first != c->out_last || first->block->refs > 1
             ? io_block_new(n > 4096 ? n : 4096) : NULL;
         if (b != NULL) {
             for (p = first; p != NULL; p = next) {
-                next = p->next;
+                next = io_next(c, p);
                 memcpy(b->data + at, p->pos, p->len);
                 at += p->len;
                 if (p != first) {
@@ -337,15 +342,15 @@ io_stall(wsh_io_t *c)
             first->block = b;
             first->pos = b->data;
             first->len = n;
-            first->next = NULL;
+            first->next = first;
             c->out_last = first;
         }
     }
-    c->progress = wsh_monotonic_msec();
-    if (wsh_queue_linked(&c->stall_link)) {
-        wsh_queue_remove(&c->stall_link);
+    c->progress = (uint32_t) wsh_monotonic_msec();
+    if (wsh_queue_linked(&c->link)) {
+        wsh_queue_remove(&c->link);
     }
-    wsh_queue_insert_tail(&io.stalled, &c->stall_link);
+    wsh_queue_insert_tail(&io.stalled, &c->link);
     if (!evtimer_pending(io.stall_timer, NULL)) {
         io_stall_arm();
     }
@@ -354,12 +359,16 @@ io_stall(wsh_io_t *c)
 static void
 io_unstall(wsh_io_t *c)
 {
-    if (c->stalled) {
-        c->stalled = 0;
-        io.backlog -= c->out_bytes;
+    if (!c->stalled) {
+        return;
     }
-    if (wsh_queue_linked(&c->stall_link)) {
-        wsh_queue_remove(&c->stall_link);
+    c->stalled = 0;
+    io.backlog -= c->out_bytes;
+    if (wsh_queue_linked(&c->link)) {
+        wsh_queue_remove(&c->link);
+    }
+    if (c->read_more) {
+        io_pending(c);          /* input left waiting while blocked */
     }
 }
 
@@ -369,20 +378,20 @@ io_errno_text(void)
     return errno == 0 ? "connection lost" : strerror(errno);
 }
 
-/* One TLS write of up to a record from the front of the output; the
- * length of a write that must be repeated is kept (OpenSSL wants the
- * same bytes again). Returns bytes written, 0 to wait, -1 failed. */
+/* One TLS write of up to a record from the front of the output.
+ * OpenSSL wants a blocked write repeated with the same bytes: output
+ * only grows at the end, so the next gathering starts with them and is
+ * no shorter. Returns bytes written, 0 to wait, -1 failed. */
 static ssize_t
 io_tls_write(wsh_io_t *c, const char **why)
 {
     u_char buf[IO_TLS_CHUNK];
-    size_t n = 0, want;
+    size_t n = 0, k;
     wsh_opiece_t *p;
     int r, e;
 
-    want = c->tls_retry ? c->tls_retry : sizeof(buf);
-    for (p = c->out; p != NULL && n < want; p = p->next) {
-        size_t k = p->len < want - n ? p->len : want - n;
+    for (p = io_first(c); p != NULL && n < sizeof(buf); p = io_next(c, p)) {
+        k = p->len < sizeof(buf) - n ? p->len : sizeof(buf) - n;
 
         memcpy(buf + n, p->pos, k);
         n += k;
@@ -390,12 +399,10 @@ io_tls_write(wsh_io_t *c, const char **why)
     ERR_clear_error();
     r = SSL_write(c->ssl, buf, (int) n);
     if (r > 0) {
-        c->tls_retry = 0;
         return r;
     }
     e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-        c->tls_retry = (uint32_t) n;
         return 0;
     }
     *why = e == SSL_ERROR_SSL ? wsh_tls_reason("TLS error")
@@ -413,7 +420,7 @@ io_flush(wsh_io_t *c)
     ssize_t r;
     int n;
 
-    while (c->out != NULL && !c->stopped) {
+    while (c->out_last != NULL && !c->stopped) {
         if (c->ssl != NULL) {
             if (c->handshake) {
                 return;         /* output waits for the handshake */
@@ -421,7 +428,9 @@ io_flush(wsh_io_t *c)
             r = io_tls_write(c, &why);
         } else {
             n = 0;
-            for (p = c->out; p != NULL && n < IO_IOV; p = p->next) {
+            for (p = io_first(c); p != NULL && n < IO_IOV;
+                 p = io_next(c, p))
+            {
                 iov[n].iov_base = p->pos;
                 iov[n++].iov_len = p->len;
             }
@@ -444,12 +453,12 @@ io_flush(wsh_io_t *c)
         }
         io_consume(c, (size_t) r);
         if (c->stalled) {
-            c->progress = wsh_monotonic_msec();
-            wsh_queue_remove(&c->stall_link);
-            wsh_queue_insert_tail(&io.stalled, &c->stall_link);
+            c->progress = (uint32_t) wsh_monotonic_msec();
+            wsh_queue_remove(&c->link);
+            wsh_queue_insert_tail(&io.stalled, &c->link);
         }
     }
-    if (c->out == NULL) {
+    if (c->out_last == NULL) {
         io_unstall(c);
         if (!c->stopped) {
             io.h->drained(c);
@@ -579,7 +588,7 @@ io_ready(wsh_io_t *c, uint32_t events)
     if (c->stalled && !c->stopped) {
         io_flush(c);
     }
-    if (c->read_more && !c->stopped) {
+    if (c->read_more) {
         io_pending(c);
     }
 }
@@ -616,14 +625,14 @@ io_pending_cb(evutil_socket_t fd, short what, void *arg)
     while (!wsh_queue_empty(&list)) {
         q = wsh_queue_head(&list);
         wsh_queue_remove(q);
-        c = wsh_queue_data(q, wsh_io_t, pending_link);
+        c = wsh_queue_data(q, wsh_io_t, link);
         if (c->read_more && !c->stopped) {
             io_read(c);
         }
-        if (c->out != NULL && !c->stalled && !c->stopped) {
+        if (c->out_last != NULL && !c->stalled && !c->stopped) {
             io_flush(c);
         }
-        if (c->read_more && !c->stopped) {
+        if (c->read_more) {
             io_pending(c);
         }
     }
@@ -632,16 +641,15 @@ io_pending_cb(evutil_socket_t fd, short what, void *arg)
 static void
 io_stall_cb(evutil_socket_t fd, short what, void *arg)
 {
-    wsh_msec_t now = wsh_monotonic_msec();
+    uint32_t now = (uint32_t) wsh_monotonic_msec();
     wsh_io_t *c;
 
     while (!wsh_queue_empty(&io.stalled)) {
-        c = wsh_queue_data(wsh_queue_head(&io.stalled), wsh_io_t,
-                           stall_link);
-        if (c->progress + io.write_wait > now) {
+        c = wsh_queue_data(wsh_queue_head(&io.stalled), wsh_io_t, link);
+        if ((uint32_t) (now - c->progress) < io.write_wait) {
             break;
         }
-        wsh_queue_remove(&c->stall_link);
+        wsh_queue_remove(&c->link);
         if (!c->stopped) {
             io.h->error(c, WSH_IO_TIMEOUT, NULL);
         }
@@ -725,8 +733,8 @@ void
 wsh_io_stop(wsh_io_t *c)
 {
     c->stopped = 1;
-    if (wsh_queue_linked(&c->pending_link)) {
-        wsh_queue_remove(&c->pending_link);
+    if (!c->stalled && wsh_queue_linked(&c->link)) {
+        wsh_queue_remove(&c->link);
     }
 }
 
@@ -735,7 +743,7 @@ wsh_io_close(wsh_io_t *c)
 {
     wsh_io_stop(c);
     io_unstall(c);
-    if (c->out != NULL) {
+    if (c->out_last != NULL) {
         io_consume(c, c->out_bytes);
     }
     if (c->ssl != NULL) {
@@ -756,7 +764,7 @@ wsh_io_write_now(wsh_io_t *c)
     ssize_t r;
     int n = 0;
 
-    if (c->out == NULL) {
+    if (c->out_last == NULL) {
         return;
     }
     if (c->ssl != NULL) {
@@ -768,7 +776,7 @@ wsh_io_write_now(wsh_io_t *c)
         }
         return;
     }
-    for (p = c->out; p != NULL && n < IO_IOV; p = p->next) {
+    for (p = io_first(c); p != NULL && n < IO_IOV; p = io_next(c, p)) {
         iov[n].iov_base = p->pos;
         iov[n++].iov_len = p->len;
     }

@@ -34,14 +34,13 @@ typedef struct wsh_opiece_s wsh_opiece_t;
 typedef struct wsh_io_s wsh_io_t;
 
 struct wsh_io_s {
-    wsh_opiece_t   *out;            /* output, oldest first */
-    wsh_opiece_t   *out_last;
-    wsh_queue_t     pending_link;   /* to write, or to read more, this turn */
-    wsh_queue_t     stall_link;     /* waiting for EPOLLOUT, by progress */
+    wsh_opiece_t   *out_last;       /* output: the newest piece */
+    /* Not stalled: on the list of this turn's writes and cut-short
+     * reads, or on none. Stalled: on the stalled list, by progress. */
+    wsh_queue_t     link;
     SSL            *ssl;            /* NULL: plain TCP */
-    wsh_msec_t      progress;       /* last write progress while stalled */
+    uint32_t        progress;       /* last write progress, msec mod 2^32 */
     uint32_t        out_bytes;
-    uint32_t        tls_retry;      /* SSL_write length to repeat */
     int             fd;
     uint8_t         read_more:1;    /* a read round was cut short */
     uint8_t         stalled:1;      /* output blocked: waiting for EPOLLOUT */

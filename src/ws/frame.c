@@ -47,8 +47,9 @@ wsh_ws_busy(const wsh_ws_t *ws)
            || ws->buf_len > 0;
 }
 
-void
-wsh_ws_reset_buffer(wsh_ws_t *ws)
+/* The event returned last is no longer in use: forget its payload. */
+static void
+ws_settle(wsh_ws_t *ws)
 {
     if (ws->state == WS_STATE_RESET_MESSAGE) {
         ws->buf_len = 0;
@@ -57,7 +58,19 @@ wsh_ws_reset_buffer(wsh_ws_t *ws)
         ws->buf_len = ws->ctl_start;
         ws->state = WS_STATE_HEADER;
     }
-    if (!wsh_ws_busy(ws)) {
+}
+
+bool
+wsh_ws_idle(wsh_ws_t *ws)
+{
+    ws_settle(ws);
+    return !wsh_ws_busy(ws);
+}
+
+void
+wsh_ws_reset_buffer(wsh_ws_t *ws)
+{
+    if (wsh_ws_idle(ws)) {
         free(ws->buf);
         ws->buf = NULL;
         ws->buf_cap = 0;
@@ -328,13 +341,7 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
     int rc;
 
     ev->error = NULL;
-    if (ws->state == WS_STATE_RESET_MESSAGE) {
-        ws->buf_len = 0;
-        ws->state = WS_STATE_HEADER;
-    } else if (ws->state == WS_STATE_RESET_CONTROL) {
-        ws->buf_len = ws->ctl_start;
-        ws->state = WS_STATE_HEADER;
-    }
+    ws_settle(ws);
 
     while (p < last) {
         if (ws->state == WS_STATE_HEADER) {

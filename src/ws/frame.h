@@ -84,6 +84,10 @@ void wsh_ws_allow_rsv1(wsh_ws_t *ws);
 /* Release the payload buffer (the parser stays usable). */
 void wsh_ws_reset_buffer(wsh_ws_t *ws);
 
+/* At a frame boundary with no message open, once the last event's
+ * payload is released: the state may be dropped and set up again. */
+bool wsh_ws_idle(wsh_ws_t *ws);
+
 /* True while a message or frame is partly received (the buffer is in use). */
 bool wsh_ws_busy(const wsh_ws_t *ws);
 

@@ -1,9 +1,11 @@
 """test_memory.py -- idle connections stay cheap.
 
 Opens 3,000 WebSocket connections to one worker and checks that the
-worker's resident memory grew by less than 2 KiB per connection (the
-budget of the foundation issue; tests/bench/idle_memory.py reports the
-figure for 10,000). Memory, not time: deterministic enough to assert.
+worker's resident memory grew by less than 384 bytes per connection
+(issue 12 asks for 256 at 10,000 connections, which
+tests/bench/idle_memory.py reports; at 3,000 the worker's one-time
+buffers weigh more per connection, and the margin keeps allocator
+differences from failing the test). Memory, not time: deterministic enough to assert.
 """
 
 import os
@@ -45,7 +47,7 @@ class MemoryTest(unittest.TestCase):
             print("%d idle connections: %.0f bytes each" % (N, per))
             for s in socks:
                 s.close()
-        self.assertLess(per, 2048)
+        self.assertLess(per, 384)
 
 
 if __name__ == "__main__":
