@@ -159,6 +159,7 @@ typedef struct {
     char                *ping_period;
     char                *pong_wait;
     char                *write_wait;
+    char                *write_delay;
     char                *close_timeout;
     char                *shutdown_timeout;
     char                *shutdown_spread;
@@ -353,6 +354,7 @@ static const cyaml_schema_field_t conf_top_fields[] = {
     CONF_OPT("ping_period", ping_period),
     CONF_OPT("pong_wait", pong_wait),
     CONF_OPT("write_wait", write_wait),
+    CONF_OPT("write_delay", write_delay),
     CONF_OPT("close_timeout", close_timeout),
     CONF_OPT("shutdown_timeout", shutdown_timeout),
     CONF_OPT("shutdown_spread", shutdown_spread),
@@ -1923,6 +1925,11 @@ conf_values(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
               &cf->ping_period);
     conf_msec(ctx, "pong_wait", raw->pong_wait, 60000, 1, &cf->pong_wait);
     conf_msec(ctx, "write_wait", raw->write_wait, 10000, 1, &cf->write_wait);
+    conf_msec(ctx, "write_delay", raw->write_delay, 0, 0, &cf->write_delay);
+    if (!ctx->failed && cf->write_delay > 1000) {
+        conf_value_error(ctx, "write_delay", "at most 1s: broadcasts would "
+                         "wait longer than any client expects");
+    }
     conf_msec(ctx, "close_timeout", raw->close_timeout, 5000, 1,
               &cf->close_timeout);
     conf_msec(ctx, "shutdown_timeout", raw->shutdown_timeout, 30000, 0,

@@ -168,6 +168,7 @@ typedef struct {
     wsh_msec_t          ping_period;       /* 0: no keepalive pings */
     wsh_msec_t          pong_wait;
     wsh_msec_t          write_wait;
+    wsh_msec_t          write_delay;       /* 0: broadcasts at turn's end */
     wsh_msec_t          close_timeout;
     wsh_msec_t          shutdown_timeout;
     wsh_msec_t          shutdown_spread;

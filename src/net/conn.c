@@ -1349,7 +1349,8 @@ int
 wsh_conn_init_worker(void)
 {
     return wsh_io_init_worker(wsh_worker.base, &conn_io_handler,
-                              wsh_worker.conf->write_wait);
+                              wsh_worker.conf->write_wait,
+                              wsh_worker.conf->write_delay);
 }
 
 void

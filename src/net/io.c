@@ -52,9 +52,12 @@ static struct {
     struct event   *epoll_event;
     struct event   *pending_event;
     struct event   *stall_timer;
+    struct event   *delay_timer;
     wsh_msec_t      write_wait;
+    wsh_msec_t      write_delay;
     int             epfd;
     wsh_queue_t     pending;
+    wsh_queue_t     delayed;
     wsh_queue_t     stalled;
     size_t          backlog;
     wsh_oblock_t   *cur;            /* the block being filled */
@@ -172,8 +175,15 @@ io_count(wsh_io_t *c, size_t added, size_t removed)
 static void
 io_pending(wsh_io_t *c)
 {
-    if (c->stopped || c->stalled || wsh_queue_linked(&c->link)) {
+    if (c->stopped || c->stalled) {
         return;                 /* a stalled one waits for EPOLLOUT */
+    }
+    if (c->delayed) {
+        /* Written this turn after all, its broadcasts with the rest. */
+        c->delayed = 0;
+        wsh_queue_remove(&c->link);
+    } else if (wsh_queue_linked(&c->link)) {
+        return;
     }
     if (wsh_queue_empty(&io.pending)) {
         event_active(io.pending_event, EV_TIMEOUT, 0);
@@ -181,10 +191,30 @@ io_pending(wsh_io_t *c)
     wsh_queue_insert_tail(&io.pending, &c->link);
 }
 
+/* Write within write_delay: a busy room's messages of that time leave
+ * together, one write per recipient instead of one per loop turn. */
+static void
+io_delay(wsh_io_t *c)
+{
+    struct timeval tv;
+
+    if (c->stopped || c->stalled || wsh_queue_linked(&c->link)) {
+        return;
+    }
+    if (wsh_queue_empty(&io.delayed)) {
+        tv.tv_sec = (time_t) (io.write_delay / 1000);
+        tv.tv_usec = (suseconds_t) (io.write_delay % 1000) * 1000;
+        evtimer_add(io.delay_timer, &tv);
+    }
+    c->delayed = 1;
+    wsh_queue_insert_tail(&io.delayed, &c->link);
+}
+
 /* Append LEN bytes at P of B (one new reference) to C's output: the
- * last piece grows when P continues it. */
+ * last piece grows when P continues it. DELAY: a broadcast, which may
+ * wait for write_delay. */
 static int
-io_append(wsh_io_t *c, wsh_oblock_t *b, u_char *p, size_t len)
+io_append(wsh_io_t *c, wsh_oblock_t *b, u_char *p, size_t len, bool delay)
 {
     wsh_opiece_t *last = c->out_last, *n;
 
@@ -209,7 +239,11 @@ io_append(wsh_io_t *c, wsh_oblock_t *b, u_char *p, size_t len)
         c->out_last = n;
     }
     io_count(c, len, 0);
-    io_pending(c);
+    if (delay && io.write_delay != 0) {
+        io_delay(c);
+    } else {
+        io_pending(c);
+    }
     return 0;
 }
 
@@ -237,7 +271,7 @@ io_append_private(wsh_io_t *c, const void *data, size_t len)
     memcpy(b->data + b->used, data, len);
     b->refs++;
     b->used += (uint32_t) len;
-    return io_append(c, b, b->data + b->used - len, len);
+    return io_append(c, b, b->data + b->used - len, len, false);
 }
 
 int
@@ -257,7 +291,7 @@ wsh_io_write(wsh_io_t *c, const void *data, size_t len)
         return -1;
     }
     memcpy(p, data, len);
-    return io_append(c, b, p, len);
+    return io_append(c, b, p, len, false);
 }
 
 int
@@ -268,7 +302,7 @@ wsh_io_write_block(wsh_io_t *c, wsh_oblock_t *b, const u_char *p,
         return io_append_private(c, p, len);
     }
     b->refs++;
-    return io_append(c, b, (u_char *) p, len);
+    return io_append(c, b, (u_char *) p, len, true);
 }
 
 /* Drop N written bytes from the front of C's output. */
@@ -350,6 +384,7 @@ io_stall(wsh_io_t *c)
     if (wsh_queue_linked(&c->link)) {
         wsh_queue_remove(&c->link);
     }
+    c->delayed = 0;
     wsh_queue_insert_tail(&io.stalled, &c->link);
     if (!evtimer_pending(io.stall_timer, NULL)) {
         io_stall_arm();
@@ -638,6 +673,20 @@ io_pending_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* write_delay is up: the delayed connections join this turn's writes. */
+static void
+io_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wsh_queue_t *q;
+
+    while (!wsh_queue_empty(&io.delayed)) {
+        q = wsh_queue_head(&io.delayed);
+        wsh_queue_remove(q);
+        wsh_queue_data(q, wsh_io_t, link)->delayed = 0;
+        io_pending(wsh_queue_data(q, wsh_io_t, link));
+    }
+}
+
 static void
 io_stall_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -659,11 +708,13 @@ io_stall_cb(evutil_socket_t fd, short what, void *arg)
 
 int
 wsh_io_init_worker(struct event_base *base, const wsh_io_handler_t *h,
-    wsh_msec_t write_wait)
+    wsh_msec_t write_wait, wsh_msec_t write_delay)
 {
     io.h = h;
     io.write_wait = write_wait;
+    io.write_delay = write_delay;
     wsh_queue_init(&io.pending);
+    wsh_queue_init(&io.delayed);
     wsh_queue_init(&io.stalled);
     io.epfd = epoll_create1(EPOLL_CLOEXEC);
     io.scratch = malloc(IO_SCRATCH);
@@ -674,8 +725,10 @@ wsh_io_init_worker(struct event_base *base, const wsh_io_handler_t *h,
                                io_epoll_cb, NULL);
     io.pending_event = event_new(base, -1, 0, io_pending_cb, NULL);
     io.stall_timer = evtimer_new(base, io_stall_cb, NULL);
+    io.delay_timer = evtimer_new(base, io_delay_cb, NULL);
     if (io.epoll_event == NULL || io.pending_event == NULL
-        || io.stall_timer == NULL || event_add(io.epoll_event, NULL) != 0)
+        || io.stall_timer == NULL || io.delay_timer == NULL
+        || event_add(io.epoll_event, NULL) != 0)
     {
         return WSH_ERROR;
     }
@@ -695,6 +748,9 @@ wsh_io_exit_worker(void)
     }
     if (io.stall_timer != NULL) {
         event_free(io.stall_timer);
+    }
+    if (io.delay_timer != NULL) {
+        event_free(io.delay_timer);
     }
     if (io.cur != NULL) {
         wsh_oblock_release(io.cur);
@@ -735,6 +791,7 @@ wsh_io_stop(wsh_io_t *c)
     c->stopped = 1;
     if (!c->stalled && wsh_queue_linked(&c->link)) {
         wsh_queue_remove(&c->link);
+        c->delayed = 0;
     }
 }
 

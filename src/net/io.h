@@ -36,7 +36,9 @@ typedef struct wsh_io_s wsh_io_t;
 struct wsh_io_s {
     wsh_opiece_t   *out_last;       /* output: the newest piece */
     /* Not stalled: on the list of this turn's writes and cut-short
-     * reads, or on none. Stalled: on the stalled list, by progress. */
+     * reads, or (delayed) on the list of broadcasts waiting for
+     * write_delay, or on none. Stalled: on the stalled list, by
+     * progress. */
     wsh_queue_t     link;
     SSL            *ssl;            /* NULL: plain TCP */
     uint32_t        progress;       /* last write progress, msec mod 2^32 */
@@ -46,6 +48,7 @@ struct wsh_io_s {
     uint8_t         stalled:1;      /* output blocked: waiting for EPOLLOUT */
     uint8_t         handshake:1;    /* TLS handshake under way */
     uint8_t         stopped:1;      /* closed: no more callbacks */
+    uint8_t         delayed:1;      /* on the write_delay list */
 };
 
 enum {
@@ -63,9 +66,11 @@ typedef struct {
 } wsh_io_handler_t;
 
 /* Per worker: the epoll set and its event, the pending-list event, the
- * scratch buffer. WRITE_WAIT: 0 for none. */
+ * scratch buffer. WRITE_WAIT: 0 for none. WRITE_DELAY: how long output
+ * queued with wsh_io_write_block() may wait to be written with more
+ * (0: at the end of the loop turn, like the rest). */
 int wsh_io_init_worker(struct event_base *base, const wsh_io_handler_t *h,
-    wsh_msec_t write_wait);
+    wsh_msec_t write_wait, wsh_msec_t write_delay);
 void wsh_io_exit_worker(void);
 
 /* Take over the non-blocking socket FD; a TLS server session on it when
@@ -81,7 +86,8 @@ void wsh_io_close(wsh_io_t *io);
 /* Queue a copy of LEN bytes; -1 on ENOMEM. */
 int wsh_io_write(wsh_io_t *io, const void *data, size_t len);
 
-/* Queue LEN bytes at P inside block B by reference; -1 on ENOMEM. */
+/* Queue LEN bytes at P inside block B by reference, written within
+ * write_delay (a broadcast); -1 on ENOMEM. */
 int wsh_io_write_block(wsh_io_t *io, wsh_oblock_t *b, const u_char *p,
     size_t len);
 

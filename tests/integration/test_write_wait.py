@@ -2,9 +2,9 @@
 """test_write_wait.py -- a client that stops reading is closed after
 write_wait, and the others are served.
 
-The write timeout is re-armed every time output is queued, so it is kept
-as a libevent common timeout (src/net/conn.c, conn_common_tv); this checks
-that it still fires, for one connection among several that share it.
+Connections whose output the kernel refuses wait on one list, ordered
+by their last progress, driven by one timer (src/net/io.c); this checks
+that it fires for one connection among several.
 """
 
 import os
