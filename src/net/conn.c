@@ -114,14 +114,40 @@ conn_timer_unlink(wsh_conn_t *c)
     }
 }
 
+/* The head of a FIFO timer queue, unlinked, if its deadline has come. */
+static wsh_conn_t *
+conn_timer_due(wsh_queue_t *q, wsh_msec_t now)
+{
+    wsh_conn_t *c;
+
+    if (wsh_queue_empty(q)) {
+        return NULL;
+    }
+    c = wsh_queue_data(wsh_queue_head(q), wsh_conn_t, timer_link);
+    if (conn_before(now, c->deadline)) {
+        return NULL;
+    }
+    wsh_queue_remove(&c->timer_link);
+    return c;
+}
+
+/* Put C at the end of timer queue Q (every entry of a queue waits as
+ * long: AFTER msec), driven by EV. */
+static void
+conn_timer_add(wsh_conn_t *c, wsh_queue_t *q, struct event *ev,
+    wsh_msec_t after)
+{
+    conn_timer_unlink(c);
+    c->deadline = (uint32_t) (wsh_monotonic_msec() + after);
+    wsh_queue_insert_tail(q, &c->timer_link);
+    conn_timer_arm(q, ev);
+}
+
 static void
 conn_handshake_deadline(wsh_conn_t *c)
 {
-    conn_timer_unlink(c);
-    c->deadline = (uint32_t) (wsh_monotonic_msec()
-                              + wsh_worker.conf->handshake_timeout);
-    wsh_queue_insert_tail(&wsh_worker.handshakes, &c->timer_link);
-    conn_timer_arm(&wsh_worker.handshakes, wsh_worker.handshake_timer);
+    conn_timer_add(c, &wsh_worker.handshakes, wsh_worker.handshake_timer,
+                   wsh_worker.conf->handshake_timeout);
 }
 
 void
@@ -303,11 +329,8 @@ wsh_conn_free_dead(void)
 static void
 conn_close_deadline(wsh_conn_t *c)
 {
-    conn_timer_unlink(c);
-    c->deadline = (uint32_t) (wsh_monotonic_msec()
-                              + wsh_worker.conf->close_timeout);
-    wsh_queue_insert_tail(&wsh_worker.closes, &c->timer_link);
-    conn_timer_arm(&wsh_worker.closes, wsh_worker.close_timer);
+    conn_timer_add(c, &wsh_worker.closes, wsh_worker.close_timer,
+                   wsh_worker.conf->close_timeout);
 }
 
 static void conn_io_drained(wsh_io_t *io);
@@ -817,9 +840,8 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
     c->last_rx = (uint32_t) wsh_monotonic_msec();
     conn_timer_unlink(c);
     if (cf->ping_period) {
-        c->deadline = (uint32_t) (wsh_monotonic_msec() + cf->ping_period);
-        wsh_queue_insert_tail(&wsh_worker.pings, &c->timer_link);
-        conn_timer_arm(&wsh_worker.pings, wsh_worker.ping_timer);
+        conn_timer_add(c, &wsh_worker.pings, wsh_worker.ping_timer,
+                       cf->ping_period);
     }
     conn_log(WSH_LOG_DEBUG, c, "WebSocket open on %s", c->endpoint->path);
     c->opened = 1;
@@ -830,10 +852,7 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
         /* A handshake that was under way when the drain began: it is
          * completed (a refusal would be a failed connection for the
          * client) and the socket closed politely at once. */
-        conn_timer_unlink(c);
-        c->deadline = (uint32_t) wsh_monotonic_msec();
-        wsh_queue_insert_tail(&wsh_worker.drains, &c->timer_link);
-        conn_timer_arm(&wsh_worker.drains, wsh_worker.drain_timer);
+        conn_timer_add(c, &wsh_worker.drains, wsh_worker.drain_timer, 0);
     }
     wsh_http_request_free(c->req);
     free(c->req);
@@ -1359,13 +1378,7 @@ wsh_conn_close_timer(evutil_socket_t fd, short what, void *arg)
     wsh_msec_t now = wsh_monotonic_msec();
     wsh_conn_t *c;
 
-    while (!wsh_queue_empty(&wsh_worker.closes)) {
-        c = wsh_queue_data(wsh_queue_head(&wsh_worker.closes), wsh_conn_t,
-                           timer_link);
-        if (conn_before(now, c->deadline)) {
-            break;
-        }
-        conn_timer_unlink(c);
+    while ((c = conn_timer_due(&wsh_worker.closes, now)) != NULL) {
         conn_finalize(c, c->state == WSH_CONN_LINGER ? NULL
                                                      : "close_timeout expired");
     }
@@ -1378,13 +1391,7 @@ wsh_conn_handshake_timer(evutil_socket_t fd, short what, void *arg)
     wsh_msec_t now = wsh_monotonic_msec();
     wsh_conn_t *c;
 
-    while (!wsh_queue_empty(&wsh_worker.handshakes)) {
-        c = wsh_queue_data(wsh_queue_head(&wsh_worker.handshakes), wsh_conn_t,
-                           timer_link);
-        if (conn_before(now, c->deadline)) {
-            break;
-        }
-        conn_timer_unlink(c);
+    while ((c = conn_timer_due(&wsh_worker.handshakes, now)) != NULL) {
         if (c->req != NULL && c->req->len > 0) {
             conn_http_error(c, 408, "handshake_timeout expired");
         } else {
@@ -1401,13 +1408,7 @@ wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg)
     wsh_msec_t now = wsh_monotonic_msec();
     wsh_conn_t *c;
 
-    while (!wsh_queue_empty(&wsh_worker.pings)) {
-        c = wsh_queue_data(wsh_queue_head(&wsh_worker.pings), wsh_conn_t,
-                           timer_link);
-        if (conn_before(now, c->deadline)) {
-            break;
-        }
-        wsh_queue_remove(&c->timer_link);
+    while ((c = conn_timer_due(&wsh_worker.pings, now)) != NULL) {
         /* Silence is checked when a ping is due (pong_wait is longer
          * than ping_period): a live client has answered the last one. */
         if ((uint32_t) ((uint32_t) now - c->last_rx)
@@ -1445,13 +1446,7 @@ wsh_conn_drain_timer(evutil_socket_t fd, short what, void *arg)
     wsh_msec_t now = wsh_monotonic_msec();
     wsh_conn_t *c;
 
-    while (!wsh_queue_empty(&wsh_worker.drains)) {
-        c = wsh_queue_data(wsh_queue_head(&wsh_worker.drains), wsh_conn_t,
-                           timer_link);
-        if (conn_before(now, c->deadline)) {
-            break;
-        }
-        conn_timer_unlink(c);
+    while ((c = conn_timer_due(&wsh_worker.drains, now)) != NULL) {
         if (c->state == WSH_CONN_WS) {
             conn_drain_one(c);
         }
