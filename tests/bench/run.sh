@@ -154,7 +154,7 @@ scenario() {
     if [ "$workers" = ws ]; then
         start_reference
     else
-        start_server "$workers"
+        start_server "$workers" "$server_yaml"
     fi
     $pin_bench "$WSHUB_BENCH" "$@" -j "$threads" --json "ws://127.0.0.1:$port$path" \
         >"$tmp/run$n.json" || rc=$?
@@ -243,6 +243,7 @@ scenario_redis() {
 }
 
 d=$duration
+server_yaml=        # configuration added to the next scenarios' servers
 scenario "echo 100 conns, 64 B" 1 /echo echo -c 100 -s 64 -d "$d"
 scenario "echo 100 conns, 64 B" 2 /echo echo -c 100 -s 64 -d "$d"
 for rate in 500 1000 2000; do
@@ -253,6 +254,14 @@ scenario "fanout 1 -> 1000, max" 2 /ws fanout -c 1000 -p 1 -d "$d" \
     --max-loss 100
 scenario "fanout 1 -> 1000, max" 1 /ws fanout -c 1000 -p 1 -d "$d" \
     --max-loss 100
+# Broadcasts coalesced over write_delay (wshub.yaml(5)): one write per
+# subscriber per 20 ms instead of per loop turn.
+server_yaml="write_delay: 20ms"
+scenario "fanout 1 -> 1000, 5000 msg/s, write_delay 20ms" 1 /ws \
+    fanout -c 1000 -p 1 -r 5000 -d "$d" --max-loss 100
+scenario "fanout 1 -> 1000, max, write_delay 20ms" 1 /ws \
+    fanout -c 1000 -p 1 -d "$d" --max-loss 100
+server_yaml=
 scenario "connect 1000" 1 /ws connect -c 1000
 scenario "connect 1000" 2 /ws connect -c 1000
 ref_wanted=
