@@ -779,6 +779,9 @@ client_read_cb(struct bufferevent *bev, void *arg)
             }
         }
     }
+    if (cl->h.read != NULL) {
+        cl->h.read(cl, cl->arg);
+    }
     client_read_frames(cl, in);
 }
 

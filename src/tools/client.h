@@ -39,6 +39,9 @@ typedef struct {
      * for people. Called exactly once; the client must then be freed
      * with wsh_client_free() (may be called from inside the callback). */
     void (*close)(wsh_client_t *cl, int code, const char *reason, void *arg);
+    /* Optional: bytes were read, their messages follow (wshub-bench
+     * reads the clock once per read, not once per message). */
+    void (*read)(wsh_client_t *cl, void *arg);
 } wsh_client_handlers_t;
 
 /* Start connecting. EXTRA_HEADERS (may be NULL) are added to the

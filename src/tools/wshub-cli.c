@@ -1008,7 +1008,7 @@ cli_on_close(wsh_client_t *cl, int code, const char *reason, void *arg)
 }
 
 static const wsh_client_handlers_t cli_handlers = {
-    cli_on_open, cli_on_message, cli_on_close
+    cli_on_open, cli_on_message, cli_on_close, NULL
 };
 
 static void

@@ -217,10 +217,8 @@ ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
             return ws_fail(ev, 1002, "length not in its shortest form");
         }
     }
-    if (ws->client) {
-        memset(ws->mask, 0, 4);     /* XOR with zeros: no unmasking */
-    } else {
-        memcpy(ws->mask, p, 4);
+    if (!ws->client) {
+        memcpy(ws->mask, p, 4);     /* server frames come unmasked */
     }
     ws->remaining = len;
     ws->frame_pos = 0;
@@ -387,7 +385,11 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
                 return ws_fail(ev, 1011, "out of memory");
             }
             dst = ws->buf + ws->buf_len;
-            wsh_ws_mask(dst, p, n, ws->mask, ws->frame_pos);
+            if (ws->client) {
+                memcpy(dst, p, n);      /* server frames are not masked */
+            } else {
+                wsh_ws_mask(dst, p, n, ws->mask, ws->frame_pos);
+            }
             p += n;
             ws->buf_len += n;
             ws->frame_pos += n;
