@@ -1369,7 +1369,8 @@ wsh_conn_init_worker(void)
 {
     return wsh_io_init_worker(wsh_worker.base, &conn_io_handler,
                               wsh_worker.conf->write_wait,
-                              wsh_worker.conf->write_delay);
+                              wsh_worker.conf->write_delay,
+                              wsh_worker.conf->send_buffer / 2);
 }
 
 void

@@ -55,6 +55,8 @@ static struct {
     struct event   *delay_timer;
     wsh_msec_t      write_wait;
     wsh_msec_t      write_delay;
+    size_t          read_pause;
+    size_t          read_size;      /* at most read_pause: see io_read */
     int             epfd;
     wsh_queue_t     pending;
     wsh_queue_t     delayed;
@@ -536,7 +538,7 @@ io_read_once(wsh_io_t *c, const char **why)
 
     if (c->ssl == NULL) {
         do {
-            n = read(c->fd, io.scratch, IO_SCRATCH);
+            n = read(c->fd, io.scratch, io.read_size);
         } while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -548,7 +550,7 @@ io_read_once(wsh_io_t *c, const char **why)
     }
     ERR_clear_error();
     errno = 0;
-    n = SSL_read(c->ssl, io.scratch, IO_SCRATCH);
+    n = SSL_read(c->ssl, io.scratch, (int) io.read_size);
     if (n > 0) {
         return n;
     }
@@ -581,6 +583,12 @@ io_read(wsh_io_t *c)
     ssize_t n;
     int i;
 
+    if (c->out_bytes >= io.read_pause) {
+        /* Read again once the output has left (at the end of this turn,
+         * or when the socket takes it: io_unstall). */
+        c->read_more = 1;
+        return;
+    }
     c->read_more = 0;
     if (c->handshake) {
         io_read_tls_handshake(c);
@@ -588,7 +596,9 @@ io_read(wsh_io_t *c)
             return;
         }
     }
-    for (i = 0; i < IO_READ_ROUNDS && !c->stopped; i++) {
+    for (i = 0; i < IO_READ_ROUNDS && !c->stopped
+                && c->out_bytes < io.read_pause; i++)
+    {
         n = io_read_once(c, &why);
         if (n == -2) {
             return;
@@ -600,7 +610,7 @@ io_read(wsh_io_t *c)
         io.h->read(c, io.scratch, (size_t) n);
         /* A short plain read emptied the socket; TLS may hold more
          * decrypted bytes than the socket shows. */
-        if (c->ssl == NULL && n < IO_SCRATCH) {
+        if (c->ssl == NULL && (size_t) n < io.read_size) {
             return;
         }
     }
@@ -708,9 +718,17 @@ io_stall_cb(evutil_socket_t fd, short what, void *arg)
 
 int
 wsh_io_init_worker(struct event_base *base, const wsh_io_handler_t *h,
-    wsh_msec_t write_wait, wsh_msec_t write_delay)
+    wsh_msec_t write_wait, wsh_msec_t write_delay, size_t read_pause)
 {
     io.h = h;
+    io.read_pause = read_pause;
+    /* One read's answers (an echo's) must fit under the pause mark
+     * with room to spare, or a small send_buffer would be overrun by a
+     * single read before backpressure could act. */
+    io.read_size = read_pause / 2 < IO_SCRATCH ? read_pause / 2 : IO_SCRATCH;
+    if (io.read_size < 4096) {
+        io.read_size = 4096;
+    }
     io.write_wait = write_wait;
     io.write_delay = write_delay;
     wsh_queue_init(&io.pending);

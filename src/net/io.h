@@ -68,9 +68,12 @@ typedef struct {
 /* Per worker: the epoll set and its event, the pending-list event, the
  * scratch buffer. WRITE_WAIT: 0 for none. WRITE_DELAY: how long output
  * queued with wsh_io_write_block() may wait to be written with more
- * (0: at the end of the loop turn, like the rest). */
+ * (0: at the end of the loop turn, like the rest). READ_PAUSE: a
+ * connection whose blocked output reaches it is not read until that
+ * output is gone (backpressure: a client that sends faster than it
+ * reads its answers is slowed down by TCP, not closed). */
 int wsh_io_init_worker(struct event_base *base, const wsh_io_handler_t *h,
-    wsh_msec_t write_wait, wsh_msec_t write_delay);
+    wsh_msec_t write_wait, wsh_msec_t write_delay, size_t read_pause);
 void wsh_io_exit_worker(void);
 
 /* Take over the non-blocking socket FD; a TLS server session on it when
