@@ -249,31 +249,32 @@ io_append(wsh_io_t *c, wsh_oblock_t *b, u_char *p, size_t len, bool delay)
     return 0;
 }
 
-/* A stalled connection's output goes into its own block: room at the
- * end of its last piece's block when that block is its alone, else a
- * new block (at least 4 KiB, so a trickle does not cost a block each). */
+/* A stalled connection's output goes into its own block: the room at
+ * the end of its last piece's block when that block is its alone (the
+ * bytes then extend that piece), else a new block. */
 static int
 io_append_private(wsh_io_t *c, const void *data, size_t len)
 {
     wsh_opiece_t *last = c->out_last;
     wsh_oblock_t *b;
+    u_char *p;
 
     if (last != NULL && last->block->refs == 1
         && last->pos + last->len == last->block->data + last->block->used
         && last->block->size - last->block->used >= len)
     {
         b = last->block;
+        b->refs++;              /* io_append's, dropped when it merges */
     } else {
-        b = io_block_new(len > 4096 ? len : 4096);
+        b = io_block_new(len);
         if (b == NULL) {
             return -1;
         }
-        b->refs = 0;            /* io_append takes the piece's */
     }
-    memcpy(b->data + b->used, data, len);
-    b->refs++;
+    p = b->data + b->used;
+    memcpy(p, data, len);
     b->used += (uint32_t) len;
-    return io_append(c, b, b->data + b->used - len, len, false);
+    return io_append(c, b, p, len, false);
 }
 
 int
@@ -349,6 +350,18 @@ io_stall_arm(void)
     evtimer_add(io.stall_timer, &tv);
 }
 
+/* C's blocked output made progress (or just blocked): to the end of the
+ * stalled list, which stays ordered by last progress. */
+static void
+io_stall_touch(wsh_io_t *c)
+{
+    c->progress = (uint32_t) wsh_monotonic_msec();
+    if (wsh_queue_linked(&c->link)) {
+        wsh_queue_remove(&c->link);
+    }
+    wsh_queue_insert_tail(&io.stalled, &c->link);
+}
+
 /* The output is blocked: copy it out of the shared blocks into one of
  * C's own, and wait for EPOLLOUT. */
 static void
@@ -363,7 +376,7 @@ io_stall(wsh_io_t *c)
         io.backlog += n;
         /* Under ENOMEM the pieces stay where they are. */
         b = first != c->out_last || first->block->refs > 1
-            ? io_block_new(n > 4096 ? n : 4096) : NULL;
+            ? io_block_new(n) : NULL;
         if (b != NULL) {
             for (p = first; p != NULL; p = next) {
                 next = io_next(c, p);
@@ -382,12 +395,8 @@ io_stall(wsh_io_t *c)
             c->out_last = first;
         }
     }
-    c->progress = (uint32_t) wsh_monotonic_msec();
-    if (wsh_queue_linked(&c->link)) {
-        wsh_queue_remove(&c->link);
-    }
-    c->delayed = 0;
-    wsh_queue_insert_tail(&io.stalled, &c->link);
+    c->delayed = 0;             /* off the pending or delayed list */
+    io_stall_touch(c);
     if (!evtimer_pending(io.stall_timer, NULL)) {
         io_stall_arm();
     }
@@ -415,6 +424,31 @@ io_errno_text(void)
     return errno == 0 ? "connection lost" : strerror(errno);
 }
 
+/* What the failed SSL call on C that returned R means: -2 try again on
+ * the next readiness, 0 the peer closed, -1 an error (*WHY, WHAT naming
+ * the step for OpenSSL's reason). errno is cleared before each call. */
+static int
+io_tls_failed(wsh_io_t *c, int r, const char *what, const char **why)
+{
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return -2;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        /* Most clients just close the TCP connection: an EOF. */
+        if (errno == 0) {
+            return 0;
+        }
+        *why = io_errno_text();
+        return -1;
+    default:
+        *why = wsh_tls_reason(what);
+        return -1;
+    }
+}
+
 /* One TLS write of up to a record from the front of the output.
  * OpenSSL wants a blocked write repeated with the same bytes: output
  * only grows at the end, so the next gathering starts with them and is
@@ -425,7 +459,7 @@ io_tls_write(wsh_io_t *c, const char **why)
     u_char buf[IO_TLS_CHUNK];
     size_t n = 0, k;
     wsh_opiece_t *p;
-    int r, e;
+    int r;
 
     for (p = io_first(c); p != NULL && n < sizeof(buf); p = io_next(c, p)) {
         k = p->len < sizeof(buf) - n ? p->len : sizeof(buf) - n;
@@ -434,28 +468,43 @@ io_tls_write(wsh_io_t *c, const char **why)
         n += k;
     }
     ERR_clear_error();
+    errno = 0;
     r = SSL_write(c->ssl, buf, (int) n);
     if (r > 0) {
         return r;
     }
-    e = SSL_get_error(c->ssl, r);
-    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+    switch (io_tls_failed(c, r, "TLS error", why)) {
+    case -2:
         return 0;
+    case 0:
+        *why = io_errno_text();     /* closed under a write */
+        return -1;
+    default:
+        return -1;
     }
-    *why = e == SSL_ERROR_SSL ? wsh_tls_reason("TLS error")
-                              : io_errno_text();
-    return -1;
+}
+
+/* One writev of the front of C's plain output; as writev(). */
+static ssize_t
+io_writev(wsh_io_t *c)
+{
+    struct iovec iov[IO_IOV];
+    wsh_opiece_t *p;
+    int n = 0;
+
+    for (p = io_first(c); p != NULL && n < IO_IOV; p = io_next(c, p)) {
+        iov[n].iov_base = p->pos;
+        iov[n++].iov_len = p->len;
+    }
+    return writev(c->fd, iov, n);
 }
 
 /* Write C's output until it is gone or the socket is full. */
 static void
 io_flush(wsh_io_t *c)
 {
-    struct iovec iov[IO_IOV];
     const char *why = NULL;
-    wsh_opiece_t *p;
     ssize_t r;
-    int n;
 
     while (c->out_last != NULL && !c->stopped) {
         if (c->ssl != NULL) {
@@ -464,14 +513,7 @@ io_flush(wsh_io_t *c)
             }
             r = io_tls_write(c, &why);
         } else {
-            n = 0;
-            for (p = io_first(c); p != NULL && n < IO_IOV;
-                 p = io_next(c, p))
-            {
-                iov[n].iov_base = p->pos;
-                iov[n++].iov_len = p->len;
-            }
-            r = writev(c->fd, iov, n);
+            r = io_writev(c);
             if (r < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -490,9 +532,7 @@ io_flush(wsh_io_t *c)
         }
         io_consume(c, (size_t) r);
         if (c->stalled) {
-            c->progress = (uint32_t) wsh_monotonic_msec();
-            wsh_queue_remove(&c->link);
-            wsh_queue_insert_tail(&io.stalled, &c->link);
+            io_stall_touch(c);
         }
     }
     if (c->out_last == NULL) {
@@ -506,26 +546,24 @@ io_flush(wsh_io_t *c)
 static void
 io_read_tls_handshake(wsh_io_t *c)
 {
-    int r, e;
+    const char *why = NULL;
+    int r;
 
     ERR_clear_error();
+    errno = 0;
     r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->handshake = 0;
         return;
     }
-    e = SSL_get_error(c->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    switch (io_tls_failed(c, r, "TLS handshake failed", &why)) {
+    case -2:
         return;
-    }
-    if (e == SSL_ERROR_SSL) {
-        io.h->error(c, WSH_IO_ERROR, wsh_tls_reason("TLS handshake failed"));
-    } else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL
-                                              && errno == 0))
-    {
+    case 0:
         io.h->error(c, WSH_IO_EOF, NULL);
-    } else {
-        io.h->error(c, WSH_IO_ERROR, io_errno_text());
+        return;
+    default:
+        io.h->error(c, WSH_IO_ERROR, why);
     }
 }
 
@@ -534,7 +572,6 @@ static ssize_t
 io_read_once(wsh_io_t *c, const char **why)
 {
     ssize_t n;
-    int e;
 
     if (c->ssl == NULL) {
         do {
@@ -554,26 +591,11 @@ io_read_once(wsh_io_t *c, const char **why)
     if (n > 0) {
         return n;
     }
-    e = SSL_get_error(c->ssl, (int) n);
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-        return -2;
-    case SSL_ERROR_WANT_WRITE:
+    n = io_tls_failed(c, (int) n, "TLS error", why);
+    if (n == -2 && SSL_want_write(c->ssl)) {
         c->read_more = 1;       /* retried at the end of the turn */
-        return -2;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_SYSCALL:
-        /* Most clients just close the TCP connection: an EOF. */
-        if (errno == 0) {
-            return 0;
-        }
-        *why = io_errno_text();
-        return -1;
-    default:
-        *why = wsh_tls_reason("TLS error");
-        return -1;
     }
+    return n;
 }
 
 static void
@@ -834,28 +856,12 @@ void
 wsh_io_write_now(wsh_io_t *c)
 {
     const char *why;
-    struct iovec iov[IO_IOV];
-    wsh_opiece_t *p;
     ssize_t r;
-    int n = 0;
 
-    if (c->out_last == NULL) {
+    if (c->out_last == NULL || c->handshake) {
         return;
     }
-    if (c->ssl != NULL) {
-        if (!c->handshake) {
-            r = io_tls_write(c, &why);
-            if (r > 0) {
-                io_consume(c, (size_t) r);
-            }
-        }
-        return;
-    }
-    for (p = io_first(c); p != NULL && n < IO_IOV; p = io_next(c, p)) {
-        iov[n].iov_base = p->pos;
-        iov[n++].iov_len = p->len;
-    }
-    r = writev(c->fd, iov, n);
+    r = c->ssl != NULL ? io_tls_write(c, &why) : io_writev(c);
     if (r > 0) {
         io_consume(c, (size_t) r);
     }
