@@ -1225,12 +1225,12 @@ conn_parser_done(wsh_conn_t *c, wsh_ws_t *ws)
     ws->buf_len = 0;
 }
 
-static size_t conn_ws_parse(wsh_conn_t *c, wsh_ws_t *ws, const u_char *p,
+static size_t conn_ws_parse(wsh_conn_t *c, wsh_ws_t *ws, u_char *p,
     size_t len);
 
 /* Feed one chunk to the frame parser; returns bytes used. */
 static size_t
-conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
+conn_ws_input(wsh_conn_t *c, u_char *p, size_t len)
 {
     wsh_ws_t *ws = conn_parser(c);
     size_t used = conn_ws_parse(c, ws, p, len);
@@ -1240,9 +1240,9 @@ conn_ws_input(wsh_conn_t *c, const u_char *p, size_t len)
 }
 
 static size_t
-conn_ws_parse(wsh_conn_t *c, wsh_ws_t *ws, const u_char *p, size_t len)
+conn_ws_parse(wsh_conn_t *c, wsh_ws_t *ws, u_char *p, size_t len)
 {
-    const u_char *pos = p, *last = p + len;
+    u_char *pos = p, *last = p + len;
     wsh_ws_event_t ev;
     int rc;
 

@@ -716,7 +716,7 @@ static void
 client_read_frames(wsh_client_t *cl, struct evbuffer *in)
 {
     struct evbuffer_iovec vec[8];
-    const u_char *p, *last;
+    u_char *p, *last;
     wsh_ws_event_t ev;
     size_t used;
     int n, i, rc;
@@ -752,7 +752,7 @@ client_read_frames(wsh_client_t *cl, struct evbuffer *in)
                     return;
                 }
             }
-            used += (size_t) (p - (const u_char *) vec[i].iov_base);
+            used += (size_t) (p - (u_char *) vec[i].iov_base);
         }
         evbuffer_drain(in, used);
     }

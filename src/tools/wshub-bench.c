@@ -265,6 +265,7 @@ struct bench_thread_s {
     int                 inflight;   /* handshakes in progress */
     int                 phase;      /* last phase acted upon */
     uint64_t            read_ns;    /* when the current read was made */
+    size_t              mark_at;    /* where the last marker was found */
     bool                go;         /* fanout: every thread is in PH_RUN */
     bench_conn_t      **msubs;      /* its measured subscribers */
     size_t              nmsubs;
@@ -619,9 +620,19 @@ sub_message(bench_conn_t *c, const u_char *data, size_t len)
     if (!c->measured) {
         return;
     }
-    m = memmem(data, len, BENCH_MARK, sizeof(BENCH_MARK) - 1);
-    if (m == NULL) {
-        return;     /* presence and other hub traffic */
+    /* Every delivery of a run has the same envelope, so the marker is
+     * where it was last time; searching for it cost 10% of the
+     * generator at 5 M deliveries/s. */
+    if (len >= t->mark_at + sizeof(BENCH_MARK) - 1
+        && memcmp(data + t->mark_at, BENCH_MARK, sizeof(BENCH_MARK) - 1) == 0)
+    {
+        m = data + t->mark_at;
+    } else {
+        m = memmem(data, len, BENCH_MARK, sizeof(BENCH_MARK) - 1);
+        if (m == NULL) {
+            return;     /* presence and other hub traffic */
+        }
+        t->mark_at = (size_t) (m - data);
     }
     m += sizeof(BENCH_MARK) - 1;
     if (mark_parse(m, data + len, v) != WSH_OK || v[0] >= opt.pubs) {

@@ -329,12 +329,69 @@ ws_header_size(const wsh_ws_t *ws)
            + (ws->client ? 0 : 4);
 }
 
-int
-wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
+/* A whole single-frame message lies in the input: check it, unmask and
+ * validate it where it is, and hand it out from there. No copy, no
+ * buffer: this is every message of a client that sends small ones.
+ * Anything else (a fragment, a control frame, a partial frame, a
+ * 64-bit length) takes the general path. */
+static int
+ws_parse_in_place(wsh_ws_t *ws, u_char **pos, const u_char *last,
     wsh_ws_event_t *ev)
 {
-    const u_char *p = *pos;
-    u_char *dst;
+    u_char *p = *pos, *data;
+    size_t avail = (size_t) (last - p), need;
+    uint64_t len;
+
+    if (avail < 2 || (p[0] & 0x88) != 0x80) {
+        return WSH_DECLINED;    /* not a final data frame, or too short */
+    }
+    len = p[1] & 0x7f;
+    need = 2 + (ws->client ? 0 : 4);
+    if (len == 126) {
+        if (avail < 4) {
+            return WSH_DECLINED;
+        }
+        len = ((uint64_t) p[2] << 8) | p[3];
+        need += 2;
+    } else if (len == 127) {
+        return WSH_DECLINED;
+    }
+    if (avail < need || avail - need < len) {
+        return WSH_DECLINED;
+    }
+
+    memcpy(ws->hdr, p, need);
+    *pos = p + need;
+    if (ws_check_start(ws, ev) != WSH_OK || ws_check_header(ws, ev) != WSH_OK)
+    {
+        return WSH_ERROR;
+    }
+    data = p + need;
+    *pos = data + len;
+    if (!ws->client) {
+        wsh_ws_mask(data, data, (size_t) len, ws->mask, 0);
+    }
+    if (ws->msg_opcode == WSH_WS_OP_TEXT && !ws->compressed
+        && wsh_utf8_validate(WSH_UTF8_ACCEPT, data, (size_t) len)
+           != WSH_UTF8_ACCEPT)
+    {
+        return ws_fail(ev, 1007, "invalid UTF-8 in a text message");
+    }
+    ws->in_message = 0;
+    ws->remaining = 0;
+    ev->type = WSH_WS_EV_MESSAGE;
+    ev->compressed = ws->compressed;
+    ev->opcode = ws->msg_opcode;
+    ev->data = data;
+    ev->len = (size_t) len;
+    return WSH_OK;
+}
+
+int
+wsh_ws_parse(wsh_ws_t *ws, u_char **pos, const u_char *last,
+    wsh_ws_event_t *ev)
+{
+    u_char *p = *pos, *dst;
     size_t n, need;
     int rc;
 
@@ -342,6 +399,15 @@ wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
     ws_settle(ws);
 
     while (p < last) {
+        if (ws->state == WS_STATE_HEADER && ws->hdr_len == 0
+            && !ws->in_message)
+        {
+            rc = ws_parse_in_place(ws, &p, last, ev);
+            if (rc != WSH_DECLINED) {
+                *pos = p;
+                return rc;
+            }
+        }
         if (ws->state == WS_STATE_HEADER) {
             if (ws->hdr_len < 2) {
                 ws->hdr[ws->hdr_len++] = *p++;

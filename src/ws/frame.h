@@ -91,15 +91,18 @@ bool wsh_ws_idle(wsh_ws_t *ws);
 /* True while a message or frame is partly received (the buffer is in use). */
 bool wsh_ws_busy(const wsh_ws_t *ws);
 
-/* Parse from *pos up to last. Returns:
+/* Parse from *pos up to last. The input is writable because a message
+ * that lies whole in it is unmasked in place and its event data points
+ * there (parse in place); others come from the parser's buffer. Returns:
  *   WSH_OK     an event is in *ev, *pos moved past what was used; its data
- *              stays valid until the next call;
+ *              stays valid until the next call and while the input is
+ *              neither freed nor overwritten;
  *   WSH_AGAIN  all input consumed, no complete event yet;
  *   WSH_ERROR  the peer violated the protocol: ev->code is the close code
  *              (1002, 1007 or 1009: 1009 also for a message in more
  *              than max_fragments frames) and ev->error says why; the
  *              connection must be failed, the parser not called again. */
-int wsh_ws_parse(wsh_ws_t *ws, const u_char **pos, const u_char *last,
+int wsh_ws_parse(wsh_ws_t *ws, u_char **pos, const u_char *last,
     wsh_ws_event_t *ev);
 
 /* Write a server (unmasked) frame header for a final frame of OPCODE and

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ws/frame.h"
 #include "ws/utf8.h"
@@ -46,10 +47,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     wsh_ws_t ws;
     wsh_ws_event_t ev;
-    const u_char *pos = data, *last = data + size, *end;
+    u_char *copy, *pos, *last, *end;
     size_t n;
     int rc = WSH_AGAIN;
 
+    /* Writable, as a read buffer is: whole messages are unmasked in
+     * place. */
+    copy = malloc(size ? size : 1);
+    if (copy == NULL) {
+        return 0;
+    }
+    if (size > 0) {
+        memcpy(copy, data, size);
+    }
+    pos = copy;
+    last = copy + size;
     wsh_ws_init(&ws, 64 * 1024);
 
     while (pos < last && rc != WSH_ERROR) {
@@ -85,6 +97,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     free(ws.buf);
+    free(copy);
 
     fuzz_utf8(data, size, size ? data[0] % (size + 1) : 0);
     return 0;

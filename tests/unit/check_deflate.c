@@ -357,9 +357,9 @@ frame(u_char *out, int b0, const char *data, size_t len)
 }
 
 static int
-parse(wsh_ws_t *ws, const u_char *p, size_t len, wsh_ws_event_t *ev)
+parse(wsh_ws_t *ws, u_char *p, size_t len, wsh_ws_event_t *ev)
 {
-    const u_char *pos = p;
+    u_char *pos = p;
 
     return wsh_ws_parse(ws, &pos, p + len, ev);
 }
