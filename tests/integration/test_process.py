@@ -9,7 +9,9 @@ Every server is started with `with Server(...)`, so the harness stops it
 import asyncio
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -349,6 +351,43 @@ class TestOrphans(unittest.TestCase):
                 wait_for(lambda: pid_gone(p), 15, "orphaned worker %d to "
                          "exit" % p, srv.log)
             srv.wait_log("the master process is gone")
+
+
+class TestBacklog(unittest.TestCase):
+    """`backlog` is what listen(2) gets: with the worker stopped (so
+    nothing accepts), the kernel completes backlog + 1 handshakes and
+    drops the SYNs that follow. libevent's default used to relisten with
+    128 behind the configuration's back."""
+
+    def handshakes_while_stopped(self, srv, attempts):
+        worker = srv.wait_workers(1)[0]
+        socks = []
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            for _ in range(attempts):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", srv.port))
+            # Loopback answers at once; a dropped SYN is retried after
+            # 1 s, so count well before that.
+            time.sleep(0.3)
+            poller = select.poll()
+            for s in socks:
+                poller.register(s, select.POLLOUT)
+            return sum(1 for fd, ev in poller.poll(0)
+                       if ev & select.POLLOUT and not ev & select.POLLERR)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+            for s in socks:
+                s.close()
+
+    def test_configured_backlog_reaches_listen(self):
+        with Server(workers=1, backlog=300) as srv:
+            done = self.handshakes_while_stopped(srv, 400)
+            self.assertGreaterEqual(done, 300, srv.log())
+            self.assertLessEqual(done, 301, srv.log())
+            echo(srv.url())     # and it serves again once resumed
 
 
 if __name__ == "__main__":
