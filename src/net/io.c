@@ -42,6 +42,11 @@ struct wsh_opiece_s {
 /* Reads per connection per wakeup: a client that floods does not keep
  * the others waiting; it is read again at the end of the turn. */
 #define IO_READ_ROUNDS  4
+/* Broadcast deliveries per loop turn after which a connection gets no
+ * second read in that turn: a publisher to a hot room then publishes
+ * one read's worth per turn, and the rest of the worker (other
+ * clients, timers, handshakes) has its turn between. */
+#define IO_TURN_DELIVERIES  (256 * 1024)
 #define IO_IOV          64
 #define IO_EVENTS       256
 /* A TLS record holds at most 16 KiB. */
@@ -59,6 +64,8 @@ static struct {
     size_t          read_size;      /* at most read_pause: see io_read */
     int             epfd;
     wsh_queue_t     pending;
+    bool            turn_end;       /* inside io_pending_cb */
+    size_t          deliveries;     /* broadcast appends this turn */
     wsh_queue_t     delayed;
     wsh_queue_t     stalled;
     size_t          backlog;
@@ -173,6 +180,23 @@ io_count(wsh_io_t *c, size_t added, size_t removed)
     }
 }
 
+/* io_pending_cb at the end of this loop turn; from io_pending_cb itself,
+ * at the end of the next one. libevent runs an event activated from its
+ * own callback in the same pass, before it polls again: a client that
+ * always had more to read kept the worker there, and nobody else was
+ * served (two flooding clients starved every other connection). */
+static void
+io_schedule_turn_end(void)
+{
+    static const struct timeval next_turn = { 0, 0 };
+
+    if (io.turn_end) {
+        evtimer_add(io.pending_event, &next_turn);
+    } else {
+        event_active(io.pending_event, EV_TIMEOUT, 0);
+    }
+}
+
 /* Write at the end of this loop turn. */
 static void
 io_pending(wsh_io_t *c)
@@ -188,7 +212,7 @@ io_pending(wsh_io_t *c)
         return;
     }
     if (wsh_queue_empty(&io.pending)) {
-        event_active(io.pending_event, EV_TIMEOUT, 0);
+        io_schedule_turn_end();
     }
     wsh_queue_insert_tail(&io.pending, &c->link);
 }
@@ -305,6 +329,7 @@ wsh_io_write_block(wsh_io_t *c, wsh_oblock_t *b, const u_char *p,
         return io_append_private(c, p, len);
     }
     b->refs++;
+    io.deliveries++;
     return io_append(c, b, (u_char *) p, len, true);
 }
 
@@ -619,7 +644,8 @@ io_read(wsh_io_t *c)
         }
     }
     for (i = 0; i < IO_READ_ROUNDS && !c->stopped
-                && c->out_bytes < io.read_pause; i++)
+                && c->out_bytes < io.read_pause
+                && (i == 0 || io.deliveries < IO_TURN_DELIVERIES); i++)
     {
         n = io_read_once(c, &why);
         if (n == -2) {
@@ -666,6 +692,7 @@ io_epoll_cb(evutil_socket_t fd, short what, void *arg)
     struct epoll_event ev[IO_EVENTS];
     int i, n;
 
+    io.deliveries = 0;          /* a new turn */
     n = epoll_wait(io.epfd, ev, IO_EVENTS, 0);
     for (i = 0; i < n; i++) {
         io_ready(ev[i].data.ptr, ev[i].events);
@@ -684,11 +711,13 @@ io_pending_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* Work on this turn's list: what is queued meanwhile waits for the
-     * next turn, so a flood cannot hold the loop here. */
+     * next turn (io_schedule_turn_end), so a flood cannot hold the loop
+     * here. */
     list = io.pending;
     list.next->prev = &list;
     list.prev->next = &list;
     wsh_queue_init(&io.pending);
+    io.turn_end = true;
     while (!wsh_queue_empty(&list)) {
         q = wsh_queue_head(&list);
         wsh_queue_remove(q);
@@ -703,6 +732,8 @@ io_pending_cb(evutil_socket_t fd, short what, void *arg)
             io_pending(c);
         }
     }
+    io.turn_end = false;
+    io.deliveries = 0;
 }
 
 /* write_delay is up: the delayed connections join this turn's writes. */

@@ -9,7 +9,9 @@ by their last progress, driven by one timer (src/net/io.c); this checks
 that it fires for one connection among several.
 """
 
+import contextlib
 import os
+import socket
 import sys
 import threading
 import time
@@ -70,6 +72,105 @@ class TestBackpressure(unittest.TestCase):
             finally:
                 ws.close()
             self.assertNotIn("slow client", srv.log())
+
+
+class Flooder:
+    """A client that sends BURST over and over (at most BURSTS times, for
+    at most SECONDS) and reads and drops whatever comes back, until
+    stop()."""
+
+    def __init__(self, port, path, burst, bursts=200000, seconds=30,
+                 first=b""):
+        self.ws = RawWS(port, path)
+        self.ws.sock.settimeout(seconds)
+        if first:
+            self.ws.send(first)
+        self.stopping = threading.Event()
+        self.deadline = time.monotonic() + seconds
+        self.burst, self.bursts = burst, bursts
+        self.error = None
+        self.threads = [threading.Thread(target=self.send, daemon=True),
+                        threading.Thread(target=self.drain, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def send(self):
+        for _ in range(self.bursts):
+            if self.stopping.is_set() or time.monotonic() > self.deadline:
+                return
+            try:
+                self.ws.sock.sendall(self.burst)
+            except OSError as e:
+                self.error = e
+                return
+
+    def drain(self):
+        while not self.stopping.is_set():
+            try:
+                if not self.ws.sock.recv(1 << 20):
+                    return
+            except OSError:
+                return
+
+    def stop(self):
+        self.stopping.set()
+        with contextlib.suppress(OSError):
+            self.ws.sock.shutdown(socket.SHUT_RDWR)     # unblocks sendall
+        self.ws.close()
+        for t in self.threads:
+            t.join(10)
+
+
+class TestFairness(unittest.TestCase):
+    """A client that always has more to send is read a bounded amount per
+    loop turn, and the worker polls its other sockets between turns.
+    (libevent runs an event activated from its own callback in the same
+    pass: the end-of-turn work re-armed itself there, and two flooding
+    clients kept every other client of the worker unanswered.) Nothing
+    here measures time: each probe only has to be answered while the
+    flood goes on."""
+
+    def probe(self, srv, n=5):
+        for i in range(n):
+            ws = RawWS(srv.port, "/echo", timeout=10)
+            try:
+                ws.send(frame(1, b"probe %d" % i))
+                self.assertEqual(ws.recv_message(), (1, b"probe %d" % i))
+            finally:
+                ws.close()
+
+    def flooding(self, srv, flooders):
+        try:
+            time.sleep(0.5)             # let the flood start
+            self.probe(srv)
+            for f in flooders:
+                self.assertTrue(f.threads[0].is_alive(),
+                                "a flooder stopped early: %s" % f.error)
+        finally:
+            for f in flooders:
+                f.stop()
+
+    def test_echo_flooders_do_not_starve_others(self):
+        with Server(workers=1) as srv:
+            burst = frame(1, b"x" * 100) * 2000
+            self.flooding(srv, [Flooder(srv.port, "/echo", burst)
+                                for _ in range(2)])
+
+    def test_hot_room_publisher_does_not_starve_others(self):
+        endpoints = [{"path": "/ws", "module": "hub"},
+                     {"path": "/echo", "module": "echo"}]
+        join = frame(1, b'{"type":"join_room","room":"hot"}')
+        with Server(workers=1, endpoints=endpoints) as srv:
+            members = [Flooder(srv.port, "/ws", b"", bursts=0, first=join)
+                       for _ in range(50)]
+            try:
+                burst = frame(1, b'{"type":"room_message","room":"hot",'
+                                 b'"text":"hot"}') * 500
+                publisher = Flooder(srv.port, "/ws", burst, first=join)
+                self.flooding(srv, [publisher])
+            finally:
+                for m in members:
+                    m.stop()
 
 
 if __name__ == "__main__":
