@@ -8,10 +8,11 @@
 # redis-server (if installed) and two wshubd nodes of 2 workers on it,
 # the publisher on the first, the subscribers split over both. It
 # reports figures; it never decides that a figure is too slow. The
-# echo, fanout max and connect scenarios also run against Node's `ws`
-# (ref_ws_server.js, installed with npm into a scratch directory when
-# missing) as a reference peer: RESULTS.md gives wshub's figures as a
-# ratio to it. See tests/bench/README.md.
+# echo, fanout and connect scenarios also run against two reference
+# peers installed with npm into a scratch directory when missing: Node's
+# `ws` (ref_ws_server.js) and uWebSockets through its Node binding
+# (ref_uws_server.mjs, npm package uws-pack): RESULTS.md gives wshub's
+# figures as a ratio to each. See tests/bench/README.md.
 #
 # usage: tests/bench/run.sh [-d SECONDS] [-j THREADS] [-o DIR] [-q]
 #                           [-s PATTERN] [-P] [-N]
@@ -21,7 +22,7 @@
 #   -q  quick: 3-second scenarios, for trying the script out
 #   -s  only the scenarios whose name matches PATTERN (grep -E)
 #   -P  pin the servers to CPU 0 and wshub-bench to CPU 1 (taskset)
-#   -N  no reference peer (Node's ws)
+#   -N  no reference peers (Node's ws, uWebSockets)
 
 set -eu
 
@@ -48,7 +49,7 @@ while getopts "d:j:o:qs:PNh" ch; do
     s) only=$OPTARG ;;
     P) pin_server="taskset -c 0"; pin_bench="taskset -c 1" ;;
     N) reference= ;;
-    *) sed -n '17,26p' "$0"; exit 2 ;;
+    *) sed -n '17,25p' "$0"; exit 2 ;;
     esac
 done
 
@@ -151,8 +152,8 @@ scenario() {
     fi
     n=$((n + 1))
     echo "== [$n] $name, $workers worker(s): wshub-bench $* -j $threads" >&2
-    if [ "$workers" = ws ]; then
-        start_reference
+    if [ "$workers" = ws ] || [ "$workers" = uws ]; then
+        start_reference "$workers"
     else
         start_server "$workers" "$server_yaml"
     fi
@@ -163,40 +164,57 @@ scenario() {
     echo "   exit status $rc" >&2
 }
 
-# reference_ready: true when node can load `ws` from $ref_dir, after
-# installing it there with npm if needed; says why not otherwise.
+# The reference peers: workers-column name, npm package, server script.
+REF_PKG_ws=ws@8
+REF_PKG_uws=uws-pack@20.0.8
+REF_SCRIPT_ws=ref_ws_server.js
+REF_SCRIPT_uws=ref_uws_server.mjs
+REF_LOAD_ws='require("ws")'
+REF_LOAD_uws='import(require("path").join(process.env.NODE_PATH, "uws-pack/dist/index.mjs"))'
+
+# reference_ready KIND: true when node can load KIND's package from
+# $ref_dir, after installing it there with npm if needed; says why not
+# otherwise.
 reference_ready() {
+    local pkg load
+    eval "pkg=\$REF_PKG_$1 load=\$REF_LOAD_$1"
     if ! command -v node >/dev/null; then
-        echo "run.sh: no node, reference peer (Node's ws) skipped" >&2
+        echo "run.sh: no node, reference peer $1 skipped" >&2
         return 1
     fi
-    if NODE_PATH="$ref_dir/node_modules" node -e 'require("ws")' \
-        2>/dev/null; then
+    if NODE_PATH="$ref_dir/node_modules" node -e "$load" 2>/dev/null; then
         return 0
     fi
     if ! command -v npm >/dev/null; then
-        echo "run.sh: no npm to install ws, reference peer (Node's ws)" \
-             "skipped (packaging/install-deps.sh --bench installs it)" >&2
+        echo "run.sh: no npm to install $pkg, reference peer $1 skipped" \
+             "(packaging/install-deps.sh --bench installs it)" >&2
         return 1
     fi
-    echo "== installing ws with npm into $ref_dir" >&2
+    # Every peer's package in one go: a --no-save install removes the
+    # packages it was not given.
+    echo "== installing $REF_PKG_ws $REF_PKG_uws with npm into $ref_dir" >&2
     mkdir -p "$ref_dir"
     if ! npm install --prefix "$ref_dir" --no-save --no-audit --no-fund \
-        ws@8 >&2; then
-        echo "run.sh: npm install ws failed, reference peer skipped" >&2
+        "$REF_PKG_ws" "$REF_PKG_uws" >&2 \
+        || ! NODE_PATH="$ref_dir/node_modules" node -e "$load" 2>/dev/null
+    then
+        echo "run.sh: $pkg cannot be installed or loaded here," \
+             "reference peer $1 skipped" >&2
         return 1
     fi
 }
 
-# start_reference: Node's ws serving /echo and /ws like wshub (see
-# ref_ws_server.js); sets $port and $server_pid.
+# start_reference KIND: that peer serving /echo and /ws like wshub (see
+# its script); sets $port and $server_pid.
 start_reference() {
+    local script
+    eval "script=\$REF_SCRIPT_$1"
     port=$(free_port)
     NODE_PATH="$ref_dir/node_modules" $pin_server node \
-        "$here/ref_ws_server.js" "$port" >"$tmp/ref-$port.log" 2>&1 &
+        "$here/$script" "$port" >"$tmp/ref-$port.log" 2>&1 &
     server_pid=$!
     pids="$pids $server_pid"
-    wait_up "the reference server" reference_up "$tmp/ref-$port.log"
+    wait_up "the reference server $1" reference_up "$tmp/ref-$port.log"
 }
 
 reference_up() {
@@ -219,25 +237,25 @@ start_redis() {
     exit 1
 }
 
-# scenario_redis NAME BENCH-ARGS...: one Redis, nodes A and B of 2
-# workers each; wshub-bench gets A's URL first (its publishers go
-# there) and B's, subscribers alternating between them.
+# scenario_redis NAME WORKERS BENCH-ARGS...: one Redis, nodes A and B
+# of WORKERS workers each; wshub-bench gets A's URL first (its
+# publishers go there) and B's, subscribers alternating between them.
 scenario_redis() {
-    local name=$1 rc=0 a
-    shift
+    local name=$1 workers=$2 rc=0 a
+    shift 2
     if skip "$name"; then
         return 0
     fi
     n=$((n + 1))
-    echo "== [$n] $name, 2 nodes x 2 workers, redis: wshub-bench $* -j $threads" >&2
+    echo "== [$n] $name, 2 nodes x $workers workers, redis: wshub-bench $* -j $threads" >&2
     start_redis
-    start_server 2 "engine: {type: redis, redis: {port: $redis_port}}"
+    start_server "$workers" "engine: {type: redis, redis: {port: $redis_port}}"
     a=$port
-    start_server 2 "engine: {type: redis, redis: {port: $redis_port}}"
+    start_server "$workers" "engine: {type: redis, redis: {port: $redis_port}}"
     $pin_bench "$WSHUB_BENCH" "$@" -j "$threads" --json "ws://127.0.0.1:$a/ws" \
         "ws://127.0.0.1:$port/ws" >"$tmp/run$n.json" || rc=$?
     stop_server
-    printf '%s\t%s\t%s\t%s\n' "$name" "2+2 redis" "$rc" "$*" \
+    printf '%s\t%s\t%s\t%s\n' "$name" "$workers+$workers redis" "$rc" "$*" \
         >>"$tmp/index"
     echo "   exit status $rc" >&2
 }
@@ -254,6 +272,10 @@ scenario "fanout 1 -> 1000, max" 2 /ws fanout -c 1000 -p 1 -d "$d" \
     --max-loss 100
 scenario "fanout 1 -> 1000, max" 1 /ws fanout -c 1000 -p 1 -d "$d" \
     --max-loss 100
+# Issue 12's acceptance: 5 M deliveries/s on one worker, default
+# configuration.
+scenario "fanout 1 -> 1000, 5000 msg/s" 1 /ws \
+    fanout -c 1000 -p 1 -r 5000 -d "$d" --max-loss 100
 # Broadcasts coalesced over write_delay (wshub.yaml(5)): one write per
 # subscriber per 20 ms instead of per loop turn.
 server_yaml="write_delay: 20ms"
@@ -262,26 +284,36 @@ scenario "fanout 1 -> 1000, 5000 msg/s, write_delay 20ms" 1 /ws \
 scenario "fanout 1 -> 1000, max, write_delay 20ms" 1 /ws \
     fanout -c 1000 -p 1 -d "$d" --max-loss 100
 server_yaml=
-scenario "connect 1000" 1 /ws connect -c 1000
-scenario "connect 1000" 2 /ws connect -c 1000
+# 8,000: long enough (about half a second) to be more than start-up.
+scenario "connect 8000" 1 /ws connect -c 8000
+scenario "connect 8000" 2 /ws connect -c 8000
 ref_wanted=
-for name in "echo 100 conns, 64 B" "fanout 1 -> 1000, max" "connect 1000"; do
+for name in "echo 100 conns, 64 B" "fanout 1 -> 1000, max" \
+    "fanout 1 -> 1000, 5000 msg/s" "connect 8000"; do
     skip "$name" || ref_wanted=1
 done
-if [ -n "$reference" ] && [ -n "$ref_wanted" ] && reference_ready; then
-    # the same scenario names with "ws" in the workers column
-    scenario "echo 100 conns, 64 B" ws /echo echo -c 100 -s 64 -d "$d"
-    scenario "fanout 1 -> 1000, max" ws /ws fanout -c 1000 -p 1 -d "$d" \
-        --max-loss 100
-    scenario "connect 1000" ws /ws connect -c 1000
-fi
+for kind in ws uws; do
+    if [ -n "$reference" ] && [ -n "$ref_wanted" ] && reference_ready "$kind"
+    then
+        # the same scenario names with the peer in the workers column
+        scenario "echo 100 conns, 64 B" "$kind" /echo echo -c 100 -s 64 \
+            -d "$d"
+        scenario "fanout 1 -> 1000, max" "$kind" /ws fanout -c 1000 -p 1 \
+            -d "$d" --max-loss 100
+        scenario "fanout 1 -> 1000, 5000 msg/s" "$kind" /ws \
+            fanout -c 1000 -p 1 -r 5000 -d "$d" --max-loss 100
+        scenario "connect 8000" "$kind" /ws connect -c 8000
+    fi
+done
 if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
     for rate in 100 500 1000; do
         scenario_redis "cross-node fanout A -> 500 A + 500 B, $rate msg/s" \
-            fanout -c 1000 -p 1 -r "$rate" -d "$d" --max-loss 100
+            2 fanout -c 1000 -p 1 -r "$rate" -d "$d" --max-loss 100
     done
-    scenario_redis "cross-node fanout A -> 500 A + 500 B, max" \
-        fanout -c 1000 -p 1 -d "$d" --max-loss 100
+    for workers in 1 2; do
+        scenario_redis "cross-node fanout A -> 500 A + 500 B, max" \
+            "$workers" fanout -c 1000 -p 1 -d "$d" --max-loss 100
+    done
 else
     echo "run.sh: no redis-server, Redis scenarios skipped" >&2
 fi
@@ -377,7 +409,7 @@ for row in rows:
     md.append("| " + " | ".join(str(x) for x in row) + " |")
 md.append("")
 
-# wshub (1 worker: Node is one thread too) against the reference peer
+# wshub (1 worker: each peer is one thread too) against the peers
 def figure(res):
     if res is None:
         return None
@@ -386,21 +418,29 @@ def figure(res):
             "connect": res.get("handshakes_per_s")}.get(res["scenario"])
 
 units = {"echo": "msg/s", "fanout": "deliveries/s", "connect": "handshakes/s"}
-ref = [r for r in runs if r["workers"] == "ws"]
+peers = {"ws": "Node's `ws` (tests/bench/ref_ws_server.js)",
+         "uws": "uWebSockets through uWebSockets.js, npm package uws-pack "
+                "(tests/bench/ref_uws_server.mjs, its own pub/sub for the "
+                "fan-out)"}
+ref = [r for r in runs if r["workers"] in peers]
 if ref:
-    md += ["## wshub / Node's ws (reference peer, same run)", "",
-           "Node's `ws` (tests/bench/ref_ws_server.js, one process) against "
-           "wshub with 1 worker, the same scenario and generator. A ratio "
-           "over 1: wshub is faster.", "",
-           "| Scenario | wshub, 1 worker | ws | Ratio |", "|---|---|---|---|"]
+    md += ["## wshub / reference peers (same run)", "",
+           "Each peer is one process (" + "; ".join(peers.values()) +
+           ") against wshub with 1 worker, the same scenario and "
+           "generator. A ratio over 1: wshub is faster. Fan-out at a fixed "
+           "rate compares deliveries/s: a server that cannot keep up "
+           "delivers less within the run (see Loss above).", "",
+           "| Scenario | Peer | wshub, 1 worker | peer | Ratio |",
+           "|---|---|---|---|---|"]
     for r in ref:
         mine = [w for w in runs if w["workers"] == 1
                 and w["scenario"] == r["scenario"]]
         a = figure(mine[0]["result"]) if mine else None
         b = figure(r["result"])
         unit = units.get(r["result"]["scenario"], "") if r["result"] else ""
-        md.append("| %s | %s | %s | %s |" % (
-            r["scenario"], "%.0f %s" % (a, unit) if a else "-",
+        md.append("| %s | %s | %s | %s | %s |" % (
+            r["scenario"], r["workers"],
+            "%.0f %s" % (a, unit) if a else "-",
             "%.0f %s" % (b, unit) if b else "-",
             "%.2f" % (a / b) if a and b else "-"))
     md.append("")

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
-"""test_bench_reference.py -- the reference peer of tests/bench/run.sh.
+"""test_bench_reference.py -- the reference peers of tests/bench/run.sh.
 
-tests/bench/ref_ws_server.js (Node's `ws` package) must serve what the
-benchmark scenarios use, or run.sh's ratios would compare wshub with a
-server doing less: /echo echoes, /ws answers join_room with room_joined
-and relays room_message with `from` to every other member. Checked with
-wshub-bench's default hub templates and with python3-websockets. Skipped
-when node cannot load `ws` from the directory run.sh installs it into
-(make check never installs anything).
+tests/bench/ref_ws_server.js (Node's `ws` package) and
+tests/bench/ref_uws_server.mjs (uWebSockets through uWebSockets.js, npm
+package uws-pack) must serve what the benchmark scenarios use, or
+run.sh's ratios would compare wshub with a server doing less: /echo
+echoes, /ws answers join_room with room_joined and relays room_message
+with `from` to every other member. Checked with wshub-bench's default hub
+templates and with python3-websockets. Each peer is skipped when node
+cannot load its package from the directory run.sh installs it into (make
+check never installs anything).
 """
 
 import json
@@ -21,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "..", "bench", "ref_ws_server.js")
+BENCH_DIR = os.path.join(HERE, "..", "bench")
 BENCH = os.environ.get("WSHUB_BENCH") or os.path.join(
     os.path.dirname(os.path.abspath(wshub_harness.WSHUBD)), "wshub-bench")
 NODE_DIR = os.environ.get("WSHUB_BENCH_NODE_DIR") or os.path.join(
@@ -29,23 +31,30 @@ NODE_DIR = os.environ.get("WSHUB_BENCH_NODE_DIR") or os.path.join(
 ENV = dict(os.environ, NODE_PATH=os.path.join(NODE_DIR, "node_modules"))
 
 
-def have_ws():
+# The load checks are run.sh's (REF_LOAD_*).
+LOAD_WS = 'require("ws")'
+LOAD_UWS = ('import(require("path").join(process.env.NODE_PATH, '
+            '"uws-pack/dist/index.mjs"))')
+
+
+def loads(code):
     try:
-        return subprocess.run(["node", "-e", 'require("ws")'], env=ENV,
+        return subprocess.run(["node", "-e", code], env=ENV,
                               capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
-@unittest.skipUnless(os.access(BENCH, os.X_OK), "no wshub-bench")
-@unittest.skipUnless(have_ws(), "node or its ws package missing "
-                     "(tests/bench/run.sh installs ws)")
-class ReferencePeerTest(unittest.TestCase):
+class ReferencePeer:
+    """The checks, for the peer whose server is SCRIPT (a mixin: the
+    subclasses below are the test cases)."""
+
+    SCRIPT = None
 
     def setUp(self):
         self.port = wshub_harness.free_port()
         self.log = tempfile.NamedTemporaryFile()
-        self.proc = subprocess.Popen(["node", SCRIPT, str(self.port)],
+        self.proc = subprocess.Popen(["node", self.SCRIPT, str(self.port)],
                                      env=ENV, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         self.addCleanup(self.stop)
@@ -103,6 +112,20 @@ class ReferencePeerTest(unittest.TestCase):
             await a.close()
             await b.close()
         wshub_harness.arun(run())
+
+
+@unittest.skipUnless(os.access(BENCH, os.X_OK), "no wshub-bench")
+@unittest.skipUnless(loads(LOAD_WS), "node or its ws package missing "
+                     "(tests/bench/run.sh installs ws)")
+class WsPeerTest(ReferencePeer, unittest.TestCase):
+    SCRIPT = os.path.join(BENCH_DIR, "ref_ws_server.js")
+
+
+@unittest.skipUnless(os.access(BENCH, os.X_OK), "no wshub-bench")
+@unittest.skipUnless(loads(LOAD_UWS), "node or the uws-pack package "
+                     "missing (tests/bench/run.sh installs uws-pack)")
+class UwsPeerTest(ReferencePeer, unittest.TestCase):
+    SCRIPT = os.path.join(BENCH_DIR, "ref_uws_server.mjs")
 
 
 if __name__ == "__main__":
