@@ -17,6 +17,7 @@
 // member but the sender. It prints "listening" once the port is open.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import request from './ref_hub_request.js';
 
 // ESM ignores NODE_PATH: the package is loaded from there by hand.
 const uws = await import(pathToFileURL(path.join(
@@ -55,15 +56,9 @@ app.ws('/ws', {
     },
     message: (ws, message) => {
         const d = ws.getUserData();
-        let m;
-        try {
-            m = JSON.parse(decoder.decode(message));
-        } catch (e) {
-            send(ws, { type: 'error', message: 'Invalid JSON' });
-            return;
-        }
-        if (m === null || typeof m !== 'object' || typeof m.room !== 'string') {
-            send(ws, { type: 'error', message: 'Unknown type' });
+        const { m, error } = request.parse(decoder.decode(message));
+        if (error !== undefined) {
+            send(ws, { type: 'error', message: error });
             return;
         }
         if (m.type === 'join_room') {

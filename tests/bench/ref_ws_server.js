@@ -16,6 +16,7 @@
 
 const http = require('http');
 const { WebSocketServer } = require('ws');
+const { parse } = require('./ref_hub_request.js');
 
 const port = Number(process.argv[2]);
 const rooms = new Map();        // room name -> Set of sockets
@@ -50,15 +51,9 @@ hub.on('connection', (ws) => {
     const joined = new Set();
 
     ws.on('message', (data, isBinary) => {
-        let m;
-        try {
-            m = JSON.parse(data);
-        } catch (e) {
-            send(ws, { type: 'error', message: 'Invalid JSON' });
-            return;
-        }
-        if (m === null || typeof m !== 'object' || typeof m.room !== 'string') {
-            send(ws, { type: 'error', message: 'Unknown type' });
+        const { m, error } = parse(data);
+        if (error !== undefined) {
+            send(ws, { type: 'error', message: error });
             return;
         }
         let members = rooms.get(m.room);
