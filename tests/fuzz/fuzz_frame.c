@@ -1,8 +1,10 @@
 /* fuzz_frame.c -- libFuzzer harness of the frame parser and UTF-8 DFA.
  *
- * Parses the input as client frames in chunk sizes taken from the data
- * (the parser must give the same events however reads are cut), checks
- * that every text message it delivers is valid UTF-8, and checks that
+ * Parses the input as client frames twice, in chunk sizes taken from the
+ * data and in one piece, and compares the events: the parser must give
+ * the same however reads are cut (a message whole in a read is handed
+ * out from the read itself, others from the parser's buffer). Checks
+ * that every text message it delivers is valid UTF-8, and that
  * wsh_utf8_validate() answers the same for the input fed whole, byte by
  * byte and in two pieces. abort() marks a disagreement for libFuzzer.
  */
@@ -42,9 +44,28 @@ fuzz_utf8(const uint8_t *data, size_t size, size_t cut)
     }
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
 {
+    const u_char *b = p;
+
+    while (n--) {
+        h = (h ^ *b++) * UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+/* Parse DATA as client frames, in reads of 1 to 16 bytes chosen by the
+ * data (CHUNKED) or in one read, and return a digest of what came out:
+ * every event's type, opcode or close code, length and payload, then
+ * the error code if parsing failed. Whole messages are handed out from
+ * the input (parse in place) or from the parser's buffer depending on
+ * how the reads fall: both must give the same events. abort()s when an
+ * invariant breaks. */
+static uint64_t
+fuzz_parse(const uint8_t *data, size_t size, bool chunked)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
     wsh_ws_t ws;
     wsh_ws_event_t ev;
     u_char *copy, *pos, *last, *end;
@@ -55,7 +76,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * place. */
     copy = malloc(size ? size : 1);
     if (copy == NULL) {
-        return 0;
+        abort();
     }
     if (size > 0) {
         memcpy(copy, data, size);
@@ -66,12 +87,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     while (pos < last && rc != WSH_ERROR) {
         /* 1 to 16 bytes, chosen by the byte where this read starts. */
-        n = (size_t) (*pos & 0x0f) + 1;
+        n = chunked ? (size_t) (*pos & 0x0f) + 1 : size;
         end = (size_t) (last - pos) < n ? last : pos + n;
 
         while (pos < end) {
             rc = wsh_ws_parse(&ws, &pos, end, &ev);
             if (rc == WSH_ERROR) {
+                h = fnv(h, "E", 1);
+                h = fnv(h, &ev.code, sizeof(ev.code));
                 break;
             }
             if (rc == WSH_AGAIN) {
@@ -92,13 +115,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             {
                 abort();
             }
+            h = fnv(h, &ev.type, sizeof(ev.type));
+            h = fnv(h, ev.type == WSH_WS_EV_MESSAGE ? &ev.opcode : &ev.code,
+                    sizeof(int));
+            h = fnv(h, &ev.len, sizeof(ev.len));
+            h = fnv(h, ev.data, ev.len);
             wsh_ws_reset_buffer(&ws);
         }
     }
 
     free(ws.buf);
     free(copy);
+    return h;
+}
 
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (fuzz_parse(data, size, true) != fuzz_parse(data, size, false)) {
+        abort();
+    }
     fuzz_utf8(data, size, size ? data[0] % (size + 1) : 0);
     return 0;
 }
