@@ -70,7 +70,7 @@ fuzz_parse(const uint8_t *data, size_t size, bool chunked)
     wsh_ws_event_t ev;
     u_char *copy, *pos, *last, *end;
     size_t n;
-    int rc = WSH_AGAIN;
+    int rc = WSH_AGAIN, what;
 
     /* Writable, as a read buffer is: whole messages are unmasked in
      * place. */
@@ -115,9 +115,12 @@ fuzz_parse(const uint8_t *data, size_t size, bool chunked)
             {
                 abort();
             }
+            /* The opcode of a message, the code of a close; pings and
+             * pongs have neither. */
+            what = ev.type == WSH_WS_EV_MESSAGE ? ev.opcode
+                   : ev.type == WSH_WS_EV_CLOSE ? ev.code : 0;
             h = fnv(h, &ev.type, sizeof(ev.type));
-            h = fnv(h, ev.type == WSH_WS_EV_MESSAGE ? &ev.opcode : &ev.code,
-                    sizeof(int));
+            h = fnv(h, &what, sizeof(what));
             h = fnv(h, &ev.len, sizeof(ev.len));
             h = fnv(h, ev.data, ev.len);
             wsh_ws_reset_buffer(&ws);
