@@ -493,20 +493,68 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
     json_decref(root);
 }
 
+/* room_joined as text: `{"members":[IDS],` and the rest of REST (the
+ * other fields, as jansson wrote them) after its '{'. By hand because a
+ * room filling up to N members sends N of these, and jansson (an object
+ * per id, then a dump that checks every character) cost 1.7 M
+ * instructions per reply at 1,000 members, 72% of the worker's work in a
+ * 1 -> 1,000 fan-out run. Client ids are protocol names (letters, digits
+ * and "_.:@-"): nothing to escape. NULL when an id is not one (an engine
+ * could bring one; jansson escapes it then) or out of memory. */
+static char *
+hub_members_text(const char *const *ids, const size_t *lens, size_t n,
+    const char *rest, size_t *len)
+{
+    static const char head[] = "{\"members\":[";
+    size_t i, need = sizeof(head) + 2 + strlen(rest);
+    char *text, *p;
+
+    for (i = 0; i < n; i++) {
+        if (!wsh_valid_client_id(ids[i], lens[i])) {
+            return NULL;
+        }
+        need += lens[i] + 3;
+    }
+    text = malloc(need);
+    if (text == NULL) {
+        return NULL;
+    }
+    p = text;
+    memcpy(p, head, sizeof(head) - 1);
+    p += sizeof(head) - 1;
+    for (i = 0; i < n; i++) {
+        *p++ = '"';
+        memcpy(p, ids[i], lens[i]);
+        p += lens[i];
+        *p++ = '"';
+        *p++ = ',';
+    }
+    if (n > 0) {
+        p--;                    /* the last comma */
+    }
+    *p++ = ']';
+    *p++ = ',';
+    memcpy(p, rest + 1, strlen(rest + 1));
+    p += strlen(rest + 1);
+    *len = (size_t) (p - text);
+    return text;
+}
+
 static void
 hub_members(wsh_conn_t *c, const char *room, size_t len,
     const char *const *ids, const size_t *lens, size_t n)
 {
-    json_t *members = json_array(), *obj;
+    json_t *obj = json_pack("{s:s, s:s%}", "type", "room_joined", "room",
+                            room, len);
+    json_t *members;
     wsh_room_position_t pos;
-    size_t i;
+    char *rest, *text = NULL;
+    size_t i, tlen;
 
-    for (i = 0; members != NULL && i < n; i++) {
-        json_array_append_new(members, json_stringn(ids[i], lens[i]));
+    if (obj == NULL) {
+        return;
     }
-    obj = json_pack("{s:s, s:s%, s:o}", "type", "room_joined", "room", room,
-                    len, "members", members);
-    if (obj != NULL && wsh_topic_position(c, room, len, &pos) == 0) {
+    if (wsh_topic_position(c, room, len, &pos) == 0) {
         if (pos.history) {
             json_object_set_new(obj, "offset",
                                 json_integer((json_int_t) pos.offset));
@@ -517,9 +565,23 @@ hub_members(wsh_conn_t *c, const char *room, size_t len,
                                 json_boolean(pos.recovered));
         }
     }
-    if (obj != NULL) {
-        hub_send(c, obj);
+    rest = json_dumps(obj, JSON_COMPACT);
+    if (rest != NULL) {
+        text = hub_members_text(ids, lens, n, rest, &tlen);
+        free(rest);
     }
+    if (text != NULL) {
+        (void) wsh_conn_send(c, WSH_OPCODE_TEXT, text, tlen);
+        free(text);
+        json_decref(obj);
+        return;
+    }
+    members = json_array();
+    for (i = 0; members != NULL && i < n; i++) {
+        json_array_append_new(members, json_stringn(ids[i], lens[i]));
+    }
+    json_object_set_new(obj, "members", members);
+    hub_send(c, obj);
 }
 
 static void

@@ -66,13 +66,36 @@ static int fuzz_http_status;
 static void
 fuzz_check_object(const void *p, size_t len, const char *must_have)
 {
-    json_t *root = json_loadb(p, len, JSON_ALLOW_NUL, NULL);
+    json_t *root = json_loadb(p, len, JSON_ALLOW_NUL, NULL), *members;
+    size_t i;
 
     if (!json_is_object(root)
         || (must_have != NULL
             && !json_is_string(json_object_get(root, must_have))))
     {
         abort();
+    }
+    /* room_joined is written by hand when the ids allow: its member
+     * list must still be an array of strings, "alice" first (step 9;
+     * an id that is not UTF-8 is left out). */
+    if (json_is_string(json_object_get(root, "type"))
+        && strcmp(json_string_value(json_object_get(root, "type")),
+                  "room_joined") == 0)
+    {
+        members = json_object_get(root, "members");
+        if (!json_is_array(members) || json_array_size(members) < 1) {
+            abort();
+        }
+        for (i = 0; i < json_array_size(members); i++) {
+            if (!json_is_string(json_array_get(members, i))) {
+                abort();
+            }
+        }
+        if (strcmp(json_string_value(json_array_get(members, 0)), "alice")
+            != 0)
+        {
+            abort();
+        }
     }
     json_decref(root);
 }
