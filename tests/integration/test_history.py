@@ -287,12 +287,18 @@ class HistoryTest(unittest.TestCase):
             async def go():
                 pub = await client(srv, "pub")
                 await join(pub, "small")
+                watch = await client(srv, "watch")
+                await join(watch, "small")
                 r = await client(srv, "r")
                 j0 = await join(r, "small")
                 await r.close()
                 for n in range(15):
                     await pub.send(json.dumps({
                         "type": "room_message", "room": "small", "n": n}))
+                # All 15 numbered before w joins: with two workers, w's
+                # join could otherwise reach the master before the
+                # publisher's worker had passed the messages on.
+                await collect(watch, 15)
                 w = await client(srv, "w")
                 jw = await join(w, "small")
                 self.assertEqual(jw["offset"], j0["offset"] + 15)
@@ -351,7 +357,7 @@ class HistoryTest(unittest.TestCase):
                                            "room": "plain", "n": 1}))
                 m = (await collect(r, 1))[0]
                 self.assertNotIn("offset", m)
-                for ws in (r, pub, w):
+                for ws in (r, pub, w, watch):
                     await ws.close()
             arun(go(), 60)
 
