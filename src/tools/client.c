@@ -479,30 +479,6 @@ client_send_request(wsh_client_t *cl)
            ? WSH_ERROR : WSH_OK;
 }
 
-/* The host as an IPv4 or IPv6 literal into cl->addrs[0]; false if it is
- * a name. */
-static bool
-client_numeric(wsh_client_t *cl)
-{
-    struct sockaddr_in *sin = (struct sockaddr_in *) &cl->addrs[0];
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &cl->addrs[0];
-    uint16_t port = htons((uint16_t) atoi(cl->url.port));
-
-    if (inet_pton(AF_INET, cl->url.host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = port;
-        cl->addrlen[0] = sizeof(*sin);
-    } else if (inet_pton(AF_INET6, cl->url.host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = port;
-        cl->addrlen[0] = sizeof(*sin6);
-    } else {
-        return false;
-    }
-    cl->naddrs = 1;
-    return true;
-}
-
 wsh_client_t *
 wsh_client_connect(struct event_base *base, const wsh_url_t *url,
     SSL_CTX *ssl_ctx, const char *extra_headers,
@@ -543,18 +519,18 @@ wsh_client_connect(struct event_base *base, const wsh_url_t *url,
     cl->rng |= 1;               /* xorshift state must not be zero */
 
     /* Resolve here, synchronously: a failure is an immediate one. An
-     * address literal (the usual case for a load generator) skips
-     * getaddrinfo(), whose AI_ADDRCONFIG asks the kernel for the
-     * interfaces each time: a tenth of the generator's handshakes. */
-    if (client_numeric(cl)) {
-        goto resolved;
-    }
+     * address literal (the usual case for a load generator) is taken as
+     * it is: AI_ADDRCONFIG asks the kernel for the interfaces each time,
+     * a tenth of the generator's handshakes. */
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
     if (getaddrinfo(url->host, url->port, &hints, &res) != 0) {
-        goto failed;
+        hints.ai_flags = AI_ADDRCONFIG;
+        if (getaddrinfo(url->host, url->port, &hints, &res) != 0) {
+            goto failed;
+        }
     }
     for (ai = res; ai != NULL && cl->naddrs < CLIENT_MAX_ADDRS;
          ai = ai->ai_next)
@@ -569,8 +545,6 @@ wsh_client_connect(struct event_base *base, const wsh_url_t *url,
     if (cl->naddrs == 0) {
         goto failed;
     }
-
-resolved:
 
     cl->timer = evtimer_new(base, client_timer_cb, cl);
     if (cl->timer == NULL) {
@@ -864,7 +838,6 @@ client_direct_read_cb(evutil_socket_t fd, short what, void *arg)
     u_char *p = buf;
     ssize_t n;
 
-    (void) what;
     n = recv(fd, buf, sizeof(buf), 0);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK

@@ -329,51 +329,46 @@ ws_header_size(const wsh_ws_t *ws)
            + (ws->client ? 0 : 4);
 }
 
-/* A whole single-frame message lies in the input: check it, unmask and
- * validate it where it is, and hand it out from there. No copy, no
- * buffer: this is every message of a client that sends small ones.
- * Anything else (a fragment, a control frame, a partial frame, a
- * 64-bit length) takes the general path. */
+/* A final data frame whose header is in the input: checked like any
+ * other and, when its payload is there too, unmasked and validated where
+ * it lies and handed out from there: no copy, no buffer, which is every
+ * message of a client that sends small ones. WSH_DECLINED: the general
+ * path goes on, with the header consumed (state PAYLOAD) when it was
+ * whole, untouched otherwise (a fragment, a control frame, a cut
+ * header). */
 static int
 ws_parse_in_place(wsh_ws_t *ws, u_char **pos, const u_char *last,
     wsh_ws_event_t *ev)
 {
     u_char *p = *pos, *data;
-    size_t avail = (size_t) (last - p), need;
-    uint64_t len;
+    size_t avail = (size_t) (last - p), need, len;
 
     if (avail < 2 || (p[0] & 0x88) != 0x80) {
         return WSH_DECLINED;    /* not a final data frame, or too short */
     }
-    len = p[1] & 0x7f;
-    need = 2 + (ws->client ? 0 : 4);
-    if (len == 126) {
-        if (avail < 4) {
-            return WSH_DECLINED;
-        }
-        len = ((uint64_t) p[2] << 8) | p[3];
-        need += 2;
-    } else if (len == 127) {
+    ws->hdr[1] = p[1];
+    need = ws_header_size(ws);
+    if (avail < need) {
         return WSH_DECLINED;
     }
-    if (avail < need || avail - need < len) {
-        return WSH_DECLINED;
-    }
-
     memcpy(ws->hdr, p, need);
     *pos = p + need;
     if (ws_check_start(ws, ev) != WSH_OK || ws_check_header(ws, ev) != WSH_OK)
     {
         return WSH_ERROR;
     }
+    if (ws->remaining > avail - need) {
+        ws->state = WS_STATE_PAYLOAD;
+        return WSH_DECLINED;
+    }
     data = p + need;
+    len = (size_t) ws->remaining;
     *pos = data + len;
     if (!ws->client) {
-        wsh_ws_mask(data, data, (size_t) len, ws->mask, 0);
+        wsh_ws_mask(data, data, len, ws->mask, 0);
     }
     if (ws->msg_opcode == WSH_WS_OP_TEXT && !ws->compressed
-        && wsh_utf8_validate(WSH_UTF8_ACCEPT, data, (size_t) len)
-           != WSH_UTF8_ACCEPT)
+        && wsh_utf8_validate(WSH_UTF8_ACCEPT, data, len) != WSH_UTF8_ACCEPT)
     {
         return ws_fail(ev, 1007, "invalid UTF-8 in a text message");
     }
@@ -383,7 +378,7 @@ ws_parse_in_place(wsh_ws_t *ws, u_char **pos, const u_char *last,
     ev->compressed = ws->compressed;
     ev->opcode = ws->msg_opcode;
     ev->data = data;
-    ev->len = (size_t) len;
+    ev->len = len;
     return WSH_OK;
 }
 
@@ -406,6 +401,9 @@ wsh_ws_parse(wsh_ws_t *ws, u_char **pos, const u_char *last,
             if (rc != WSH_DECLINED) {
                 *pos = p;
                 return rc;
+            }
+            if (p == last) {
+                break;          /* a header alone: its payload follows */
             }
         }
         if (ws->state == WS_STATE_HEADER) {
