@@ -47,4 +47,16 @@ int wsh_channel_next(struct bufferevent *bev, wsh_channel_msg_t *msg,
 
 void wsh_channel_consume(struct bufferevent *bev, const wsh_channel_msg_t *msg);
 
+/* A process about to exit: write what BEV still queues to its socket,
+ * waiting up to TIMEOUT ms for the peer to make room. Returns the bytes
+ * left unsent (the peer is gone, or did not read in time). */
+size_t wsh_channel_flush(struct bufferevent *bev, wsh_msec_t timeout);
+
+/* The peer exited: read what it left in the socket up to EOF, calling
+ * CONSUME after each read (and once for what is already buffered), so
+ * that no frame it sent is lost. Returns the bytes of an incomplete
+ * last frame (CONSUME left them). */
+size_t wsh_channel_read_rest(struct bufferevent *bev,
+    void (*consume)(struct bufferevent *bev, void *arg), void *arg);
+
 #endif /* WSH_CHANNEL_H */

@@ -253,6 +253,7 @@ master_reaped(master_proc_t *p, int status)
     struct timeval tv;
     bool crashed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     int slot = p->slot;
+    size_t left;
 
     if (WIFSIGNALED(status)) {
         wsh_log(p->exiting ? WSH_LOG_NOTICE : WSH_LOG_ALERT,
@@ -262,6 +263,16 @@ master_reaped(master_proc_t *p, int status)
         wsh_log(crashed && !p->exiting ? WSH_LOG_ALERT : WSH_LOG_NOTICE,
                 "worker %d, pid %d, exited with code %d", slot, (int) p->pid,
                 WEXITSTATUS(status));
+    }
+    /* What it wrote before it died is still in the socket (libevent
+     * reads 4 KB per callback): relay every frame before letting go,
+     * the publishes it acknowledged among them. */
+    left = wsh_channel_read_rest(p->chan, master_channel_read_cb,
+                                 (void *) (intptr_t) (p - master_procs));
+    if (left > 0) {
+        wsh_log(WSH_LOG_ALERT, "worker %d, pid %d, left an incomplete "
+                "frame of %zu bytes on its channel", slot, (int) p->pid,
+                left);
     }
     bufferevent_free(p->chan);
     p->chan = NULL;

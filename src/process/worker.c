@@ -24,6 +24,7 @@
 
 #include "engine/engine.h"
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -360,6 +361,31 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
     return wsh_modules_init_worker();
 }
 
+/* The channel may still hold publishes this worker acknowledged (under
+ * load, hundreds of KB): the master gets them before we go, however
+ * long it takes it to read, up to shutdown_timeout. */
+static void
+worker_flush_channel(void)
+{
+    struct evbuffer *out = bufferevent_get_output(wsh_worker.chan);
+    wsh_msec_t timeout = wsh_worker.conf->shutdown_timeout;
+    size_t queued = evbuffer_get_length(out), left;
+
+    if (queued == 0) {
+        return;
+    }
+    left = wsh_channel_flush(wsh_worker.chan, timeout);
+    if (left > 0) {
+        wsh_log(WSH_LOG_ALERT, "exiting with %zu of %zu bytes for the "
+                "master unsent (it exited, or did not read for %llums): "
+                "messages of this worker's last clients are lost", left,
+                queued, (unsigned long long) timeout);
+    } else {
+        wsh_log(WSH_LOG_INFO, "handed the master its last %zu bytes",
+                queued);
+    }
+}
+
 static void
 worker_cleanup(void)
 {
@@ -368,6 +394,7 @@ worker_cleanup(void)
     free(wsh_worker.listeners);
     wsh_signals_done();
     wsh_engine_exit_worker();
+    worker_flush_channel();
     bufferevent_free(wsh_worker.chan);
     event_free(wsh_worker.handshake_timer);
     event_free(wsh_worker.ping_timer);
