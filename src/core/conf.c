@@ -1821,7 +1821,7 @@ conf_limits(conf_ctx_t *ctx, conf_raw_limits_t *raw, wsh_conf_limits_t *l)
               10000000, &l->per_ip_handshake_burst);
     conf_uint(ctx, "limits.max_connections_total", raw->max_connections_total,
               0, 0, 100000000, &l->max_connections_total);
-    conf_uint(ctx, "limits.max_fragments", raw->max_fragments, 1024, 0,
+    conf_uint(ctx, "limits.max_fragments", raw->max_fragments, 0, 0,
               100000000, &l->max_fragments);
     conf_size(ctx, "limits.worker_send_buffer", raw->worker_send_buffer,
               (size_t) 256 << 20, 0, (size_t) 1 << 40,

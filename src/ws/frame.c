@@ -190,6 +190,11 @@ ws_check_start(wsh_ws_t *ws, wsh_ws_event_t *ev)
     return WSH_OK;
 }
 
+/* What each frame of a message costs, against a budget of
+ * max_message_size bytes for its headers: the smallest masked header. */
+#define WS_FRAGMENT_COST 6
+#define WS_FRAGMENT_BUDGET_MIN ((size_t) 64 << 10)
+
 /* The whole header is in: length, mask, size limit. */
 static int
 ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
@@ -226,9 +231,6 @@ ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
     if (ws->opcode & 0x8) {
         ws->ctl_start = ws->buf_len;
     } else {
-        if (len > ws->max_message || ws->buf_len > ws->max_message - len) {
-            return ws_fail(ev, 1009, "message exceeds max_message_size");
-        }
         if (ws->opcode != WSH_WS_OP_CONT) {
             ws->compressed = (ws->hdr[0] & WSH_WS_RSV1) != 0;
             ws->msg_opcode = ws->opcode;
@@ -237,9 +239,25 @@ ws_check_header(wsh_ws_t *ws, wsh_ws_event_t *ev)
             ws->fragments = 0;
         }
         /* Tiny fragments cost a header parse each while adding nothing
-         * to the message size: their number is a size too (1009, as
-         * for max_message_size). */
-        if (ws->max_fragments != 0 && ++ws->fragments > ws->max_fragments) {
+         * to the payload: the frames of a message are charged the
+         * smallest client header each, against a budget of their own of
+         * max_message_size bytes (64 KiB at least, so that tiny limits
+         * still allow fragments). A stream of empty fragments ends like
+         * an oversized message (1009) instead of running forever, while
+         * a message in any number of reasonable fragments fits
+         * (Autobahn 9.3 and 9.4: 1 MiB in 64-byte fragments). */
+        if (len > ws->max_message || ws->buf_len > ws->max_message - len) {
+            return ws_fail(ev, 1009, "message exceeds max_message_size");
+        }
+        if ((uint64_t) ws->fragments * WS_FRAGMENT_COST
+            > (ws->max_message > WS_FRAGMENT_BUDGET_MIN
+               ? ws->max_message : WS_FRAGMENT_BUDGET_MIN))
+        {
+            return ws_fail(ev, 1009, "message in more frames than "
+                           "max_message_size / 6 allows");
+        }
+        ws->fragments++;
+        if (ws->max_fragments != 0 && ws->fragments > ws->max_fragments) {
             return ws_fail(ev, 1009, "message in more frames than "
                            "limits.max_fragments");
         }

@@ -656,17 +656,17 @@ START_TEST(test_limits)
     ck_assert_uint_eq(cf->limits.per_ip_connections, 0);
     ck_assert_uint_eq(cf->limits.per_ip_handshake_rate, 0);
     ck_assert_uint_eq(cf->limits.max_connections_total, 0);
-    ck_assert_uint_eq(cf->limits.max_fragments, 1024);
+    ck_assert_uint_eq(cf->limits.max_fragments, 0);
     ck_assert_uint_eq(cf->limits.worker_send_buffer, (size_t) 256 << 20);
     wsh_conf_free(cf);
 
     cf = load_text("limits:\n  per_ip_connections: 10\n"
-                   "  per_ip_handshake_rate: 5\n  max_fragments: 0\n"
+                   "  per_ip_handshake_rate: 5\n  max_fragments: 2048\n"
                    "  worker_send_buffer: 0\n", &ld);
     ck_assert_msg(cf != NULL, "%s", ld.err);
     ck_assert_uint_eq(cf->limits.per_ip_connections, 10);
     ck_assert_uint_eq(cf->limits.per_ip_handshake_burst, 10);
-    ck_assert_uint_eq(cf->limits.max_fragments, 0);
+    ck_assert_uint_eq(cf->limits.max_fragments, 2048);
     ck_assert_uint_eq(cf->limits.worker_send_buffer, 0);
     wsh_conf_free(cf);
 

@@ -1077,6 +1077,82 @@ START_TEST(test_unmask_alignments)
 }
 END_TEST
 
+/* A masked client frame (key 0) of OPCODE with LEN bytes of 'a' at P;
+ * returns its size. */
+static size_t
+put_frame(u_char *p, bool fin, int opcode, size_t len)
+{
+    size_t h = 2;
+
+    p[0] = (u_char) ((fin ? 0x80 : 0) | opcode);
+    if (len < 126) {
+        p[1] = (u_char) (0x80 | len);
+    } else {
+        p[1] = 0x80 | 126;
+        p[2] = (u_char) (len >> 8);
+        p[3] = (u_char) len;
+        h = 4;
+    }
+    memset(p + h, 0, 4);
+    memset(p + h + 4, 'a', len);
+    return h + 4 + len;
+}
+
+/* Fragments are bounded by bytes, not by a count: 1 MiB in 16,384
+ * fragments of 64 bytes passes (Autobahn 9.3.1) with max_fragments 0,
+ * while empty fragments end with 1009 once their headers add up to
+ * max_message_size; max_fragments still caps the count when set. */
+START_TEST(test_fragments_cost_bytes)
+{
+    const size_t total = 1 << 20, frag = 64, n = total / frag;
+    u_char *buf = malloc(n * (frag + 8)), *p = buf, *end;
+    wsh_ws_event_t ev;
+    wsh_ws_t ws;
+    size_t i, frames;
+    int rc;
+
+    ck_assert_ptr_nonnull(buf);
+    for (i = 0; i < n; i++) {
+        p += put_frame(p, i == n - 1, i ? WSH_WS_OP_CONT : WSH_WS_OP_BINARY,
+                       frag);
+    }
+    end = p;
+    wsh_ws_init(&ws, 16 << 20);
+    p = buf;
+    ck_assert_int_eq(parse_one(&ws, &p, end, &ev), WSH_WS_EV_MESSAGE);
+    ck_assert_uint_eq(ev.len, total);
+    free(ws.buf);
+
+    /* Empty fragments: max_message 600 (a header budget of 64 KiB)
+     * allows a first frame and 10,922 more (each charged 6 bytes); the
+     * header of the next one fails. */
+    p = buf;
+    for (i = 0; i < 20000; i++) {
+        p += put_frame(p, false, i ? WSH_WS_OP_CONT : WSH_WS_OP_TEXT, 0);
+    }
+    end = p;
+    wsh_ws_init(&ws, 600);
+    p = buf;
+    rc = wsh_ws_parse(&ws, &p, end, &ev);
+    ck_assert_int_eq(rc, WSH_ERROR);
+    ck_assert_int_eq(ev.code, 1009);
+    frames = (size_t) (p - buf) / 6;
+    ck_assert_uint_eq(frames, 10924);
+    free(ws.buf);
+
+    /* The count cap, when configured. */
+    wsh_ws_init(&ws, 600);
+    ws.max_fragments = 4;
+    p = buf;
+    ck_assert_int_eq(wsh_ws_parse(&ws, &p, end, &ev), WSH_ERROR);
+    ck_assert_int_eq(ev.code, 1009);
+    ck_assert_str_eq(ev.error, "message in more frames than "
+                     "limits.max_fragments");
+    free(ws.buf);
+    free(buf);
+}
+END_TEST
+
 static Suite *
 frame_suite(void)
 {
@@ -1091,6 +1167,7 @@ frame_suite(void)
     tcase_add_test(parse, test_busy);
     tcase_add_test(parse, test_client_mode);
     tcase_add_test(parse, test_unmask_alignments);
+    tcase_add_test(parse, test_fragments_cost_bytes);
     tcase_set_timeout(parse, 300);
     suite_add_tcase(s, parse);
 
