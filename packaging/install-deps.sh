@@ -41,7 +41,7 @@ if command -v apt-get >/dev/null 2>&1; then
         libssl-dev libhiredis-dev libjansson-dev libcyaml-dev libyaml-dev
         zlib1g-dev libedit-dev libjwt-dev"
     test="check python3 python3-websockets python3-prometheus-client
-        redis-server valgrind mandoc curl xz-utils chromium openssl"
+        redis-server valgrind mandoc curl xz-utils chromium openssl iproute2"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
     # systemd for systemd-analyze verify; python3-websockets and man-db
@@ -65,7 +65,7 @@ elif command -v dnf >/dev/null 2>&1; then
         openssl-devel hiredis-devel jansson-devel libcyaml-devel libyaml-devel
         zlib-devel libedit-devel libjwt-devel"
     test="check-devel python3 python3-websockets python3-prometheus_client
-        redis valgrind mandoc curl xz chromium openssl"
+        redis valgrind mandoc curl xz chromium openssl iproute"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
     package="rpm-build systemd-rpm-macros"

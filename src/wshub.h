@@ -17,6 +17,7 @@
 
 typedef struct wsh_conn_s    wsh_conn_t;
 typedef struct wsh_request_s wsh_request_t;
+typedef struct wsh_ack_s     wsh_ack_t;
 
 /* WebSocket opcodes a module sees and sends. */
 #define WSH_OPCODE_TEXT   0x1
@@ -89,6 +90,9 @@ typedef struct wsh_module_s {
      * a publish with WSH_PUBLISH_CONFIRM, also when it did (found 1). */
     void (*publish_result)(wsh_conn_t *c, const char *to, size_t len,
                            int found);
+    /* The sequencer's answer to C's wsh_publish_acked() of TICKET
+     * (struct wsh_ack_s, below); not called when C closed first. */
+    void (*acked)(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack);
 } wsh_module_t;
 
 /* Queue one message. Returns 0, or -1 if the connection is closing or
@@ -160,6 +164,49 @@ int  wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
  * of local recipients. */
 size_t wsh_publish(int kind, const char *name, size_t len, const void *data,
     size_t dlen, wsh_conn_t *sender, int flags);
+
+/* Acknowledged publishes. A publish to a room with history, or with an
+ * idempotency key, goes through the engine's sequencer (the master, or
+ * Redis) before anybody gets it: wsh_publish_acked() gives it a ticket,
+ * and the sender's module hears the outcome through its acked hook,
+ * once the sequencer has the message (numbered, when the room keeps
+ * history), or that it never got there. Other publishes are accepted by
+ * this worker at once (ticket 0: nothing comes back). */
+#define WSH_IDEMPOTENCY_KEY_MAX 128
+
+struct wsh_ack_s {
+    int         failed;         /* the sequencer never got it (the engine
+                                 * is down): not published; retrying with
+                                 * the same key is safe */
+    int         duplicate;      /* the key was seen within the window:
+                                 * the first publish's outcome, nothing
+                                 * was published now */
+    int         kind;           /* the WSH_TOPIC_* published to */
+    int         found;          /* somebody was subscribed (for a client
+                                 * topic: the id is connected) */
+    uint64_t    offset;         /* 0: not numbered (no history) */
+    const char *epoch;          /* with an offset */
+    size_t      epoch_len;
+};
+
+typedef struct {
+    const char *key;            /* idempotency key (1 to
+                                 * WSH_IDEMPOTENCY_KEY_MAX bytes), NULL:
+                                 * none */
+    size_t      key_len;
+    uint64_t    ticket;         /* out: the acked hook's ticket, 0: no
+                                 * answer comes */
+} wsh_publish_ack_t;
+
+/* wsh_publish() through the sequencer when the topic is a room with
+ * history or ACK has a key (see above); ACK->ticket tells whether the
+ * acked hook of SENDER (which must not be NULL then) will be called.
+ * With a key the message is not delivered locally before the sequencer
+ * has seen it, so the return value counts the local members it will
+ * reach (rooms), or 0. */
+size_t wsh_publish_acked(int kind, const char *name, size_t len,
+    const void *data, size_t dlen, wsh_conn_t *sender, int flags,
+    wsh_publish_ack_t *ack);
 
 /* Rooms with history (hub.history): the engine numbers every message
  * published to them with an offset, strictly increasing within the

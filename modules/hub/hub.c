@@ -24,11 +24,26 @@
 #define HUB_RECONNECT_MIN_MS     100
 #define HUB_RECONNECT_SPREAD_MS  2000
 
+/* Acknowledgements a client waits for: publishes to rooms with history
+ * are acknowledged once the sequencer has numbered them. */
+#define HUB_PENDING_MAX 1024
+
 typedef struct {
-    unsigned nrooms;
-    size_t   idlen;
-    char     id[WSH_CLIENT_ID_MAX + 1];
+    uint64_t ticket;
+    json_t  *id;                /* the client's "id", as it sent it */
+} hub_pending_t;
+
+typedef struct {
+    unsigned       nrooms;
+    size_t         idlen;
+    char           id[WSH_CLIENT_ID_MAX + 1];
+    json_t        *request_id;  /* "id" of the message being handled */
+    hub_pending_t *pending;     /* in publish order */
+    size_t         npending;
+    size_t         pending_cap;
 } hub_conn_t;
+
+static void hub_api_acked(wsh_conn_t *c, const wsh_ack_t *ack);
 
 static const wsh_conf_hub_t *
 hub_conf(void)
@@ -49,13 +64,35 @@ hub_send(wsh_conn_t *c, json_t *obj)
     json_decref(obj);
 }
 
+/* An error reply; it carries the "id" of the request it answers. */
 static void
 hub_error(wsh_conn_t *c, const char *error, const char *request)
 {
     json_t *obj = json_pack("{s:s, s:s}", "type", "error", "error", error);
+    hub_conn_t *hc = wsh_conn_get_data(c);
 
     if (obj != NULL && request != NULL) {
         json_object_set_new(obj, "request", json_string(request));
+    }
+    if (obj != NULL && hc != NULL && hc->request_id != NULL) {
+        json_object_set(obj, "id", hc->request_id);
+    }
+    if (obj != NULL) {
+        hub_send(c, obj);
+    }
+}
+
+/* {"type":"ack","id":ID} plus the position of a numbered message. */
+static void
+hub_send_ack(wsh_conn_t *c, json_t *id, const wsh_ack_t *ack)
+{
+    json_t *obj = json_pack("{s:s, s:O}", "type", "ack", "id", id);
+
+    if (obj != NULL && ack != NULL && ack->offset != 0) {
+        json_object_set_new(obj, "offset",
+                            json_integer((json_int_t) ack->offset));
+        json_object_set_new(obj, "epoch",
+                            json_stringn(ack->epoch, ack->epoch_len));
     }
     if (obj != NULL) {
         hub_send(c, obj);
@@ -228,6 +265,10 @@ hub_close(wsh_conn_t *c, int code)
             hub_publish(WSH_TOPIC_ALL, "", 0, obj, c, 0);
         }
     }
+    while (hc->npending > 0) {
+        json_decref(hc->pending[--hc->npending].id);
+    }
+    free(hc->pending);
     free(hc);
     wsh_conn_set_data(c, NULL);
 }
@@ -399,6 +440,82 @@ hub_reserve_position(json_t *obj, int kind, const char *room, size_t len)
     }
 }
 
+/* A message with an "id": acknowledged at once when this worker is
+ * where it is accepted, else (a room with history) when the sequencer
+ * has numbered it (hub_acked). The id stays in the relayed message. */
+static void
+hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
+    const char *name, size_t len)
+{
+    wsh_publish_ack_t ack = { NULL, 0, 0 };
+    hub_pending_t *p;
+    char *text;
+
+    if (hc->npending == HUB_PENDING_MAX) {
+        hub_error(c, "Too many messages waiting for their ack",
+                  json_string_value(json_object_get(root, "type")));
+        return;
+    }
+    if (hc->npending == hc->pending_cap) {
+        p = realloc(hc->pending, (hc->pending_cap ? hc->pending_cap * 2 : 4)
+                                 * sizeof(*p));
+        if (p == NULL) {
+            hub_error(c, "Server error", NULL);
+            return;
+        }
+        hc->pending = p;
+        hc->pending_cap = hc->pending_cap ? hc->pending_cap * 2 : 4;
+    }
+    text = json_dumps(root, JSON_COMPACT);
+    if (text == NULL) {
+        hub_error(c, "Server error", NULL);
+        return;
+    }
+    (void) wsh_publish_acked(kind, name, len, text, strlen(text), c, 0, &ack);
+    free(text);
+    if (ack.ticket == 0) {
+        hub_send_ack(c, hc->request_id, NULL);
+        return;
+    }
+    p = &hc->pending[hc->npending++];
+    p->ticket = ack.ticket;
+    p->id = json_incref(hc->request_id);
+}
+
+/* The sequencer's answer to a message with an "id", or to an API
+ * publish (an HTTP request: no hub_conn_t) waiting for it. */
+static void
+hub_acked(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack)
+{
+    hub_conn_t *hc = wsh_conn_get_data(c);
+    json_t *obj, *id;
+    size_t i;
+
+    if (hc == NULL) {
+        hub_api_acked(c, ack);
+        return;
+    }
+    for (i = 0; i < hc->npending && hc->pending[i].ticket != ticket; i++) { }
+    if (i == hc->npending) {
+        return;
+    }
+    id = hc->pending[i].id;
+    memmove(&hc->pending[i], &hc->pending[i + 1],
+            (hc->npending - i - 1) * sizeof(*hc->pending));
+    hc->npending--;
+    if (!ack->failed) {
+        hub_send_ack(c, id, ack);
+    } else {
+        obj = json_pack("{s:s, s:s, s:O}", "type", "error", "error",
+                        "Not published: the engine is unavailable, retry",
+                        "id", id);
+        if (obj != NULL) {
+            hub_send(c, obj);
+        }
+    }
+    json_decref(id);
+}
+
 /* room_message, private_message, broadcast: relay the object as sent,
  * with "from" set here (never trusted from the client). */
 static void
@@ -440,8 +557,23 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
     }
     json_object_set_new(root, "from", json_stringn(hc->id, hc->idlen));
     hub_reserve_position(root, kind, name, len);
-    json_incref(root);
-    hub_publish(kind, name, len, root, c, 0);
+    if (hc->request_id == NULL) {
+        json_incref(root);
+        hub_publish(kind, name, len, root, c, 0);
+        return;
+    }
+    hub_relay_acked(c, hc, root, kind, name, len);
+}
+
+/* The request's optional "id", any JSON value but null, echoed in its
+ * ack and errors. Not checked further: v1 relayed every field as sent,
+ * "id" included, and still does. */
+static void
+hub_request_id(hub_conn_t *hc, json_t *root)
+{
+    json_t *id = json_object_get(root, "id");
+
+    hc->request_id = id != NULL && !json_is_null(id) ? id : NULL;
 }
 
 static void
@@ -473,6 +605,7 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
         return;
     }
     t = json_string_value(type);
+    hub_request_id(hc, root);
     if (strcmp(t, "ping") == 0) {
         hub_send(c, json_pack("{s:s}", "type", "pong"));
     } else if (strcmp(t, "echo") == 0) {
@@ -489,6 +622,10 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
         hub_relay(c, hc, root, t);
     } else {
         hub_error(c, "Unknown message type", t);
+    }
+    hc = wsh_conn_get_data(c);          /* an error may have closed it */
+    if (hc != NULL) {
+        hc->request_id = NULL;
     }
     json_decref(root);
 }
@@ -643,6 +780,64 @@ hub_api_error(wsh_conn_t *c, int status, const char *error)
     return 0;
 }
 
+/* The answer to an API publish that went through the sequencer: 202
+ * with its position in a room with history, "duplicate" for a retry of
+ * a key already published; 404 for a private one nobody got; 503 when
+ * it never got there (safe to retry with the same key). */
+static void
+hub_api_acked(wsh_conn_t *c, const wsh_ack_t *ack)
+{
+    json_t *obj;
+
+    if (ack->failed) {
+        hub_api_error(c, 503, "not published: the engine is unavailable; "
+                      "retry (with the same Idempotency-Key)");
+        return;
+    }
+    if (ack->kind == WSH_TOPIC_CLIENT && !ack->found) {
+        hub_api_error(c, 404, "User not found");
+        return;
+    }
+    obj = json_object();
+    if (obj != NULL && ack->offset != 0) {
+        json_object_set_new(obj, "offset",
+                            json_integer((json_int_t) ack->offset));
+        json_object_set_new(obj, "epoch",
+                            json_stringn(ack->epoch, ack->epoch_len));
+    }
+    if (obj != NULL && ack->duplicate) {
+        json_object_set_new(obj, "duplicate", json_true());
+    }
+    hub_http_reply(c, 202, obj);
+}
+
+/* The idempotency key of an API publish: the Idempotency-Key header, or
+ * the body's "idempotency_key". False after an error answer. */
+static bool
+hub_api_key(wsh_conn_t *c, const wsh_request_t *r, json_t *root,
+    wsh_publish_ack_t *ack)
+{
+    json_t *k = json_object_get(root, "idempotency_key");
+
+    ack->key = wsh_request_header(r, "Idempotency-Key", &ack->key_len);
+    if (ack->key == NULL && k != NULL) {
+        if (!json_is_string(k)) {
+            hub_api_error(c, 400, "\"idempotency_key\" must be a string");
+            return false;
+        }
+        ack->key = json_string_value(k);
+        ack->key_len = json_string_length(k);
+    }
+    if (ack->key != NULL
+        && (ack->key_len == 0 || ack->key_len > WSH_IDEMPOTENCY_KEY_MAX
+            || memchr(ack->key, '\0', ack->key_len) != NULL))
+    {
+        hub_api_error(c, 400, "idempotency key: 1 to 128 bytes, no NUL");
+        return false;
+    }
+    return true;
+}
+
 /* POST /api/publish {"room"|"to"|"broadcast", "data"}. */
 static int
 hub_http(wsh_conn_t *c, const wsh_request_t *r)
@@ -653,6 +848,8 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
     json_error_t err;
     int kind, flags = 0;
     const char *deflt;
+    wsh_publish_ack_t ack = { NULL, 0, 0 };
+    char *text;
 
     auth = wsh_request_method(r, &len);
     if (len != 4 || memcmp(auth, "POST", 4) != 0) {
@@ -710,11 +907,24 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
     if (!json_is_string(json_object_get(data, "type"))) {
         json_object_set_new(data, "type", json_string(deflt));
     }
+    if (!hub_api_key(c, r, root, &ack)) {
+        json_decref(root);
+        return 0;
+    }
     json_object_set_new(data, "from", json_string("server"));
     hub_reserve_position(data, kind, name, nlen);
-    json_incref(data);
-    n = hub_publish(kind, name, nlen, data, c, flags);
+    text = json_dumps(data, JSON_COMPACT);
+    if (text == NULL) {
+        json_decref(root);
+        return hub_api_error(c, 500, "out of memory");
+    }
+    n = wsh_publish_acked(kind, name, nlen, text, strlen(text), c, flags,
+                          &ack);
+    free(text);
     json_decref(root);
+    if (ack.ticket != 0) {
+        return 0;               /* answered by hub_api_acked */
+    }
     /* "delivered" counts this worker's recipients; the other workers
      * deliver too. A private publish that reached nobody here is
      * answered when the cluster says whether the id exists anywhere
@@ -737,4 +947,5 @@ const wsh_module_t wsh_hub_module = {
     .members = hub_members,
     .presence = hub_presence,
     .publish_result = hub_publish_result,
+    .acked = hub_acked,
 };

@@ -57,6 +57,7 @@ typedef struct {
     char *announce_connections;
     char *slow_consumer;
     char *api_key;
+    char *idempotency_window;
     conf_raw_history_t *history;
     unsigned history_count;
 } conf_raw_hub_t;
@@ -224,6 +225,7 @@ static const cyaml_schema_field_t conf_hub_fields[] = {
     CONF_HUB(announce_connections),
     CONF_HUB(slow_consumer),
     CONF_HUB(api_key),
+    CONF_HUB(idempotency_window),
     CYAML_FIELD_SEQUENCE("history", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_hub_t, history, &conf_history_schema, 0,
                          256),
@@ -1412,6 +1414,8 @@ conf_hub(conf_ctx_t *ctx, conf_raw_hub_t *raw, wsh_conf_hub_t *hub)
         }
         hub->api_key = conf_strdup(ctx, raw->api_key);
     }
+    conf_msec(ctx, "hub.idempotency_window", raw->idempotency_window,
+              300000, 1000, &hub->idempotency_window);
     conf_hub_history(ctx, raw, hub);
 }
 

@@ -73,6 +73,8 @@ typedef struct {
     bool                announce_connections;
     bool                slow_consumer_drop; /* else close with 1008 */
     char               *api_key;           /* NULL: publish API off */
+    wsh_msec_t          idempotency_window; /* retries answered, not
+                                             * published again */
     wsh_conf_history_t *history;           /* first match wins */
     size_t              nhistory;
 } wsh_conf_hub_t;

@@ -15,6 +15,7 @@
  */
 #include "engine/engine.h"
 #include "engine/history.h"
+#include "core/hash.h"
 #include "engine/recovery.h"
 #include "engine/topic.h"
 #include "core/log.h"
@@ -28,12 +29,18 @@
 
 static const wsh_engine_ops_t *engine;
 
+/* Publishes waiting for the sequencer's answer: ticket -> connection
+ * (which counts them in c->acks, so that closing it forgets them). */
+static wsh_hash_t *engine_acks;
+static uint64_t engine_last_ticket;
+
 int
 wsh_engine_init_worker(void)
 {
     engine = wsh_worker.conf->engine.redis ? &wsh_engine_redis
                                            : &wsh_engine_local;
-    if (wsh_topic_index_init() != WSH_OK) {
+    engine_acks = wsh_hash_new();
+    if (wsh_topic_index_init() != WSH_OK || engine_acks == NULL) {
         return WSH_ERROR;
     }
     if (engine->init_worker != NULL && engine->init_worker() != WSH_OK) {
@@ -74,6 +81,8 @@ wsh_engine_exit_worker(void)
     }
     wsh_topic_index_free();
     wsh_recovery_exit();
+    wsh_hash_free(engine_acks, NULL);
+    engine_acks = NULL;
 }
 
 /* Join C to a topic; RECOVER: a room join that learns its position
@@ -131,7 +140,7 @@ wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
 int
 wsh_topic_has_history(const char *room, size_t len)
 {
-    return engine != NULL && engine->publish_seq != NULL
+    return engine != NULL && engine->publish_acked != NULL
            && wsh_history_rule(&wsh_worker.conf->hub, room, len) != NULL;
 }
 
@@ -188,9 +197,30 @@ wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
     return wsh_topic_membership(c, kind, name, len) != NULL;
 }
 
+/* C is closing: its publishes' answers will find nobody. */
+static void
+engine_forget_acks(wsh_conn_t *c)
+{
+    wsh_hash_iter_t it;
+    const void *key;
+    size_t klen;
+    void *value;
+
+    wsh_hash_iter_init(engine_acks, &it);
+    while (c->acks > 0 && wsh_hash_next(&it, &key, &klen, &value)) {
+        if (value == c) {
+            (void) wsh_hash_remove(engine_acks, key, klen);
+            c->acks--;
+        }
+    }
+}
+
 void
 wsh_engine_conn_closed(wsh_conn_t *c)
 {
+    if (c->acks > 0 && engine_acks != NULL) {
+        engine_forget_acks(c);
+    }
     while (!wsh_queue_empty(&c->topics)) {
         engine_leave(wsh_queue_data(wsh_queue_head(&c->topics), wsh_member_t,
                                     owner_link));
@@ -253,20 +283,57 @@ engine_own_client_topic(wsh_conn_t *c)
     return NULL;
 }
 
+/* A ticket for SENDER's acknowledged publish, 0 when it has too many
+ * waiting (or ENOMEM): its module is then answered at once, failed. */
+static uint64_t
+engine_ticket(wsh_conn_t *sender)
+{
+    uint64_t ticket = ++engine_last_ticket;
+
+    if (sender->acks == UINT16_MAX
+        || wsh_hash_put(engine_acks, &ticket, sizeof(ticket), sender)
+           != WSH_OK)
+    {
+        return 0;
+    }
+    sender->acks++;
+    return ticket;
+}
+
 size_t
-wsh_publish(int kind, const char *name, size_t len, const void *data,
-    size_t dlen, wsh_conn_t *sender, int flags)
+wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
+    size_t dlen, wsh_conn_t *sender, int flags, wsh_publish_ack_t *ack)
 {
     const wsh_topic_t *own = NULL, *t;
+    bool keyed = ack != NULL && ack->key != NULL && ack->key_len > 0
+                 && ack->key_len <= WSH_IDEMPOTENCY_KEY_MAX;
+    uint64_t ticket = 0;
     size_t n;
 
-    /* A room with history is delivered once sequenced, here too. */
-    if (kind == WSH_TOPIC_ROOM && !(flags & WSH_PUBLISH_LOCAL)
-        && wsh_topic_has_history(name, len))
+    if (ack != NULL) {
+        ack->ticket = 0;
+    }
+    /* A room with history is delivered once sequenced, here too; so is
+     * a publish with an idempotency key, which may be a retry. */
+    if (!(flags & WSH_PUBLISH_LOCAL) && engine->publish_acked != NULL
+        && (keyed || (kind == WSH_TOPIC_ROOM
+                      && wsh_topic_has_history(name, len))))
     {
         wsh_stat_add(WSH_STAT_ENGINE_PUBLISH, 1);
-        engine->publish_seq(name, len, sender ? sender->id : 0, data, dlen);
-        t = wsh_topic_find(kind, name, len);
+        if (ack != NULL && sender != NULL) {
+            ticket = engine_ticket(sender);
+            if (ticket == 0) {
+                wsh_log(WSH_LOG_ERR, "a publish was refused: its connection "
+                        "has %u waiting for the engine, or out of memory",
+                        (unsigned) sender->acks);
+                return 0;
+            }
+            ack->ticket = ticket;
+        }
+        engine->publish_acked(kind, name, len, sender ? sender->id : 0,
+                              ticket, keyed ? ack->key : NULL,
+                              keyed ? ack->key_len : 0, data, dlen);
+        t = kind == WSH_TOPIC_ROOM ? wsh_topic_find(kind, name, len) : NULL;
         n = t ? t->nmembers : 0;
         return n - (n > 0 && sender != NULL
                     && wsh_topic_membership(sender, kind, name, len));
@@ -286,6 +353,40 @@ wsh_publish(int kind, const char *name, size_t len, const void *data,
                         sender ? sender->id : 0, data, dlen);
     }
     return n;
+}
+
+size_t
+wsh_publish(int kind, const char *name, size_t len, const void *data,
+    size_t dlen, wsh_conn_t *sender, int flags)
+{
+    return wsh_publish_acked(kind, name, len, data, dlen, sender, flags,
+                             NULL);
+}
+
+void
+wsh_engine_acked(uint64_t conn_id, uint64_t ticket, int kind,
+    bool failed, uint64_t offset, const char *epoch, size_t elen, int flags)
+{
+    wsh_conn_t *c = wsh_hash_remove(engine_acks, &ticket, sizeof(ticket));
+    wsh_ack_t ack;
+
+    if (c == NULL) {
+        return;                 /* it closed meanwhile */
+    }
+    c->acks--;
+    if (c->id != conn_id || c->state == WSH_CONN_DEAD
+        || c->endpoint->module->acked == NULL)
+    {
+        return;
+    }
+    ack.kind = kind;
+    ack.failed = failed;
+    ack.duplicate = (flags & WSH_ENG_F_DUPLICATE) != 0;
+    ack.found = (flags & WSH_ENG_F_FOUND) != 0;
+    ack.offset = offset;
+    ack.epoch = offset ? epoch : NULL;
+    ack.epoch_len = offset ? elen : 0;
+    c->endpoint->module->acked(c, ticket, &ack);
 }
 
 /* A local connection by id among the members of a topic. */

@@ -39,19 +39,26 @@ typedef struct {
     bool (*up)(void);
     /* The engine_* fields of INFO past engine_up (NULL: none). */
     void (*info)(wsh_server_info_t *info);
-    /* Rooms with history (NULL: this engine keeps none; such rooms then
-     * behave as plain rooms and a join with since is answered
-     * recovered: false). publish_seq hands a message to the sequencer,
-     * which numbers it and delivers it to every worker, this one
-     * included (wsh_engine_deliver_seq): the publisher's worker does not
-     * deliver early, so all members see one order. history asks for
-     * CONN_ID's position in ROOM (after the worker subscribed to it),
-     * answered with wsh_engine_replay for each missed message, then
-     * wsh_engine_position with the same JOIN (a connection that left
-     * and joined again tells answers apart by it), all before the
-     * members answer of the join sent after it. */
-    void (*publish_seq)(const char *room, size_t len, uint64_t conn_id,
-                        const void *data, size_t dlen);
+    /* Rooms with history and acknowledged publishes (NULL: this
+     * engine keeps no history; such rooms then behave as plain rooms
+     * and a join with since is answered recovered: false).
+     * publish_acked hands a message to the sequencer, which checks
+     * KEY (NULL: none) against the idempotency window, numbers the
+     * message when ROOM keeps history, and delivers it to every
+     * worker, this one included (wsh_engine_deliver_seq for rooms,
+     * skipping CONN_ID; wsh_engine_deliver for the rest): the
+     * publisher's worker does not deliver early, so all members see one
+     * order and a duplicate reaches nobody. TICKET (0: none) is
+     * answered with wsh_engine_acked once the sequencer has it.
+     * history asks for CONN_ID's position in ROOM (after the worker
+     * subscribed to it), answered with wsh_engine_replay for each
+     * missed message, then wsh_engine_position with the same JOIN (a
+     * connection that left and joined again tells answers apart by it),
+     * all before the members answer of the join sent after it. */
+    void (*publish_acked)(int kind, const char *name, size_t len,
+                          uint64_t conn_id, uint64_t ticket,
+                          const char *key, size_t klen, const void *data,
+                          size_t dlen);
     void (*history)(const char *room, size_t len, uint64_t conn_id,
                     uint64_t join, const wsh_since_t *since);
 } wsh_engine_ops_t;
@@ -104,6 +111,13 @@ void wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
 void wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
     uint64_t join, bool history, bool recovered, uint64_t offset, const char *epoch,
     size_t elen);
+
+/* The sequencer's answer to TICKET, a publish_acked of CONN_ID to a
+ * topic of KIND: OFFSET
+ * in EPOCH (0: not numbered), FLAGS WSH_ENG_F_FOUND, F_DUPLICATE; FAILED
+ * when it never reached the sequencer (the engine is down). */
+void wsh_engine_acked(uint64_t conn_id, uint64_t ticket, int kind,
+    bool failed, uint64_t offset, const char *epoch, size_t elen, int flags);
 
 /* Local engine: a frame from the master (local.c). */
 void wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len);

@@ -71,14 +71,16 @@ local_leave(const char *room, size_t len, const char *id, size_t idlen)
                NULL, 0);
 }
 
-/* The master is the sequencer (relay.c): it numbers the message and
- * sends it back to every worker, this one included. */
+/* The master is the sequencer (relay.c): it checks the key, numbers
+ * the message and sends it back to every worker, this one included;
+ * the ticket rides in the offset. */
 static void
-local_publish_seq(const char *room, size_t len, uint64_t conn_id,
+local_publish_acked(int kind, const char *name, size_t len,
+    uint64_t conn_id, uint64_t ticket, const char *key, size_t klen,
     const void *data, size_t dlen)
 {
-    local_send(WSH_ENG_SEQPUB, WSH_TOPIC_ROOM, 0, room, len, NULL, 0,
-               conn_id, data, dlen);
+    local_send_at(WSH_ENG_SEQPUB, kind, ticket ? WSH_ENG_F_ACK : 0, name,
+                  len, key, klen, conn_id, ticket, data, dlen);
 }
 
 /* Sent after the SUB of the room: the master answers in channel order,
@@ -102,7 +104,7 @@ const wsh_engine_ops_t wsh_engine_local = {
     .publish = local_publish,
     .join = local_join,
     .leave = local_leave,
-    .publish_seq = local_publish_seq,
+    .publish_acked = local_publish_acked,
     .history = local_history,
 };
 
@@ -110,7 +112,7 @@ void
 wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len)
 {
     wsh_eng_msg_t m;
-    uint64_t join;
+    uint64_t join, ticket;
 
     if (wsh_eng_decode(p, len, &m) != WSH_OK) {
         wsh_log(WSH_LOG_ALERT, "malformed engine message %u", cmd);
@@ -146,6 +148,14 @@ wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len)
                             m.h.flags & WSH_ENG_F_HISTORY,
                             m.h.flags & WSH_ENG_F_RECOVERED, m.h.offset,
                             m.id, m.h.id_len);
+        break;
+    case WSH_ENG_ACKED:
+        ticket = 0;
+        if (m.data_len == sizeof(ticket)) {
+            memcpy(&ticket, m.data, sizeof(ticket));
+        }
+        wsh_engine_acked(m.h.conn_id, ticket, m.h.kind, false, m.h.offset,
+                         m.id, m.h.id_len, m.h.flags);
         break;
     case WSH_ENG_RESULT:
         wsh_engine_result(m.name, m.h.name_len, m.id, m.h.id_len,

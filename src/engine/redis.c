@@ -836,7 +836,7 @@ const wsh_engine_ops_t wsh_engine_redis = {
     .join = redis_join,
     .leave = redis_leave,
     .up = redis_up,
-    .publish_seq = redis_publish_seq,
+    .publish_acked = redis_publish_acked,
     .history = redis_history,
     .info = redis_breaker_info,
 };

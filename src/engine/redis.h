@@ -12,6 +12,9 @@
 #include <hiredis/async.h>
 
 #define REDIS_ENVELOPE  "#wshub1 "
+/* After the tag: a message the origin worker did not deliver locally
+ * (it went through the sequencer), so it is not skipped there. */
+#define REDIS_TAG_SEQUENCED "/s"
 #define REDIS_NAME_MAX  (WSH_TOPIC_NAME_MAX + 512)
 
 typedef enum {
@@ -75,7 +78,7 @@ void redis_breaker_info(wsh_server_info_t *info);
 
 /* Presence scripts (redis_script.c). */
 enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_HPUB,
-       REDIS_LUA_HREAD, REDIS_LUA_N };
+       REDIS_LUA_HREAD, REDIS_LUA_KPUB, REDIS_LUA_N };
 int  redis_script_init(void);
 /* The command connection is (re)connected: SCRIPT LOAD them. */
 void redis_script_load(void);
@@ -90,7 +93,8 @@ bool redis_cmd_up(void);
 
 /* Rooms with history (redis_history.c): the engine operations, and a
  * numbered message ("\x02S ...") from a room's channel. */
-void redis_publish_seq(const char *room, size_t len, uint64_t conn_id,
+void redis_publish_acked(int kind, const char *name, size_t len,
+    uint64_t conn_id, uint64_t ticket, const char *key, size_t klen,
     const void *data, size_t dlen);
 void redis_history(const char *room, size_t len, uint64_t conn_id,
     uint64_t join, const wsh_since_t *since);

@@ -46,28 +46,108 @@ redis_hist_key(char *buf, const char *room, size_t len)
     return n + 5 + len;
 }
 
-void
-redis_publish_seq(const char *room, size_t len, uint64_t conn_id,
-    const void *data, size_t dlen)
-{
-    const wsh_conf_history_t *rule;
-    char key[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], size[24], ttl[24];
-    char prefix[REDIS_NAME_MAX];
-    const char *argv[6];
-    size_t argl[6];
-    const u_char *p = data;
-    int n;
+/* A publish waiting for its script's reply, to acknowledge. */
+typedef struct {
+    uint64_t conn_id;
+    uint64_t ticket;
+    int      kind;
+} redis_ack_t;
 
-    rule = wsh_history_rule(&wsh_worker.conf->hub, room, len);
-    if (rule == NULL || len > WSH_TOPIC_NAME_MAX || dlen < 2 || p[0] != '{'
-        || p[dlen - 1] != '}' || !redis_cmd_up())
+/* HPUB's {offset, epoch, duplicate} or KPUB's {receivers, duplicate};
+ * anything else (NULL: the connection was lost) is a failure, which a
+ * retry with the same key makes safe. */
+static void
+redis_acked_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    redis_ack_t *q = privdata;
+    redisReply **el;
+    int flags;
+
+    (void) ac;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[reply->elements - 1]->type != REDIS_REPLY_INTEGER
+        || (reply->elements == 3
+            && reply->element[1]->type != REDIS_REPLY_STRING))
     {
-        /* Not numbered: this worker's members still get it. */
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+            wsh_log(WSH_LOG_ERR, "redis publish failed: %s", reply->str);
+        }
         wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
-        wsh_engine_deliver_seq(room, len, conn_id, 0, NULL, 0, data, dlen);
+        wsh_engine_acked(q->conn_id, q->ticket, q->kind, true, 0, NULL, 0, 0);
+        free(q);
         return;
     }
-    argl[0] = redis_hist_key(key, room, len);
+    el = reply->element;
+    flags = el[reply->elements - 1]->integer == 1 ? WSH_ENG_F_DUPLICATE : 0;
+    if (reply->elements == 3) {
+        wsh_engine_acked(q->conn_id, q->ticket, q->kind, false,
+                         (uint64_t) el[0]->integer, el[1]->str, el[1]->len,
+                         flags);
+    } else {
+        wsh_engine_acked(q->conn_id, q->ticket, q->kind, false, 0, NULL, 0,
+                         flags | (el[0]->integer > 0 ? WSH_ENG_F_FOUND : 0));
+    }
+    free(q);
+}
+
+/* A keyed publish to a topic without history: KPUB, in an envelope the
+ * origin worker does not skip (it did not deliver locally). */
+static int
+redis_publish_keyed(int kind, const char *name, size_t len,
+    const char *key, size_t klen, const void *data, size_t dlen,
+    redis_ack_t *q)
+{
+    char dk[REDIS_NAME_MAX + WSH_IDEMPOTENCY_KEY_MAX], ch[REDIS_NAME_MAX];
+    char window[24];
+    const char *argv[4];
+    size_t argl[4], n;
+    char *msg;
+    int rv;
+
+    /* The envelope fits in REDIS_NAME_MAX, as in HPUB's prefix. */
+    msg = malloc(REDIS_NAME_MAX + sizeof(REDIS_TAG_SEQUENCED) + dlen);
+    if (msg == NULL) {
+        return WSH_ERROR;
+    }
+    n = redis_envelope(msg) - 1;
+    memcpy(msg + n, REDIS_TAG_SEQUENCED "\n", sizeof(REDIS_TAG_SEQUENCED));
+    n += sizeof(REDIS_TAG_SEQUENCED);
+    memcpy(msg + n, data, dlen);
+    argl[0] = redis_channel(dk, kind, name, len);
+    memcpy(dk + argl[0], ":k:", 3);
+    memcpy(dk + argl[0] + 3, key, klen);
+    argl[0] += 3 + klen;
+    argl[1] = (size_t) snprintf(window, sizeof(window), "%" PRIu64,
+                                (uint64_t) wsh_worker.conf->hub
+                                .idempotency_window);
+    argl[2] = redis_channel(ch, kind, name, len);
+    argl[3] = n + dlen;
+    argv[0] = dk;
+    argv[1] = window;
+    argv[2] = ch;
+    argv[3] = msg;
+    rv = redis_script(REDIS_LUA_KPUB, 4, argv, argl,
+                      q ? redis_acked_cb : NULL, q);
+    free(msg);
+    return rv;
+}
+
+/* A room with history: HPUB numbers, keeps and publishes it at once. */
+static int
+redis_publish_numbered(const wsh_conf_history_t *rule, const char *room,
+    size_t len, uint64_t conn_id, const char *key, size_t klen,
+    const void *data, size_t dlen, redis_ack_t *q)
+{
+    char hk[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], size[24], ttl[24];
+    char prefix[REDIS_NAME_MAX], window[24];
+    const char *argv[8];
+    size_t argl[8];
+    int n;
+
+    argl[0] = redis_hist_key(hk, room, len);
     argl[1] = (size_t) snprintf(size, sizeof(size), "%zu", rule->size);
     argl[2] = (size_t) snprintf(ttl, sizeof(ttl), "%" PRIu64,
                                 (uint64_t) rule->ttl);
@@ -77,15 +157,66 @@ redis_publish_seq(const char *room, size_t len, uint64_t conn_id,
                  "\x02S %" PRIu64 " ", conn_id);
     argl[4] += (size_t) n;
     argl[5] = dlen;
-    argv[0] = key;
+    argl[6] = klen;
+    argl[7] = (size_t) snprintf(window, sizeof(window), "%" PRIu64,
+                                (uint64_t) wsh_worker.conf->hub
+                                .idempotency_window);
+    argv[0] = hk;
     argv[1] = size;
     argv[2] = ttl;
     argv[3] = ch;
     argv[4] = prefix;
     argv[5] = data;
-    if (redis_script(REDIS_LUA_HPUB, 6, argv, argl, NULL, NULL) != WSH_OK) {
-        wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
-        wsh_engine_deliver_seq(room, len, conn_id, 0, NULL, 0, data, dlen);
+    argv[6] = key ? key : "";
+    argv[7] = window;
+    return redis_script(REDIS_LUA_HPUB, 8, argv, argl,
+                        q ? redis_acked_cb : NULL, q);
+}
+
+void
+redis_publish_acked(int kind, const char *name, size_t len,
+    uint64_t conn_id, uint64_t ticket, const char *key, size_t klen,
+    const void *data, size_t dlen)
+{
+    const wsh_conf_history_t *rule = NULL;
+    const u_char *p = data;
+    redis_ack_t *q = NULL;
+    int rv = WSH_ERROR;
+
+    if (kind == WSH_TOPIC_ROOM) {
+        rule = wsh_history_rule(&wsh_worker.conf->hub, name, len);
+    }
+    if (ticket != 0) {
+        q = malloc(sizeof(*q));
+        if (q == NULL) {
+            wsh_engine_acked(conn_id, ticket, kind, true, 0, NULL, 0, 0);
+            return;
+        }
+        q->conn_id = conn_id;
+        q->ticket = ticket;
+        q->kind = kind;
+    }
+    if (len <= WSH_TOPIC_NAME_MAX && redis_cmd_up()) {
+        if (rule != NULL && dlen >= 2 && p[0] == '{' && p[dlen - 1] == '}') {
+            rv = redis_publish_numbered(rule, name, len, conn_id, key, klen,
+                                        data, dlen, q);
+        } else if (key != NULL) {
+            rv = redis_publish_keyed(kind, name, len, key, klen, data, dlen,
+                                     q);
+        }
+    }
+    if (rv == WSH_OK) {
+        return;
+    }
+    wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
+    if (key == NULL && kind == WSH_TOPIC_ROOM) {
+        /* Not numbered: this worker's members still get it. A keyed
+         * publish goes nowhere: its retry must be the one that counts. */
+        wsh_engine_deliver_seq(name, len, conn_id, 0, NULL, 0, data, dlen);
+    }
+    if (q != NULL) {
+        wsh_engine_acked(conn_id, ticket, kind, true, 0, NULL, 0, 0);
+        free(q);
     }
 }
 

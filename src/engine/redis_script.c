@@ -100,13 +100,24 @@ static const char redis_lua_sync[] = REDIS_LUA_HEAD
     "return ids\n";
 
 /* History publish (redis_history.c). KEYS[1]: the room's key base; ARGV:
- * size, ttl (ms), channel, publish prefix, message (a JSON object). The
- * next offset (a new epoch, Redis TIME in hex, when the history starts
- * or was lost), "offset" and "epoch" spliced in before the final '}',
- * kept as "MSEC MESSAGE" in the list, published after the prefix as
- * "OFFSET EPOCH\n" MESSAGE. Returns the offset. */
+ * size, ttl (ms), channel, publish prefix, message (a JSON object),
+ * idempotency key ('': none), its window (ms). A key seen within its
+ * window returns the first {offset, epoch, 1} and publishes nothing.
+ * Otherwise the next offset (a new epoch, Redis TIME in hex, when the
+ * history starts or was lost), "offset" and "epoch" spliced in before
+ * the final '}', kept as "MSEC MESSAGE" in the list, published after
+ * the prefix as "OFFSET EPOCH\n" MESSAGE. Returns {offset, epoch, 0}. */
 static const char redis_lua_hpub[] = REDIS_LUA_HEAD
     "local sk, ek, lk = KEYS[1] .. ':s', KEYS[1] .. ':e', KEYS[1] .. ':l'\n"
+    "local dk = KEYS[1] .. ':k:' .. ARGV[6]\n"
+    "if ARGV[6] ~= '' then\n"
+    "  local seen = redis.call('GET', dk)\n"
+    "  if seen then\n"
+    "    local sp = string.find(seen, ' ', 1, true)\n"
+    "    return {tonumber(string.sub(seen, 1, sp - 1)),\n"
+    "            string.sub(seen, sp + 1), 1}\n"
+    "  end\n"
+    "end\n"
     "local epoch = redis.call('GET', ek)\n"
     "if not epoch or not redis.call('GET', sk) then\n"
     "  epoch = string.format('%08x%08x', tonumber(t[1]), tonumber(t[2]))\n"
@@ -127,7 +138,21 @@ static const char redis_lua_hpub[] = REDIS_LUA_HEAD
     "end\n"
     "redis.call('PUBLISH', ARGV[3], ARGV[4] .. seq .. ' ' .. epoch .. '\\n'\n"
     "           .. msg)\n"
-    "return seq\n";
+    "if ARGV[6] ~= '' then\n"
+    "  redis.call('SET', dk, seq .. ' ' .. epoch, 'PX', ARGV[7])\n"
+    "end\n"
+    "return {seq, epoch, 0}\n";
+
+/* Publish with an idempotency key (redis_history.c), for topics without
+ * history. KEYS[1]: the key, ARGV: its window (ms), channel, message.
+ * A key seen within its window returns {first receivers, 1} and
+ * publishes nothing; else {receivers, 0}. */
+static const char redis_lua_kpub[] =
+    "local seen = redis.call('GET', KEYS[1])\n"
+    "if seen then return {tonumber(seen), 1} end\n"
+    "local n = redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+    "redis.call('SET', KEYS[1], n, 'PX', ARGV[1])\n"
+    "return {n, 0}\n";
 
 /* History read (redis_history.c). KEYS[1]: the room's key base; ARGV:
  * ttl (ms), "1" with since, its offset, its epoch ('' : the current).
@@ -170,7 +195,7 @@ static const char redis_lua_hread[] = REDIS_LUA_HEAD
 
 static const char *const redis_lua[REDIS_LUA_N] = {
     redis_lua_join, redis_lua_leave, redis_lua_sync, redis_lua_hpub,
-    redis_lua_hread
+    redis_lua_hread, redis_lua_kpub
 };
 static char redis_lua_sha[REDIS_LUA_N][41];
 

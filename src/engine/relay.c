@@ -17,6 +17,7 @@
  * (history.c). The master survives reloads, so does the history.
  */
 #include "engine/engine.h"
+#include "engine/dedup.h"
 #include "engine/history.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -49,6 +50,8 @@ typedef struct {
 static wsh_hash_t *relay_topics;    /* kind + name -> relay_subs_t */
 static wsh_hash_t *relay_rooms;     /* room -> (id -> relay_member_t) */
 static wsh_history_t *relay_history;
+static wsh_dedup_t *relay_dedup;           /* idempotency keys */
+static uint64_t relay_evicted;             /* keys evicted, as logged */
 static const wsh_conf_hub_t *relay_hub;    /* the current cycle's */
 static struct event *relay_sweep_ev;
 
@@ -62,7 +65,11 @@ relay_init(void)
     if (relay_history == NULL) {
         relay_history = wsh_history_new();
     }
-    return relay_topics && relay_rooms && relay_history ? WSH_OK : WSH_ERROR;
+    if (relay_dedup == NULL) {
+        relay_dedup = wsh_dedup_new();
+    }
+    return relay_topics && relay_rooms && relay_history && relay_dedup
+           ? WSH_OK : WSH_ERROR;
 }
 
 static void
@@ -97,6 +104,8 @@ wsh_relay_free(void)
     relay_topics = relay_rooms = NULL;
     wsh_history_free(relay_history);
     relay_history = NULL;
+    wsh_dedup_free(relay_dedup);
+    relay_dedup = NULL;
     if (relay_sweep_ev != NULL) {
         event_free(relay_sweep_ev);
         relay_sweep_ev = NULL;
@@ -369,40 +378,104 @@ relay_leave(size_t proc, const wsh_eng_msg_t *m)
     }
 }
 
-/* A message for a room with history: numbered and kept when a rule
- * matches (else, a reload changed the rules, delivered as is), then
- * sent to every subscribed worker; its sender is skipped on its own
- * worker only. */
+/* ACKED for a SEQPUB of PROC: its ticket rode in the offset. */
+static void
+relay_ack(size_t proc, const wsh_eng_msg_t *m, const wsh_dedup_result_t *r)
+{
+    uint64_t ticket = m->h.offset;
+
+    relay_send_at(proc, WSH_ENG_ACKED, m->h.kind, r->flags, m->name,
+                  m->h.name_len, r->epoch, strlen(r->epoch), m->h.conn_id,
+                  r->offset, &ticket, sizeof(ticket));
+}
+
+/* Number a message of a room with history and keep it, when a rule
+ * matches (else, a reload changed the rules: delivered as is); NULL
+ * when it is not numbered. *R is its room. */
+static const wsh_history_entry_t *
+relay_sequence(const wsh_eng_msg_t *m, wsh_history_room_t **r)
+{
+    const wsh_conf_history_t *rule = NULL;
+    const wsh_history_entry_t *e = NULL;
+    wsh_msec_t now = wsh_monotonic_msec();
+
+    *r = NULL;
+    if (relay_hub != NULL && m->h.kind == WSH_TOPIC_ROOM) {
+        rule = wsh_history_rule(relay_hub, m->name, m->h.name_len);
+    }
+    if (rule == NULL || relay_history == NULL) {
+        return NULL;
+    }
+    *r = wsh_history_room(relay_history, m->name, m->h.name_len, true, now);
+    e = *r ? wsh_history_append(*r, rule, m->data, m->data_len, now) : NULL;
+    if (e == NULL) {
+        wsh_log(WSH_LOG_ALERT, "a message of a history room was not "
+                "sequenced (out of memory or not a JSON object)");
+    }
+    return e;
+}
+
+/* A publish through the sequencer: a retry of an idempotency key seen
+ * within the window is answered with the first outcome and goes
+ * nowhere; otherwise the message is numbered (rooms with history) and
+ * sent to every subscribed worker, the publisher's included (its
+ * sender skipped there), then acknowledged when asked. */
 static void
 relay_seqpub(size_t proc, const wsh_eng_msg_t *m)
 {
-    relay_subs_t *s = relay_subs(WSH_TOPIC_ROOM, m->name, m->h.name_len);
-    const wsh_conf_history_t *rule = NULL;
+    relay_subs_t *s = relay_subs(m->h.kind, m->name, m->h.name_len);
+    const wsh_dedup_result_t *seen = NULL;
     const wsh_history_entry_t *e = NULL;
     wsh_history_room_t *r = NULL;
+    wsh_dedup_result_t result;
     wsh_msec_t now = wsh_monotonic_msec();
     size_t i;
 
-    if (relay_hub != NULL) {
-        rule = wsh_history_rule(relay_hub, m->name, m->h.name_len);
+    if (m->h.id_len > 0) {
+        seen = wsh_dedup_find(relay_dedup, m->h.kind, m->name,
+                              m->h.name_len, m->id, m->h.id_len, now);
     }
-    if (rule != NULL && relay_history != NULL) {
-        r = wsh_history_room(relay_history, m->name, m->h.name_len, true,
-                             now);
-        e = r ? wsh_history_append(r, rule, m->data, m->data_len, now)
-              : NULL;
-        if (e == NULL) {
-            wsh_log(WSH_LOG_ALERT, "a message of a history room was not "
-                    "sequenced (out of memory or not a JSON object)");
+    if (seen != NULL) {
+        result = *seen;
+        result.flags |= WSH_ENG_F_DUPLICATE;
+        if (m->h.flags & WSH_ENG_F_ACK) {
+            relay_ack(proc, m, &result);
         }
+        return;
     }
+    e = relay_sequence(m, &r);
     for (i = 0; s != NULL && i < s->n; i++) {
+        if (m->h.kind != WSH_TOPIC_ROOM) {
+            relay_send(s->procs[i], WSH_ENG_DELIVER, m->h.kind, 0, m->name,
+                       m->h.name_len, NULL, 0, 0, m->data, m->data_len);
+            continue;
+        }
         relay_send_at(s->procs[i], WSH_ENG_SEQ, WSH_TOPIC_ROOM, 0, m->name,
                       m->h.name_len, e ? r->epoch : NULL,
                       e ? WSH_HISTORY_EPOCH_LEN : 0,
                       s->procs[i] == proc ? m->h.conn_id : 0,
                       e ? e->offset : 0, e ? e->data : m->data,
                       e ? e->len : m->data_len);
+    }
+    memset(&result, 0, sizeof(result));
+    if (e != NULL) {
+        result.offset = e->offset;
+        memcpy(result.epoch, r->epoch, WSH_HISTORY_EPOCH_LEN);
+    }
+    if (s != NULL && s->n > 0) {
+        result.flags = WSH_ENG_F_FOUND;
+    }
+    if (m->h.id_len > 0
+        && wsh_dedup_add(relay_dedup, m->h.kind, m->name, m->h.name_len,
+                         m->id, m->h.id_len, &result, now,
+                         relay_hub ? relay_hub->idempotency_window : 300000)
+           != WSH_OK)
+    {
+        wsh_log(WSH_LOG_ALERT, "an idempotency key was not kept (out of "
+                "memory): a retry with it would publish again");
+    }
+    if (m->h.flags & WSH_ENG_F_ACK) {
+        relay_ack(proc, m, &result);
     }
 }
 
@@ -459,10 +532,22 @@ relay_room_subscribed(const char *room, size_t len, void *arg)
 static void
 relay_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
+    wsh_msec_t now = wsh_monotonic_msec();
+
     if (relay_history != NULL && relay_hub != NULL) {
-        (void) wsh_history_sweep(relay_history, relay_hub,
-                                 wsh_monotonic_msec(), relay_room_subscribed,
-                                 NULL);
+        (void) wsh_history_sweep(relay_history, relay_hub, now,
+                                 relay_room_subscribed, NULL);
+    }
+    if (relay_dedup != NULL) {
+        wsh_dedup_expire(relay_dedup, now);
+        if (wsh_dedup_evicted(relay_dedup) != relay_evicted) {
+            wsh_log(WSH_LOG_WARN, "%llu idempotency keys forgotten before "
+                    "their window ended: more than %d within "
+                    "hub.idempotency_window",
+                    (unsigned long long) (wsh_dedup_evicted(relay_dedup)
+                                          - relay_evicted), WSH_DEDUP_MAX);
+            relay_evicted = wsh_dedup_evicted(relay_dedup);
+        }
     }
 }
 

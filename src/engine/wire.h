@@ -29,14 +29,23 @@ enum {
     WSH_ENG_RESULT,         /* a private PUB reached nobody (or, when
                              * confirmed, somebody: F_FOUND) */
     /* rooms with history (history.h) */
-    WSH_ENG_SEQPUB,         /* w->m: sequence, then deliver to ALL */
+    WSH_ENG_SEQPUB,         /* w->m: through the sequencer: checked
+                             * against the idempotency key in id (if
+                             * any), numbered when the room keeps
+                             * history, then delivered to ALL (the
+                             * publisher's worker included); F_ACK: the
+                             * ticket in offset, answered with ACKED */
     WSH_ENG_HISTORY,        /* w->m: position (and missed messages) of a
                              * joining conn_id; F_SINCE: offset, id epoch */
     WSH_ENG_SEQ,            /* m->w: a sequenced message; conn_id is the
                              * sender to skip, offset 0: not in history */
     WSH_ENG_REPLAY,         /* m->w: one missed message for conn_id */
-    WSH_ENG_POSITION        /* m->w: the answer to HISTORY, after any
+    WSH_ENG_POSITION,       /* m->w: the answer to HISTORY, after any
                              * REPLAY: F_HISTORY, F_RECOVERED, offset */
+    WSH_ENG_ACKED           /* m->w: a SEQPUB's outcome for conn_id:
+                             * data = its ticket, offset (0: not
+                             * numbered), id = epoch, F_FOUND (somebody
+                             * is subscribed), F_DUPLICATE */
 };
 
 #define WSH_ENG_F_JOINED    0x1     /* PRESENCE: joined, else left */
@@ -46,6 +55,10 @@ enum {
 #define WSH_ENG_F_SINCE     0x10    /* HISTORY: the client gave since */
 #define WSH_ENG_F_HISTORY   0x20    /* POSITION: the room keeps history */
 #define WSH_ENG_F_RECOVERED 0x40    /* POSITION: every missed one sent */
+#define WSH_ENG_F_ACK       0x80    /* SEQPUB: answer with ACKED */
+#define WSH_ENG_F_DUPLICATE 0x80    /* ACKED: the key was seen within the
+                                     * window: the first outcome, nothing
+                                     * published now */
 
 typedef struct {
     uint8_t  kind;          /* WSH_TOPIC_* */

@@ -654,6 +654,49 @@ wsh_conn_id(const wsh_conn_t *c)
     return c->id;
 }
 
+static void conn_http_next(wsh_conn_t *c);
+static void conn_io_read(wsh_io_t *io, u_char *p, size_t len);
+
+/* An answer the module gave after its http hook returned (an engine's
+ * acknowledgement): on to the requests that came meanwhile. */
+static void
+conn_http_resume(wsh_conn_t *c)
+{
+    u_char *next = c->req->next;
+    size_t len = c->req->next_len;
+
+    c->req->next = NULL;
+    conn_http_next(c);
+    if (next != NULL) {
+        conn_io_read(&c->io, next, len);
+        free(next);
+    }
+}
+
+/* Input while an answer is awaited: kept for after it, up to
+ * max_header_size (pipelining beyond that is not worth holding). */
+static size_t
+conn_http_stash(wsh_conn_t *c, const u_char *p, size_t len)
+{
+    wsh_request_t *r = c->req;
+    u_char *next;
+
+    if (r->next_len + len > wsh_worker.conf->max_header_size) {
+        conn_finalize(c, "pipelined past max_header_size while an answer "
+                      "was awaited");
+        return len;
+    }
+    next = realloc(r->next, r->next_len + len);
+    if (next == NULL) {
+        conn_finalize(c, "out of memory");
+        return len;
+    }
+    memcpy(next + r->next_len, p, len);
+    r->next = next;
+    r->next_len += len;
+    return len;
+}
+
 /* A complete HTTP response; the connection stays open for the next
  * request only if both sides want keep-alive and no body is pending. */
 static void
@@ -669,6 +712,7 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                 && !wsh_worker.draining
                 && (status < 400 || status == 404 || status == 405
                     || status == 426);
+    bool later;
 
     c->status = (uint16_t) status;
     n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
@@ -686,9 +730,17 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
     if (wsh_log_access_enabled()) {
         conn_access_log(c, status, len, false);
     }
+    /* Answered after the module's http hook returned: input was held. */
+    later = c->awaiting && c->io.held;
+    c->awaiting = 0;
     c->keep_alive = keep;
+    if (later) {
+        wsh_io_hold(&c->io, false);
+    }
     if (!keep) {
         conn_after_flush(c, true);
+    } else if (later) {
+        conn_http_resume(c);
     }
 }
 
@@ -864,9 +916,16 @@ static void
 conn_http_module(wsh_conn_t *c)
 {
     c->req->has_body = false;           /* read: keep-alive is possible */
+    c->awaiting = 1;                    /* until an answer is queued */
     if (c->endpoint->module->http(c, c->req) != 0) {
         conn_http_error(c, 426, "this endpoint speaks WebSocket: send an "
                         "Upgrade request");
+    }
+    if (c->awaiting && c->state == WSH_CONN_HTTP) {
+        /* The module answers later (wsh_http_respond), within what is
+         * left of handshake_timeout, else 504: the request stays, and
+         * the input waits in the socket. */
+        wsh_io_hold(&c->io, true);
     }
 }
 
@@ -1003,7 +1062,7 @@ conn_http_request(wsh_conn_t *c)
 static void
 conn_http_next(wsh_conn_t *c)
 {
-    if (c->state == WSH_CONN_HTTP && c->req != NULL) {
+    if (c->state == WSH_CONN_HTTP && c->req != NULL && !c->awaiting) {
         wsh_http_request_free(c->req);
         free(c->req);
         c->req = NULL;
@@ -1020,6 +1079,9 @@ conn_http_input(wsh_conn_t *c, const u_char *p, size_t len)
     size_t used = 0;
     int rc;
 
+    if (c->awaiting) {
+        return conn_http_stash(c, p, len);
+    }
     if (c->req != NULL && c->req->body_want > 0) {
         used = c->req->body_want - c->req->body_len;
         if (used > len) {
@@ -1393,7 +1455,10 @@ wsh_conn_handshake_timer(evutil_socket_t fd, short what, void *arg)
     wsh_conn_t *c;
 
     while ((c = conn_timer_due(&wsh_worker.handshakes, now)) != NULL) {
-        if (c->req != NULL && c->req->len > 0) {
+        if (c->awaiting) {
+            conn_http_error(c, 504, "the answer did not come within "
+                            "handshake_timeout");
+        } else if (c->req != NULL && c->req->len > 0) {
             conn_http_error(c, 408, "handshake_timeout expired");
         } else {
             conn_finalize(c, c->status ? NULL : "handshake_timeout expired "
@@ -1477,15 +1542,36 @@ wsh_conn_drain_all(int code)
             conn_timer_unlink(c);       /* no more pings */
             c->deadline = (uint32_t) (now + (n ? spread * i++ / n : 0));
             wsh_queue_insert_tail(&wsh_worker.drains, &c->timer_link);
-        } else if (c->state == WSH_CONN_HTTP && c->status != 0
-                   && (c->req == NULL || c->req->len == 0))
+        }
+    }
+    /* A connection that has not sent its first request yet is served. */
+    wsh_conn_close_idle(false);
+    wsh_conn_drain_timer(-1, 0, NULL);
+}
+
+void
+wsh_conn_close_idle(bool fresh)
+{
+    wsh_queue_t *q, *next;
+    wsh_conn_t *c;
+
+    for (q = wsh_queue_head(&wsh_worker.conns); q != &wsh_worker.conns;
+         q = next)
+    {
+        next = q->next;
+        c = wsh_queue_data(q, wsh_conn_t, link);
+        if (c->state != WSH_CONN_HTTP || c->awaiting
+            || (c->req != NULL && c->req->len > 0)
+            || (c->status == 0 && !fresh))
         {
-            /* Idle between keep-alive requests; a connection that has
-             * not sent its first request yet is served instead. */
+            continue;                   /* a request is under way */
+        }
+        if (c->io.out_bytes > 0) {
+            conn_after_flush(c, true);  /* its last answer goes first */
+        } else {
             conn_finalize(c, NULL);
         }
     }
-    wsh_conn_drain_timer(-1, 0, NULL);
 }
 
 void

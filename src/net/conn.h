@@ -70,7 +70,9 @@ struct wsh_conn_s {
     uint8_t               dropped:1;    /* slow: messages were skipped */
     uint8_t               rate_limited:1; /* over rate_limit */
     uint8_t               rate_started:1;
+    uint8_t               awaiting:1;   /* HTTP: the module answers later */
     int16_t               limit_entry;  /* net/limit.c address entry */
+    uint16_t              acks;         /* publishes awaiting the engine */
     uint32_t              deadline;     /* timer queue's, msec mod 2^32 */
 };
 
@@ -113,6 +115,12 @@ void wsh_conn_terminate_all(void);
 
 /* Begin closing every connection with CODE (graceful drain). */
 void wsh_conn_drain_all(int code);
+
+/* Close the HTTP connections that have nothing under way: no request
+ * being read or awaiting its answer, no answer being written (those
+ * are closed after it). FRESH: those that have not sent a request yet
+ * too. */
+void wsh_conn_close_idle(bool fresh);
 
 /* Free the connections closed since the last loop turn. */
 void wsh_conn_free_dead(void);

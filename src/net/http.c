@@ -29,9 +29,11 @@ wsh_http_request_free(wsh_request_t *r)
     free(r->buf);
     free(r->headers);
     free(r->body);
+    free(r->next);
     r->buf = NULL;
     r->headers = NULL;
     r->body = NULL;
+    r->next = NULL;
 }
 
 /* tchar of RFC 9110 section 5.6.2 */

@@ -40,6 +40,11 @@ typedef struct wsh_request_s {
     char              *body;        /* POST body, when a module reads one */
     size_t             body_len;
     size_t             body_want;
+
+    /* Bytes of the next requests that arrived while this one's answer
+     * was awaited (pipelining), fed to the parser after it. */
+    u_char            *next;
+    size_t             next_len;
 } wsh_request_t;
 
 void wsh_http_request_init(wsh_request_t *r, size_t max_header_size,

@@ -630,6 +630,11 @@ io_read(wsh_io_t *c)
     ssize_t n;
     int i;
 
+    if (c->held) {
+        c->unread = 1;          /* read when released: wsh_io_hold */
+        c->read_more = 0;
+        return;
+    }
     if (c->out_bytes >= io.read_pause) {
         /* Read again once the output has left (at the end of this turn,
          * or when the socket takes it: io_unstall). */
@@ -643,7 +648,7 @@ io_read(wsh_io_t *c)
             return;
         }
     }
-    for (i = 0; i < IO_READ_ROUNDS && !c->stopped
+    for (i = 0; i < IO_READ_ROUNDS && !c->stopped && !c->held
                 && c->out_bytes < io.read_pause
                 && (i == 0 || io.deliveries < IO_TURN_DELIVERIES); i++)
     {
@@ -662,8 +667,21 @@ io_read(wsh_io_t *c)
             return;
         }
     }
-    if (!c->stopped) {
+    if (c->held) {
+        c->unread = 1;
+    } else if (!c->stopped) {
         c->read_more = 1;
+    }
+}
+
+void
+wsh_io_hold(wsh_io_t *c, bool hold)
+{
+    c->held = hold;
+    if (!hold && c->unread && !c->stopped) {
+        c->unread = 0;
+        c->read_more = 1;
+        io_pending(c);
     }
 }
 

@@ -49,6 +49,8 @@ struct wsh_io_s {
     uint8_t         handshake:1;    /* TLS handshake under way */
     uint8_t         stopped:1;      /* closed: no more callbacks */
     uint8_t         delayed:1;      /* on the write_delay list */
+    uint8_t         held:1;         /* the owner takes no input now */
+    uint8_t         unread:1;       /* input may wait while held */
 };
 
 enum {
@@ -79,6 +81,11 @@ void wsh_io_exit_worker(void);
 /* Take over the non-blocking socket FD; a TLS server session on it when
  * SSL is not NULL (the handshake runs before the first read callback). */
 int wsh_io_open(wsh_io_t *io, int fd, SSL *ssl);
+
+/* HOLD: no read callbacks until released (the owner cannot take input
+ * yet: an HTTP answer it awaits); the socket keeps what arrives, and on
+ * release it is read at the end of the turn. */
+void wsh_io_hold(wsh_io_t *io, bool hold);
 
 /* No more callbacks for IO (the connection is closing). */
 void wsh_io_stop(wsh_io_t *io);

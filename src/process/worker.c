@@ -146,10 +146,12 @@ wsh_worker_conn_gone(void)
         && wsh_worker.drain_code != WSH_CLOSE_RESTART)
     {
         /* Stop: the last WebSocket is gone, so is the reason to answer
-         * anyone: no more accepting, plain HTTP exchanges cut short. */
+         * anyone: no more accepting, idle HTTP connections closed. A
+         * request under way is answered first (its publish may be
+         * acknowledged already), within handshake_timeout. */
         worker_exiting = true;
         worker_close_listeners();
-        wsh_conn_terminate_all();   /* back here when they are freed */
+        wsh_conn_close_idle(true);  /* back here when they are freed */
     }
     if (wsh_worker.nconns == 0) {
         event_base_loopbreak(wsh_worker.base);

@@ -5,7 +5,7 @@
  * a topic table, captured replies and publishes. The input is a script
  * of steps; each step picks a connection and hands the module a
  * message, a publish API request, a member list, a presence event, a
- * publish result or a shutdown. The invariants, checked with abort():
+ * publish result, a sequencer's acknowledgement or a shutdown. The invariants, checked with abort():
  * every frame the hub sends is a JSON object with a string "type"; every
  * relayed publish is an object whose "from" is the sender's id (never
  * the client's claim); a client is never in more rooms than
@@ -310,13 +310,81 @@ wsh_publish(int kind, const char *name, size_t len, const void *data,
     return 0;
 }
 
+/* Tickets handed out and not answered yet, by connection. */
+#define FUZZ_TICKETS 16
+static struct {
+    wsh_conn_t *c;
+    uint64_t    ticket;
+} fuzz_tickets[FUZZ_TICKETS];
+static uint64_t fuzz_last_ticket;
+
+size_t
+wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
+    size_t dlen, wsh_conn_t *sender, int flags, wsh_publish_ack_t *ack)
+{
+    size_t n = wsh_publish(kind, name, len, data, dlen, sender, flags), i;
+
+    if (ack == NULL) {
+        return n;
+    }
+    ack->ticket = 0;
+    if (ack->key == NULL
+        && !(kind == WSH_TOPIC_ROOM && wsh_topic_has_history(name, len)))
+    {
+        return n;
+    }
+    if (sender == NULL || ack->key_len > WSH_IDEMPOTENCY_KEY_MAX) {
+        abort();
+    }
+    for (i = 0; i < FUZZ_TICKETS && fuzz_tickets[i].c != NULL; i++) { }
+    if (i < FUZZ_TICKETS) {
+        fuzz_tickets[i].c = sender;
+        fuzz_tickets[i].ticket = ack->ticket = ++fuzz_last_ticket;
+    }
+    return n;
+}
+
+/* Answer the oldest ticket of C, as the sequencer would; false if it
+ * has none. */
+static int
+fuzz_ack(wsh_conn_t *c, unsigned how)
+{
+    static const char epoch[] = "0123456789abcdef";
+    wsh_ack_t ack = { 0 };
+    size_t i, first = FUZZ_TICKETS;
+
+    for (i = 0; c != NULL && i < FUZZ_TICKETS; i++) {
+        if (fuzz_tickets[i].c == c
+            && (first == FUZZ_TICKETS
+                || fuzz_tickets[i].ticket < fuzz_tickets[first].ticket))
+        {
+            first = i;
+        }
+    }
+    if (first == FUZZ_TICKETS) {
+        return 0;
+    }
+    ack.failed = how & 1;
+    ack.duplicate = (how >> 1) & 1;
+    ack.found = (how >> 2) & 1;
+    ack.kind = (int) ((how >> 3) % 3);
+    if (!ack.failed && (how & 0x40)) {
+        ack.offset = how + 1;
+        ack.epoch = epoch;
+        ack.epoch_len = sizeof(epoch) - 1;
+    }
+    fuzz_tickets[first].c = NULL;
+    wsh_hub_module.acked(c, fuzz_tickets[first].ticket, &ack);
+    return 1;
+}
+
 int
 wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
     const void *body, size_t len)
 {
     if (c != fuzz_http_conn || fuzz_http_status != 0
         || (status != 202 && status != 400 && status != 401
-            && status != 404 && status != 500))
+            && status != 404 && status != 500 && status != 503))
     {
         abort();
     }
@@ -387,9 +455,12 @@ fuzz_api(const uint8_t *body, size_t len, int keyed)
     fuzz_http_conn = &api;
     fuzz_http_status = 0;
     if (wsh_hub_module.http(&api, &r) != 0 || fuzz_http_status == 0) {
-        /* A private publish that reached nobody here is answered later:
-         * give the cluster's answer now. */
-        wsh_hub_module.publish_result(&api, "x", 1, len & 1);
+        /* Answered later: by the sequencer for a publish with a ticket;
+         * else a private publish that reached nobody here, by the
+         * cluster. Give the answer now. */
+        if (!fuzz_ack(&api, (unsigned) len)) {
+            wsh_hub_module.publish_result(&api, "x", 1, len & 1);
+        }
         if (fuzz_http_status == 0) {
             abort();
         }
@@ -432,6 +503,9 @@ fuzz_step(uint8_t op, const uint8_t *chunk, size_t len)
         wsh_hub_module.shutdown(c, len & 1 ? WSH_CLOSE_RESTART
                                            : WSH_CLOSE_GOING_AWAY);
         break;
+    case 13:
+        (void) fuzz_ack(c, len > 0 ? chunk[0] : 0);
+        break;
     default:
         break;
     }
@@ -453,6 +527,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_conf.hub.api_key = "fuzz-key";
     wsh_worker.conf = &fuzz_conf;
     memset(fuzz_members, 0, sizeof(fuzz_members));
+    memset(fuzz_tickets, 0, sizeof(fuzz_tickets));
     for (i = 0; i < FUZZ_CONNS; i++) {
         memset(&fuzz_conns[i], 0, sizeof(fuzz_conns[i]));
         fuzz_conns[i].id = i + 1;
