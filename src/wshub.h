@@ -18,6 +18,7 @@
 typedef struct wsh_conn_s    wsh_conn_t;
 typedef struct wsh_request_s wsh_request_t;
 typedef struct wsh_ack_s     wsh_ack_t;
+typedef struct wsh_room_position_s wsh_room_position_t;
 
 /* WebSocket opcodes a module sees and sends. */
 #define WSH_OPCODE_TEXT   0x1
@@ -90,6 +91,14 @@ typedef struct wsh_module_s {
      * a publish with WSH_PUBLISH_CONFIRM, also when it did (found 1). */
     void (*publish_result)(wsh_conn_t *c, const char *to, size_t len,
                            int found);
+    /* C's messages of ROOM, a room with history, have a hole: messages
+     * were lost on their way to this worker (the relay was overloaded,
+     * the engine's subscription was lost), or the room's history was
+     * lost (a new epoch). The core takes C out of ROOM when this
+     * returns (the hook must not leave it); joining again with SINCE
+     * (wsh_topic_join_since) gets what C missed, from the history. */
+    void (*room_reset)(wsh_conn_t *c, const char *room, size_t len,
+                       const wsh_room_position_t *since);
     /* The sequencer's answer to C's wsh_publish_acked() of TICKET
      * (struct wsh_ack_s, below); not called when C closed first. */
     void (*acked)(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack);
@@ -224,14 +233,14 @@ typedef struct {
     size_t      epoch_len;
 } wsh_since_t;
 
-typedef struct {
+struct wsh_room_position_s {
     int         history;        /* the room keeps history; if not, the
                                  * offset and epoch are unset */
     int         recovered;      /* join with since: 1 if every missed
                                  * message follows, else 0; -1: no since */
     uint64_t    offset;         /* the room's last offset */
     char        epoch[WSH_EPOCH_MAX + 1];
-} wsh_room_position_t;
+};
 
 /* True when ROOM keeps history here (its messages get offsets). */
 int  wsh_topic_has_history(const char *room, size_t len);

@@ -936,6 +936,26 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
     return 0;
 }
 
+/* C's messages of ROOM have a hole (wsh_room_position_t): the core takes
+ * it out of the room; the client rejoins with since and gets what it
+ * missed from the history. */
+static void
+hub_room_reset(wsh_conn_t *c, const char *room, size_t len,
+    const wsh_room_position_t *since)
+{
+    hub_conn_t *hc = wsh_conn_get_data(c);
+
+    if (hc == NULL) {
+        return;
+    }
+    hc->nrooms--;
+    hub_send(c, json_pack("{s:s, s:s%, s:o, s:s}", "type", "room_reset",
+                          "room", room, len, "since", hub_position(since),
+                          "message", "Messages of this room were lost on "
+                          "their way to you, or its history was lost: "
+                          "rejoin with since"));
+}
+
 const wsh_module_t wsh_hub_module = {
     .name = "hub",
     .api_version = WSHUB_API_VERSION,
@@ -948,4 +968,5 @@ const wsh_module_t wsh_hub_module = {
     .presence = hub_presence,
     .publish_result = hub_publish_result,
     .acked = hub_acked,
+    .room_reset = hub_room_reset,
 };

@@ -185,6 +185,10 @@ static const struct {
     { "wshub_rate_limited_total",
       "Client messages over rate_limit (dropped or closing).", NULL,
       WSH_STAT_RATE_LIMITED },
+    { "wshub_room_resets_total",
+      "Members of rooms with history told to rejoin with since: their "
+      "messages had a hole, or the history was lost.", NULL,
+      WSH_STAT_ROOM_RESETS },
 };
 
 static void

@@ -39,6 +39,7 @@ enum {
     WSH_STAT_ENGINE_RECONNECTS,
     WSH_STAT_SLOW_CONSUMER_DROPS,
     WSH_STAT_RATE_LIMITED,
+    WSH_STAT_ROOM_RESETS,
     WSH_STAT_ERRORS,                    /* WSH_ERR_N counters follow */
     WSH_STAT_N = WSH_STAT_ERRORS + 24
 };

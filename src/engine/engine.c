@@ -515,14 +515,55 @@ wsh_engine_deliver_seq(const char *room, size_t len, uint64_t exclude_conn,
     uint64_t offset, const char *epoch, size_t elen, const void *data,
     size_t dlen)
 {
+    wsh_room_position_t since;
+
     if (wsh_topic_find(WSH_TOPIC_ROOM, room, len) == NULL) {
         return;
     }
-    if (offset != 0) {
-        wsh_recovery_advance(room, len, offset, epoch, elen);
+    if (offset != 0
+        && wsh_recovery_advance(room, len, offset, epoch, elen, &since))
+    {
+        /* This one too comes with the rejoin's replay. */
+        wsh_engine_room_gap(room, len, &since);
+        return;
     }
     (void) engine_deliver(WSH_TOPIC_ROOM, room, len, data, dlen,
                           exclude_conn, offset);
+}
+
+void
+wsh_engine_room_gap(const char *room, size_t len,
+    const wsh_room_position_t *since)
+{
+    wsh_topic_t *t;
+    wsh_member_t *m;
+    wsh_conn_t *c;
+    size_t n = 0;
+
+    while ((t = wsh_topic_find(WSH_TOPIC_ROOM, room, len)) != NULL
+           && !wsh_queue_empty(&t->members))
+    {
+        m = wsh_queue_data(wsh_queue_head(&t->members), wsh_member_t,
+                           topic_link);
+        c = m->owner;
+        if (c->endpoint->module->room_reset != NULL) {
+            c->endpoint->module->room_reset(c, room, len, since);
+        }
+        engine_leave(m);
+        n++;
+    }
+    wsh_stat_add(WSH_STAT_ROOM_RESETS, n);
+    wsh_log(WSH_LOG_WARN, "room \"%.*s\": %s; its %zu members here were "
+            "told to rejoin from offset %llu of epoch %s", (int) len, room,
+            since->offset == 0 ? "its history was lost (a new epoch)"
+                               : "messages were lost on their way here",
+            n, (unsigned long long) since->offset, since->epoch);
+}
+
+void
+wsh_engine_gap_all(void)
+{
+    wsh_recovery_each_room(wsh_engine_room_gap);
 }
 
 void

@@ -119,6 +119,15 @@ void wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
 void wsh_engine_acked(uint64_t conn_id, uint64_t ticket, int kind,
     bool failed, uint64_t offset, const char *epoch, size_t elen, int flags);
 
+/* The messages of ROOM delivered here have a hole, or its history was
+ * lost: every local member is told where to rejoin from (SINCE) and
+ * taken out of the room, to come back with since. */
+void wsh_engine_room_gap(const char *room, size_t len,
+    const wsh_room_position_t *since);
+/* Messages for this worker were lost (the master dropped them): every
+ * room with history here gets wsh_engine_room_gap. */
+void wsh_engine_gap_all(void);
+
 /* Local engine: a frame from the master (local.c). */
 void wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len);
 

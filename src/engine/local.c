@@ -157,6 +157,9 @@ wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len)
         wsh_engine_acked(m.h.conn_id, ticket, m.h.kind, false, m.h.offset,
                          m.id, m.h.id_len, m.h.flags);
         break;
+    case WSH_ENG_GAP:
+        wsh_engine_gap_all();
+        break;
     case WSH_ENG_RESULT:
         wsh_engine_result(m.name, m.h.name_len, m.id, m.h.id_len,
                           m.h.conn_id, m.h.flags & WSH_ENG_F_FOUND);

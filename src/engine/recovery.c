@@ -206,35 +206,117 @@ wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
     }
 }
 
-void
-wsh_recovery_advance(const char *room, size_t len, uint64_t offset,
-    const char *epoch, size_t elen)
+/* ROOM's entry, created with NOW (OFFSET, EPOCH) when absent: *CREATED
+ * tells. NULL on ENOMEM or a bad epoch. */
+static recovery_room_t *
+recovery_room(const char *room, size_t len, uint64_t offset,
+    const char *epoch, size_t elen, bool *created)
 {
     recovery_room_t *rr;
 
+    *created = false;
     if (elen > WSH_EPOCH_MAX) {
-        return;
+        return NULL;
     }
     if (recovery_rooms == NULL && (recovery_rooms = wsh_hash_new()) == NULL) {
-        return;
+        return NULL;
     }
     rr = wsh_hash_get(recovery_rooms, room, len);
-    if (rr == NULL) {
-        rr = calloc(1, sizeof(*rr));
-        if (rr == NULL || wsh_hash_put(recovery_rooms, room, len, rr)
-                          != WSH_OK)
-        {
-            free(rr);
-            return;
-        }
+    if (rr != NULL) {
+        return rr;
     }
-    /* A new epoch restarts the offsets. */
+    rr = calloc(1, sizeof(*rr));
+    if (rr == NULL || wsh_hash_put(recovery_rooms, room, len, rr) != WSH_OK) {
+        free(rr);
+        return NULL;
+    }
+    rr->offset = offset;
+    memcpy(rr->epoch, epoch, elen);
+    *created = true;
+    return rr;
+}
+
+/* Is (OFFSET, EPOCH) past what RR's members have, beyond NEXT more? */
+static bool
+recovery_hole(const recovery_room_t *rr, uint64_t offset,
+    const char *epoch, size_t elen, uint64_t next,
+    wsh_room_position_t *since)
+{
+    memset(since, 0, sizeof(*since));
+    since->history = 1;
+    since->recovered = -1;
     if (strlen(rr->epoch) != elen || memcmp(rr->epoch, epoch, elen) != 0) {
+        memcpy(since->epoch, epoch, elen);      /* from the new start */
+        return true;
+    }
+    since->offset = rr->offset;
+    memcpy(since->epoch, rr->epoch, sizeof(rr->epoch));
+    return offset > rr->offset + next;
+}
+
+bool
+wsh_recovery_advance(const char *room, size_t len, uint64_t offset,
+    const char *epoch, size_t elen, wsh_room_position_t *since)
+{
+    recovery_room_t *rr;
+    bool created, hole;
+
+    rr = recovery_room(room, len, offset, epoch, elen, &created);
+    if (rr == NULL || created) {
+        return false;
+    }
+    hole = recovery_hole(rr, offset, epoch, elen, 1, since);
+    if (hole || offset > rr->offset) {
         memcpy(rr->epoch, epoch, elen);
         rr->epoch[elen] = '\0';
         rr->offset = offset;
-    } else if (offset > rr->offset) {
-        rr->offset = offset;
+    }
+    return hole;
+}
+
+void
+wsh_recovery_seed(const char *room, size_t len, uint64_t offset,
+    const char *epoch, size_t elen)
+{
+    bool created;
+
+    (void) recovery_room(room, len, offset, epoch, elen, &created);
+}
+
+bool
+wsh_recovery_check(const char *room, size_t len, uint64_t offset,
+    const char *epoch, size_t elen, wsh_room_position_t *since)
+{
+    recovery_room_t *rr;
+
+    rr = recovery_rooms ? wsh_hash_get(recovery_rooms, room, len) : NULL;
+    return rr != NULL && elen <= WSH_EPOCH_MAX
+           && recovery_hole(rr, offset, epoch, elen, 0, since);
+}
+
+void
+wsh_recovery_each_room(void (*cb)(const char *room, size_t len,
+    const wsh_room_position_t *pos))
+{
+    wsh_room_position_t pos;
+    recovery_room_t *rr;
+    wsh_hash_iter_t it;
+    const void *key;
+    size_t klen;
+    void *value;
+
+    if (recovery_rooms == NULL) {
+        return;
+    }
+    wsh_hash_iter_init(recovery_rooms, &it);
+    while (wsh_hash_next(&it, &key, &klen, &value)) {
+        rr = value;
+        memset(&pos, 0, sizeof(pos));
+        pos.history = 1;
+        pos.recovered = -1;
+        pos.offset = rr->offset;
+        memcpy(pos.epoch, rr->epoch, sizeof(rr->epoch));
+        cb(key, klen, &pos);
     }
 }
 
@@ -259,9 +341,20 @@ wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
     const char *epoch, size_t elen)
 {
     wsh_member_t *m = recovery_member(room, len, conn_id);
+    wsh_room_position_t since;
     wsh_recovery_t *r;
     size_t i;
 
+    if (conn_id == 0) {
+        /* A check of the room's position, after a reconnect (no epoch:
+         * the engine could not tell). */
+        if (history && elen > 0
+            && wsh_recovery_check(room, len, offset, epoch, elen, &since))
+        {
+            wsh_engine_room_gap(room, len, &since);
+        }
+        return;
+    }
     if (m == NULL || m->recovery->positioned || elen > WSH_EPOCH_MAX) {
         return;
     }
@@ -278,7 +371,9 @@ wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
         r->pos.offset = offset;
         memcpy(r->pos.epoch, epoch, elen);
         r->pos.epoch[elen] = '\0';
-        wsh_recovery_advance(room, len, offset, epoch, elen);
+        /* The first join here sets where the room's members stand;
+         * a hole after it shows in the next message (advance). */
+        wsh_recovery_seed(room, len, offset, epoch, elen);
     }
     if (r->pos.recovered >= 0) {
         r->pos.recovered = history && recovered;

@@ -36,10 +36,28 @@ void wsh_recovery_finish(wsh_member_t *m);
 /* M leaves or closes during its join. */
 void wsh_recovery_free(wsh_member_t *m);
 
-/* OFFSET in EPOCH was delivered in ROOM here: the position of its
- * members. */
-void wsh_recovery_advance(const char *room, size_t len, uint64_t offset,
+/* OFFSET in EPOCH is being delivered in ROOM here: the position of its
+ * members. True when it does not follow the last one delivered here: a
+ * hole (messages were lost on their way here) or a new epoch (the
+ * history was lost); *SINCE is then where the members should rejoin
+ * from to get what they missed: the last position, or the new epoch's
+ * start. */
+bool wsh_recovery_advance(const char *room, size_t len, uint64_t offset,
+    const char *epoch, size_t elen, wsh_room_position_t *since);
+/* A join learned ROOM's position: it is its members' position if the
+ * room had none here. */
+void wsh_recovery_seed(const char *room, size_t len, uint64_t offset,
     const char *epoch, size_t elen);
+/* ROOM's position as the engine tells it after a reconnect: the test of
+ * wsh_recovery_advance, without moving: a position past the last
+ * delivered, or in another epoch, is a hole. False when ROOM has no
+ * position here. */
+bool wsh_recovery_check(const char *room, size_t len, uint64_t offset,
+    const char *epoch, size_t elen, wsh_room_position_t *since);
+/* Call CB for every room with history that has members here, with
+ * their position; CB may take the room's members out. */
+void wsh_recovery_each_room(void (*cb)(const char *room, size_t len,
+    const wsh_room_position_t *pos));
 
 /* ROOM has no local member any more. */
 void wsh_recovery_room_gone(const char *room, size_t len);

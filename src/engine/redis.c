@@ -26,6 +26,7 @@
  * The circuit breaker is in redis_breaker.c.
  */
 #include "engine/redis.h"
+#include "engine/recovery.h"
 #include "engine/topic.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -36,6 +37,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,7 @@
 
 #define REDIS_TICK      250         /* ms between timeout checks */
 #define REDIS_LOG_EVERY 10000       /* ms between repeated log lines */
+#define REDIS_FLUSH_MS  2000        /* for the last commands at exit */
 
 redis_conn_t  redis_sub = { .name = "subscriber" };
 redis_conn_t  redis_cmd = { .name = "command" };
@@ -59,6 +62,7 @@ static wsh_hash_t   *redis_confirmed;   /* channel -> 1: Redis said so */
 static wsh_msec_t    redis_drop_logged;
 static unsigned long redis_dropped;
 
+static bool redis_check_rooms;     /* the subscription was lost */
 static void redis_connect(redis_conn_t *rc);
 static void redis_subscribe_all(void);
 
@@ -199,6 +203,8 @@ redis_lost(redis_conn_t *rc)
     if (rc == &redis_sub) {
         wsh_hash_free(redis_confirmed, NULL);
         redis_confirmed = wsh_hash_new();
+        /* Messages published meanwhile passed us by. */
+        redis_check_rooms = true;
     }
     rc->ac = NULL;
     redis_schedule(rc);
@@ -302,6 +308,16 @@ redis_ready_cb(redisAsyncContext *ac, void *r, void *privdata)
         redis_presence_reconnected();
         if (rc == &redis_sub) {
             redis_presence_resync();    /* learn what we missed */
+        }
+        if (redis_check_rooms && redis_up() && redis_sub.ready
+            && redis_cmd.ready)
+        {
+            /* Rooms with history whose messages passed us by while the
+             * subscription was down, or whose history Redis lost: their
+             * members are told to rejoin with since (the next message
+             * would tell too, but a quiet room has none). */
+            redis_check_rooms = false;
+            wsh_recovery_each_room(redis_history_check);
         }
     }
 }
@@ -531,6 +547,7 @@ redis_sub_cb(redisAsyncContext *ac, void *r, void *privdata)
         /* Only now does the subscription count (private "found"). */
         (void) wsh_hash_put(redis_confirmed, el[1]->str, el[1]->len,
                             (void *) 1);
+        redis_history_subscribed(el[1]->str, el[1]->len);
     } else if (strcmp(type, "unsubscribe") == 0) {
         wsh_hash_remove(redis_confirmed, el[1]->str, el[1]->len);
         /* The topic came back while UNSUBSCRIBE was in flight; hiredis
@@ -568,6 +585,13 @@ redis_subscribe_all(void)
     while (wsh_hash_next(&it, &key, &len, NULL)) {
         redis_send_sub("SUBSCRIBE", key, len);
     }
+}
+
+bool
+redis_subscribed(const char *ch, size_t n)
+{
+    return redis_confirmed != NULL && wsh_hash_get(redis_confirmed, ch, n)
+                                      != NULL;
 }
 
 static void
@@ -765,17 +789,31 @@ redis_init_worker(void)
     return WSH_OK;
 }
 
-/* Push out what hiredis still buffers (the last leaves), without
- * blocking: a few tries, then presence expiry does the rest. */
+/* Push out what hiredis still buffers (the last leaves and
+ * publishes), waiting for Redis to take it up to REDIS_FLUSH_MS; what
+ * it does not take is logged (presence expiry removes the leaves). */
 static void
-redis_flush(redisAsyncContext *ac)
+redis_flush(redis_conn_t *rc)
 {
-    int done = 0, tries;
+    wsh_msec_t deadline = wsh_monotonic_msec() + REDIS_FLUSH_MS, now;
+    struct pollfd pfd;
+    int done = 0;
 
-    for (tries = 0; tries < 3 && !done; tries++) {
-        if (redisBufferWrite(&ac->c, &done) != REDIS_OK) {
+    pfd.fd = rc->ac->c.fd;
+    pfd.events = POLLOUT;
+    while (redisBufferWrite(&rc->ac->c, &done) == REDIS_OK && !done) {
+        now = wsh_monotonic_msec();
+        if (now >= deadline) {
             break;
         }
+        (void) poll(&pfd, 1, (int) (deadline - now));
+    }
+    if (!done) {
+        wsh_log(WSH_LOG_WARN, "exiting with commands for redis unsent on "
+                "the %s connection (%s): presence entries of this worker "
+                "expire after presence_ttl", rc->name,
+                rc->ac->c.err ? rc->ac->c.errstr : "it did not read in "
+                "time");
     }
 }
 
@@ -791,7 +829,7 @@ redis_exit_worker(void)
         ac = conns[i]->ac;
         if (ac != NULL) {
             if (conns[i]->state == REDIS_UP) {
-                redis_flush(ac);
+                redis_flush(conns[i]);
             }
             ac->data = NULL;
             conns[i]->ac = NULL;
@@ -809,6 +847,7 @@ redis_exit_worker(void)
     wsh_hash_free(redis_wanted, NULL);
     wsh_hash_free(redis_confirmed, NULL);
     redis_presence_exit();
+    redis_history_exit();
     redis_wanted = redis_confirmed = NULL;
 }
 
@@ -833,8 +872,8 @@ const wsh_engine_ops_t wsh_engine_redis = {
     .subscribe = redis_subscribe,
     .unsubscribe = redis_unsubscribe,
     .publish = redis_publish,
-    .join = redis_join,
-    .leave = redis_leave,
+    .join = redis_room_join,
+    .leave = redis_room_leave,
     .up = redis_up,
     .publish_acked = redis_publish_acked,
     .history = redis_history,

@@ -100,6 +100,23 @@ void redis_history(const char *room, size_t len, uint64_t conn_id,
     uint64_t join, const wsh_since_t *since);
 void redis_history_message(const char *room, size_t len, bool own,
     const char *p, size_t plen);
+/* A room's presence join and leave, behind its history reads that
+ * wait for the subscription (engine ops). */
+void redis_room_join(const char *room, size_t len, const char *id,
+    size_t idlen, uint64_t conn_id);
+void redis_room_leave(const char *room, size_t len, const char *id,
+    size_t idlen);
+/* Redis confirmed our subscription to channel CH: the history reads
+ * (and the joins and leaves behind them) that waited for it go. */
+void redis_history_subscribed(const char *ch, size_t n);
+void redis_history_exit(void);
+/* True once Redis confirmed our subscription to channel CH. */
+bool redis_subscribed(const char *ch, size_t n);
+
+/* After a reconnect: read ROOM's position, which the worker compares
+ * with POS, its members' (wsh_engine_position with no connection). */
+void redis_history_check(const char *room, size_t len,
+    const wsh_room_position_t *pos);
 
 /* Presence (redis_presence.c). */
 int  redis_presence_init(void);

@@ -16,6 +16,7 @@
 #include "engine/redis.h"
 #include "engine/history.h"
 #include "engine/topic.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "process/worker.h"
@@ -25,14 +26,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
+typedef struct redis_hist_req_s redis_hist_req_t;
+
+/* A history read, or a presence join or leave of the same room waiting
+ * behind one (so that the position comes before the members). */
+enum { REDIS_OP_READ, REDIS_OP_JOIN, REDIS_OP_LEAVE };
+
+struct redis_hist_req_s {
+    redis_hist_req_t *next;     /* waiting for the same subscription */
+    int      op;
     uint64_t conn_id;
     uint64_t join;
     uint64_t since;
     bool     want;              /* the join came with since */
+    size_t   elen;
+    char     epoch[WSH_EPOCH_MAX];  /* since's, none: the current */
+    size_t   idlen;             /* JOIN, LEAVE: the id after the room */
     size_t   len;
     char     room[];
-} redis_hist_req_t;
+};
+
+/* Reads waiting for their room's subscription: channel -> list. A read
+ * that ran before Redis had the SUBSCRIBE would give a position from
+ * which the messages published until then never reach this worker. */
+static wsh_hash_t *redis_hist_waiting;
 
 static size_t
 redis_hist_key(char *buf, const char *room, size_t len)
@@ -220,6 +237,14 @@ redis_publish_acked(int kind, const char *name, size_t len,
     }
 }
 
+void
+redis_history_check(const char *room, size_t len,
+    const wsh_room_position_t *pos)
+{
+    (void) pos;
+    redis_history(room, len, 0, 0, NULL);
+}
+
 /* "\x02S CONN_ID OFFSET EPOCH\n" MESSAGE from the room's channel. */
 void
 redis_history_message(const char *room, size_t len, bool own,
@@ -287,48 +312,183 @@ redis_history_cb(redisAsyncContext *ac, void *r, void *privdata)
     free(q);
 }
 
-void
-redis_history(const char *room, size_t len, uint64_t conn_id,
-    uint64_t join, const wsh_since_t *since)
+/* Send Q's HREAD; answers the position itself when it cannot. */
+static void
+redis_history_send(redis_hist_req_t *q)
 {
     const wsh_conf_history_t *rule;
     char key[REDIS_NAME_MAX], ttl[24], off[24];
     const char *argv[5];
     size_t argl[5];
-    redis_hist_req_t *q;
 
-    rule = wsh_history_rule(&wsh_worker.conf->hub, room, len);
-    q = malloc(sizeof(*q) + len);
-    if (rule == NULL || q == NULL || len > WSH_TOPIC_NAME_MAX
-        || !redis_cmd_up())
-    {
+    rule = wsh_history_rule(&wsh_worker.conf->hub, q->room, q->len);
+    if (rule == NULL || !redis_cmd_up()) {
         /* Nothing to read now: the client resyncs. */
+        wsh_engine_position(q->room, q->len, q->conn_id, q->join,
+                            rule != NULL, false, 0, "", 0);
         free(q);
-        wsh_engine_position(room, len, conn_id, join, rule != NULL, false,
-                            0, "", 0);
         return;
     }
-    q->conn_id = conn_id;
-    q->join = join;
-    q->want = since != NULL;
-    q->since = since ? since->offset : 0;
-    q->len = len;
-    memcpy(q->room, room, len);
-    argl[0] = redis_hist_key(key, room, len);
+    argl[0] = redis_hist_key(key, q->room, q->len);
     argl[1] = (size_t) snprintf(ttl, sizeof(ttl), "%" PRIu64,
                                 (uint64_t) rule->ttl);
     argl[2] = 1;
     argl[3] = (size_t) snprintf(off, sizeof(off), "%" PRIu64, q->since);
     argv[0] = key;
     argv[1] = ttl;
-    argv[2] = since ? "1" : "0";
+    argv[2] = q->want ? "1" : "0";
     argv[3] = off;
-    argv[4] = since && since->epoch ? since->epoch : "";
-    argl[4] = since && since->epoch ? since->epoch_len : 0;
+    argv[4] = q->epoch;
+    argl[4] = q->elen;
     if (redis_script(REDIS_LUA_HREAD, 5, argv, argl, redis_history_cb, q)
         != WSH_OK)
     {
+        wsh_engine_position(q->room, q->len, q->conn_id, q->join, true,
+                            false, 0, "", 0);
+        free(q);
+    }
+}
+
+/* Queue Q behind the room's reads waiting for its subscription: true;
+ * false when nothing waits (ALWAYS: a read, when the subscription is
+ * not confirmed yet, starts the wait). */
+static bool
+redis_history_defer(redis_hist_req_t *q, bool always)
+{
+    char ch[REDIS_NAME_MAX];
+    redis_hist_req_t *tail;
+    size_t n = redis_channel(ch, WSH_TOPIC_ROOM, q->room, q->len);
+
+    if (redis_hist_waiting == NULL
+        && (!always || (redis_hist_waiting = wsh_hash_new()) == NULL))
+    {
+        return false;
+    }
+    tail = wsh_hash_get(redis_hist_waiting, ch, n);
+    if (tail == NULL) {
+        return always && !redis_subscribed(ch, n) && redis_cmd_up()
+               && wsh_hash_put(redis_hist_waiting, ch, n, q) == WSH_OK;
+    }
+    while (tail->next != NULL) {        /* run in request order */
+        tail = tail->next;
+    }
+    tail->next = q;
+    return true;
+}
+
+static redis_hist_req_t *
+redis_history_req(int op, const char *room, size_t len, const char *id,
+    size_t idlen, uint64_t conn_id)
+{
+    redis_hist_req_t *q;
+
+    if (len > WSH_TOPIC_NAME_MAX) {
+        return NULL;
+    }
+    q = calloc(1, sizeof(*q) + len + idlen);
+    if (q != NULL) {
+        q->op = op;
+        q->conn_id = conn_id;
+        q->len = len;
+        q->idlen = idlen;
+        memcpy(q->room, room, len);
+        memcpy(q->room + len, id, idlen);
+    }
+    return q;
+}
+
+void
+redis_history(const char *room, size_t len, uint64_t conn_id,
+    uint64_t join, const wsh_since_t *since)
+{
+    redis_hist_req_t *q;
+
+    q = redis_history_req(REDIS_OP_READ, room, len, NULL, 0, conn_id);
+    if (q == NULL || (since && since->epoch_len > WSH_EPOCH_MAX)) {
         free(q);
         wsh_engine_position(room, len, conn_id, join, true, false, 0, "", 0);
+        return;
     }
+    q->join = join;
+    q->want = since != NULL;
+    q->since = since ? since->offset : 0;
+    q->elen = since && since->epoch ? since->epoch_len : 0;
+    memcpy(q->epoch, since && since->epoch ? since->epoch : "", q->elen);
+    if (!redis_history_defer(q, true)) {
+        redis_history_send(q);
+    }
+}
+
+void
+redis_room_join(const char *room, size_t len, const char *id, size_t idlen,
+    uint64_t conn_id)
+{
+    redis_hist_req_t *q;
+
+    q = redis_history_req(REDIS_OP_JOIN, room, len, id, idlen, conn_id);
+    if (q == NULL || !redis_history_defer(q, false)) {
+        free(q);
+        redis_join(room, len, id, idlen, conn_id);
+    }
+}
+
+void
+redis_room_leave(const char *room, size_t len, const char *id, size_t idlen)
+{
+    redis_hist_req_t *q;
+
+    q = redis_history_req(REDIS_OP_LEAVE, room, len, id, idlen, 0);
+    if (q == NULL || !redis_history_defer(q, false)) {
+        free(q);
+        redis_leave(room, len, id, idlen);
+    }
+}
+
+void
+redis_history_subscribed(const char *ch, size_t n)
+{
+    redis_hist_req_t *q, *next;
+
+    if (redis_hist_waiting == NULL) {
+        return;
+    }
+    for (q = wsh_hash_remove(redis_hist_waiting, ch, n); q != NULL;
+         q = next)
+    {
+        next = q->next;
+        switch (q->op) {
+        case REDIS_OP_READ:
+            redis_history_send(q);
+            continue;           /* Q is the read's now */
+        case REDIS_OP_JOIN:
+            redis_join(q->room, q->len, q->room + q->len, q->idlen,
+                       q->conn_id);
+            break;
+        case REDIS_OP_LEAVE:
+            redis_leave(q->room, q->len, q->room + q->len, q->idlen);
+            break;
+        }
+        free(q);
+    }
+}
+
+void
+redis_history_exit(void)
+{
+    wsh_hash_iter_t it;
+    redis_hist_req_t *q, *next;
+    void *value;
+
+    if (redis_hist_waiting == NULL) {
+        return;
+    }
+    wsh_hash_iter_init(redis_hist_waiting, &it);
+    while (wsh_hash_next(&it, NULL, NULL, &value)) {
+        for (q = value; q != NULL; q = next) {
+            next = q->next;
+            free(q);
+        }
+    }
+    wsh_hash_free(redis_hist_waiting, NULL);
+    redis_hist_waiting = NULL;
 }

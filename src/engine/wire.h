@@ -42,10 +42,12 @@ enum {
     WSH_ENG_REPLAY,         /* m->w: one missed message for conn_id */
     WSH_ENG_POSITION,       /* m->w: the answer to HISTORY, after any
                              * REPLAY: F_HISTORY, F_RECOVERED, offset */
-    WSH_ENG_ACKED           /* m->w: a SEQPUB's outcome for conn_id:
+    WSH_ENG_ACKED,          /* m->w: a SEQPUB's outcome for conn_id:
                              * data = its ticket, offset (0: not
                              * numbered), id = epoch, F_FOUND (somebody
                              * is subscribed), F_DUPLICATE */
+    WSH_ENG_GAP             /* m->w: frames for this worker were dropped
+                             * (it did not read its channel) */
 };
 
 #define WSH_ENG_F_JOINED    0x1     /* PRESENCE: joined, else left */

@@ -98,6 +98,8 @@ wsh_master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
 {
     master_proc_t *p;
     size_t queued;
+    wsh_eng_hdr_t h;
+    struct iovec gap[4];
 
     if (proc >= master_nprocs || master_procs[proc].pid == 0) {
         return WSH_ERROR;
@@ -115,7 +117,16 @@ wsh_master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
         p->overflow = true;
         return WSH_ERROR;
     }
-    p->overflow = false;
+    if (p->overflow) {
+        /* It reads again: what it missed is not silent (its members of
+         * rooms with history are told to rejoin from where they are). */
+        wsh_eng_pack(&h, gap, 0, 0, NULL, 0, NULL, 0, 0, NULL, 0);
+        (void) wsh_channel_write(p->chan, WSH_ENG_GAP, gap, 4);
+        wsh_log(WSH_LOG_NOTICE, "worker %d, pid %d, reads its channel "
+                "again: told of the messages it missed", p->slot,
+                (int) p->pid);
+        p->overflow = false;
+    }
     return wsh_channel_write(p->chan, cmd, iov, n);
 }
 

@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -128,6 +129,123 @@ class FlushOnExitTest(unittest.TestCase):
                      srv.log)
             self.assert_all_numbered(srv, "log:b", 80)
             self.assertNotIn("incomplete frame", srv.log())
+
+
+class Member:
+    """A history-room member as a careful client is: it keeps its
+    position, rejoins with since when told of a gap (room_reset), drops
+    duplicates by offset, and records what it got."""
+
+    def __init__(self, srv, name, room):
+        self.srv, self.name, self.room = srv, name, room
+        self.got = {}               # (epoch, offset) -> n
+        self.abandoned = set()      # epochs it was told are gone
+        self.resets = 0
+        self.epoch = None
+
+    async def run(self, stop):
+        ws = await connect(self.srv.url("/ws?id=" + self.name))
+        await recv_type(ws, "welcome")
+        await ws.send(json.dumps({"type": "join_room", "room": self.room}))
+        quiet = False           # a second without messages after STOP
+        while not quiet:
+            try:
+                msg = await recv(ws, 1)
+            except asyncio.TimeoutError:
+                quiet = stop.is_set()
+                continue
+            if msg["type"] == "room_joined":
+                self.epoch = msg.get("epoch", self.epoch)
+            elif msg["type"] == "room_message":
+                self.epoch = msg["epoch"]
+                self.got[(msg["epoch"], msg["offset"])] = msg["n"]
+            elif msg["type"] == "room_reset":
+                self.resets += 1
+                since = msg["since"]
+                if since["epoch"] != self.epoch:
+                    self.abandoned.add(self.epoch)
+                await ws.send(json.dumps({"type": "join_room",
+                                          "room": self.room,
+                                          "since": since}))
+        await ws.close()
+
+
+class RedisRestartTest(unittest.TestCase):
+    """redis-server is killed mid-stream and started again empty (a new
+    epoch): every acknowledged message reaches every member of the
+    room, or the member is told of the gap (room_reset) and recovers
+    what the new history holds."""
+
+    def test_members_are_told_of_every_gap(self):
+        from test_redis import Redis
+        from test_ack import publish
+        redis = Redis().start()
+        self.addCleanup(redis.cleanup)
+        nodes = []
+        for _ in range(2):
+            srv = Server(workers=2, reuseport=True,
+                         endpoints=[{"path": "/ws", "module": "hub"},
+                                    {"path": "/api/publish",
+                                     "module": "hub"}],
+                         raw_yaml=HISTORY_YAML.replace(
+                             "size: 2000", "size: 10000")
+                         + "  api_key: 0123456789abcdef0123\n"
+                         "engine:\n  type: redis\n  redis:\n    port: %d\n"
+                         % redis.port)
+            self.addCleanup(srv.stop)
+            nodes.append(srv.start())
+        room = "log:restart"
+        members = [Member(nodes[i % 2], "m%d" % i, room) for i in range(6)]
+        acked = {}                  # (epoch, offset) -> n
+
+        def publish_one(n):
+            # Retried with its key until acknowledged (503 while Redis
+            # is down): published once.
+            while True:
+                status, body = publish(nodes[n % 2], {
+                    "room": room, "data": {"n": n}}, key="p-%d" % n)
+                if status == 202:
+                    acked[(body["epoch"], body["offset"])] = n
+                    return
+                self.assertEqual(status, 503, body)
+                time.sleep(0.05)
+
+        async def go():
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(m.run(stop)) for m in members]
+            await asyncio.sleep(1)
+            loop = asyncio.get_running_loop()
+            for n in range(600):
+                await loop.run_in_executor(None, publish_one, n)
+                if n == 200:
+                    redis.stop()
+                    # Acknowledged meanwhile: nothing (503, retried).
+                    await loop.run_in_executor(None, time.sleep, 1)
+                    redis.start()
+            # Every worker reconnects in its own back-off time: until
+            # then its members hear nothing, and then they are told.
+            last = max(acked, key=lambda k: acked[k])
+            for _ in range(300):
+                if all(last in m.got for m in members):
+                    break
+                await asyncio.sleep(0.1)
+            stop.set()
+            await asyncio.gather(*tasks)
+        arun(go(), timeout=180)
+
+        epochs = {e for e, _ in acked}
+        self.assertEqual(len(epochs), 2, "Redis restarted empty: 2 epochs")
+        self.assertEqual(sorted(acked.values()), list(range(600)))
+        last = max(epochs, key=lambda e: max(o for ee, o in acked
+                                               if ee == e))
+        for m in members:
+            for key, n in acked.items():
+                self.assertTrue(key in m.got or key[0] in m.abandoned,
+                                "%s neither got %r (n=%d) nor was told "
+                                "(resets: %d)" % (m.name, key, n, m.resets))
+                if key[0] == last:
+                    self.assertEqual(m.got.get(key), n, m.name)
+            self.assertGreaterEqual(m.resets, 1, m.name)
 
 
 if __name__ == "__main__":
