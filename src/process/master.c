@@ -93,13 +93,32 @@ master_channel_read_cb(struct bufferevent *bev, void *arg)
     }
 }
 
+/* A worker whose messages were dropped has read half of its backlog:
+ * what it missed is not silent (its members of rooms with history are
+ * told to rejoin from where they are, engine.h GAP). */
+static void
+master_channel_write_cb(struct bufferevent *bev, void *arg)
+{
+    master_proc_t *p = &master_procs[(size_t) (intptr_t) arg];
+    wsh_eng_hdr_t h;
+    struct iovec gap[4];
+
+    if (!p->overflow) {
+        return;
+    }
+    p->overflow = false;
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    wsh_eng_pack(&h, gap, 0, 0, NULL, 0, NULL, 0, 0, NULL, 0);
+    (void) wsh_channel_write(bev, WSH_ENG_GAP, gap, 4);
+    wsh_log(WSH_LOG_NOTICE, "worker %d, pid %d, reads its channel again: "
+            "told of the messages it missed", p->slot, (int) p->pid);
+}
+
 int
 wsh_master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
 {
     master_proc_t *p;
     size_t queued;
-    wsh_eng_hdr_t h;
-    struct iovec gap[4];
 
     if (proc >= master_nprocs || master_procs[proc].pid == 0) {
         return WSH_ERROR;
@@ -113,19 +132,12 @@ wsh_master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
             wsh_log(WSH_LOG_ALERT, "worker %d, pid %d, is not reading its "
                     "channel (%zu bytes queued): dropping its messages",
                     p->slot, (int) p->pid, queued);
+            /* Told when half of it has gone (master_channel_write_cb). */
+            bufferevent_setwatermark(p->chan, EV_WRITE,
+                                     MASTER_CHANNEL_MAX / 2, 0);
         }
         p->overflow = true;
         return WSH_ERROR;
-    }
-    if (p->overflow) {
-        /* It reads again: what it missed is not silent (its members of
-         * rooms with history are told to rejoin from where they are). */
-        wsh_eng_pack(&h, gap, 0, 0, NULL, 0, NULL, 0, 0, NULL, 0);
-        (void) wsh_channel_write(p->chan, WSH_ENG_GAP, gap, 4);
-        wsh_log(WSH_LOG_NOTICE, "worker %d, pid %d, reads its channel "
-                "again: told of the messages it missed", p->slot,
-                (int) p->pid);
-        p->overflow = false;
     }
     return wsh_channel_write(p->chan, cmd, iov, n);
 }
@@ -225,7 +237,8 @@ master_spawn(int slot)
         wsh_stats_release(stats);
         return;
     }
-    bufferevent_setcb(p->chan, master_channel_read_cb, NULL, NULL,
+    bufferevent_setcb(p->chan, master_channel_read_cb,
+                      master_channel_write_cb, NULL,
                       (void *) (intptr_t) (p - master_procs));
     bufferevent_enable(p->chan, EV_READ | EV_WRITE);
     p->pid = pid;

@@ -248,5 +248,100 @@ class RedisRestartTest(unittest.TestCase):
             self.assertGreaterEqual(m.resets, 1, m.name)
 
 
+class RelayOverloadTest(unittest.TestCase):
+    """A worker that does not read its channel (stopped) while 80 MB of
+    messages are published to its room: past 64 MB the master drops what
+    it owes it. When the worker reads again, its members are told
+    (room_reset), rejoin with since and get every message."""
+
+    def test_dropped_messages_are_not_silent(self):
+        import http.client
+        # send_buffer: the member takes 1 MB messages by the dozen once
+        # its worker reads again; that is not what is tested here.
+        srv = Server(workers=2, reuseport=True, shutdown_timeout="20s",
+                     send_buffer="256m", max_message_size="2m",
+                     pong_wait="5m",
+                     endpoints=[{"path": "/ws", "module": "hub"},
+                                {"path": "/api/publish", "module": "hub",
+                                 "max_message_size": "2m"}],
+                     raw_yaml=HISTORY_YAML
+                     + "  api_key: 0123456789abcdef0123\n")
+        self.addCleanup(srv.stop)
+        srv.start()
+        room, count = "log:overload", 80
+        pad = "y" * (1 << 20)
+
+        async def on_stopped_worker(pid):
+            """A member whose worker is PID: found by stopping PID and
+            seeing which members stop answering."""
+            for n in range(40):
+                ws = await connect(srv.url("/ws?id=m%d" % n))
+                await recv_type(ws, "welcome")
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    await ws.send(json.dumps({"type": "ping"}))
+                    await recv_type(ws, "pong", timeout=0.3)
+                    await ws.close()
+                except asyncio.TimeoutError:
+                    return ws
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+            self.fail("no connection reached worker %d" % pid)
+
+        def publish_all():
+            # With the other worker stopped, a connection may reach it and
+            # hang: the request is sent again with the same key on a new
+            # one; the one that answers is kept (keep-alive).
+            conn = None
+            for n in range(count):
+                body = json.dumps({"room": room, "data": {"n": n,
+                                                          "pad": pad}})
+                while True:
+                    if conn is None:
+                        conn = http.client.HTTPConnection(
+                            "127.0.0.1", srv.port, timeout=1)
+                    try:
+                        conn.request("POST", "/api/publish", body, {
+                            "Authorization": "apikey 0123456789abcdef0123",
+                            "Idempotency-Key": "o-%d" % n})
+                        r = conn.getresponse()
+                        self.assertEqual(r.status, 202, r.read())
+                        break
+                    except OSError:
+                        conn.close()
+                        conn = None
+            conn.close()
+
+        async def go():
+            pid = srv.workers()[0]
+            m = await on_stopped_worker(pid)
+            await m.send(json.dumps({"type": "join_room", "room": room}))
+            await recv_type(m, "room_joined")
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, publish_all)
+                srv.wait_log("dropping its messages", timeout=30)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            got, resets = {}, 0
+            while len(got) < count:
+                msg = await recv(m, 30)
+                if msg["type"] == "room_message":
+                    got[msg["offset"]] = msg["n"]
+                elif msg["type"] == "room_reset":
+                    resets += 1
+                    await m.send(json.dumps({"type": "join_room",
+                                             "room": room,
+                                             "since": msg["since"]}))
+            self.assertGreaterEqual(resets, 1)
+            self.assertEqual(sorted(got), list(range(1, count + 1)))
+            self.assertEqual([got[o] for o in sorted(got)],
+                             list(range(count)))
+            srv.wait_log("told of the messages it missed")
+            await m.close()
+        arun(go(), timeout=120)
+
+
 if __name__ == "__main__":
     main()
