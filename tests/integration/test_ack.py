@@ -31,7 +31,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wshub_harness import Server, arun, connect, main, wait_for  # noqa: E402
+from wshub_harness import (Server, arun, connect, main, recv_json,  # noqa: E402
+                            recv_type, wait_for)
 from test_redis import Redis  # noqa: E402
 
 API_KEY = "0123456789abcdef0123"
@@ -75,17 +76,6 @@ def publish(srv, body, key=None, conn=None):
             conn.close()
 
 
-async def recv(ws, timeout=10):
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def recv_type(ws, type_, timeout=10):
-    while True:
-        msg = await recv(ws, timeout)
-        if msg["type"] == type_:
-            return msg
-
-
 async def member(srv, name, room):
     ws = await connect(srv.url("/ws?id=" + name))
     await recv_type(ws, "welcome")
@@ -99,7 +89,7 @@ async def room_messages(ws, quiet=0.7):
     out = []
     try:
         while True:
-            msg = await recv(ws, quiet)
+            msg = await recv_json(ws, quiet)
             if msg["type"] == "room_message":
                 out.append(msg)
     except asyncio.TimeoutError:
@@ -164,7 +154,7 @@ class ApiAckTest(unittest.TestCase):
                 priv = []
                 try:
                     while True:
-                        priv.append(await recv(target, 0.7))
+                        priv.append(await recv_json(target, 0.7))
                 except asyncio.TimeoutError:
                     pass
                 self.assertEqual([m["n"] for m in priv

@@ -21,6 +21,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wshub_harness import WSHUBD, Server, arun, connect, main  # noqa: E402
+from wshub_harness import recv_json as recv  # noqa: E402
 from test_cli import Cli  # noqa: E402
 from test_redis import Redis  # noqa: E402
 
@@ -49,10 +50,6 @@ def server(**kw):
                   endpoints=[{"path": "/ws", "module": "hub"},
                              {"path": "/api/publish", "module": "hub"}],
                   **kw)
-
-
-async def recv(ws, timeout=10):
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 async def recv_type(ws, type_, timeout=10):

@@ -26,7 +26,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wshub_harness import Server, arun, connect, main, wait_for  # noqa: E402
+from wshub_harness import (Server, arun, connect, main, recv_json,  # noqa: E402
+                            recv_type, wait_for)
 
 HISTORY_YAML = """hub:
   history:
@@ -41,17 +42,6 @@ def server(workers=1, **kw):
     kw.setdefault("shutdown_timeout", "20s")
     return Server(workers=workers, raw_yaml=HISTORY_YAML,
                   endpoints=[{"path": "/ws", "module": "hub"}], **kw)
-
-
-async def recv(ws, timeout=10):
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def recv_type(ws, type_, timeout=10):
-    while True:
-        msg = await recv(ws, timeout)
-        if msg["type"] == type_:
-            return msg
 
 
 class FlushOnExitTest(unittest.TestCase):
@@ -83,12 +73,18 @@ class FlushOnExitTest(unittest.TestCase):
                 await recv_type(ws, "server_shutdown", timeout=20)
                 with self.assertRaises(Exception):
                     while True:
-                        await recv(ws, 20)
+                        await recv_json(ws, 20)
                 await asyncio.sleep(0.5)
             finally:
                 srv.signal(signal.SIGCONT)
         arun(go(), timeout=90)
         return pid
+
+    @staticmethod
+    def wait_respawned(srv, pid):
+        wait_for(lambda: pid not in srv.workers()
+                 and len(srv.workers()) == 1, 20, "the worker respawned",
+                 srv.log)
 
     def assert_all_numbered(self, srv, room, count):
         """A new client joining with since 0 gets all COUNT messages,
@@ -102,7 +98,7 @@ class FlushOnExitTest(unittest.TestCase):
             self.assertEqual(joined["offset"], count)
             got = []
             while len(got) < count:
-                msg = await recv(ws, 20)
+                msg = await recv_json(ws, 20)
                 if msg["type"] == "room_message":
                     got.append(msg)
             self.assertEqual([m["offset"] for m in got],
@@ -114,9 +110,7 @@ class FlushOnExitTest(unittest.TestCase):
     def test_a_worker_flushes_its_channel_before_exiting(self):
         with server() as srv:
             pid = self.publish_while_master_stopped(srv, "log:a", 800, 1024)
-            wait_for(lambda: pid not in srv.workers()
-                     and len(srv.workers()) == 1, 20, "the worker respawned",
-                     srv.log)
+            self.wait_respawned(srv, pid)
             self.assert_all_numbered(srv, "log:a", 800)
             srv.wait_log("handed the master its last")
             self.assertNotIn("unsent", srv.log())
@@ -124,9 +118,7 @@ class FlushOnExitTest(unittest.TestCase):
     def test_b_master_reads_a_dead_workers_channel_to_eof(self):
         with server() as srv:
             pid = self.publish_while_master_stopped(srv, "log:b", 80, 200)
-            wait_for(lambda: pid not in srv.workers()
-                     and len(srv.workers()) == 1, 20, "the worker respawned",
-                     srv.log)
+            self.wait_respawned(srv, pid)
             self.assert_all_numbered(srv, "log:b", 80)
             self.assertNotIn("incomplete frame", srv.log())
 
@@ -150,7 +142,7 @@ class Member:
         quiet = False           # a second without messages after STOP
         while not quiet:
             try:
-                msg = await recv(ws, 1)
+                msg = await recv_json(ws, 1)
             except asyncio.TimeoutError:
                 quiet = stop.is_set()
                 continue
@@ -326,7 +318,7 @@ class RelayOverloadTest(unittest.TestCase):
                 os.kill(pid, signal.SIGCONT)
             got, resets = {}, 0
             while len(got) < count:
-                msg = await recv(m, 30)
+                msg = await recv_json(m, 30)
                 if msg["type"] == "room_message":
                     got[msg["offset"]] = msg["n"]
                 elif msg["type"] == "room_reset":

@@ -462,6 +462,21 @@ def connect(url, **kw):
     return websockets.connect(url, **kw)
 
 
+async def recv_json(ws, timeout=10):
+    """The next message of WS, as JSON, within TIMEOUT seconds."""
+    import asyncio
+    import json
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_type(ws, type_, timeout=10):
+    """The next message of type TYPE_, skipping any others."""
+    while True:
+        msg = await recv_json(ws, timeout)
+        if msg["type"] == type_:
+            return msg
+
+
 async def aecho(url, msg):
     import asyncio
     async with connect(url) as ws:
