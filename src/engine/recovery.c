@@ -298,6 +298,7 @@ void
 wsh_recovery_each_room(void (*cb)(const char *room, size_t len,
     const wsh_room_position_t *pos))
 {
+    char room[WSH_TOPIC_NAME_MAX];
     wsh_room_position_t pos;
     recovery_room_t *rr;
     wsh_hash_iter_t it;
@@ -310,13 +311,17 @@ wsh_recovery_each_room(void (*cb)(const char *room, size_t len,
     }
     wsh_hash_iter_init(recovery_rooms, &it);
     while (wsh_hash_next(&it, &key, &klen, &value)) {
+        /* Copies: CB may remove the entry, its key and value with it. */
         rr = value;
         memset(&pos, 0, sizeof(pos));
         pos.history = 1;
         pos.recovered = -1;
         pos.offset = rr->offset;
         memcpy(pos.epoch, rr->epoch, sizeof(rr->epoch));
-        cb(key, klen, &pos);
+        if (klen <= sizeof(room)) {
+            memcpy(room, key, klen);
+            cb(room, klen, &pos);
+        }
     }
 }
 

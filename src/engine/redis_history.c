@@ -392,7 +392,9 @@ redis_history_req(int op, const char *room, size_t len, const char *id,
         q->len = len;
         q->idlen = idlen;
         memcpy(q->room, room, len);
-        memcpy(q->room + len, id, idlen);
+        if (idlen > 0) {
+            memcpy(q->room + len, id, idlen);
+        }
     }
     return q;
 }

@@ -42,6 +42,34 @@ atexit.register(_cleanup)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
 
 
+def _children(pid):
+    """Live children of PID (zombies excluded)."""
+    path = "/proc/%d/task/%d/children" % (pid, pid)
+    try:
+        with open(path) as f:
+            pids = [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    live = []
+    for child in pids:
+        try:
+            with open("/proc/%d/stat" % child) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            live.append(child)
+    return live
+
+
+def _read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -127,25 +155,43 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError("wshubd did not listen:\n" + self.log())
 
+    def master(self):
+        """The current master's pid: the one started, or the binary it
+        upgraded to (upgrade())."""
+        return getattr(self, "upgraded_to", None) or self.proc.pid
+
+    def upgrade(self, timeout=20):
+        """The binary upgrade of wshubd(8): USR2, then WINCH and QUIT to
+        the old master once the new one runs; the new master (same
+        process group) is the master from then on."""
+        old = self.master()
+        pidfile = self.conf["pid_file"]
+        os.kill(old, signal.SIGUSR2)
+        wait_for(lambda: os.path.exists(pidfile + ".oldbin"), timeout,
+                 ".oldbin", self.log)
+        new = wait_for(lambda: _read_pid(pidfile) not in (None, old)
+                       and _read_pid(pidfile), timeout, "the new master",
+                       self.log)
+        wait_for(lambda: len(_children(new)) >= int(
+            self.conf["worker_processes"]), timeout, "the new workers",
+            self.log)
+        os.kill(old, signal.SIGWINCH)
+        wait_for(lambda: not _children(old), timeout, "old workers gone",
+                 self.log)
+        os.kill(old, signal.SIGQUIT)
+        if old == self.proc.pid:
+            self.proc.wait(timeout=timeout)
+        else:
+            wait_for(lambda: not os.path.exists("/proc/%d" % old), timeout,
+                     "the old master's exit", self.log)
+        self.upgraded_to = new
+        return new
+
     def workers(self):
         """Pids of the master's live children (not yet reaped zombies
         excluded)."""
-        path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
-        try:
-            with open(path) as f:
-                pids = [int(p) for p in f.read().split()]
-        except OSError:
-            return []
-        live = []
-        for pid in pids:
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state != "Z":
-                live.append(pid)
-        return live
+        return _children(self.master())
+
 
     def wait_workers(self, n, timeout=10, exclude=()):
         deadline = time.monotonic() + timeout
@@ -158,7 +204,7 @@ class Server:
             n, self.workers(), self.log()))
 
     def signal(self, sig):
-        os.kill(self.proc.pid, sig)
+        os.kill(self.master(), sig)
 
     def wait_exit(self, timeout=15):
         rc = self.proc.wait(timeout=timeout)

@@ -18,8 +18,9 @@ together:
   duplicates by offset, as a careful client does;
 - faults, in an order drawn from --seed: "hup" (reload), "kill" (SIGKILL
   one worker), "stop" (SIGSTOP a worker for 2 s, its channel backs up),
-  "redis" (redis-server killed and restarted empty: a new epoch; redis
-  engine only).
+  "usr2" (binary upgrade: USR2, WINCH, QUIT; with the local engine the
+  new master starts new epochs), "redis" (redis-server killed and
+  restarted empty: a new epoch; redis engine only).
 
 At the end every subscriber must have every acknowledged message, or
 have been told it cannot have it (room_reset or recovered:false for that
@@ -111,12 +112,19 @@ class Subscriber:
         self.offset = max(self.offset, msg["offset"])
 
     def joined(self, msg, asked):
+        """True when the room's history began anew meanwhile: what the
+        new epoch holds is then asked for from its start."""
+        epoch = msg.get("epoch")
         if asked is not None and msg.get("recovered") is False:
             self.told.add(asked["epoch"])
-        if msg.get("epoch") and msg["epoch"] != self.epoch:
+            if epoch and epoch != asked["epoch"] and msg["offset"] > 0:
+                self.epoch, self.offset = epoch, 0
+                return True
+        if epoch and epoch != self.epoch:
             if self.epoch is not None:
                 self.told.add(self.epoch)
-            self.epoch, self.offset = msg["epoch"], msg["offset"]
+            self.epoch, self.offset = epoch, msg["offset"]
+        return False
 
     async def join(self, ws):
         asked = self.since()
@@ -151,7 +159,10 @@ class Subscriber:
                     if t == "welcome":
                         asked = await self.join(ws)
                     elif t == "room_joined":
-                        self.joined(msg, asked)
+                        if self.joined(msg, asked):
+                            await ws.send(json.dumps({
+                                "type": "leave_room", "room": self.room}))
+                            asked = await self.join(ws)
                     elif t == "room_message":
                         self.take(msg)
                     elif t == "room_reset":
@@ -275,6 +286,8 @@ class Faults:
             self.redis.stop()
             time.sleep(1)
             self.redis.start()
+        elif kind == "usr2":
+            node.upgrade()
 
 
 def report(ledger, subs, stats, out):
@@ -320,8 +333,8 @@ def report(ledger, subs, stats, out):
 def parse_faults(text, engine, duration, rng):
     """"hup*8,kill*6": that many, in that order; "" : drawn at random,
     one every 5 s."""
-    kinds = ["hup", "kill", "stop"] + (["redis"] if engine == "redis"
-                                       else [])
+    kinds = ["hup", "kill", "stop", "usr2"] + (["redis"] if engine == "redis"
+                                               else [])
     if not text:
         return [rng.choice(kinds) for _ in range(max(1, duration // 5))]
     out = []
