@@ -176,8 +176,9 @@ class Server:
             self.conf["worker_processes"]), timeout, "the new workers",
             self.log)
         os.kill(old, signal.SIGWINCH)
-        wait_for(lambda: not _children(old), timeout, "old workers gone",
-                 self.log)
+        # The new master is a child of the old one too.
+        wait_for(lambda: set(_children(old)) <= {new}, timeout,
+                 "old workers gone", self.log)
         os.kill(old, signal.SIGQUIT)
         if old == self.proc.pid:
             self.proc.wait(timeout=timeout)

@@ -397,8 +397,9 @@ def main(argv=None):
             tasks = [asyncio.create_task(s.run(stop_subs)) for s in subs]
             await asyncio.sleep(1)
             thread_stop = threading.Event()
+            # Daemons: a fault that fails must not leave them publishing.
             threads = [threading.Thread(target=http_publisher, args=(
-                nodes, ledger, "h%d" % i, thread_stop, stats))
+                nodes, ledger, "h%d" % i, thread_stop, stats), daemon=True)
                 for i in range(args.publishers)]
             for t in threads:
                 t.start()
@@ -409,16 +410,21 @@ def main(argv=None):
             loop = asyncio.get_running_loop()
             gap = args.duration / (len(faults) + 1)
             start = time.monotonic()
-            for i, kind in enumerate(faults):
-                await asyncio.sleep(max(0, start + gap * (i + 1)
+            try:
+                for i, kind in enumerate(faults):
+                    await asyncio.sleep(max(0, start + gap * (i + 1)
+                                            - time.monotonic()))
+                    await loop.run_in_executor(None, fault_runner.apply,
+                                               kind, rng)
+                    log("%d acknowledged so far" % len(ledger.acked))
+                await asyncio.sleep(max(0, start + args.duration
                                         - time.monotonic()))
-                await loop.run_in_executor(None, fault_runner.apply, kind,
-                                           rng)
-                log("%d acknowledged so far" % len(ledger.acked))
-            await asyncio.sleep(max(0, start + args.duration
-                                    - time.monotonic()))
-            thread_stop.set()
-            stop_pubs.set()
+            except BaseException:
+                stop_subs.set()
+                raise
+            finally:
+                thread_stop.set()
+                stop_pubs.set()
             for t in threads:
                 await loop.run_in_executor(None, t.join)
             await asyncio.gather(*pubs)
