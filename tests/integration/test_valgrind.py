@@ -95,6 +95,50 @@ class ValgrindTest(unittest.TestCase):
             srv.signal(signal.SIGQUIT)
             self.finish(srv, 3)
 
+    def test_acks_and_keys_have_no_definite_leak(self):
+        """What waits for the sequencer: messages with ids in a room with
+        history and a plain one, a member that closes with acks pending,
+        and API publishes with idempotency keys (a retry included),
+        answered after the http hook returned. (room_reset and the
+        master's GAP run under ASan in test_lossless.py.)"""
+        key = "0123456789abcdef"
+        srv = self.valgrind_server(
+            workers=2, raw_yaml="hub:\n  api_key: %s\n  history:\n"
+            "    - rooms: \"log:*\"\n      size: 5\n" % key,
+            endpoints=[{"path": "/ws", "module": "hub"},
+                       {"path": "/api/publish", "module": "hub"}])
+        with srv:
+            async def session():
+                a = await websockets.connect(srv.url("/ws?id=a"))
+                await a.recv()                              # welcome
+                for room in ("log:v", "plain"):
+                    await a.send(json.dumps({"type": "join_room",
+                                             "room": room}))
+                for n in range(8):
+                    await a.send(json.dumps({
+                        "type": "room_message", "id": n,
+                        "room": "log:v" if n % 2 else "plain"}))
+                acks = 0
+                while acks < 8:
+                    acks += json.loads(await a.recv())["type"] == "ack"
+                # Closing with acks still pending.
+                for n in range(20):
+                    await a.send(json.dumps({"type": "room_message",
+                                             "room": "log:v", "id": n}))
+                await a.close()
+                body = b'{"room":"log:v","data":{"z":3}}'
+                for k in (b"k1", b"k1", b"k2"):
+                    st, _, _ = await asyncio.to_thread(http, srv.port, (
+                        b'POST /api/publish HTTP/1.1\r\nHost: x\r\n'
+                        b'Authorization: apikey %s\r\n'
+                        b'Idempotency-Key: %s\r\n'
+                        b'Content-Length: %d\r\n\r\n%s' % (
+                            key.encode(), k, len(body), body)))
+                    self.assertEqual(st, 202)
+            asyncio.run(asyncio.wait_for(session(), 120))
+            srv.signal(signal.SIGQUIT)
+            self.finish(srv, 3)
+
     def test_echo_session_has_no_definite_leak(self):
         srv = self.valgrind_server(workers=1, ping_period="1s",
                                    pong_wait="2s")
