@@ -245,27 +245,31 @@ worker_dead_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Signals stay blocked from before the fork until the worker's own
- * handlers are in place, so none reaches the master's inherited setup. */
+ * handlers are in place, so none reaches the master's inherited setup.
+ * The master-only ones are ignored after wsh_signals_init(), which
+ * resets the master's to their defaults: a HUP sent to every process of
+ * the service (systemctl kill -s HUP) must not kill the workers. */
 static int
 worker_init_signals(void)
 {
     static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
+    static const int ignored[] = { SIGHUP, SIGPIPE, SIGUSR2, SIGWINCH };
     struct sigaction sa;
     sigset_t set;
+    size_t i;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGUSR2, &sa, NULL);      /* master-only signals */
-    sigaction(SIGWINCH, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGCHLD, &sa, NULL);
     if (wsh_signals_init(wsh_worker.base, sigs, wsh_nelems(sigs),
                          worker_signal_cb) != WSH_OK)
     {
         return WSH_ERROR;
     }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    for (i = 0; i < wsh_nelems(ignored); i++) {
+        sigaction(ignored[i], &sa, NULL);
+    }
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
     sigemptyset(&set);
     sigprocmask(SIG_SETMASK, &set, NULL);
     return WSH_OK;

@@ -118,6 +118,29 @@ class TestWorkers(unittest.TestCase):
             self.assertIsNone(srv.proc.poll())
 
 
+class TestWorkerSignals(unittest.TestCase):
+
+    def test_master_signals_sent_to_a_worker_are_ignored(self):
+        """HUP, USR2 and WINCH are the master's: a worker that gets them
+        (systemctl kill -s HUP signals every process of the unit) keeps
+        running and keeps its clients. The worker died on each before."""
+        with Server(workers=1) as srv:
+            pid = srv.workers()[0]
+
+            async def go():
+                async with connect(srv.url()) as ws:
+                    for sig in (signal.SIGHUP, signal.SIGUSR2,
+                                signal.SIGWINCH):
+                        os.kill(pid, sig)
+                        await asyncio.sleep(0.3)
+                        await ws.send("still here")
+                        self.assertEqual(await asyncio.wait_for(
+                            ws.recv(), 5), "still here")
+            arun(go())
+            self.assertEqual(srv.workers(), [pid])
+            self.assertNotIn("exited on signal", srv.log())
+
+
 class TestStop(unittest.TestCase):
 
     def test_sigquit_drains_with_1001(self):
