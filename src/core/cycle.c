@@ -19,6 +19,23 @@ cycle_same(const wsh_listening_t *a, const wsh_listening_t *b)
     return a->shard == b->shard && strcmp(a->addr.text, b->addr.text) == 0;
 }
 
+/* Does OLD (the running cycle, or the sockets inherited in a binary
+ * upgrade) listen on ADDR? *REUSEPORT: whether with a socket per worker. */
+static bool
+cycle_holds(const wsh_cycle_t *old, const wsh_listen_addr_t *addr,
+    bool *reuseport)
+{
+    size_t j;
+
+    for (j = 0; old != NULL && j < old->nlistening; j++) {
+        if (strcmp(old->listening[j].addr.text, addr->text) == 0) {
+            *reuseport = old->listening[j].shard != -1;
+            return true;
+        }
+    }
+    return false;
+}
+
 wsh_cycle_t *
 wsh_cycle_create(const char *file, wsh_cycle_t *old)
 {
@@ -26,6 +43,7 @@ wsh_cycle_create(const char *file, wsh_cycle_t *old)
     wsh_cycle_t *cycle;
     wsh_listening_t *ls;
     size_t i, j, n, shards;
+    bool held, reuseport;
     int fd;
 
     cycle = calloc(1, sizeof(*cycle));
@@ -69,6 +87,21 @@ wsh_cycle_create(const char *file, wsh_cycle_t *old)
         }
         if (ls->fd != -1) {
             continue;
+        }
+        held = cycle_holds(old, &ls->addr, &reuseport);
+        if (held && reuseport != cycle->conf->reuseport) {
+            /* Our own sockets stay open across a reload or an upgrade:
+             * a bind in the other mode would fail on them. */
+            wsh_log(WSH_LOG_EMERG, "reuseport changed to %s for %s: the "
+                    "listening sockets are kept open across reloads and "
+                    "upgrades, so this change needs a restart (wshubd -s "
+                    "stop, then start it)", cycle->conf->reuseport ? "on"
+                    : "off", ls->addr.text);
+            goto failed;
+        }
+        if (ls->shard == 0 && !held && wsh_listen_probe(&ls->addr) != WSH_OK)
+        {
+            goto failed;
         }
         fd = wsh_listen_open(&ls->addr, cycle->conf->backlog,
                              cycle->conf->reuseport);

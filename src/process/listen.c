@@ -14,6 +14,32 @@
 #include <unistd.h>
 
 int
+wsh_listen_probe(const wsh_listen_addr_t *addr)
+{
+    int fd, on = 1, err;
+
+    fd = socket(addr->sockaddr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return WSH_OK;          /* the real socket() will say why */
+    }
+    (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (addr->sockaddr.ss_family == AF_INET6) {
+        (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    }
+    err = bind(fd, (const struct sockaddr *) &addr->sockaddr, addr->socklen)
+          == -1 ? errno : 0;
+    close(fd);
+    if (err == EADDRINUSE) {
+        wsh_log(WSH_LOG_EMERG, "bind() to %s failed: %s (another server is "
+                "listening there: stop it or change \"listen\"; with "
+                "reuseport the kernel would have shared the connections "
+                "with it)", addr->text, strerror(err));
+        return WSH_ERROR;
+    }
+    return WSH_OK;
+}
+
+int
 wsh_listen_open(const wsh_listen_addr_t *addr, int backlog, bool reuseport)
 {
     int fd, on = 1;

@@ -141,6 +141,47 @@ class TestWorkerSignals(unittest.TestCase):
             self.assertNotIn("exited on signal", srv.log())
 
 
+class TestExclusiveListen(unittest.TestCase):
+    """Issue 24, bugs 2 and 3: with reuseport on (the default) a second
+    wshubd on an address in use started and took half of the new
+    connections; a reload that changed reuseport failed with "another
+    server is listening there"."""
+
+    def test_second_server_on_the_address_exits_1(self):
+        for reuseport in (True, False):
+            with Server(workers=1, reuseport=reuseport) as first:
+                second = Server(workers=1, reuseport=reuseport)
+                second.port = first.port
+                second.conf["listen"] = first.conf["listen"]
+                second.write_conf()
+                try:
+                    proc = subprocess.run([WSHUBD, "-c", second.conf_file],
+                                          stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT,
+                                          timeout=20, text=True)
+                    said = proc.stdout + second.log()
+                    self.assertEqual(proc.returncode, 1, said)
+                    self.assertIn("Address already in use", said)
+                finally:
+                    second.tmp.cleanup()
+                self.assertEqual(echo(first.url(), "still mine"),
+                                 "still mine")
+
+    def test_reload_that_changes_reuseport_says_restart(self):
+        with Server(workers=1, reuseport=True) as srv:
+            pids = srv.workers()
+            srv.conf["reuseport"] = False
+            srv.write_conf()
+            srv.signal(signal.SIGHUP)
+            srv.wait_log("reuseport changed to off for 127.0.0.1:%d: the "
+                         "listening sockets are kept open across reloads "
+                         "and upgrades, so this change needs a restart"
+                         % srv.port)
+            self.assertNotIn("another server is listening", srv.log())
+            self.assertEqual(srv.workers(), pids)
+            self.assertEqual(echo(srv.url(), "unchanged"), "unchanged")
+
+
 class TestStop(unittest.TestCase):
 
     def test_sigquit_drains_with_1001(self):
