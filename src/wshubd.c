@@ -4,6 +4,7 @@
 #include "core/core.h"
 #include "core/conf.h"
 #include "core/cycle.h"
+#include "net/limit.h"
 #include "net/tls.h"
 #include "core/log.h"
 #include "core/module.h"
@@ -126,6 +127,10 @@ test_config(const char *file)
     SSL_CTX *tls;
 
     cf = wsh_conf_load(file, err, sizeof(err));
+    if (cf != NULL && wsh_limit_check(cf, err, sizeof(err)) != WSH_OK) {
+        wsh_conf_free(cf);
+        cf = NULL;
+    }
     /* The certificate and key are read as a (re)start would read them. */
     if (cf != NULL && wsh_tls_create(cf, &tls, err, sizeof(err)) != WSH_OK) {
         wsh_conf_free(cf);

@@ -6,6 +6,7 @@
  */
 #include "core/cycle.h"
 #include "core/log.h"
+#include "net/limit.h"
 #include "net/tls.h"
 #include "process/listen.h"
 
@@ -57,8 +58,9 @@ wsh_cycle_create(const char *file, wsh_cycle_t *old)
         return NULL;
     }
     /* Before any socket: a bad certificate fails a reload cleanly. */
-    if (wsh_tls_create(cycle->conf, &cycle->tls_ctx, err, sizeof(err))
-        != WSH_OK)
+    if (wsh_limit_check(cycle->conf, err, sizeof(err)) != WSH_OK
+        || wsh_tls_create(cycle->conf, &cycle->tls_ctx, err, sizeof(err))
+           != WSH_OK)
     {
         wsh_log(WSH_LOG_EMERG, "%s", err);
         goto failed;

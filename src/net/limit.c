@@ -32,6 +32,7 @@
 #include "core/shm.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -56,6 +57,26 @@ struct wsh_limit_zone_s {
 
 static wsh_limit_zone_t *limit_zone;
 static int limit_slot = -1;
+
+int
+wsh_limit_check(const wsh_conf_t *cf, char *err, size_t len)
+{
+    const wsh_conf_limits_t *l = &cf->limits;
+    int most = WSH_LIMIT_SLOTS / 2;
+
+    if ((l->per_ip_connections == 0 && l->max_connections_total == 0)
+        || cf->worker_processes <= most)
+    {
+        return WSH_OK;
+    }
+    snprintf(err, len, "%s: limits.per_ip_connections and "
+             "limits.max_connections_total count the connections of %d "
+             "worker processes at most, and a reload runs two generations "
+             "at once: %d workers would run %d; set worker_processes to %d "
+             "or less, or turn those limits off", cf->file, WSH_LIMIT_SLOTS,
+             cf->worker_processes, 2 * cf->worker_processes, most);
+    return WSH_ERROR;
+}
 
 size_t
 wsh_limit_zone_size(unsigned nips)

@@ -24,6 +24,12 @@ _Static_assert(WSH_LIMIT_IPS <= INT16_MAX, "entry index must fit int16_t");
 
 typedef struct wsh_limit_zone_s wsh_limit_zone_t;
 
+/* The connection caps count the workers of WSH_LIMIT_SLOTS process
+ * slots, and a reload runs two generations at once: WSH_ERROR (ERR says
+ * why and what to do) when CF's caps could not count them all. For
+ * wshubd -t, start and reload. */
+int wsh_limit_check(const wsh_conf_t *cf, char *err, size_t len);
+
 /* Bytes a zone with NIPS address entries takes. */
 size_t wsh_limit_zone_size(unsigned nips);
 

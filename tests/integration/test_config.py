@@ -65,6 +65,25 @@ class TestConfigTest(ConfTest):
         self.assertIn("syntax is ok", r.stderr)
         self.assertIn("test is successful", r.stderr)
 
+    def test_connection_caps_need_their_slots(self):
+        """Issue 24, bug 4: the connection caps count 64 worker
+        processes, two generations during a reload; beyond, wshubd -t
+        (and a start or reload) says so instead of leaving connections
+        uncounted with an alert."""
+        limits = "limits:\n  per_ip_connections: 10\n"
+        for workers, caps, rc in ((40, limits, 1), (32, limits, 0),
+                                  (40, "", 0)):
+            path = self.conf("worker_processes: %d\n%s" % (workers, caps))
+            r = wshubd("-t", "-c", path)
+            self.assertEqual(r.returncode, rc, r.stderr)
+            if rc:
+                self.assertIn("%s: limits.per_ip_connections and "
+                              "limits.max_connections_total count the "
+                              "connections of 64 worker processes at most"
+                              % path, r.stderr)
+                self.assertIn("set worker_processes to 32 or less",
+                              r.stderr)
+
     def test_unknown_key_with_suggestion(self):
         path = self.conf("worker_processes: 1\n"
                          "log_level: info\n"
