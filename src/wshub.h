@@ -205,6 +205,8 @@ typedef struct {
     size_t      key_len;
     uint64_t    ticket;         /* out: the acked hook's ticket, 0: no
                                  * answer comes */
+    int         refused;        /* out: not published (the sender has
+                                 * 65535 waiting, or out of memory) */
 } wsh_publish_ack_t;
 
 /* wsh_publish() through the sequencer when the topic is a room with

@@ -447,7 +447,7 @@ static void
 hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
     const char *name, size_t len)
 {
-    wsh_publish_ack_t ack = { NULL, 0, 0 };
+    wsh_publish_ack_t ack = { NULL, 0, 0, 0 };
     hub_pending_t *p;
     char *text;
 
@@ -473,6 +473,11 @@ hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
     }
     (void) wsh_publish_acked(kind, name, len, text, strlen(text), c, 0, &ack);
     free(text);
+    if (ack.refused) {
+        hub_error(c, "Server error",
+                  json_string_value(json_object_get(root, "type")));
+        return;
+    }
     if (ack.ticket == 0) {
         hub_send_ack(c, hc->request_id, NULL);
         return;
@@ -848,7 +853,7 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
     json_error_t err;
     int kind, flags = 0;
     const char *deflt;
-    wsh_publish_ack_t ack = { NULL, 0, 0 };
+    wsh_publish_ack_t ack = { NULL, 0, 0, 0 };
     char *text;
 
     auth = wsh_request_method(r, &len);
@@ -922,6 +927,9 @@ hub_http(wsh_conn_t *c, const wsh_request_t *r)
                           &ack);
     free(text);
     json_decref(root);
+    if (ack.refused) {
+        return hub_api_error(c, 503, "not published: out of memory");
+    }
     if (ack.ticket != 0) {
         return 0;               /* answered by hub_api_acked */
     }

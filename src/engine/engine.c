@@ -312,6 +312,7 @@ wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
 
     if (ack != NULL) {
         ack->ticket = 0;
+        ack->refused = 0;
     }
     /* A room with history is delivered once sequenced, here too; so is
      * a publish with an idempotency key, which may be a retry. */
@@ -326,6 +327,7 @@ wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
                 wsh_log(WSH_LOG_ERR, "a publish was refused: its connection "
                         "has %u waiting for the engine, or out of memory",
                         (unsigned) sender->acks);
+                ack->refused = 1;
                 return 0;
             }
             ack->ticket = ticket;

@@ -328,6 +328,7 @@ wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
         return n;
     }
     ack->ticket = 0;
+    ack->refused = 0;
     if (ack->key == NULL
         && !(kind == WSH_TOPIC_ROOM && wsh_topic_has_history(name, len)))
     {
@@ -337,10 +338,12 @@ wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
         abort();
     }
     for (i = 0; i < FUZZ_TICKETS && fuzz_tickets[i].c != NULL; i++) { }
-    if (i < FUZZ_TICKETS) {
-        fuzz_tickets[i].c = sender;
-        fuzz_tickets[i].ticket = ack->ticket = ++fuzz_last_ticket;
+    if (i == FUZZ_TICKETS) {
+        ack->refused = 1;       /* as the engine does past its cap */
+        return 0;
     }
+    fuzz_tickets[i].c = sender;
+    fuzz_tickets[i].ticket = ack->ticket = ++fuzz_last_ticket;
     return n;
 }
 
