@@ -123,14 +123,15 @@ class TestWorkerSignals(unittest.TestCase):
     def test_master_signals_sent_to_a_worker_are_ignored(self):
         """HUP, USR2 and WINCH are the master's: a worker that gets them
         (systemctl kill -s HUP signals every process of the unit) keeps
-        running and keeps its clients. The worker died on each before."""
+        running and keeps its clients; USR1 reopens its logs. The
+        worker died on HUP, USR2 and WINCH before."""
         with Server(workers=1) as srv:
             pid = srv.workers()[0]
 
             async def go():
                 async with connect(srv.url()) as ws:
-                    for sig in (signal.SIGHUP, signal.SIGUSR2,
-                                signal.SIGWINCH):
+                    for sig in (signal.SIGHUP, signal.SIGUSR1,
+                                signal.SIGUSR2, signal.SIGWINCH):
                         os.kill(pid, sig)
                         await asyncio.sleep(0.3)
                         await ws.send("still here")
