@@ -71,8 +71,8 @@ class TestConfigTest(ConfTest):
         (and a start or reload) says so instead of leaving connections
         uncounted with an alert."""
         limits = "limits:\n  per_ip_connections: 10\n"
-        for workers, caps, rc in ((40, limits, 1), (32, limits, 0),
-                                  (40, "", 0)):
+        for workers, caps, rc in ((40, limits, 1), (65, limits, 1),
+                                  (32, limits, 0), (65, "", 0)):
             path = self.conf("worker_processes: %d\n%s" % (workers, caps))
             r = wshubd("-t", "-c", path)
             self.assertEqual(r.returncode, rc, r.stderr)
