@@ -175,6 +175,9 @@ class Subscriber:
                             since["offset"]
                         asked = await self.join(ws)
             except Exception:
+                # A connection lost: closed here, not left to the garbage
+                # collector once the loop is gone.
+                await ws.close()
                 await asyncio.sleep(0.1 + rng.random() * 0.3)
 
 
