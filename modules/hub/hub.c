@@ -169,6 +169,16 @@ hub_query_param(const char *q, size_t qlen, const char *name, char *out,
     return false;
 }
 
+/* Ids no client may claim: "server" (the publish API's "from") and
+ * the generated ones' prefix, so that neither a backend's messages nor
+ * another client's generated id can be borrowed with ?id=. */
+static bool
+hub_reserved_id(const char *id, size_t len)
+{
+    return (len == 6 && memcmp(id, "server", 6) == 0)
+           || (len >= 2 && memcmp(id, "u-", 2) == 0);
+}
+
 static void
 hub_generate_id(hub_conn_t *hc)
 {
@@ -208,7 +218,8 @@ hub_client_id(wsh_conn_t *c, const wsh_request_t *r, hub_conn_t *hc)
                || (p = wsh_request_query(r, &len)) == NULL
                || !hub_query_param(p, len, "id", hc->id, WSH_CLIENT_ID_MAX,
                                    &hc->idlen)
-               || !wsh_valid_client_id(hc->id, hc->idlen))
+               || !wsh_valid_client_id(hc->id, hc->idlen)
+               || hub_reserved_id(hc->id, hc->idlen))
     {
         hub_generate_id(hc);
     }

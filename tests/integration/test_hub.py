@@ -847,6 +847,13 @@ class TestIdentity(unittest.TestCase):
                               "id=caf%C3%A9", "other=alice"):
                     c = await pool.open(raw_query=query)
                     self.assertRegex(c.id, gen, query)
+                # Reserved (issue 19): "server" would pass for the publish
+                # API, a generated id for its owner, whose private
+                # messages it would get.
+                for query in ("id=server", "id=" + a.id, "id=u-x"):
+                    c = await pool.open(raw_query=query)
+                    self.assertRegex(c.id, gen, query)
+                    self.assertNotEqual(c.id, a.id, query)
                 for cid in ("x" * 64, "user@example.com:1", "A-b_c.d"):
                     c = await pool.open(cid)
                     self.assertEqual(c.id, cid)
