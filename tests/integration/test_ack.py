@@ -168,6 +168,21 @@ class ApiAckTest(unittest.TestCase):
                     await ws.close()
             arun(go())
 
+    def test_api_key_compared_whole(self):
+        """A key compared by digest (its length no longer shows in the
+        time a wrong one takes): anything but the key itself is 401."""
+        with server(workers=1) as srv:
+            for wrong in (API_KEY[:-1], API_KEY + "x", "", "x" * 300,
+                          API_KEY.upper()):
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port,
+                                                  timeout=10)
+                conn.request("POST", "/api/publish", json.dumps(
+                    {"room": "r", "data": {}}),
+                    {"Authorization": "apikey " + wrong})
+                self.assertEqual(conn.getresponse().status, 401, wrong)
+                conn.close()
+            self.assertEqual(publish(srv, {"room": "r", "data": {}})[0], 202)
+
     def test_bad_keys_get_400(self):
         with server() as srv:
             self.assertEqual(publish(srv, {"room": "r", "data": {},
