@@ -83,18 +83,25 @@ hub_error(wsh_conn_t *c, const char *error, const char *request)
     }
 }
 
-/* {"type":"ack","id":ID} plus the position of a numbered message. */
+/* "offset" and "epoch" of a numbered message into OBJ (may be NULL). */
 static void
-hub_send_ack(wsh_conn_t *c, json_t *id, const wsh_ack_t *ack)
+hub_ack_position(json_t *obj, const wsh_ack_t *ack)
 {
-    json_t *obj = json_pack("{s:s, s:O}", "type", "ack", "id", id);
-
     if (obj != NULL && ack != NULL && ack->offset != 0) {
         json_object_set_new(obj, "offset",
                             json_integer((json_int_t) ack->offset));
         json_object_set_new(obj, "epoch",
                             json_stringn(ack->epoch, ack->epoch_len));
     }
+}
+
+/* {"type":"ack","id":ID} plus the position of a numbered message. */
+static void
+hub_send_ack(wsh_conn_t *c, json_t *id, const wsh_ack_t *ack)
+{
+    json_t *obj = json_pack("{s:s, s:O}", "type", "ack", "id", id);
+
+    hub_ack_position(obj, ack);
     if (obj != NULL) {
         hub_send(c, obj);
     }
@@ -816,12 +823,7 @@ hub_api_acked(wsh_conn_t *c, const wsh_ack_t *ack)
         return;
     }
     obj = json_object();
-    if (obj != NULL && ack->offset != 0) {
-        json_object_set_new(obj, "offset",
-                            json_integer((json_int_t) ack->offset));
-        json_object_set_new(obj, "epoch",
-                            json_stringn(ack->epoch, ack->epoch_len));
-    }
+    hub_ack_position(obj, ack);
     if (obj != NULL && ack->duplicate) {
         json_object_set_new(obj, "duplicate", json_true());
     }
