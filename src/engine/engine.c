@@ -15,9 +15,9 @@
  */
 #include "engine/engine.h"
 #include "engine/history.h"
-#include "core/hash.h"
 #include "engine/recovery.h"
 #include "engine/topic.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/module.h"
 #include "core/stats.h"
@@ -555,11 +555,10 @@ wsh_engine_room_gap(const char *room, size_t len,
         n++;
     }
     wsh_stat_add(WSH_STAT_ROOM_RESETS, n);
-    wsh_log(WSH_LOG_WARN, "room \"%.*s\": %s; its %zu members here were "
-            "told to rejoin from offset %llu of epoch %s", (int) len, room,
-            since->offset == 0 ? "its history was lost (a new epoch)"
-                               : "messages were lost on their way here",
-            n, (unsigned long long) since->offset, since->epoch);
+    wsh_log(WSH_LOG_WARN, "room \"%.*s\": messages were lost on their way "
+            "here, or its history was lost; its %zu members here were told "
+            "to rejoin from offset %llu of epoch %s", (int) len, room, n,
+            (unsigned long long) since->offset, since->epoch);
 }
 
 void

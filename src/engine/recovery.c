@@ -206,7 +206,7 @@ wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
     }
 }
 
-/* ROOM's entry, created with NOW (OFFSET, EPOCH) when absent: *CREATED
+/* ROOM's entry, created at (OFFSET, EPOCH) when absent: *CREATED
  * tells. NULL on ENOMEM or a bad epoch. */
 static recovery_room_t *
 recovery_room(const char *room, size_t len, uint64_t offset,
@@ -236,21 +236,32 @@ recovery_room(const char *room, size_t len, uint64_t offset,
     return rr;
 }
 
-/* Is (OFFSET, EPOCH) past what RR's members have, beyond NEXT more? */
+/* Where RR's members stand, as a position to rejoin from. */
+static void
+recovery_position(const recovery_room_t *rr, wsh_room_position_t *pos)
+{
+    memset(pos, 0, sizeof(*pos));
+    pos->history = 1;
+    pos->recovered = -1;
+    pos->offset = rr->offset;
+    memcpy(pos->epoch, rr->epoch, sizeof(rr->epoch));
+}
+
+/* Is (OFFSET, EPOCH) past what RR's members have, beyond NEXT more?
+ * *SINCE is then where to rejoin from: their position, or the start of
+ * the new epoch. */
 static bool
 recovery_hole(const recovery_room_t *rr, uint64_t offset,
     const char *epoch, size_t elen, uint64_t next,
     wsh_room_position_t *since)
 {
-    memset(since, 0, sizeof(*since));
-    since->history = 1;
-    since->recovered = -1;
+    recovery_position(rr, since);
     if (strlen(rr->epoch) != elen || memcmp(rr->epoch, epoch, elen) != 0) {
-        memcpy(since->epoch, epoch, elen);      /* from the new start */
+        since->offset = 0;                      /* from the new start */
+        memset(since->epoch, 0, sizeof(since->epoch));
+        memcpy(since->epoch, epoch, elen);
         return true;
     }
-    since->offset = rr->offset;
-    memcpy(since->epoch, rr->epoch, sizeof(rr->epoch));
     return offset > rr->offset + next;
 }
 
@@ -300,7 +311,7 @@ wsh_recovery_each_room(void (*cb)(const char *room, size_t len,
 {
     char room[WSH_TOPIC_NAME_MAX];
     wsh_room_position_t pos;
-    recovery_room_t *rr;
+    const recovery_room_t *rr;
     wsh_hash_iter_t it;
     const void *key;
     size_t klen;
@@ -313,11 +324,7 @@ wsh_recovery_each_room(void (*cb)(const char *room, size_t len,
     while (wsh_hash_next(&it, &key, &klen, &value)) {
         /* Copies: CB may remove the entry, its key and value with it. */
         rr = value;
-        memset(&pos, 0, sizeof(pos));
-        pos.history = 1;
-        pos.recovered = -1;
-        pos.offset = rr->offset;
-        memcpy(pos.epoch, rr->epoch, sizeof(rr->epoch));
+        recovery_position(rr, &pos);
         if (klen <= sizeof(room)) {
             memcpy(room, key, klen);
             cb(room, klen, &pos);

@@ -110,6 +110,15 @@ redis_acked_cb(redisAsyncContext *ac, void *r, void *privdata)
     free(q);
 }
 
+/* hub.idempotency_window in ms, as a script argument, into BUF. */
+static size_t
+redis_window(char buf[24])
+{
+    return (size_t) snprintf(buf, 24, "%" PRIu64,
+                             (uint64_t) wsh_worker.conf->hub
+                             .idempotency_window);
+}
+
 /* A keyed publish to a topic without history: KPUB, in an envelope the
  * origin worker does not skip (it did not deliver locally). */
 static int
@@ -137,9 +146,7 @@ redis_publish_keyed(int kind, const char *name, size_t len,
     memcpy(dk + argl[0], ":k:", 3);
     memcpy(dk + argl[0] + 3, key, klen);
     argl[0] += 3 + klen;
-    argl[1] = (size_t) snprintf(window, sizeof(window), "%" PRIu64,
-                                (uint64_t) wsh_worker.conf->hub
-                                .idempotency_window);
+    argl[1] = redis_window(window);
     argl[2] = redis_channel(ch, kind, name, len);
     argl[3] = n + dlen;
     argv[0] = dk;
@@ -175,9 +182,7 @@ redis_publish_numbered(const wsh_conf_history_t *rule, const char *room,
     argl[4] += (size_t) n;
     argl[5] = dlen;
     argl[6] = klen;
-    argl[7] = (size_t) snprintf(window, sizeof(window), "%" PRIu64,
-                                (uint64_t) wsh_worker.conf->hub
-                                .idempotency_window);
+    argl[7] = redis_window(window);
     argv[0] = hk;
     argv[1] = size;
     argv[2] = ttl;
