@@ -73,6 +73,14 @@ typedef struct wsh_module_s {
      * with wsh_http_respond() and return 0, or return -1 to let the core
      * answer 426 Upgrade Required. */
     int  (*http)(wsh_conn_t *c, const wsh_request_t *r);
+    /* A plain HTTP request's head is in, before any byte of its body is
+     * read, so that refusing it costs no memory: return 0 to go on
+     * (reading a body of up to *MAX_BODY bytes, preset to the
+     * endpoint's max_message_size, then the http hook; larger gets
+     * 413), or -1 after answering it with wsh_http_respond() (the
+     * connection then closes: its body was not read). */
+    int  (*http_head)(wsh_conn_t *c, const wsh_request_t *r,
+                      size_t *max_body);
 
     /* Engine events, for modules that use topics (all optional). */
 
@@ -133,6 +141,22 @@ const char *wsh_conn_peer(const wsh_conn_t *c);
  * ENOMEM. */
 int  wsh_conn_set_user(wsh_conn_t *c, const char *user, size_t len,
     const char *const *patterns, const size_t *lens, size_t n);
+/* Identity realms: the namespace of client ids and topics. Each
+ * endpoint has one (its "realm:", by default its path); a module that
+ * uses topics names them "REALM#NAME" (WSH_REALM_SEP), so that clients
+ * of different realms never meet, on this host or through Redis, and
+ * the core matches room rules (history) against NAME. */
+#define WSH_REALM_MAX 64
+#define WSH_REALM_SEP '#'
+
+/* C's realm and its length; NULL for an endpoint without one (a
+ * publish API shared by several realms). *VERIFIED (may be NULL) is set
+ * when an endpoint of the realm authenticates: then the only ids in it
+ * are verified ones (wsh_conn_user()). */
+const char *wsh_conn_realm(const wsh_conn_t *c, size_t *len, int *verified);
+/* Whether NAME is the realm of an endpoint that serves topics. */
+int  wsh_realm_known(const char *name, size_t len);
+
 /* C's verified client id, or NULL if C did not authenticate. */
 const char *wsh_conn_user(const wsh_conn_t *c, size_t *len);
 /* Whether C may do ACTION (WSH_MAY_*) on ROOM: always 1 without auth or
@@ -316,9 +340,13 @@ int wsh_room_matches(const char *pattern, size_t plen, const char *room,
 /* The request body (POST with Content-Length), or NULL. */
 const char *wsh_request_body(const wsh_request_t *r, size_t *len);
 
-/* Send a complete HTTP response from an http hook. */
+/* Send a complete HTTP response from an http or http_head hook. */
 int  wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
     const void *body, size_t len);
+/* The same with HEADERS, header lines each ending in CRLF (may be
+ * NULL), such as "Allow: POST\r\n" for a 405. */
+int  wsh_http_respond_headers(wsh_conn_t *c, int status, const char *headers,
+    const char *content_type, const void *body, size_t len);
 
 /* Log through the server's error log: LEVEL is one of the WSH_LOG_*
  * values of the core (0 emerg ... 7 debug); C may be NULL. */

@@ -2,12 +2,13 @@
  *
  * Implements the JSON protocol of wshub-protocol(7) on the topic API of
  * src/wshub.h: each connection joins the all-clients topic and the topic
- * of its client id, and rooms on request. Relayed messages are the
- * sender's object with "from" set by the server, serialized once and
- * published once; the engine shares that one frame among recipients.
- * Also serves POST /api/publish for backends.
+ * of its client id, and rooms on request, every topic in the realm of
+ * its endpoint ("REALM#NAME"). Relayed messages are the sender's object
+ * with "from" set by the server, serialized once and published once;
+ * the engine shares that one frame among recipients. The publish API
+ * for backends is module hub_api (api.c).
  */
-#include "wshub.h"
+#include "hub/hub.h"
 #include "core/conf.h"
 #include "process/worker.h"
 
@@ -18,8 +19,6 @@
 #include <sys/random.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 /* server_shutdown's reconnect hint: uniform in [MIN, MIN + SPREAD). */
 #define HUB_RECONNECT_MIN_MS     100
@@ -38,18 +37,48 @@ typedef struct {
     unsigned       nrooms;
     size_t         idlen;
     char           id[WSH_CLIENT_ID_MAX + 1];
+    size_t         realmlen;    /* "REALM#", the start of its topics */
+    char           realm[WSH_REALM_MAX + 2];
     json_t        *request_id;  /* "id" of the message being handled */
     hub_pending_t *pending;     /* in publish order */
     size_t         npending;
     size_t         pending_cap;
 } hub_conn_t;
 
-static void hub_api_acked(wsh_conn_t *c, const wsh_ack_t *ack);
-
-static const wsh_conf_hub_t *
+const wsh_conf_hub_t *
 hub_conf(void)
 {
     return &wsh_worker.conf->hub;
+}
+
+size_t
+hub_topic(char *buf, const char *realm, size_t rlen, const char *name,
+    size_t len)
+{
+    memcpy(buf, realm, rlen);
+    buf[rlen] = WSH_REALM_SEP;
+    memcpy(buf + rlen + 1, name, len);
+    return rlen + 1 + len;
+}
+
+const char *
+hub_topic_name(const char *topic, size_t *len)
+{
+    const char *sep = memchr(topic, WSH_REALM_SEP, *len);
+
+    if (sep == NULL) {
+        return topic;
+    }
+    *len -= (size_t) (sep + 1 - topic);
+    return sep + 1;
+}
+
+/* NAME in HC's realm, into BUF (HUB_TOPIC_MAX bytes). */
+static size_t
+hub_conn_topic(const hub_conn_t *hc, char *buf, const char *name,
+    size_t len)
+{
+    return hub_topic(buf, hc->realm, hc->realmlen - 1, name, len);
 }
 
 /* Serialize and send OBJ to C (steals the reference). */
@@ -83,8 +112,7 @@ hub_error(wsh_conn_t *c, const char *error, const char *request)
     }
 }
 
-/* "offset" and "epoch" of a numbered message into OBJ (may be NULL). */
-static void
+void
 hub_ack_position(json_t *obj, const wsh_ack_t *ack)
 {
     if (obj != NULL && ack != NULL && ack->offset != 0) {
@@ -107,8 +135,7 @@ hub_send_ack(wsh_conn_t *c, json_t *id, const wsh_ack_t *ack)
     }
 }
 
-/* Publish OBJ (steals it) to a topic, excluding SENDER. */
-static size_t
+size_t
 hub_publish(int kind, const char *name, size_t len, json_t *obj,
     wsh_conn_t *sender, int flags)
 {
@@ -207,14 +234,23 @@ hub_generate_id(hub_conn_t *hc)
 
 /* The client id, in the order of wshub-protocol(7) "Identity": the
  * verified one (auth: jwt, its sub), else a valid ?id= when client_ids
- * allows it, else a random one. False when an auth module verified an
- * id the protocol cannot carry. */
+ * allows it and the realm has no endpoint with auth (whose verified ids
+ * it would borrow), else a random one. False when an auth module
+ * verified an id the protocol cannot carry. */
 static bool
 hub_client_id(wsh_conn_t *c, const wsh_request_t *r, hub_conn_t *hc)
 {
     const char *p;
     size_t len;
+    int verified;
 
+    p = wsh_conn_realm(c, &len, &verified);
+    if (p == NULL) {
+        return false;
+    }
+    memcpy(hc->realm, p, len);
+    hc->realm[len] = WSH_REALM_SEP;
+    hc->realmlen = len + 1;
     p = wsh_conn_user(c, &len);
     if (p != NULL) {
         if (!wsh_valid_client_id(p, len)) {
@@ -222,7 +258,7 @@ hub_client_id(wsh_conn_t *c, const wsh_request_t *r, hub_conn_t *hc)
         }
         memcpy(hc->id, p, len);
         hc->idlen = len;
-    } else if (!hub_conf()->client_ids
+    } else if (!hub_conf()->client_ids || verified
                || (p = wsh_request_query(r, &len)) == NULL
                || !hub_query_param(p, len, "id", hc->id, WSH_CLIENT_ID_MAX,
                                    &hc->idlen)
@@ -239,6 +275,7 @@ static void
 hub_open(wsh_conn_t *c, const wsh_request_t *r)
 {
     hub_conn_t *hc = calloc(1, sizeof(*hc));
+    char topic[HUB_TOPIC_MAX];
     json_t *obj;
 
     if (hc == NULL) {
@@ -250,8 +287,11 @@ hub_open(wsh_conn_t *c, const wsh_request_t *r)
         wsh_conn_close(c, WSH_CLOSE_POLICY, "invalid client id");
         return;
     }
-    if (wsh_topic_join(c, WSH_TOPIC_CLIENT, hc->id, hc->idlen, NULL, 0) != 0
-        || wsh_topic_join(c, WSH_TOPIC_ALL, "", 0, NULL, 0) != 0)
+    if (wsh_topic_join(c, WSH_TOPIC_CLIENT, topic,
+                       hub_conn_topic(hc, topic, hc->id, hc->idlen),
+                       NULL, 0) != 0
+        || wsh_topic_join(c, WSH_TOPIC_ALL, hc->realm, hc->realmlen,
+                          NULL, 0) != 0)
     {
         wsh_conn_close(c, WSH_CLOSE_INTERNAL, "out of memory");
         return;
@@ -264,7 +304,7 @@ hub_open(wsh_conn_t *c, const wsh_request_t *r)
     if (hub_conf()->announce_connections) {
         obj = json_pack("{s:s, s:s}", "type", "user_joined", "id", hc->id);
         if (obj != NULL) {
-            hub_publish(WSH_TOPIC_ALL, "", 0, obj, c, 0);
+            hub_publish(WSH_TOPIC_ALL, hc->realm, hc->realmlen, obj, c, 0);
         }
     }
 }
@@ -281,7 +321,7 @@ hub_close(wsh_conn_t *c, int code)
     if (hub_conf()->announce_connections) {
         obj = json_pack("{s:s, s:s}", "type", "user_left", "id", hc->id);
         if (obj != NULL) {
-            hub_publish(WSH_TOPIC_ALL, "", 0, obj, c, 0);
+            hub_publish(WSH_TOPIC_ALL, hc->realm, hc->realmlen, obj, c, 0);
         }
     }
     while (hc->npending > 0) {
@@ -307,6 +347,7 @@ hub_shutdown_room(void *arg, const char *room, size_t len,
     json_t *rooms = arg;
     char name[WSH_ROOM_MAX + 1];
 
+    room = hub_topic_name(room, &len);
     if (len <= WSH_ROOM_MAX) {
         memcpy(name, room, len);
         name[len] = '\0';
@@ -398,7 +439,8 @@ static void
 hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
 {
     const char *room;
-    size_t len;
+    char topic[HUB_TOPIC_MAX];
+    size_t len, tlen;
     wsh_since_t since;
     bool given;
 
@@ -410,7 +452,8 @@ hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
         hub_error(c, "Not allowed", "join_room");
         return;
     }
-    if (wsh_topic_is_member(c, WSH_TOPIC_ROOM, room, len)) {
+    tlen = hub_conn_topic(hc, topic, room, len);
+    if (wsh_topic_is_member(c, WSH_TOPIC_ROOM, topic, tlen)) {
         hub_error(c, "Already in room", "join_room");
         return;
     }
@@ -420,7 +463,7 @@ hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
     }
     /* room_joined is sent when the member list arrives (hub_members),
      * then, in a room with history, what the client missed. */
-    if (wsh_topic_join_since(c, room, len, hc->id, hc->idlen,
+    if (wsh_topic_join_since(c, topic, tlen, hc->id, hc->idlen,
                              given ? &since : NULL) != 0)
     {
         hub_error(c, "Server error", "join_room");
@@ -433,13 +476,16 @@ static void
 hub_leave_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
 {
     const char *room;
+    char topic[HUB_TOPIC_MAX];
     size_t len;
 
     room = hub_room(c, root, "leave_room", &len);
     if (room == NULL) {
         return;
     }
-    if (wsh_topic_leave(c, WSH_TOPIC_ROOM, room, len) != 0) {
+    if (wsh_topic_leave(c, WSH_TOPIC_ROOM, topic,
+                        hub_conn_topic(hc, topic, room, len)) != 0)
+    {
         hub_error(c, "Not in room", "leave_room");
         return;
     }
@@ -448,9 +494,7 @@ hub_leave_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
                           len));
 }
 
-/* In a room with history the server sets "offset" and "epoch", as it
- * sets "from": never taken from the publisher. */
-static void
+void
 hub_reserve_position(json_t *obj, int kind, const char *room, size_t len)
 {
     if (kind == WSH_TOPIC_ROOM && wsh_topic_has_history(room, len)) {
@@ -506,8 +550,7 @@ hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
     p->id = json_incref(hc->request_id);
 }
 
-/* The sequencer's answer to a message with an "id", or to an API
- * publish (an HTTP request: no hub_conn_t) waiting for it. */
+/* The sequencer's answer to a message with an "id". */
 static void
 hub_acked(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack)
 {
@@ -516,7 +559,6 @@ hub_acked(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack)
     size_t i;
 
     if (hc == NULL) {
-        hub_api_acked(c, ack);
         return;
     }
     for (i = 0; i < hc->npending && hc->pending[i].ticket != ticket; i++) { }
@@ -546,6 +588,7 @@ static void
 hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
 {
     const char *name = "";
+    char topic[HUB_TOPIC_MAX];
     size_t len = 0;
     json_t *to;
     int kind;
@@ -560,6 +603,8 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
             hub_error(c, "Not allowed", type);
             return;
         }
+        len = hub_conn_topic(hc, topic, name, len);
+        name = topic;
         if (!wsh_topic_is_member(c, WSH_TOPIC_ROOM, name, len)) {
             hub_error(c, "Not in room", type);
             return;
@@ -574,10 +619,13 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
             hub_error(c, "Invalid target", type);
             return;
         }
-        name = json_string_value(to);
-        len = json_string_length(to);
+        len = hub_conn_topic(hc, topic, json_string_value(to),
+                             json_string_length(to));
+        name = topic;
     } else {
         kind = WSH_TOPIC_ALL;
+        name = hc->realm;
+        len = hc->realmlen;
     }
     json_object_set_new(root, "from", json_stringn(hc->id, hc->idlen));
     hub_reserve_position(root, kind, name, len);
@@ -702,11 +750,13 @@ hub_members_text(const char *const *ids, const size_t *lens, size_t n,
 }
 
 static void
-hub_members(wsh_conn_t *c, const char *room, size_t len,
+hub_members(wsh_conn_t *c, const char *topic, size_t len,
     const char *const *ids, const size_t *lens, size_t n)
 {
+    size_t rlen = len;
+    const char *room = hub_topic_name(topic, &rlen);
     json_t *obj = json_pack("{s:s, s:s%}", "type", "room_joined", "room",
-                            room, len);
+                            room, rlen);
     json_t *members;
     wsh_room_position_t pos;
     char *rest, *text = NULL;
@@ -715,7 +765,7 @@ hub_members(wsh_conn_t *c, const char *room, size_t len,
     if (obj == NULL) {
         return;
     }
-    if (wsh_topic_position(c, room, len, &pos) == 0) {
+    if (wsh_topic_position(c, topic, len, &pos) == 0) {
         if (pos.history) {
             json_object_set_new(obj, "offset",
                                 json_integer((json_int_t) pos.offset));
@@ -746,227 +796,30 @@ hub_members(wsh_conn_t *c, const char *room, size_t len,
 }
 
 static void
-hub_presence(const char *room, size_t len, const char *id, size_t idlen,
+hub_presence(const char *topic, size_t len, const char *id, size_t idlen,
     int joined, wsh_conn_t *exclude)
 {
+    size_t rlen = len;
+    const char *room = hub_topic_name(topic, &rlen);
     json_t *obj = json_pack("{s:s, s:s%, s:s%}", "type",
                             joined ? "user_joined_room" : "user_left_room",
-                            "room", room, len, "userId", id, idlen);
+                            "room", room, rlen, "userId", id, idlen);
 
     if (obj != NULL) {
-        hub_publish(WSH_TOPIC_ROOM, room, len, obj, exclude,
+        hub_publish(WSH_TOPIC_ROOM, topic, len, obj, exclude,
                     WSH_PUBLISH_LOCAL);
     }
 }
 
 static void
-hub_http_reply(wsh_conn_t *c, int status, json_t *obj)
-{
-    char *text = json_dumps(obj, JSON_COMPACT);
-
-    json_decref(obj);
-    if (text == NULL) {
-        (void) wsh_http_respond(c, 500, "text/plain", "", 0);
-        return;
-    }
-    (void) wsh_http_respond(c, status, "application/json", text,
-                            strlen(text));
-    free(text);
-}
-
-static void
 hub_publish_result(wsh_conn_t *c, const char *to, size_t len, int found)
 {
-    hub_conn_t *hc = wsh_conn_get_data(c);
-
-    if (hc == NULL) {
-        /* An API request waiting for the cluster's answer. */
-        if (found) {
-            /* Delivered on other workers only: none here. */
-            hub_http_reply(c, 202, json_pack("{s:i}", "delivered", 0));
-        } else {
-            hub_http_reply(c, 404, json_pack("{s:s}", "error",
-                                             "User not found"));
-        }
-        return;
-    }
-    if (!found) {
+    if (!found && wsh_conn_get_data(c) != NULL) {
+        to = hub_topic_name(to, &len);
         hub_send(c, json_pack("{s:s, s:s, s:s, s:s%}", "type", "error",
                               "error", "User not found", "request",
                               "private_message", "to", to, len));
     }
-}
-
-static int
-hub_api_error(wsh_conn_t *c, int status, const char *error)
-{
-    hub_http_reply(c, status, json_pack("{s:s}", "error", error));
-    return 0;
-}
-
-/* The answer to an API publish that went through the sequencer: 202
- * with its position in a room with history, "duplicate" for a retry of
- * a key already published; 404 for a private one nobody got; 503 when
- * it never got there (safe to retry with the same key). */
-static void
-hub_api_acked(wsh_conn_t *c, const wsh_ack_t *ack)
-{
-    json_t *obj;
-
-    if (ack->failed) {
-        hub_api_error(c, 503, "not published: the engine is unavailable; "
-                      "retry (with the same Idempotency-Key)");
-        return;
-    }
-    if (ack->kind == WSH_TOPIC_CLIENT && !ack->found) {
-        hub_api_error(c, 404, "User not found");
-        return;
-    }
-    obj = json_object();
-    hub_ack_position(obj, ack);
-    if (obj != NULL && ack->duplicate) {
-        json_object_set_new(obj, "duplicate", json_true());
-    }
-    hub_http_reply(c, 202, obj);
-}
-
-/* The idempotency key of an API publish: the Idempotency-Key header, or
- * the body's "idempotency_key". False after an error answer. */
-static bool
-hub_api_key(wsh_conn_t *c, const wsh_request_t *r, json_t *root,
-    wsh_publish_ack_t *ack)
-{
-    json_t *k = json_object_get(root, "idempotency_key");
-
-    ack->key = wsh_request_header(r, "Idempotency-Key", &ack->key_len);
-    if (ack->key == NULL && k != NULL) {
-        if (!json_is_string(k)) {
-            hub_api_error(c, 400, "\"idempotency_key\" must be a string");
-            return false;
-        }
-        ack->key = json_string_value(k);
-        ack->key_len = json_string_length(k);
-    }
-    if (ack->key != NULL
-        && (ack->key_len == 0 || ack->key_len > WSH_IDEMPOTENCY_KEY_MAX
-            || memchr(ack->key, '\0', ack->key_len) != NULL))
-    {
-        hub_api_error(c, 400, "idempotency key: 1 to 128 bytes, no NUL");
-        return false;
-    }
-    return true;
-}
-
-/* Whether GIVEN is KEY, in a time that says nothing of KEY, its length
- * included: their SHA-256 digests are compared, in constant time. */
-static bool
-hub_key_matches(const char *given, size_t len, const char *key)
-{
-    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
-
-    SHA256((const unsigned char *) given, len, a);
-    SHA256((const unsigned char *) key, strlen(key), b);
-    return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
-}
-
-/* POST /api/publish {"room"|"to"|"broadcast", "data"}. */
-static int
-hub_http(wsh_conn_t *c, const wsh_request_t *r)
-{
-    const char *key = hub_conf()->api_key, *auth, *body, *name = "";
-    size_t len, blen, nlen = 0, n;
-    json_t *root, *data, *room, *to;
-    json_error_t err;
-    int kind, flags = 0;
-    const char *deflt;
-    wsh_publish_ack_t ack = { NULL, 0, 0, 0 };
-    char *text;
-
-    auth = wsh_request_method(r, &len);
-    if (len != 4 || memcmp(auth, "POST", 4) != 0) {
-        return -1;
-    }
-    if (key == NULL) {
-        return hub_api_error(c, 404, "publish API disabled: set hub.api_key");
-    }
-    auth = wsh_request_header(r, "Authorization", &len);
-    if (auth == NULL || len < 7 || strncasecmp(auth, "apikey ", 7) != 0
-        || !hub_key_matches(auth + 7, len - 7, key))
-    {
-        return hub_api_error(c, 401, "missing or wrong API key");
-    }
-    body = wsh_request_body(r, &blen);
-    root = body ? json_loadb(body, blen, JSON_REJECT_DUPLICATES, &err) : NULL;
-    if (root == NULL) {
-        return hub_api_error(c, 400, body ? err.text : "empty body");
-    }
-    data = json_object_get(root, "data");
-    room = json_object_get(root, "room");
-    to = json_object_get(root, "to");
-    if (!json_is_object(data)) {
-        json_decref(root);
-        return hub_api_error(c, 400, "\"data\" must be a JSON object");
-    }
-    if (json_is_string(room)) {
-        kind = WSH_TOPIC_ROOM;
-        deflt = "room_message";
-        name = json_string_value(room);
-        nlen = json_string_length(room);
-        if (!wsh_valid_room(name, nlen)) {
-            json_decref(root);
-            return hub_api_error(c, 400, "Invalid room name");
-        }
-    } else if (json_is_string(to)) {
-        kind = WSH_TOPIC_CLIENT;
-        deflt = "private_message";
-        name = json_string_value(to);
-        nlen = json_string_length(to);
-        flags = WSH_PUBLISH_CONFIRM;
-        if (!wsh_valid_client_id(name, nlen)) {
-            json_decref(root);
-            return hub_api_error(c, 400, "Invalid target");
-        }
-    } else if (json_is_true(json_object_get(root, "broadcast"))) {
-        kind = WSH_TOPIC_ALL;
-        deflt = "broadcast";
-    } else {
-        json_decref(root);
-        return hub_api_error(c, 400, "give \"room\", \"to\" or "
-                             "\"broadcast\": true");
-    }
-    if (!json_is_string(json_object_get(data, "type"))) {
-        json_object_set_new(data, "type", json_string(deflt));
-    }
-    if (!hub_api_key(c, r, root, &ack)) {
-        json_decref(root);
-        return 0;
-    }
-    json_object_set_new(data, "from", json_string("server"));
-    hub_reserve_position(data, kind, name, nlen);
-    text = json_dumps(data, JSON_COMPACT);
-    if (text == NULL) {
-        json_decref(root);
-        return hub_api_error(c, 500, "out of memory");
-    }
-    n = wsh_publish_acked(kind, name, nlen, text, strlen(text), c, flags,
-                          &ack);
-    free(text);
-    json_decref(root);
-    if (ack.refused) {
-        return hub_api_error(c, 503, "not published: out of memory");
-    }
-    if (ack.ticket != 0) {
-        return 0;               /* answered by hub_api_acked */
-    }
-    /* "delivered" counts this worker's recipients; the other workers
-     * deliver too. A private publish that reached nobody here is
-     * answered when the cluster says whether the id exists anywhere
-     * (hub_publish_result). */
-    if (kind != WSH_TOPIC_CLIENT || n > 0) {
-        hub_http_reply(c, 202, json_pack("{s:I}", "delivered",
-                                         (json_int_t) n));
-    }
-    return 0;
 }
 
 /* C's messages of ROOM have a hole (wsh_room_position_t): the core takes
@@ -982,6 +835,7 @@ hub_room_reset(wsh_conn_t *c, const char *room, size_t len,
         return;
     }
     hc->nrooms--;
+    room = hub_topic_name(room, &len);
     hub_send(c, json_pack("{s:s, s:s%, s:o, s:s}", "type", "room_reset",
                           "room", room, len, "since", hub_position(since),
                           "message", "Messages of this room were lost on "
@@ -996,7 +850,6 @@ const wsh_module_t wsh_hub_module = {
     .message = hub_message,
     .shutdown = hub_shutdown,
     .close = hub_close,
-    .http = hub_http,
     .members = hub_members,
     .presence = hub_presence,
     .publish_result = hub_publish_result,

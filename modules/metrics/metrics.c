@@ -189,6 +189,15 @@ static const struct {
       "Members of rooms with history told to rejoin with since: their "
       "messages had a hole, or the history was lost.", NULL,
       WSH_STAT_ROOM_RESETS },
+    { "wshub_refused_total",
+      "Connections refused or closed when accepted: an address over "
+      "limits.per_ip_pending, the oldest handshake of the heaviest "
+      "address closed to make room, no socket left.",
+      "reason=\"per_ip_pending\"", WSH_STAT_REFUSED_PENDING },
+    { "wshub_refused_total", NULL, "reason=\"evicted\"",
+      WSH_STAT_REFUSED_EVICTED },
+    { "wshub_refused_total", NULL, "reason=\"sockets\"",
+      WSH_STAT_REFUSED_SOCKETS },
 };
 
 static void

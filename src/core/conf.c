@@ -43,6 +43,7 @@ typedef struct {
     char *auth;
     char **listen;
     unsigned listen_count;
+    char *realm;
 } conf_raw_endpoint_t;
 
 typedef struct {
@@ -57,6 +58,7 @@ typedef struct {
     char *announce_connections;
     char *slow_consumer;
     char *api_key;
+    char *api_max_body;
     char *idempotency_window;
     conf_raw_history_t *history;
     unsigned history_count;
@@ -100,6 +102,7 @@ typedef struct {
     char *per_ip_connections;
     char *per_ip_handshake_rate;
     char *per_ip_handshake_burst;
+    char *per_ip_pending;
     char *max_connections_total;
     char *max_fragments;
     char *worker_send_buffer;
@@ -197,6 +200,7 @@ static const cyaml_schema_field_t conf_endpoint_fields[] = {
     CYAML_FIELD_SEQUENCE("listen", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_endpoint_t, listen, &conf_string_schema, 1,
                          64),
+    CONF_STR("realm", conf_raw_endpoint_t, realm, CYAML_FLAG_OPTIONAL),
     CYAML_FIELD_END
 };
 
@@ -225,6 +229,7 @@ static const cyaml_schema_field_t conf_hub_fields[] = {
     CONF_HUB(announce_connections),
     CONF_HUB(slow_consumer),
     CONF_HUB(api_key),
+    CONF_HUB(api_max_body),
     CONF_HUB(idempotency_window),
     CYAML_FIELD_SEQUENCE("history", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_hub_t, history, &conf_history_schema, 0,
@@ -267,6 +272,7 @@ static const cyaml_schema_field_t conf_limits_fields[] = {
     CONF_LIMIT(per_ip_connections),
     CONF_LIMIT(per_ip_handshake_rate),
     CONF_LIMIT(per_ip_handshake_burst),
+    CONF_LIMIT(per_ip_pending),
     CONF_LIMIT(max_connections_total),
     CONF_LIMIT(max_fragments),
     CONF_LIMIT(worker_send_buffer),
@@ -1288,17 +1294,121 @@ conf_endpoint_auth(conf_ctx_t *ctx, const conf_raw_endpoint_t *raw,
     }
 }
 
+/* An endpoint's "realm:", by default its path: the namespace of its
+ * clients' ids and topics (wsh_conn_realm). Realms go into topic names
+ * as "REALM#NAME", hence no '#'. */
+static void
+conf_endpoint_realm(conf_ctx_t *ctx, const conf_raw_endpoint_t *raw,
+    size_t i, wsh_endpoint_t *ep)
+{
+    char path[64];
+    size_t j, len;
+
+    snprintf(path, sizeof(path), "endpoints[%zu].realm", i);
+    if (!conf_is_set(raw->realm)) {
+        if (strlen(ep->path) > WSH_REALM_MAX) {
+            conf_value_error(ctx, path, "the path is over %d bytes: give "
+                             "the endpoint a shorter realm", WSH_REALM_MAX);
+            return;
+        }
+        ep->realm = conf_strdup(ctx, ep->path);
+        return;
+    }
+    len = strlen(raw->realm);
+    for (j = 0; j < len; j++) {
+        if (!isalnum((u_char) raw->realm[j])
+            && strchr("_.:@/-", raw->realm[j]) == NULL)
+        {
+            break;
+        }
+    }
+    if (len == 0 || len > WSH_REALM_MAX || j < len) {
+        conf_value_error(ctx, path, "\"%s\" is not a realm: 1 to %d of "
+                         "A-Z a-z 0-9 _ . : @ / -", raw->realm,
+                         WSH_REALM_MAX);
+        return;
+    }
+    ep->realm = conf_strdup(ctx, raw->realm);
+    ep->realm_set = true;
+}
+
+/* A realm is verified when one of its endpoints authenticates: its ids
+ * are then only those an auth module vouched for. An endpoint that
+ * serves no WebSocket (the publish API) without a realm of its own
+ * publishes into the only realm of the topic endpoints, if there is
+ * just one. */
+static void
+conf_realms(wsh_conf_t *cf)
+{
+    wsh_endpoint_t *ep, *other, *only = NULL;
+    size_t i, j, nrealms = 0;
+
+    for (i = 0; i < cf->nendpoints; i++) {
+        ep = &cf->endpoints[i];
+        for (j = 0; j < cf->nendpoints; j++) {
+            other = &cf->endpoints[j];
+            if (other->auth != NULL && ep->realm != NULL
+                && other->realm != NULL
+                && strcmp(other->realm, ep->realm) == 0)
+            {
+                ep->realm_verified = true;
+            }
+        }
+        if (ep->module == NULL || ep->module->members == NULL) {
+            continue;
+        }
+        for (j = 0; j < i; j++) {
+            other = &cf->endpoints[j];
+            if (other->module != NULL && other->module->members != NULL
+                && strcmp(other->realm, ep->realm) == 0)
+            {
+                break;
+            }
+        }
+        if (j == i) {
+            nrealms++;
+            only = ep;
+        }
+    }
+    for (i = 0; i < cf->nendpoints; i++) {
+        ep = &cf->endpoints[i];
+        if (ep->module != NULL && ep->module->open == NULL && !ep->realm_set) {
+            free(ep->realm);
+            ep->realm = nrealms == 1 ? strdup(only->realm) : NULL;
+        }
+    }
+}
+
+/* Whether an endpoint serving topics has the realm NAME. */
+bool
+wsh_conf_realm_known(const wsh_conf_t *cf, const char *name, size_t len)
+{
+    const wsh_endpoint_t *ep;
+    size_t i;
+
+    for (i = 0; i < cf->nendpoints; i++) {
+        ep = &cf->endpoints[i];
+        if (ep->module->members != NULL && ep->realm != NULL
+            && strlen(ep->realm) == len && memcmp(ep->realm, name, len) == 0)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
     static char *loopback[] = { "127.0.0.0/8", "::1" };
     static conf_raw_endpoint_t deflt[] = {
-        { "/echo", "echo", "16m", NULL, 0, NULL, NULL, 0 },
-        { "/ws", "hub", NULL, NULL, 0, NULL, NULL, 0 },
-        { "/api/publish", "hub", NULL, NULL, 0, NULL, NULL, 0 },
-        { "/health", "health", NULL, NULL, 0, NULL, NULL, 0 },
+        { "/echo", "echo", "16m", NULL, 0, NULL, NULL, 0, NULL },
+        { "/ws", "hub", NULL, NULL, 0, NULL, NULL, 0, NULL },
+        { "/api/publish", "hub_api", NULL, loopback, wsh_nelems(loopback),
+          NULL, NULL, 0, NULL },
+        { "/health", "health", NULL, NULL, 0, NULL, NULL, 0, NULL },
         { "/metrics", "metrics", NULL, loopback, wsh_nelems(loopback), NULL,
-          NULL, 0 }
+          NULL, 0, NULL }
     };
     conf_raw_endpoint_t *list = raw->endpoints ? raw->endpoints : deflt;
     size_t n = raw->endpoints ? raw->endpoints_count : wsh_nelems(deflt);
@@ -1341,7 +1451,9 @@ conf_endpoints(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
         conf_allow(ctx, i, &list[i], ep);
         conf_endpoint_listen(ctx, i, &list[i], cf, ep);
         conf_endpoint_auth(ctx, &list[i], i, cf, ep);
+        conf_endpoint_realm(ctx, &list[i], i, ep);
     }
+    conf_realms(cf);
 }
 
 /* hub.history: room patterns as the auth rooms claim's (a name, or a
@@ -1414,6 +1526,8 @@ conf_hub(conf_ctx_t *ctx, conf_raw_hub_t *raw, wsh_conf_hub_t *hub)
         }
         hub->api_key = conf_strdup(ctx, raw->api_key);
     }
+    conf_size(ctx, "hub.api_max_body", raw->api_max_body, 1 << 20, 2,
+              (size_t) 1 << 31, &hub->api_max_body);
     conf_msec(ctx, "hub.idempotency_window", raw->idempotency_window,
               300000, 1000, &hub->idempotency_window);
     conf_hub_history(ctx, raw, hub);
@@ -1823,6 +1937,8 @@ conf_limits(conf_ctx_t *ctx, conf_raw_limits_t *raw, wsh_conf_limits_t *l)
               raw->per_ip_handshake_burst,
               l->per_ip_handshake_rate ? l->per_ip_handshake_rate * 2 : 0, 1,
               10000000, &l->per_ip_handshake_burst);
+    conf_uint(ctx, "limits.per_ip_pending", raw->per_ip_pending, 256, 0,
+              1000000, &l->per_ip_pending);
     conf_uint(ctx, "limits.max_connections_total", raw->max_connections_total,
               0, 0, 100000000, &l->max_connections_total);
     conf_uint(ctx, "limits.max_fragments", raw->max_fragments, 0, 0,
@@ -2053,6 +2169,7 @@ wsh_conf_free(wsh_conf_t *cf)
     for (i = 0; i < cf->nendpoints; i++) {
         free(cf->endpoints[i].path);
         free(cf->endpoints[i].allow);
+        free(cf->endpoints[i].realm);
     }
     free(cf->endpoints);
     free(cf->origins);

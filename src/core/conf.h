@@ -49,6 +49,12 @@ typedef struct {
     size_t              nallow;
     uint64_t            listeners;         /* bit i: listen[i]; 0: all */
     const wsh_module_t *auth;              /* NULL: no authentication */
+    char               *realm;             /* wsh_conn_realm(); NULL: none
+                                            * (a publish API endpoint of
+                                            * several realms) */
+    bool                realm_set;         /* by "realm:", not the path */
+    bool                realm_verified;    /* one of its endpoints has
+                                            * auth */
 } wsh_endpoint_t;
 
 /* One allowed_origins entry: scheme://host[:port], host maybe "*.x". */
@@ -73,6 +79,7 @@ typedef struct {
     bool                announce_connections;
     bool                slow_consumer_drop; /* else close with 1008 */
     char               *api_key;           /* NULL: publish API off */
+    size_t              api_max_body;      /* publish API request body */
     wsh_msec_t          idempotency_window; /* retries answered, not
                                              * published again */
     wsh_conf_history_t *history;           /* first match wins */
@@ -97,6 +104,7 @@ typedef struct {
     unsigned            per_ip_connections;     /* WebSockets, all workers */
     unsigned            per_ip_handshake_rate;  /* upgrades a second */
     unsigned            per_ip_handshake_burst;
+    unsigned            per_ip_pending;         /* handshakes, per worker */
     unsigned            max_connections_total;  /* WebSockets, all workers */
     unsigned            max_fragments;          /* frames per message */
     size_t              worker_send_buffer;     /* output of one worker */
@@ -233,6 +241,8 @@ const char *wsh_conf_where(const wsh_conf_t *cf, const char *path,
     char *buf, size_t len);
 
 /* Endpoint serving PATH (exact match), or NULL. */
+bool wsh_conf_realm_known(const wsh_conf_t *cf, const char *name,
+    size_t len);
 const wsh_endpoint_t *wsh_conf_endpoint(const wsh_conf_t *cf,
     const char *path, size_t len);
 

@@ -12,6 +12,7 @@
 
 extern const wsh_module_t wsh_echo_module;
 extern const wsh_module_t wsh_hub_module;
+extern const wsh_module_t wsh_hub_api_module;
 extern const wsh_module_t wsh_health_module;
 extern const wsh_module_t wsh_metrics_module;
 extern const wsh_module_t wsh_status_module;
@@ -20,6 +21,7 @@ extern const wsh_module_t wsh_auth_jwt_module;
 const wsh_module_t *const wsh_modules[] = {
     &wsh_echo_module,
     &wsh_hub_module,
+    &wsh_hub_api_module,
     &wsh_health_module,
     &wsh_metrics_module,
     &wsh_status_module,

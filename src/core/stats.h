@@ -40,6 +40,9 @@ enum {
     WSH_STAT_SLOW_CONSUMER_DROPS,
     WSH_STAT_RATE_LIMITED,
     WSH_STAT_ROOM_RESETS,
+    WSH_STAT_REFUSED_PENDING,           /* accept: per_ip_pending */
+    WSH_STAT_REFUSED_EVICTED,           /* out of sockets: oldest closed */
+    WSH_STAT_REFUSED_SOCKETS,           /* out of sockets, all WebSockets */
     WSH_STAT_ERRORS,                    /* WSH_ERR_N counters follow */
     WSH_STAT_N = WSH_STAT_ERRORS + 24
 };

@@ -23,8 +23,14 @@ struct wsh_history_s {
 const wsh_conf_history_t *
 wsh_history_rule(const wsh_conf_hub_t *hub, const char *room, size_t len)
 {
+    const char *sep = memchr(room, WSH_REALM_SEP, len);
     size_t i;
 
+    if (sep != NULL) {
+        /* Rules name rooms, whatever their realm. */
+        len -= (size_t) (sep + 1 - room);
+        room = sep + 1;
+    }
     for (i = 0; i < hub->nhistory; i++) {
         if (wsh_room_matches(hub->history[i].rooms,
                              strlen(hub->history[i].rooms), room, len))

@@ -2,8 +2,10 @@
  *
  * Each worker holds two hiredis async connections on its event_base: one
  * in subscribe mode for the channels of its topics, one for commands
- * (PUBLISH and the presence scripts). Channels are PREFIX "all",
- * PREFIX "room:" NAME and PREFIX "client:" ID. What wshub publishes is
+ * (PUBLISH and the presence scripts). Channels are PREFIX "all:" REALM
+ * "#", PREFIX "room:" REALM "#" NAME and PREFIX "client:" REALM "#" ID
+ * (topic names carry their realm, wshub.h), and PREFIX "all" for an
+ * unnamed all-topic. What wshub publishes is
  * the envelope line "#wshub1 NODE/PID\n" followed by the data; the
  * origin worker skips its own data messages (it delivered locally
  * first), and a message without the envelope (a backend's redis-cli
@@ -82,16 +84,14 @@ redis_channel(char *buf, int kind, const char *name, size_t len)
     const char *prefix = redis_conf()->prefix;
     size_t n = strlen(prefix);
     const char *part = kind == WSH_TOPIC_ROOM ? "room:"
-                       : kind == WSH_TOPIC_CLIENT ? "client:" : "all";
+                       : kind == WSH_TOPIC_CLIENT ? "client:"
+                       : len > 0 ? "all:" : "all";
 
     memcpy(buf, prefix, n);
     memcpy(buf + n, part, strlen(part));
     n += strlen(part);
-    if (kind != WSH_TOPIC_ALL) {
-        memcpy(buf + n, name, len);
-        n += len;
-    }
-    return n;
+    memcpy(buf + n, name, len);
+    return n + len;
 }
 
 
@@ -112,6 +112,10 @@ redis_parse_channel(const char *ch, size_t chlen, int *kind,
         *kind = WSH_TOPIC_ALL;
         *name = "";
         *len = 0;
+    } else if (chlen >= 4 && memcmp(ch, "all:", 4) == 0) {
+        *kind = WSH_TOPIC_ALL;          /* a realm's: "all:" REALM "#" */
+        *name = ch + 4;
+        *len = chlen - 4;
     } else if (chlen >= 5 && memcmp(ch, "room:", 5) == 0) {
         *kind = WSH_TOPIC_ROOM;
         *name = ch + 5;

@@ -21,6 +21,7 @@
 #include "engine/engine.h"
 #include "net/tls.h"
 #include "net/limit.h"
+#include "net/pending.h"
 #include "process/worker.h"
 #include "ws/handshake.h"
 
@@ -47,21 +48,29 @@ conn_tv(wsh_msec_t ms)
 }
 
 /* "ip:port" of the peer in a static buffer, valid until the next call. */
+/* "ip:port" or "[ip6]:port" of SA, in a static buffer. */
+static const char *
+conn_addr_text(const struct sockaddr *sa)
+{
+    static char text[INET6_ADDRSTRLEN + 8];
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *) sa;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *) sa;
+    char ip[INET6_ADDRSTRLEN];
+
+    if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+        snprintf(text, sizeof(text), "[%s]:%u", ip, ntohs(sin6->sin6_port));
+    } else {
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+        snprintf(text, sizeof(text), "%s:%u", ip, ntohs(sin->sin_port));
+    }
+    return text;
+}
+
 const char *
 wsh_conn_peer(const wsh_conn_t *c)
 {
-    static char text[INET6_ADDRSTRLEN + 8];
-    char ip[INET6_ADDRSTRLEN];
-
-    if (c->peer.sa.sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, ip, sizeof(ip));
-        snprintf(text, sizeof(text), "[%s]:%u", ip,
-                 ntohs(c->peer.sin6.sin6_port));
-    } else {
-        inet_ntop(AF_INET, &c->peer.sin.sin_addr, ip, sizeof(ip));
-        snprintf(text, sizeof(text), "%s:%u", ip, ntohs(c->peer.sin.sin_port));
-    }
-    return text;
+    return conn_addr_text(&c->peer.sa);
 }
 
 static void conn_log(int level, const wsh_conn_t *c, const char *fmt, ...)
@@ -150,6 +159,63 @@ conn_handshake_deadline(wsh_conn_t *c)
                    wsh_worker.conf->handshake_timeout);
 }
 
+/* A connection refused at accept time: counted (STAT), logged at most
+ * once a second, and answered 503 with Retry-After where that can be
+ * written at once (not before a TLS handshake). Best effort: a client
+ * that sent its request already may see a reset instead. */
+static void
+conn_refuse(int fd, const struct sockaddr *sa, bool tls, int stat,
+    const char *why)
+{
+    static const char resp[] =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: wshub\r\n"
+        "Retry-After: 1\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 32\r\nConnection: close\r\n\r\n"
+        "503 Service Unavailable: busy\r\n\r\n";
+    unsigned skipped;
+
+    wsh_stat_add(stat, 1);
+    if (wsh_limit_log_ok(&skipped)) {
+        wsh_log(WSH_LOG_WARN, "refused %s: %s (%u refusals before this one "
+                "not logged)", conn_addr_text(sa), why, skipped);
+    }
+    if (!tls) {
+        (void) send(fd, resp, sizeof(resp) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    close(fd);
+}
+
+/* Out of sockets: close the oldest handshake of the address holding
+ * most, so that one client's half-sent requests cannot lock others out.
+ * False when every socket is a WebSocket. */
+static bool
+conn_make_room(void)
+{
+    static const char resp[] =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: wshub\r\n"
+        "Retry-After: 1\r\nContent-Length: 0\r\nConnection: close"
+        "\r\n\r\n";
+    wsh_conn_t *victim = wsh_pending_victim();
+    unsigned skipped;
+
+    if (victim == NULL) {
+        return false;
+    }
+    wsh_stat_add(WSH_STAT_REFUSED_EVICTED, 1);
+    if (wsh_limit_log_ok(&skipped)) {
+        conn_log(WSH_LOG_WARN, victim, "out of sockets: closing the oldest "
+                 "handshake of the address holding most (%u not logged)",
+                 skipped);
+    }
+    if (victim->io.ssl == NULL && victim->io.out_bytes == 0) {
+        (void) send(victim->io.fd, resp, sizeof(resp) - 1,
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    conn_finalize(victim, NULL);
+    wsh_conn_free_dead();               /* its socket, now */
+    return true;
+}
+
 void
 wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
     const wsh_listening_t *ls)
@@ -160,13 +226,21 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
     SSL *ssl;
     int one = 1, sndbuf = (int) cf->send_buffer;
 
-    /* Connections still in their handshake are bounded by the handshake
-     * timeout; this hard cap keeps a flood of them from exhausting file
-     * descriptors before they can be answered 503. */
+    /* Handshakes are bounded in time by handshake_timeout, in number by
+     * per_ip_pending for each address, and all sockets by this hard cap,
+     * which keeps a flood from exhausting file descriptors: at the cap
+     * the heaviest address's oldest handshake makes room. */
+    if (wsh_pending_full(sa, cf->limits.per_ip_pending)) {
+        conn_refuse(fd, sa, tls != NULL, WSH_STAT_REFUSED_PENDING,
+                    "limits.per_ip_pending reached for this address");
+        return;
+    }
     if (wsh_worker.nconns >= cf->max_connections + cf->max_connections / 8
-                             + 64)
+                             + 64 && !conn_make_room())
     {
-        close(fd);
+        conn_refuse(fd, sa, tls != NULL, WSH_STAT_REFUSED_SOCKETS,
+                    "out of sockets (max_connections x 9/8 + 64), all of "
+                    "them WebSockets");
         return;
     }
 
@@ -205,6 +279,7 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
     wsh_queue_init(&c->topics);
     wsh_queue_insert_tail(&wsh_worker.conns, &c->link);
     wsh_worker.nconns++;
+    wsh_pending_add(c);
     conn_handshake_deadline(c);
     conn_log(WSH_LOG_DEBUG, c, "accepted");
 }
@@ -281,6 +356,7 @@ conn_finalize(wsh_conn_t *c, const char *why)
 static void
 conn_free(wsh_conn_t *c)
 {
+    wsh_pending_remove(c);
     if (c->limited) {
         wsh_limit_release(c->limit_entry);
     }
@@ -846,14 +922,21 @@ conn_limits_admit(wsh_conn_t *c)
 }
 
 int
-wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
-    const void *body, size_t len)
+wsh_http_respond_headers(wsh_conn_t *c, int status, const char *headers,
+    const char *content_type, const void *body, size_t len)
 {
     if (c->state != WSH_CONN_HTTP) {
         return -1;
     }
-    conn_http_respond(c, status, NULL, content_type, body, len);
+    conn_http_respond(c, status, headers, content_type, body, len);
     return 0;
+}
+
+int
+wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
+    const void *body, size_t len)
+{
+    return wsh_http_respond_headers(c, status, NULL, content_type, body, len);
 }
 
 static void
@@ -884,6 +967,7 @@ conn_upgrade(wsh_conn_t *c, const char *accept)
     }
     c->status = 101;
     c->state = WSH_CONN_WS;
+    wsh_pending_remove(c);
     c->websocket = 1;
     wsh_worker.nwebsockets++;
     wsh_stat_add(WSH_STAT_CONNECTIONS_ACTIVE, 1);
@@ -930,10 +1014,11 @@ conn_http_module(wsh_conn_t *c)
 }
 
 /* Decide whether to read a body for the module: only Content-Length
- * bodies up to the endpoint's max_message_size. Returns true when the
- * request was answered or the body is awaited. */
+ * bodies up to MAX bytes (the endpoint's max_message_size, or what its
+ * module's http_head hook said). Returns true when the request was
+ * answered or the body is awaited. */
 static bool
-conn_http_body(wsh_conn_t *c)
+conn_http_body(wsh_conn_t *c, size_t max)
 {
     const wsh_http_header_t *h = wsh_http_header(c->req, "Content-Length");
     wsh_request_t *r = c->req;
@@ -951,8 +1036,8 @@ conn_http_body(wsh_conn_t *c)
         }
         n = n * 10 + (unsigned) (h->value[i] - '0');
     }
-    if (n > c->endpoint->max_message_size) {
-        conn_http_error(c, 413, "body over max_message_size");
+    if (n > max) {
+        conn_http_error(c, 413, "body over the endpoint's limit");
         return true;
     }
     if (n == 0) {
@@ -964,6 +1049,11 @@ conn_http_body(wsh_conn_t *c)
         return true;
     }
     r->body_want = n;
+    if (wsh_http_header_has_token(r, "Expect", "100-continue")) {
+        /* The head was accepted: the client may send the body now
+         * rather than after its own timeout (curl waits 1s). */
+        (void) conn_output(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, NULL, 0);
+    }
     return true;
 }
 
@@ -976,6 +1066,7 @@ conn_http_request(wsh_conn_t *c)
     const wsh_module_t *m;
     char accept[WSH_WS_ACCEPT_LEN + 1];
     const char *why;
+    size_t max;
     int status;
 
     c->endpoint = wsh_conf_endpoint(wsh_worker.conf, r->target, r->path_len);
@@ -1001,7 +1092,17 @@ conn_http_request(wsh_conn_t *c)
     if (!wsh_http_header_has_token(r, "Upgrade", "websocket")
         && m->http != NULL)
     {
-        if (!r->has_body || !conn_http_body(c)) {
+        max = c->endpoint->max_message_size;
+        if (m->http_head != NULL) {
+            c->status = 0;
+            if (m->http_head(c, r, &max) != 0) {
+                if (c->status == 0) {
+                    conn_http_error(c, 500, "refused without an answer");
+                }
+                return;
+            }
+        }
+        if (!r->has_body || !conn_http_body(c, max)) {
             conn_http_module(c);
         }
         return;
@@ -1429,6 +1530,9 @@ static const wsh_io_handler_t conn_io_handler = {
 int
 wsh_conn_init_worker(void)
 {
+    if (wsh_pending_init() != WSH_OK) {
+        return WSH_ERROR;
+    }
     return wsh_io_init_worker(wsh_worker.base, &conn_io_handler,
                               wsh_worker.conf->write_wait,
                               wsh_worker.conf->write_delay,

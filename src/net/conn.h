@@ -55,6 +55,8 @@ struct wsh_conn_s {
     float                 rate_tokens;  /* rate_limit bucket */
     uint32_t              rate_last;    /* msec mod 2^32 */
     wsh_identity_t       *identity;     /* NULL: not authenticated */
+    wsh_queue_t           pending_link; /* its address's handshakes */
+    struct wsh_pending_ip_s *pending;   /* NULL: not counted (pending.h) */
 
     uint16_t              status;       /* HTTP status of the last answer */
     uint16_t              close_code;

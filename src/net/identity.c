@@ -9,6 +9,8 @@
  */
 #include "net/identity.h"
 #include "net/conn.h"
+#include "core/conf.h"
+#include "process/worker.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -111,4 +113,26 @@ wsh_conn_may(const wsh_conn_t *c, int action, const char *room, size_t len)
      * without changing modules. */
     (void) action;
     return c->identity == NULL || wsh_identity_may(c->identity, room, len);
+}
+
+const char *
+wsh_conn_realm(const wsh_conn_t *c, size_t *len, int *verified)
+{
+    const wsh_endpoint_t *ep = c->endpoint;
+
+    if (verified != NULL) {
+        *verified = ep != NULL && ep->realm_verified;
+    }
+    if (ep == NULL || ep->realm == NULL) {
+        *len = 0;
+        return NULL;
+    }
+    *len = strlen(ep->realm);
+    return ep->realm;
+}
+
+int
+wsh_realm_known(const char *name, size_t len)
+{
+    return wsh_conf_realm_known(wsh_worker.conf, name, len);
 }

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/module.h"
 #include "net/conn.h"
+#include "net/pending.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -407,6 +408,7 @@ worker_cleanup(void)
     event_free(wsh_worker.drain_timer);
     event_free(wsh_worker.close_timer);
     wsh_io_exit_worker();
+    wsh_pending_free();
     event_free(wsh_worker.dead_event);
     event_free(wsh_worker.exit_timer);
     event_base_free(wsh_worker.base);

@@ -27,10 +27,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 extern const wsh_module_t wsh_hub_module;
+extern const wsh_module_t wsh_hub_api_module;
 
 #define FUZZ_CONNS   3
 #define FUZZ_TOPICS  64
-#define FUZZ_NAME    160
+#define FUZZ_NAME    200
 
 struct wsh_conn_s {
     void     *data;
@@ -38,6 +39,8 @@ struct wsh_conn_s {
     int       open;
     int       closed_by_module;
     unsigned  rooms;
+    const char *realm;          /* NULL: a publish API of several realms */
+    int       verified;         /* the realm has an endpoint with auth */
 };
 
 struct wsh_request_s {
@@ -182,8 +185,10 @@ wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
         abort();
     }
     if (kind == WSH_TOPIC_ROOM) {
-        if (++c->rooms > fuzz_conf.hub.max_rooms_per_connection
-            || !wsh_conn_may(c, WSH_MAY_JOIN, name, len))
+        /* Topics are "REALM#NAME": the permission is the room's. */
+        if (len < 4 || memcmp(name, "/ws#", 4) != 0
+            || ++c->rooms > fuzz_conf.hub.max_rooms_per_connection
+            || !wsh_conn_may(c, WSH_MAY_JOIN, name + 4, len - 4))
         {
             abort();
         }
@@ -377,23 +382,59 @@ fuzz_ack(wsh_conn_t *c, unsigned how)
         ack.epoch_len = sizeof(epoch) - 1;
     }
     fuzz_tickets[first].c = NULL;
-    wsh_hub_module.acked(c, fuzz_tickets[first].ticket, &ack);
+    (c == fuzz_http_conn ? &wsh_hub_api_module : &wsh_hub_module)
+        ->acked(c, fuzz_tickets[first].ticket, &ack);
     return 1;
 }
 
 int
-wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
-    const void *body, size_t len)
+wsh_http_respond_headers(wsh_conn_t *c, int status, const char *headers,
+    const char *content_type, const void *body, size_t len)
 {
+    (void) content_type;
     if (c != fuzz_http_conn || fuzz_http_status != 0
         || (status != 202 && status != 400 && status != 401
-            && status != 404 && status != 500 && status != 503))
+            && status != 404 && status != 405 && status != 500
+            && status != 503)
+        || ((status == 401 || status == 405) != (headers != NULL)))
     {
         abort();
     }
     fuzz_http_status = status;
     fuzz_check_object(body, len, NULL);
     return 0;
+}
+
+int
+wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
+    const void *body, size_t len)
+{
+    return wsh_http_respond_headers(c, status, NULL, content_type, body, len);
+}
+
+int
+wsh_http_only_handshake(wsh_conn_t *c, const wsh_request_t *r)
+{
+    (void) c;
+    (void) r;
+    return 404;
+}
+
+const char *
+wsh_conn_realm(const wsh_conn_t *c, size_t *len, int *verified)
+{
+    if (verified != NULL) {
+        *verified = c->verified;
+    }
+    *len = c->realm != NULL ? strlen(c->realm) : 0;
+    return c->realm;
+}
+
+int
+wsh_realm_known(const char *name, size_t len)
+{
+    return (len == 3 && memcmp(name, "/ws", 3) == 0)
+           || (len == 7 && memcmp(name, "/secure", 7) == 0);
 }
 
 const char *
@@ -452,17 +493,29 @@ static void
 fuzz_api(const uint8_t *body, size_t len, int keyed)
 {
     static wsh_conn_t api = { .open = 1, .id = 1000 };
-    wsh_request_t r = { "POST", NULL, keyed ? "apikey fuzz-key" : "apikey x",
+    wsh_request_t r = { keyed & 4 ? "GET" : "POST", NULL,
+                        keyed & 1 ? "apikey fuzz-key" : "apikey x",
                         (const char *) body, len };
+    size_t max = 0;
 
+    api.realm = keyed & 2 ? NULL : "/ws";
     fuzz_http_conn = &api;
     fuzz_http_status = 0;
-    if (wsh_hub_module.http(&api, &r) != 0 || fuzz_http_status == 0) {
+    if (wsh_hub_api_module.http_head(&api, &r, &max) != 0) {
+        if (fuzz_http_status == 0 || max != 0) {
+            abort();            /* refused: answered, and no body read */
+        }
+        return;
+    }
+    if (max != fuzz_conf.hub.api_max_body || fuzz_http_status != 0) {
+        abort();
+    }
+    if (wsh_hub_api_module.http(&api, &r) != 0 || fuzz_http_status == 0) {
         /* Answered later: by the sequencer for a publish with a ticket;
          * else a private publish that reached nobody here, by the
          * cluster. Give the answer now. */
         if (!fuzz_ack(&api, (unsigned) len)) {
-            wsh_hub_module.publish_result(&api, "x", 1, len & 1);
+            wsh_hub_api_module.publish_result(&api, "x", 1, len & 1);
         }
         if (fuzz_http_status == 0) {
             abort();
@@ -488,7 +541,7 @@ fuzz_step(uint8_t op, const uint8_t *chunk, size_t len)
         wsh_hub_module.message(c, WSH_OPCODE_BINARY, chunk, len);
         break;
     case 7: case 8:
-        fuzz_api(chunk, len, op & 1);
+        fuzz_api(chunk, len, (op & 1) | ((op >> 4) & 6));
         break;
     case 9:
         wsh_hub_module.members(c, (const char *) chunk, len < 128 ? len : 128,
@@ -528,6 +581,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_conf.hub.max_rooms_per_connection = 4;
     fuzz_conf.hub.announce_connections = size & 1;
     fuzz_conf.hub.api_key = "fuzz-key";
+    fuzz_conf.hub.api_max_body = 1 << 20;
     wsh_worker.conf = &fuzz_conf;
     memset(fuzz_members, 0, sizeof(fuzz_members));
     memset(fuzz_tickets, 0, sizeof(fuzz_tickets));
@@ -535,6 +589,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&fuzz_conns[i], 0, sizeof(fuzz_conns[i]));
         fuzz_conns[i].id = i + 1;
         fuzz_conns[i].open = 1;
+        fuzz_conns[i].realm = "/ws";
+        fuzz_conns[i].verified = i == 2 && (size & 2);
         r.query = queries[(i + size) % 4];
         wsh_hub_module.open(&fuzz_conns[i], &r);
     }

@@ -44,7 +44,7 @@ HUB_YAML = """hub:
       ttl: 10m
 """ % API_KEY
 ENDPOINTS = [{"path": "/ws", "module": "hub"},
-             {"path": "/api/publish", "module": "hub"}]
+             {"path": "/api/publish", "module": "hub_api"}]
 
 
 def server(workers=2, extra_yaml="", **kw):

@@ -33,7 +33,7 @@ import test_valgrind  # noqa: E402
 SECRET = "s3cret-" + "k" * 40           # 47 bytes: enough for HS256
 ENDPOINTS = [{"path": "/ws", "module": "hub", "auth": "jwt"},
              {"path": "/open", "module": "hub"},
-             {"path": "/api/publish", "module": "hub"}]
+             {"path": "/api/publish", "module": "hub_api"}]
 API_KEY = "test-api-key-0123456789abcdef"
 
 
@@ -328,14 +328,20 @@ class AuthTest(unittest.TestCase):
                 {"sub": "a", "rooms": ["*"]}))[0], 101)
 
     def test_publish_api_unaffected(self):
+        """The publish API needs no token; with two realms (/ws, /open)
+        it is told which one, else 400."""
         raw = auth_yaml() + "hub:\n  api_key: %s\n" % API_KEY
         with Server(workers=1, endpoints=ENDPOINTS, raw_yaml=raw) as srv:
-            body = json.dumps({"broadcast": True, "data": {"x": 1}})
-            req = ("POST /api/publish HTTP/1.1\r\nHost: x\r\n"
-                   "Authorization: apikey %s\r\nContent-Type: "
-                   "application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-                       API_KEY, len(body), body)).encode()
-            self.assertEqual(http(srv.port, req)[0], 202)
+            for extra, want in (({"realm": "/ws"}, 202),
+                                ({"realm": "/open"}, 202),
+                                ({}, 400), ({"realm": "/nowhere"}, 404)):
+                body = json.dumps(dict({"broadcast": True,
+                                        "data": {"x": 1}}, **extra))
+                req = ("POST /api/publish HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: apikey %s\r\nContent-Type: "
+                       "application/json\r\nContent-Length: %d\r\n\r\n%s"
+                       % (API_KEY, len(body), body)).encode()
+                self.assertEqual(http(srv.port, req)[0], want, extra)
 
     def test_query_param_name_and_off(self):
         tok = hs_token({"sub": "a"})

@@ -48,7 +48,7 @@ def server(**kw):
     kw.setdefault("shutdown_timeout", "10s")
     return Server(workers=2, reuseport=True, raw_yaml=HISTORY_YAML,
                   endpoints=[{"path": "/ws", "module": "hub"},
-                             {"path": "/api/publish", "module": "hub"}],
+                             {"path": "/api/publish", "module": "hub_api"}],
                   **kw)
 
 
@@ -477,7 +477,7 @@ class RedisEngineTest(unittest.TestCase):
     def redis_node(self, redis):
         srv = Server(workers=2, endpoints=[{"path": "/ws", "module": "hub"},
                                            {"path": "/api/publish",
-                                            "module": "hub"}],
+                                            "module": "hub_api"}],
                      shutdown_spread="200ms",
                      raw_yaml=HISTORY_YAML + "engine:\n  type: redis\n"
                      "  redis:\n    port: %d\n" % redis.port)

@@ -38,7 +38,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 
 HUB_ENDPOINTS = [{"path": "/ws", "module": "hub"},
-                 {"path": "/api/publish", "module": "hub"}]
+                 {"path": "/api/publish", "module": "hub_api"}]
 API_KEY = "test-api-key-0123456789abcdef"
 
 
@@ -906,7 +906,8 @@ class TestIdentity(unittest.TestCase):
 class TestPublishAPI(unittest.TestCase):
 
     def test_publish(self):
-        with hub_server(workers=4, hub={"api_key": API_KEY}) as srv:
+        with hub_server(workers=4, hub={"api_key": API_KEY,
+                                        "api_max_body": "64k"}) as srv:
             async def body(pool):
                 members = await pool.open_spread(
                     ["m%d" % i for i in range(8)], min_workers=2)

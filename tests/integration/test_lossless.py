@@ -178,7 +178,7 @@ class RedisRestartTest(unittest.TestCase):
             srv = Server(workers=2, reuseport=True,
                          endpoints=[{"path": "/ws", "module": "hub"},
                                     {"path": "/api/publish",
-                                     "module": "hub"}],
+                                     "module": "hub_api"}],
                          raw_yaml=HISTORY_YAML.replace(
                              "size: 2000", "size: 10000")
                          + "  api_key: 0123456789abcdef0123\n"
@@ -254,7 +254,7 @@ class RelayOverloadTest(unittest.TestCase):
                      send_buffer="256m", max_message_size="2m",
                      pong_wait="5m",
                      endpoints=[{"path": "/ws", "module": "hub"},
-                                {"path": "/api/publish", "module": "hub",
+                                {"path": "/api/publish", "module": "hub_api",
                                  "max_message_size": "2m"}],
                      raw_yaml=HISTORY_YAML
                      + "  api_key: 0123456789abcdef0123\n")

@@ -63,7 +63,7 @@ class ValgrindTest(unittest.TestCase):
         srv = self.valgrind_server(
             workers=2, raw_yaml="hub:\n  api_key: 0123456789abcdef\n",
             endpoints=[{"path": "/ws", "module": "hub"},
-                       {"path": "/api/publish", "module": "hub"}])
+                       {"path": "/api/publish", "module": "hub_api"}])
         with srv:
             async def session():
                 a = await websockets.connect(srv.url("/ws?id=a"))
@@ -106,7 +106,7 @@ class ValgrindTest(unittest.TestCase):
             workers=2, raw_yaml="hub:\n  api_key: %s\n  history:\n"
             "    - rooms: \"log:*\"\n      size: 5\n" % key,
             endpoints=[{"path": "/ws", "module": "hub"},
-                       {"path": "/api/publish", "module": "hub"}])
+                       {"path": "/api/publish", "module": "hub_api"}])
         with srv:
             async def session():
                 a = await websockets.connect(srv.url("/ws?id=a"))
