@@ -7,6 +7,7 @@ worker SIGKILL no counter may go down.
 """
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -14,8 +15,9 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wshub_harness import (WSHUBD, Server, arun, free_port,  # noqa: E402
-                           http, upgrade_request, wait_for)
+from wshub_harness import (WSHUBD, Server, arun, connect,  # noqa: E402
+                           free_port, http, recv_type, upgrade_request,
+                           wait_for)
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa
 
@@ -230,6 +232,56 @@ class MetricsTest(unittest.TestCase):
                                    le="1"), 1)
             self.assertEqual(value(s, "websocket_clients_per_room_bucket",
                                    le="2"), 2)
+
+    def test_rooms_gauge_returns_to_zero(self):
+        """Issue 19: a leave passed the member count already decremented,
+        so every leave of a room's last member counted one more room
+        (409 rooms with nobody in them after a test). Joins on two
+        workers, leaves and disconnects: the gauge must come back to 0."""
+        n = 24
+        rooms = lambda i: ("all", "r%d" % (i % 4), "solo%d" % i)  # noqa
+
+        async def go(srv):
+            conns = [await connect(srv.url("/ws")) for _ in range(n)]
+            for i, ws in enumerate(conns):
+                await recv_type(ws, "welcome")
+                for room in rooms(i):
+                    await ws.send(json.dumps({"type": "join_room",
+                                              "room": room}))
+                    await recv_type(ws, "room_joined")
+            joined = scrape(srv.port)[0]
+            # Half leave every room, one by one, then close; the others
+            # just close (the leave of a connection that goes away).
+            for i, ws in enumerate(conns[:n // 2]):
+                for room in rooms(i):
+                    await ws.send(json.dumps({"type": "leave_room",
+                                              "room": room}))
+                    await recv_type(ws, "room_left")
+            for ws in conns:
+                await ws.close()
+            return joined
+
+        with Server(workers=2, endpoints=ENDPOINTS) as srv:
+            srv.wait_workers(2)
+            joined = arun(go(srv))
+            # Counted once per worker holding members: n solo rooms, and
+            # "all" and r0-r3 on one or both workers.
+            self.assertGreaterEqual(value(joined, "websocket_rooms_total"),
+                                    n + 5)
+            self.assertLessEqual(value(joined, "websocket_rooms_total"),
+                                 n + 10)
+            last = []
+
+            def empty():
+                s = scrape(srv.port)[0]
+                last[:] = [value(s, "websocket_rooms_total")]
+                return (last[0] == 0
+                        and value(s, "websocket_active_connections") == 0)
+            try:
+                wait_for(empty, 10, "websocket_rooms_total back to 0")
+            except AssertionError:
+                self.fail("websocket_rooms_total is %s with every client "
+                          "gone" % last[0])
 
     def test_counters_survive_reloads_and_kill(self):
         with Server(workers=2, endpoints=ENDPOINTS,
