@@ -129,6 +129,9 @@ wsh_jwt_check_claims(json_t *claims, const wsh_conf_auth_jwt_t *a,
     /* Section 4.1.4: valid strictly before exp; 4.1.5: from nbf on.
      * Either may be fractional (a NumericDate). */
     v = json_object_get(claims, "exp");
+    if (v == NULL && a->require_exp) {
+        return "no expiry (exp), one is required";
+    }
     if (v != NULL && !json_is_number(v)) {
         return "exp is not a number";
     }
