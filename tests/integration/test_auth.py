@@ -69,8 +69,8 @@ def der_to_raw(der, size=32):
     return out
 
 
-def pk_token(claims, key_file, alg):
-    si = signing_input(claims, alg)
+def pk_token(claims, key_file, alg, header=None):
+    si = signing_input(claims, alg, header)
     sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_file],
                          input=si.encode(), capture_output=True,
                          check=True, timeout=30).stdout
@@ -233,6 +233,23 @@ class AuthTest(unittest.TestCase):
                                              hs_token(no_exp))), "alice")
             self.assert_refused(srv, hs_token(dict(no_exp, exp=1000)),
                                 "token expired (exp)")
+
+    def test_crit_header(self):
+        """Issue 19: RFC 7515 section 4.1.11 says a token whose crit
+        names an extension the server does not understand must be
+        refused; wshubd understands none, so any crit is refused."""
+        good = {"sub": "alice", "exp": future()}
+        with auth_server() as srv:
+            self.assertEqual(upgrade(srv, hs_token(good))[0], 101)
+            for crit in ({"crit": ["exp"], "exp": future()},
+                         {"crit": ["b64"], "b64": False},
+                         {"crit": []}, {"crit": "x"}):
+                with self.subTest(header=crit):
+                    tok = hs_token(good, header=crit)
+                    self.assert_refused(srv, tok, "crit header: no "
+                                        "extension is understood")
+                    self.assert_refused(srv, None, "crit header",
+                                        query="?token=" + tok)
 
     def test_leeway(self):
         with auth_server(leeway="120s") as srv:
@@ -467,6 +484,8 @@ class AuthTest(unittest.TestCase):
                         pk_token(dict(good, exp=1000), self.rsa, "RS256"),
                         pk_token(dict(good, aud=["x"]), self.rsa, "RS256"),
                         pk_token(dict(good, rooms=[1]), self.rsa, "RS256"),
+                        pk_token(good, self.rsa, "RS256",
+                                 header={"crit": ["b64"], "b64": False}),
                         pk_token(good, self.rsa, "RS256")[:-8] + "AAAAAAAA"):
                 self.assertEqual(upgrade(srv, tok)[0], 401)
             replies = arun(hub_session(

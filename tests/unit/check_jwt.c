@@ -3,9 +3,10 @@
  * Where the token is found (Authorization: Bearer, the query parameter),
  * the claim checks of claims.c on hand-written claim sets (exp and nbf
  * at the edges of the leeway, aud as string and array, iss, sub, the
- * rooms claim, exp required or not), and the room patterns of a
- * connection's identity. The signatures themselves are libjwt's and are
- * tested end to end in tests/integration/test_auth.py with real keys.
+ * rooms claim, exp required or not), the crit header, and the room
+ * patterns of a connection's identity. The signatures themselves are
+ * libjwt's and are tested end to end in tests/integration/test_auth.py
+ * with real keys.
  */
 #include "config.h"
 
@@ -52,6 +53,19 @@ check(const char *claims, wsh_jwt_claims_t *out)
     last = json_loads(claims, JSON_ALLOW_NUL, &err);
     ck_assert_msg(last != NULL, "bad test JSON %s: %s", claims, err.text);
     return wsh_jwt_check_claims(last, &conf, NOW, out ? out : &scratch);
+}
+
+/* The reason a token with HEADER (JSON text) is refused, or NULL. */
+static const char *
+check_header(const char *header)
+{
+    static json_t *last;
+    json_error_t err;
+
+    json_decref(last);
+    last = json_loads(header, 0, &err);
+    ck_assert_msg(last != NULL, "bad test JSON %s: %s", header, err.text);
+    return wsh_jwt_check_header(last);
 }
 
 static const char *
@@ -142,6 +156,32 @@ START_TEST(test_require_exp)
     ck_assert_ptr_null(check("{\"sub\":\"a\"}", NULL));
     ck_assert_str_eq(check("{\"sub\":\"a\",\"exp\":1800000000}", NULL),
                      "token expired (exp)");
+}
+END_TEST
+
+START_TEST(test_crit_header)
+{
+    static const char *const crit[] = {
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
+        "{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}",
+        "{\"alg\":\"HS256\",\"crit\":[]}",
+        "{\"alg\":\"HS256\",\"crit\":\"x\"}",
+        "{\"alg\":\"HS256\",\"crit\":null}",
+        "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"crit\":false}",
+    };
+    size_t i;
+
+    /* RFC 7515 section 4.1.11: we understand no extension, so any crit
+     * (even an empty or malformed one) refuses the token. */
+    for (i = 0; i < sizeof(crit) / sizeof(crit[0]); i++) {
+        ck_assert_msg(check_header(crit[i]) != NULL, "%s passed", crit[i]);
+        ck_assert_str_eq(check_header(crit[i]),
+                         "crit header: no extension is understood");
+    }
+    ck_assert_ptr_null(check_header("{\"alg\":\"HS256\",\"typ\":\"JWT\"}"));
+    ck_assert_ptr_null(check_header("{\"alg\":\"RS256\",\"kid\":\"k1\","
+                                    "\"critical\":1}"));
+    ck_assert_ptr_nonnull(check_header("[\"crit\"]"));
 }
 END_TEST
 
@@ -308,6 +348,7 @@ jwt_suite(void)
     tc = tcase_create("claims");
     tcase_add_test(tc, test_exp_nbf_leeway);
     tcase_add_test(tc, test_require_exp);
+    tcase_add_test(tc, test_crit_header);
     tcase_add_test(tc, test_aud_iss);
     tcase_add_test(tc, test_sub);
     tcase_add_test(tc, test_rooms_claim);
