@@ -4,10 +4,10 @@
  * takes the token from "Authorization: Bearer" or the query parameter,
  * has libjwt verify its signature with the configured key, refuses any
  * token whose header names another algorithm (so neither "none" nor an
- * HMAC made with the RSA public key as secret gets in), checks the
- * claims (claims.c), and records sub and the room patterns as the
- * connection's identity. Any failure is 401 before the upgrade, logged
- * at info with the reason, never with the token.
+ * HMAC made with the RSA public key as secret gets in), refuses a crit
+ * header, checks the claims (claims.c), and records sub and the room
+ * patterns as the connection's identity. Any failure is 401 before the
+ * upgrade, logged at info with the reason, never with the token.
  */
 #include "auth_jwt/auth_jwt.h"
 #include "wshub.h"
@@ -29,20 +29,20 @@ auth_jwt_refuse(wsh_conn_t *c, const char *why)
     return AUTH_JWT_REFUSED;
 }
 
-/* The token's claims as jansson values: libjwt 1.10 hands them out only
- * as text (that it made from the JSON it parsed). NULL if that fails. */
+/* The token's header or claims as jansson values: libjwt 1.10 hands
+ * them out only as text (that it made from the JSON it parsed), TEXT,
+ * which this frees. NULL if that fails. */
 static json_t *
-auth_jwt_claims(jwt_t *jwt)
+auth_jwt_json(char *text)
 {
-    char *text = jwt_get_grants_json(jwt, NULL);
-    json_t *claims;
+    json_t *json;
 
     if (text == NULL) {
         return NULL;
     }
-    claims = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    json = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
     free(text);
-    return claims;
+    return json;
 }
 
 /* Verify TOKEN and record the identity; 0 or an HTTP status. */
@@ -51,7 +51,7 @@ auth_jwt_verify(wsh_conn_t *c, const wsh_conf_auth_jwt_t *a,
     const char *token)
 {
     wsh_jwt_claims_t *out = NULL;
-    json_t *claims = NULL;
+    json_t *header, *claims = NULL;
     jwt_t *jwt = NULL;
     const char *why;
     struct timespec now;
@@ -69,7 +69,15 @@ auth_jwt_verify(wsh_conn_t *c, const wsh_conf_auth_jwt_t *a,
                        jwt_alg_str((jwt_alg_t) a->alg));
         goto done;
     }
-    claims = auth_jwt_claims(jwt);
+    header = auth_jwt_json(jwt_get_headers_json(jwt, NULL));
+    why = header != NULL ? wsh_jwt_check_header(header)
+                         : "header cannot be read";
+    json_decref(header);
+    if (why != NULL) {
+        status = auth_jwt_refuse(c, why);
+        goto done;
+    }
+    claims = auth_jwt_json(jwt_get_grants_json(jwt, NULL));
     if (claims == NULL) {
         status = auth_jwt_refuse(c, "claims cannot be read");
         goto done;

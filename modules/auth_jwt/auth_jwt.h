@@ -41,9 +41,14 @@ const char *wsh_auth_jwt_conf_key(wsh_conf_auth_jwt_t *a, const char *alg,
 const char *wsh_jwt_token(const char *authz, size_t alen, const char *query,
     size_t qlen, const char *param, size_t *len);
 
+/* Check the JOSE header of a token whose signature verified: NULL, or
+ * the reason to refuse the token (a crit parameter: wshub understands
+ * no extension). Pure. */
+const char *wsh_jwt_check_header(json_t *header);
+
 /* Check the claims of a token whose signature verified, at NOW (seconds
- * since the epoch): exp and nbf with A's leeway, aud, iss, sub (the
- * client id) and A's rooms claim. Returns NULL with OUT filled, or the
+ * since the epoch): exp (required if A says so) and nbf with A's leeway,
+ * aud, iss, sub (the client id) and A's rooms claim. Returns NULL with OUT filled, or the
  * reason to refuse the token. Pure. */
 const char *wsh_jwt_check_claims(json_t *claims, const wsh_conf_auth_jwt_t *a,
     double now, wsh_jwt_claims_t *out);

@@ -1,8 +1,9 @@
 /* claims.c -- where the token is, and whether its claims pass.
  *
- * libjwt 1.10 verifies the signature only: the registered claims of RFC
- * 7519 section 4.1 are checked here, against wshub's own clock, and the
- * rooms claim is turned into the patterns of the connection's identity.
+ * libjwt 1.10 verifies the signature only: the header's crit (RFC 7515)
+ * and the registered claims of RFC 7519 section 4.1 are checked here,
+ * the claims against wshub's own clock, and the rooms claim is turned
+ * into the patterns of the connection's identity.
  * Everything here is pure, so check_jwt.c tests it without a server.
  */
 #include "auth_jwt/auth_jwt.h"
@@ -116,6 +117,22 @@ claims_rooms(json_t *rooms, const wsh_conf_auth_jwt_t *a,
 }
 
 const char *
+wsh_jwt_check_header(json_t *header)
+{
+    if (!json_is_object(header)) {
+        return "header is not a JSON object";
+    }
+    /* RFC 7515 section 4.1.11: a token whose crit lists an extension the
+     * recipient does not understand must be refused. We understand none,
+     * so any crit is refused, even an empty or malformed one, which the
+     * RFC forbids issuers to make anyway. */
+    if (json_object_get(header, "crit") != NULL) {
+        return "crit header: no extension is understood";
+    }
+    return NULL;
+}
+
+const char *
 wsh_jwt_check_claims(json_t *claims, const wsh_conf_auth_jwt_t *a,
     double now, wsh_jwt_claims_t *out)
 {
@@ -129,6 +146,9 @@ wsh_jwt_check_claims(json_t *claims, const wsh_conf_auth_jwt_t *a,
     /* Section 4.1.4: valid strictly before exp; 4.1.5: from nbf on.
      * Either may be fractional (a NumericDate). */
     v = json_object_get(claims, "exp");
+    if (v == NULL && a->require_exp) {
+        return "no expiry (exp), one is required";
+    }
     if (v != NULL && !json_is_number(v)) {
         return "exp is not a number";
     }

@@ -274,6 +274,28 @@ metrics_workers(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
     }
 }
 
+/* wshub_rooms{size_le}: the rooms now of at most size_le members, as
+ * cumulative as a histogram's le so that one series answers "how many
+ * rooms over N", but a gauge: a room that shrinks moves down a class. */
+static void
+metrics_room_sizes(wsh_text_t *t, const wsh_stats_slot_t *s)
+{
+    const uint64_t *bounds = wsh_stats_room_bounds();
+    uint64_t cum = 0;
+    size_t i;
+
+    metrics_family(t, "wshub_rooms", "gauge",
+                   "Rooms with members now, of at most size_le members "
+                   "(counted once per worker holding members).");
+    for (i = 0; i < WSH_ROOM_SIZES - 1; i++) {
+        cum += s->v[WSH_STAT_ROOM_SIZES + i];
+        wsh_text_printf(t, "wshub_rooms{size_le=\"%" PRIu64 "\"} %" PRIu64
+                        "\n", bounds[i], cum);
+    }
+    cum += s->v[WSH_STAT_ROOM_SIZES + i];
+    wsh_text_printf(t, "wshub_rooms{size_le=\"+Inf\"} %" PRIu64 "\n", cum);
+}
+
 static int
 metrics_render(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
 {
@@ -300,6 +322,7 @@ metrics_render(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
                    "Rooms with members, counted once per worker holding "
                    "members.");
     metrics_value(t, "websocket_rooms_total", NULL, s->v[WSH_STAT_ROOMS]);
+    metrics_room_sizes(t, s);
     metrics_family(t, "wshub_engine_up", "gauge",
                    "1 when every worker's engine is connected.");
     wsh_text_printf(t, "wshub_engine_up{engine=\"");

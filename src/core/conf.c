@@ -85,6 +85,7 @@ typedef struct {
     char *secret_file;
     char *public_key_file;
     char *leeway;
+    char *require_exp;
     char *audience;
     char *issuer;
     char *query_param;
@@ -309,6 +310,7 @@ static const cyaml_schema_field_t conf_auth_jwt_fields[] = {
     CONF_JWT(secret_file),
     CONF_JWT(public_key_file),
     CONF_JWT(leeway),
+    CONF_JWT(require_exp),
     CONF_JWT(audience),
     CONF_JWT(issuer),
     CONF_JWT(query_param),
@@ -1641,6 +1643,10 @@ conf_auth_jwt(conf_ctx_t *ctx, conf_raw_auth_jwt_t *raw,
     }
     a->enabled = true;
     conf_msec(ctx, "auth_jwt.leeway", raw->leeway, 0, 0, &a->leeway);
+    /* On by default since 0.2.0: a token without exp is valid forever,
+     * and nothing short of a new key could revoke it. */
+    conf_bool(ctx, "auth_jwt.require_exp", raw->require_exp, true,
+              &a->require_exp);
     a->audience = conf_strdup_or(ctx, raw->audience, NULL);
     a->issuer = conf_strdup_or(ctx, raw->issuer, NULL);
     if (!conf_is_set(raw->query_param)) {

@@ -93,6 +93,7 @@ typedef struct {
     unsigned char      *key;               /* HMAC secret or PEM public key */
     size_t              keylen;
     wsh_msec_t          leeway;            /* for exp and nbf */
+    bool                require_exp;       /* refuse tokens without exp */
     char               *audience;          /* NULL: no aud wanted */
     char               *issuer;            /* NULL: any iss */
     char               *query_param;       /* token parameter, NULL: off */

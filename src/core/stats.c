@@ -42,10 +42,15 @@ static const uint64_t stats_size_bounds[] = {
 static const uint64_t stats_processing_bounds[] = {
     1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 25000, 100000
 };
-/* Members per room. */
+/* Members per room: wshub_rooms{size_le}. A gauge family, not a
+ * histogram: rooms shrink, and a histogram's buckets are counters that
+ * Prometheus must never see go down. */
 static const uint64_t stats_room_bounds[] = {
     1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000, 10000
 };
+
+_Static_assert(wsh_nelems(stats_room_bounds) == WSH_ROOM_SIZES - 1,
+               "a gauge per room size class, the last one unbounded");
 
 #define STATS_DURATION(reason)                                               \
     { "websocket_connection_duration_seconds",                               \
@@ -73,10 +78,6 @@ static const wsh_hist_info_t stats_hists[WSH_HIST_N] = {
       "Time the endpoint's module spent on one received message.", NULL,
       stats_processing_bounds, wsh_nelems(stats_processing_bounds),
       1000000 },
-    { "websocket_clients_per_room",
-      "Rooms by their number of members (counted per worker holding "
-      "members).", NULL, stats_room_bounds, wsh_nelems(stats_room_bounds),
-      1 },
 };
 
 static const wsh_err_info_t stats_errs[WSH_ERR_N] = {
@@ -109,6 +110,12 @@ wsh_stats_hist_info(int h)
     return &stats_hists[h];
 }
 
+const uint64_t *
+wsh_stats_room_bounds(void)
+{
+    return stats_room_bounds;
+}
+
 const wsh_err_info_t *
 wsh_stats_err_info(int err)
 {
@@ -136,19 +143,27 @@ wsh_stat_observe(int h, uint64_t value)
     stats_hist_add(&wsh_stats_self->hist[h], &stats_hists[h], value, 1);
 }
 
+static int
+stats_room_class(uint64_t members)
+{
+    int i = 0;
+
+    while (i < WSH_ROOM_SIZES - 1 && members > stats_room_bounds[i]) {
+        i++;
+    }
+    return WSH_STAT_ROOM_SIZES + i;
+}
+
 void
 wsh_stat_room_resized(uint64_t from, uint64_t to)
 {
-    wsh_hist_t *hist = &wsh_stats_self->hist[WSH_HIST_ROOM_SIZE];
-    const wsh_hist_info_t *info = &stats_hists[WSH_HIST_ROOM_SIZE];
-
     if (from != 0) {
-        stats_hist_add(hist, info, from, -1);
+        wsh_stat_sub(stats_room_class(from), 1);
     } else {
         wsh_stat_add(WSH_STAT_ROOMS, 1);
     }
     if (to != 0) {
-        stats_hist_add(hist, info, to, 1);
+        wsh_stat_add(stats_room_class(to), 1);
     } else {
         wsh_stat_sub(WSH_STAT_ROOMS, 1);
     }
@@ -238,9 +253,6 @@ wsh_stats_release(int slot)
         r->v[i] += s->v[i];
     }
     for (i = 0; i < WSH_HIST_N; i++) {
-        if (i == WSH_HIST_ROOM_SIZE) {
-            continue;           /* a gauge */
-        }
         for (b = 0; b <= WSH_HIST_BUCKETS; b++) {
             r->hist[i].bucket[b] += s->hist[i].bucket[b];
         }
@@ -265,9 +277,6 @@ stats_sum(wsh_stats_slot_t *to, const wsh_stats_slot_t *from, bool gauges)
         to->v[i] += __atomic_load_n(&from->v[i], __ATOMIC_RELAXED);
     }
     for (i = 0; i < WSH_HIST_N; i++) {
-        if (i == WSH_HIST_ROOM_SIZE && !gauges) {
-            continue;
-        }
         for (b = 0; b <= WSH_HIST_BUCKETS; b++) {
             to->hist[i].bucket[b] +=
                 __atomic_load_n(&from->hist[i].bucket[b], __ATOMIC_RELAXED);

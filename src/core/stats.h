@@ -21,12 +21,18 @@
  * reads, and the master logs it. */
 #define WSH_STATS_SLOTS 128
 
+/* Size classes of rooms (bounds in stats.c, the last one unbounded). */
+#define WSH_ROOM_SIZES 12
+
 /* Counters and gauges, one uint64 each. */
 enum {
     WSH_STAT_CONNECTIONS_ACTIVE = 0,    /* gauge: open WebSockets */
     WSH_STAT_ROOMS,                     /* gauge: rooms with local members */
     WSH_STAT_ENGINE_UP,                 /* gauge: 1 or 0 */
-    WSH_STAT_GAUGES,                    /* --- counters from here --- */
+    WSH_STAT_ROOM_SIZES,                /* gauges: those rooms by size class,
+                                           WSH_ROOM_SIZES of them */
+    WSH_STAT_GAUGES = WSH_STAT_ROOM_SIZES + WSH_ROOM_SIZES,
+                                        /* --- counters from here --- */
     WSH_STAT_CONN_ACCEPTED = WSH_STAT_GAUGES,
     WSH_STAT_CONN_REJECTED,
     WSH_STAT_MSG_IN_TEXT,
@@ -83,7 +89,6 @@ enum {
     WSH_HIST_SIZE_IN,           /* message size received */
     WSH_HIST_SIZE_OUT,          /* message size sent */
     WSH_HIST_PROCESSING,        /* module message hook time */
-    WSH_HIST_ROOM_SIZE,         /* gauge: local members per room */
     WSH_HIST_N
 };
 
@@ -133,7 +138,8 @@ wsh_stat_error(int err)
 /* Count VALUE (bytes, or microseconds) into histogram H. */
 void wsh_stat_observe(int h, uint64_t value);
 
-/* A room's local member count went from FROM to TO (0: no room). */
+/* A room's local member count went from FROM to TO (0: no room): moves
+ * it between the size classes of WSH_STAT_ROOM_SIZES. Worker. */
 void wsh_stat_room_resized(uint64_t from, uint64_t to);
 
 /* Count a WebSocket that ended with CODE after DURATION_MS. */
@@ -178,6 +184,10 @@ typedef struct {
 } wsh_hist_info_t;
 
 const wsh_hist_info_t *wsh_stats_hist_info(int h);
+
+/* The upper bounds of the room size classes, ascending: WSH_ROOM_SIZES - 1
+ * of them, the last class having none. */
+const uint64_t *wsh_stats_room_bounds(void);
 
 typedef struct {
     const char *component;

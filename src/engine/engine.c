@@ -165,7 +165,8 @@ engine_leave(wsh_member_t *m)
      * once (Redis down) must not tell the leaver. */
     wsh_topic_remove(m, &last);
     if (t->kind == WSH_TOPIC_ROOM) {
-        wsh_stat_room_resized(t->nmembers, t->nmembers - 1);
+        /* Counted after the removal: the room had one member more. */
+        wsh_stat_room_resized(t->nmembers + 1, t->nmembers);
         engine->leave(t->name, t->len, m->id, m->idlen);
     }
     if (last) {

@@ -69,8 +69,8 @@ def der_to_raw(der, size=32):
     return out
 
 
-def pk_token(claims, key_file, alg):
-    si = signing_input(claims, alg)
+def pk_token(claims, key_file, alg, header=None):
+    si = signing_input(claims, alg, header)
     sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_file],
                          input=si.encode(), capture_output=True,
                          check=True, timeout=30).stdout
@@ -206,7 +206,7 @@ class AuthTest(unittest.TestCase):
                                 "signed with HS384, only HS256 is accepted")
             self.assert_refused(srv, hs_token({"exp": future()}),
                                 "sub is missing")
-            self.assert_refused(srv, hs_token({"sub": "a b"}),
+            self.assert_refused(srv, hs_token({"sub": "a b", "exp": future()}),
                                 "sub is missing or not a client id")
             self.assert_refused(srv, hs_token(dict(good, exp="never")),
                                 "exp is not a number")
@@ -215,22 +215,61 @@ class AuthTest(unittest.TestCase):
                                 query="?token=" + tok)
             self.assertNotIn(tok, srv.log())
 
+    def test_require_exp(self):
+        """Issue 19: a token without exp was valid forever. Refused by
+        default (auth_jwt.require_exp: on); require_exp: off lets it in
+        and still refuses an expired one."""
+        no_exp = {"sub": "alice", "rooms": ["*"]}
+        with auth_server(workers=2) as srv:
+            self.assert_refused(srv, hs_token(no_exp),
+                                "no expiry (exp), one is required")
+            self.assert_refused(srv, None, "no expiry (exp)",
+                                query="?token=" + hs_token(no_exp))
+            self.assertEqual(upgrade(srv, hs_token(
+                dict(no_exp, exp=future())))[0], 101)
+            srv.wait_log('"GET /ws" 401', access=True)
+        with auth_server(require_exp=False) as srv:
+            self.assertEqual(arun(welcome_id(srv.url("/ws"),
+                                             hs_token(no_exp))), "alice")
+            self.assert_refused(srv, hs_token(dict(no_exp, exp=1000)),
+                                "token expired (exp)")
+
+    def test_crit_header(self):
+        """Issue 19: RFC 7515 section 4.1.11 says a token whose crit
+        names an extension the server does not understand must be
+        refused; wshubd understands none, so any crit is refused."""
+        good = {"sub": "alice", "exp": future()}
+        with auth_server() as srv:
+            self.assertEqual(upgrade(srv, hs_token(good))[0], 101)
+            for crit in ({"crit": ["exp"], "exp": future()},
+                         {"crit": ["b64"], "b64": False},
+                         {"crit": []}, {"crit": "x"}):
+                with self.subTest(header=crit):
+                    tok = hs_token(good, header=crit)
+                    self.assert_refused(srv, tok, "crit header: no "
+                                        "extension is understood")
+                    self.assert_refused(srv, None, "crit header",
+                                        query="?token=" + tok)
+
     def test_leeway(self):
         with auth_server(leeway="120s") as srv:
             self.assertEqual(upgrade(srv, hs_token(
                 {"sub": "a", "exp": int(time.time()) - 30}))[0], 101)
             self.assertEqual(upgrade(srv, hs_token(
-                {"sub": "a", "nbf": int(time.time()) + 30}))[0], 101)
+                {"sub": "a", "nbf": int(time.time()) + 30,
+                 "exp": future()}))[0], 101)
             self.assert_refused(srv, hs_token(
                 {"sub": "a", "exp": int(time.time()) - 600}),
                 "token expired (exp)")
             self.assert_refused(srv, hs_token(
-                {"sub": "a", "nbf": int(time.time()) + 600}),
+                {"sub": "a", "nbf": int(time.time()) + 600,
+                 "exp": future()}),
                 "token not valid yet (nbf)")
 
     def test_audience_and_issuer(self):
         with auth_server(audience="chat", issuer="https://idp") as srv:
-            ok = {"sub": "a", "aud": "chat", "iss": "https://idp"}
+            ok = {"sub": "a", "aud": "chat", "iss": "https://idp",
+                  "exp": future()}
             self.assertEqual(upgrade(srv, hs_token(ok))[0], 101)
             self.assertEqual(upgrade(srv, hs_token(
                 dict(ok, aud=["other", "chat"])))[0], 101)
@@ -246,7 +285,8 @@ class AuthTest(unittest.TestCase):
                                 "wrong or no issuer (iss)")
         with auth_server() as srv:
             # RFC 7519 4.1.3: a token for some audience is not for us.
-            self.assert_refused(srv, hs_token({"sub": "a", "aud": "x"}),
+            self.assert_refused(srv, hs_token({"sub": "a", "aud": "x",
+                                                  "exp": future()}),
                                 "token for an audience (aud)")
 
     def test_hs512_secret_file(self):
@@ -257,9 +297,10 @@ class AuthTest(unittest.TestCase):
         with Server(workers=1, endpoints=ENDPOINTS, raw_yaml=auth_yaml(
                 algorithm="HS512", secret_file=path)) as srv:
             self.assertEqual(upgrade(srv, hs_token(
-                {"sub": "a"}, secret=secret, alg="HS512"))[0], 101)
-            self.assert_refused(srv, hs_token({"sub": "a"}, secret=secret,
-                                              alg="HS256"),
+                {"sub": "a", "exp": future()}, secret=secret,
+                alg="HS512"))[0], 101)
+            self.assert_refused(srv, hs_token({"sub": "a", "exp": future()},
+                                              secret=secret, alg="HS256"),
                                 "signed with HS256, only HS512")
 
     def test_rs256(self):
@@ -272,16 +313,18 @@ class AuthTest(unittest.TestCase):
             # HS/RS confusion: HMAC keyed with the public key's PEM text.
             with open(self.rsa_pub, "rb") as f:
                 pem = f.read()
-            forged = hs_token({"sub": "rsa-user"}, secret=pem)
+            forged = hs_token({"sub": "rsa-user", "exp": future()},
+                              secret=pem)
             self.assert_refused(srv, forged,
                                 "signed with HS256, only RS256 is accepted")
-            other = pk_token({"sub": "a"}, self.ec, "ES256")
+            other = pk_token({"sub": "a", "exp": future()}, self.ec, "ES256")
             self.assert_refused(srv, other, "signature does not verify")
 
     def test_es256(self):
         with auth_server(algorithm="ES256", public_key_file=self.ec_pub) \
                 as srv:
-            tok = pk_token({"sub": "ec-user"}, self.ec, "ES256")
+            tok = pk_token({"sub": "ec-user", "exp": future()}, self.ec,
+                           "ES256")
             self.assertEqual(arun(welcome_id(srv.url("/ws"), tok)),
                              "ec-user")
             self.assert_refused(srv, tok[:-6] + "AAAAAA",
@@ -289,7 +332,8 @@ class AuthTest(unittest.TestCase):
 
     def test_rooms_claim(self):
         with auth_server(workers=2, rooms_claim="perm") as srv:
-            tok = hs_token({"sub": "alice", "perm": ["chat:*", "lobby"]})
+            tok = hs_token({"sub": "alice", "perm": ["chat:*", "lobby"],
+                            "exp": future()})
             replies = arun(hub_session(srv.url("/ws"), tok, [
                 {"type": "join_room", "room": "chat:general"},
                 {"type": "join_room", "room": "lobby"},
@@ -308,24 +352,27 @@ class AuthTest(unittest.TestCase):
                               "join_room"])
             # An empty list allows no room; no claim allows every room.
             replies = arun(hub_session(srv.url("/ws"), hs_token(
-                {"sub": "b", "perm": []}), [
+                {"sub": "b", "perm": [], "exp": future()}), [
                     {"type": "join_room", "room": "lobby"}]))
             self.assertEqual(replies[0]["error"], "Not allowed")
             replies = arun(hub_session(srv.url("/ws"), hs_token(
-                {"sub": "c"}), [{"type": "join_room", "room": "admin"}]))
+                {"sub": "c", "exp": future()}), [
+                    {"type": "join_room", "room": "admin"}]))
             self.assertEqual(replies[0]["type"], "room_joined")
-            self.assert_refused(srv, hs_token({"sub": "d", "perm": "x"}),
+            self.assert_refused(srv, hs_token({"sub": "d", "perm": "x",
+                                               "exp": future()}),
                                 "rooms claim is not an array")
             self.assert_refused(srv, hs_token({"sub": "d",
-                                               "perm": ["a*b"]}),
+                                               "perm": ["a*b"],
+                                               "exp": future()}),
                                 "rooms claim holds something")
 
     def test_rooms_claim_required(self):
         with auth_server(rooms_claim_required=True) as srv:
-            self.assert_refused(srv, hs_token({"sub": "a"}),
+            self.assert_refused(srv, hs_token({"sub": "a", "exp": future()}),
                                 "no rooms claim, one is required")
             self.assertEqual(upgrade(srv, hs_token(
-                {"sub": "a", "rooms": ["*"]}))[0], 101)
+                {"sub": "a", "rooms": ["*"], "exp": future()}))[0], 101)
 
     def test_publish_api_unaffected(self):
         """The publish API needs no token; with two realms (/ws, /open)
@@ -344,7 +391,7 @@ class AuthTest(unittest.TestCase):
                 self.assertEqual(http(srv.port, req)[0], want, extra)
 
     def test_query_param_name_and_off(self):
-        tok = hs_token({"sub": "a"})
+        tok = hs_token({"sub": "a", "exp": future()})
         with auth_server(query_param="access_token") as srv:
             self.assertEqual(upgrade(srv, query="?access_token=" + tok)[0],
                              101)
@@ -355,8 +402,8 @@ class AuthTest(unittest.TestCase):
 
     def test_reload_reads_the_new_secret(self):
         other = "another-secret-" + "z" * 40
-        old_tok = hs_token({"sub": "a"})
-        new_tok = hs_token({"sub": "a"}, secret=other)
+        old_tok = hs_token({"sub": "a", "exp": future()})
+        new_tok = hs_token({"sub": "a", "exp": future()}, secret=other)
         with auth_server() as srv:
             self.assertEqual(upgrade(srv, old_tok)[0], 101)
             self.assertEqual(upgrade(srv, new_tok)[0], 401)
@@ -405,6 +452,9 @@ class AuthTest(unittest.TestCase):
                  "algorithm is required"),
                 (base + "auth_jwt:\n  algorithm: HS256\n  secret: %s\n"
                  "  leeway: soon\n" % SECRET, ":8:11:", "invalid duration"),
+                (base + "auth_jwt:\n  algorithm: HS256\n  secret: %s\n"
+                 "  require_exp: later\n" % SECRET, ":8:16:",
+                 '"later" is not on or off'),
                 (base.replace("auth: jwt", "auth: basic"), ":4:11:",
                  'unknown authentication "basic"'),
                 ("endpoints:\n  - path: /ws\n    module: auth_jwt\n",
@@ -430,7 +480,8 @@ class AuthTest(unittest.TestCase):
                                  raw_yaml=auth_yaml(
                                      algorithm="RS256", audience="chat",
                                      public_key_file=self.rsa_pub))
-        good = {"sub": "vg", "aud": "chat", "rooms": ["chat:*"]}
+        good = {"sub": "vg", "aud": "chat", "rooms": ["chat:*"],
+                "exp": future()}
         with open(self.rsa_pub, "rb") as f:
             pem = f.read()
         with srv:
@@ -439,6 +490,8 @@ class AuthTest(unittest.TestCase):
                         pk_token(dict(good, exp=1000), self.rsa, "RS256"),
                         pk_token(dict(good, aud=["x"]), self.rsa, "RS256"),
                         pk_token(dict(good, rooms=[1]), self.rsa, "RS256"),
+                        pk_token(good, self.rsa, "RS256",
+                                 header={"crit": ["b64"], "b64": False}),
                         pk_token(good, self.rsa, "RS256")[:-8] + "AAAAAAAA"):
                 self.assertEqual(upgrade(srv, tok)[0], 401)
             replies = arun(hub_session(

@@ -7,6 +7,7 @@ worker SIGKILL no counter may go down.
 """
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -14,8 +15,9 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wshub_harness import (WSHUBD, Server, arun, free_port,  # noqa: E402
-                           http, upgrade_request, wait_for)
+from wshub_harness import (WSHUBD, Server, arun, connect,  # noqa: E402
+                           free_port, http, recv_type, upgrade_request,
+                           wait_for)
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa
 
@@ -51,15 +53,40 @@ def value(samples, name, **labels):
 
 
 def monotonic_keys(samples, types):
-    """Samples that Prometheus requires never to decrease."""
+    """Samples that Prometheus requires never to decrease: those of
+    counters and of histograms (their buckets, count and sum)."""
     out = {}
     for (name, labels), v in samples.items():
-        if name.endswith("_total") or (
-                (name.endswith("_bucket") or name.endswith("_count")
-                 or name.endswith("_sum"))
-                and "clients_per_room" not in name):
+        for suffix in ("_total", "_bucket", "_count", "_sum", ""):
+            fam = name[:len(name) - len(suffix)] if suffix else name
+            if name.endswith(suffix) and fam in types:
+                break
+        if types.get(fam) in ("counter", "histogram"):
             out[(name, labels)] = v
     return out
+
+
+def check_histograms(test, samples, types):
+    """Each histogram's buckets never decrease as le grows, and the +Inf
+    bucket is its _count."""
+    series = {}
+    for (name, labels), v in samples.items():
+        fam = name[:-len("_bucket")]
+        if name.endswith("_bucket") and types.get(fam) == "histogram":
+            rest = tuple(kv for kv in labels if kv[0] != "le")
+            le = float(dict(labels)["le"])
+            series.setdefault((fam, rest), []).append((le, v))
+    test.assertIn(("websocket_connection_duration_seconds",
+                   (("reason", "normal"),)), series)
+    for (fam, rest), buckets in series.items():
+        buckets.sort()
+        counts = [v for _, v in buckets]
+        test.assertEqual(counts, sorted(counts),
+                         "%s%s: buckets decrease as le grows: %s"
+                         % (fam, dict(rest), buckets))
+        test.assertEqual(buckets[-1], (float("inf"),
+                                       value(samples, fam + "_count",
+                                             **dict(rest))))
 
 
 class MetricsTest(unittest.TestCase):
@@ -208,28 +235,143 @@ class MetricsTest(unittest.TestCase):
                       'the listen addresses', r.stderr)
 
     def test_rooms(self):
+        """wshub_rooms{size_le}: rooms now of at most size_le members.
+        Sizes 1, 1, 2, 3 and 6, then 6 down to 2, then none."""
+        sizes = {"one": 1, "one2": 1, "pair": 2, "trio": 3, "big": 6}
+
+        def expect(s, counts):
+            self.assertEqual(value(s, "websocket_rooms_total"),
+                             counts["+Inf"])
+            for le, n in counts.items():
+                self.assertEqual(value(s, "wshub_rooms", size_le=le), n,
+                                 "wshub_rooms{size_le=%s}" % le)
+
+        async def go(srv):
+            conns = [await connect(srv.url("/ws")) for _ in range(6)]
+            for ws in conns:
+                await recv_type(ws, "welcome")
+            for room, n in sizes.items():
+                for ws in conns[:n]:
+                    await ws.send(json.dumps({"type": "join_room",
+                                              "room": room}))
+                    await recv_type(ws, "room_joined")
+            first = scrape(srv.port)
+            for ws in conns[2:]:
+                await ws.send('{"type":"leave_room","room":"big"}')
+                await recv_type(ws, "room_left")
+            second = scrape(srv.port)
+            for ws in conns:
+                await ws.close()
+            return first, second
+
         with Server(workers=1, endpoints=ENDPOINTS) as srv:
-            async def go():
-                a = await websockets.connect(srv.url("/ws"))
-                b = await websockets.connect(srv.url("/ws"))
-                for ws in (a, b):
-                    await ws.recv()         # welcome
-                    await ws.send('{"type":"join_room","room":"r1"}')
-                    await ws.recv()
-                await a.send('{"type":"join_room","room":"r2"}')
-                await a.recv()
-                s, _ = scrape(srv.port)
-                await a.close()
-                await b.close()
-                return s
-            s = arun(go())
-            self.assertEqual(value(s, "websocket_rooms_total"), 2)
-            self.assertEqual(value(s, "websocket_clients_per_room_count"), 2)
-            self.assertEqual(value(s, "websocket_clients_per_room_sum"), 3)
-            self.assertEqual(value(s, "websocket_clients_per_room_bucket",
-                                   le="1"), 1)
-            self.assertEqual(value(s, "websocket_clients_per_room_bucket",
-                                   le="2"), 2)
+            (first, types), (second, _) = arun(go(srv))
+            self.assertEqual(types["wshub_rooms"], "gauge")
+            self.assertNotIn("websocket_clients_per_room", types)
+            expect(first, {"1": 2, "2": 3, "5": 4, "10": 5, "100": 5,
+                           "10000": 5, "+Inf": 5})
+            expect(second, {"1": 2, "2": 4, "5": 5, "10": 5, "+Inf": 5})
+            wait_for(lambda: value(scrape(srv.port)[0], "wshub_rooms",
+                                   size_le="+Inf") == 0,
+                     10, "no room left", srv.log)
+            expect(scrape(srv.port)[0], {"1": 0, "2": 0, "5": 0, "+Inf": 0})
+
+    def test_valid_prometheus_across_joins_and_leaves(self):
+        """Issue 19: websocket_clients_per_room was a histogram whose
+        buckets went down on leaves; Prometheus reads a falling bucket
+        as a counter reset. Across joins, leaves and disconnects on two
+        workers, no counter or histogram sample may decrease, and every
+        scrape's histograms must have buckets non-decreasing in le."""
+        async def go(srv):
+            scrapes = [scrape(srv.port)]
+            conns = [await connect(srv.url("/ws")) for _ in range(12)]
+            for i, ws in enumerate(conns):
+                await recv_type(ws, "welcome")
+                for room in ("lobby", "r%d" % (i % 3)):
+                    await ws.send(json.dumps({"type": "join_room",
+                                              "room": room}))
+                    await recv_type(ws, "room_joined")
+            scrapes.append(scrape(srv.port))
+            for ws in conns[:8]:
+                await ws.send('{"type":"leave_room","room":"lobby"}')
+                await recv_type(ws, "room_left")
+            scrapes.append(scrape(srv.port))
+            for ws in conns[4:]:
+                await ws.close()
+            scrapes.append(scrape(srv.port))
+            for ws in conns[:4]:
+                await ws.close()
+            return scrapes
+
+        with Server(workers=2, endpoints=ENDPOINTS) as srv:
+            srv.wait_workers(2)
+            scrapes = arun(go(srv))
+            wait_for(lambda: value(scrape(srv.port)[0],
+                                   "websocket_active_connections") == 0,
+                     10, "every client gone", srv.log)
+            scrapes.append(scrape(srv.port))
+            prev = None
+            for step, (s, types) in enumerate(scrapes):
+                check_histograms(self, s, types)
+                cur = monotonic_keys(s, types)
+                for key, v in (prev or {}).items():
+                    self.assertGreaterEqual(
+                        cur.get(key, 0), v,
+                        "%s went down at scrape %d" % (key, step))
+                prev = cur
+            # Before the first client and after the last, no room.
+            for s, _ in (scrapes[0], scrapes[-1]):
+                self.assertEqual(value(s, "websocket_rooms_total"), 0)
+
+    def test_rooms_gauge_returns_to_zero(self):
+        """Issue 19: a leave passed the member count already decremented,
+        so every leave of a room's last member counted one more room
+        (409 rooms with nobody in them after a test). Joins on two
+        workers, leaves and disconnects: the gauge must come back to 0."""
+        n = 24
+        rooms = lambda i: ("all", "r%d" % (i % 4), "solo%d" % i)  # noqa
+
+        async def go(srv):
+            conns = [await connect(srv.url("/ws")) for _ in range(n)]
+            for i, ws in enumerate(conns):
+                await recv_type(ws, "welcome")
+                for room in rooms(i):
+                    await ws.send(json.dumps({"type": "join_room",
+                                              "room": room}))
+                    await recv_type(ws, "room_joined")
+            joined = scrape(srv.port)[0]
+            # Half leave every room, one by one, then close; the others
+            # just close (the leave of a connection that goes away).
+            for i, ws in enumerate(conns[:n // 2]):
+                for room in rooms(i):
+                    await ws.send(json.dumps({"type": "leave_room",
+                                              "room": room}))
+                    await recv_type(ws, "room_left")
+            for ws in conns:
+                await ws.close()
+            return joined
+
+        with Server(workers=2, endpoints=ENDPOINTS) as srv:
+            srv.wait_workers(2)
+            joined = arun(go(srv))
+            # Counted once per worker holding members: n solo rooms, and
+            # "all" and r0-r3 on one or both workers.
+            self.assertGreaterEqual(value(joined, "websocket_rooms_total"),
+                                    n + 5)
+            self.assertLessEqual(value(joined, "websocket_rooms_total"),
+                                 n + 10)
+            last = []
+
+            def empty():
+                s = scrape(srv.port)[0]
+                last[:] = [value(s, "websocket_rooms_total")]
+                return (last[0] == 0
+                        and value(s, "websocket_active_connections") == 0)
+            try:
+                wait_for(empty, 10, "websocket_rooms_total back to 0")
+            except AssertionError:
+                self.fail("websocket_rooms_total is %s with every client "
+                          "gone" % last[0])
 
     def test_counters_survive_reloads_and_kill(self):
         with Server(workers=2, endpoints=ENDPOINTS,

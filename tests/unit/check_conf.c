@@ -597,6 +597,33 @@ START_TEST(test_error_values)
 }
 END_TEST
 
+START_TEST(test_auth_jwt_require_exp)
+{
+    static const char base[] =
+        "auth_jwt:\n"
+        "  algorithm: HS256\n"
+        "  secret: 0123456789abcdef0123456789abcdef\n";
+    char text[256];
+    wsh_conf_t *cf;
+    loaded_t ld;
+
+    /* On unless turned off (issue 19), and off only when the section
+     * says so. */
+    cf = load_text(base, &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert(cf->auth_jwt.require_exp);
+    wsh_conf_free(cf);
+    snprintf(text, sizeof(text), "%s  require_exp: off\n", base);
+    cf = load_text(text, &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert(!cf->auth_jwt.require_exp);
+    wsh_conf_free(cf);
+    snprintf(text, sizeof(text), "%s  require_exp: sometimes\n", base);
+    expect_error(text, 4, 16, "auth_jwt.require_exp", "\"sometimes\"",
+                 NULL);
+}
+END_TEST
+
 START_TEST(test_allow_list)
 {
     struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -734,6 +761,7 @@ conf_suite(void)
     tcase_add_test(load, test_limits);
     tcase_add_test(load, test_error_empty_list);
     tcase_add_test(load, test_allow_list);
+    tcase_add_test(load, test_auth_jwt_require_exp);
     tcase_add_test(load, test_error_missing_file);
     suite_add_tcase(s, load);
     return s;

@@ -3,9 +3,10 @@
  * Where the token is found (Authorization: Bearer, the query parameter),
  * the claim checks of claims.c on hand-written claim sets (exp and nbf
  * at the edges of the leeway, aud as string and array, iss, sub, the
- * rooms claim), and the room patterns of a connection's identity. The
- * signatures themselves are libjwt's and are tested end to end in
- * tests/integration/test_auth.py with real keys.
+ * rooms claim, exp required or not), the crit header, and the room
+ * patterns of a connection's identity. The signatures themselves are
+ * libjwt's and are tested end to end in tests/integration/test_auth.py
+ * with real keys.
  */
 #include "config.h"
 
@@ -21,12 +22,23 @@
 
 static wsh_conf_auth_jwt_t conf;
 
+/* The configuration's defaults (conf.c). */
 static void
 conf_reset(void)
 {
     memset(&conf, 0, sizeof(conf));
     conf.enabled = true;
+    conf.require_exp = true;
     conf.rooms_claim = "rooms";
+}
+
+/* The defaults but require_exp: off, for the claim sets below that
+ * leave exp out to stay short. */
+static void
+conf_reset_no_exp(void)
+{
+    conf_reset();
+    conf.require_exp = false;
 }
 
 /* The reason CLAIMS (JSON text) are refused at NOW, or NULL. */
@@ -41,6 +53,19 @@ check(const char *claims, wsh_jwt_claims_t *out)
     last = json_loads(claims, JSON_ALLOW_NUL, &err);
     ck_assert_msg(last != NULL, "bad test JSON %s: %s", claims, err.text);
     return wsh_jwt_check_claims(last, &conf, NOW, out ? out : &scratch);
+}
+
+/* The reason a token with HEADER (JSON text) is refused, or NULL. */
+static const char *
+check_header(const char *header)
+{
+    static json_t *last;
+    json_error_t err;
+
+    json_decref(last);
+    last = json_loads(header, 0, &err);
+    ck_assert_msg(last != NULL, "bad test JSON %s: %s", header, err.text);
+    return wsh_jwt_check_header(last);
 }
 
 static const char *
@@ -86,7 +111,7 @@ END_TEST
 
 START_TEST(test_exp_nbf_leeway)
 {
-    conf_reset();
+    conf_reset_no_exp();
     ck_assert_ptr_null(check("{\"sub\":\"a\"}", NULL));
     ck_assert_ptr_null(check("{\"sub\":\"a\",\"exp\":1800000001}", NULL));
     /* Valid strictly before exp (RFC 7519 section 4.1.4). */
@@ -111,9 +136,58 @@ START_TEST(test_exp_nbf_leeway)
 }
 END_TEST
 
+START_TEST(test_require_exp)
+{
+    /* On by default (issue 19): a token without exp would be valid
+     * forever, and nothing could revoke it. */
+    conf_reset();
+    ck_assert_str_eq(check("{\"sub\":\"a\"}", NULL),
+                     "no expiry (exp), one is required");
+    ck_assert_str_eq(check("{\"sub\":\"a\",\"nbf\":1700000000}", NULL),
+                     "no expiry (exp), one is required");
+    ck_assert_ptr_null(check("{\"sub\":\"a\",\"exp\":1800000001}", NULL));
+    ck_assert_str_eq(check("{\"sub\":\"a\",\"exp\":1800000000}", NULL),
+                     "token expired (exp)");
+    ck_assert_str_eq(check("{\"sub\":\"a\",\"exp\":null}", NULL),
+                     "exp is not a number");
+
+    /* require_exp: off accepts it, and still checks an exp given. */
+    conf.require_exp = false;
+    ck_assert_ptr_null(check("{\"sub\":\"a\"}", NULL));
+    ck_assert_str_eq(check("{\"sub\":\"a\",\"exp\":1800000000}", NULL),
+                     "token expired (exp)");
+}
+END_TEST
+
+START_TEST(test_crit_header)
+{
+    static const char *const crit[] = {
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
+        "{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}",
+        "{\"alg\":\"HS256\",\"crit\":[]}",
+        "{\"alg\":\"HS256\",\"crit\":\"x\"}",
+        "{\"alg\":\"HS256\",\"crit\":null}",
+        "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"crit\":false}",
+    };
+    size_t i;
+
+    /* RFC 7515 section 4.1.11: we understand no extension, so any crit
+     * (even an empty or malformed one) refuses the token. */
+    for (i = 0; i < sizeof(crit) / sizeof(crit[0]); i++) {
+        ck_assert_msg(check_header(crit[i]) != NULL, "%s passed", crit[i]);
+        ck_assert_str_eq(check_header(crit[i]),
+                         "crit header: no extension is understood");
+    }
+    ck_assert_ptr_null(check_header("{\"alg\":\"HS256\",\"typ\":\"JWT\"}"));
+    ck_assert_ptr_null(check_header("{\"alg\":\"RS256\",\"kid\":\"k1\","
+                                    "\"critical\":1}"));
+    ck_assert_ptr_nonnull(check_header("[\"crit\"]"));
+}
+END_TEST
+
 START_TEST(test_aud_iss)
 {
-    conf_reset();
+    conf_reset_no_exp();
     ck_assert_str_eq(check("{\"sub\":\"a\",\"aud\":\"x\"}", NULL),
                      "token for an audience (aud), none is configured");
     conf.audience = "chat";
@@ -154,7 +228,7 @@ START_TEST(test_sub)
     wsh_jwt_claims_t out;
     size_t i;
 
-    conf_reset();
+    conf_reset_no_exp();
     ck_assert_ptr_null(check("{\"sub\":\"user@example.com:1_x-y\"}", &out));
     ck_assert_uint_eq(out.sublen, strlen("user@example.com:1_x-y"));
     ck_assert_int_eq(memcmp(out.sub, "user@example.com:1_x-y", out.sublen),
@@ -169,7 +243,7 @@ START_TEST(test_rooms_claim)
 {
     wsh_jwt_claims_t out;
 
-    conf_reset();
+    conf_reset_no_exp();
     ck_assert_ptr_null(check("{\"sub\":\"a\"}", &out));
     ck_assert(out.all_rooms);
     ck_assert_ptr_null(check("{\"sub\":\"a\",\"rooms\":[]}", &out));
@@ -202,7 +276,7 @@ START_TEST(test_too_many_rooms)
     char *text = malloc(64 + 4 * (WSH_JWT_MAX_ROOMS + 1));
     size_t i, n;
 
-    conf_reset();
+    conf_reset_no_exp();
     n = (size_t) sprintf(text, "{\"sub\":\"a\",\"rooms\":[");
     for (i = 0; i <= WSH_JWT_MAX_ROOMS; i++) {
         n += (size_t) sprintf(text + n, "%s\"r\"", i ? "," : "");
@@ -273,6 +347,8 @@ jwt_suite(void)
 
     tc = tcase_create("claims");
     tcase_add_test(tc, test_exp_nbf_leeway);
+    tcase_add_test(tc, test_require_exp);
+    tcase_add_test(tc, test_crit_header);
     tcase_add_test(tc, test_aud_iss);
     tcase_add_test(tc, test_sub);
     tcase_add_test(tc, test_rooms_claim);
