@@ -985,29 +985,41 @@ conf_uint(conf_ctx_t *ctx, const char *path, const char *text, unsigned def,
     *out = (unsigned) v;
 }
 
-static void
-conf_bool(conf_ctx_t *ctx, const char *path, const char *text, bool def,
-    bool *out)
+/* The one reading of boolean words, for booleans and for the keys that
+ * take a name or off (access_log, auth_jwt.query_param): 1 for on, true
+ * and yes, 0 for off, false and no, -1 for anything else. */
+static int
+conf_bool_word(const char *text)
 {
     static const char *yes[] = { "on", "true", "yes" };
     static const char *no[] = { "off", "false", "no" };
     size_t i;
 
+    for (i = 0; i < wsh_nelems(yes); i++) {
+        if (strcmp(text, yes[i]) == 0) {
+            return 1;
+        }
+        if (strcmp(text, no[i]) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void
+conf_bool(conf_ctx_t *ctx, const char *path, const char *text, bool def,
+    bool *out)
+{
     *out = def;
     if (!conf_is_set(text)) {
         return;
     }
-    for (i = 0; i < wsh_nelems(yes); i++) {
-        if (strcmp(text, yes[i]) == 0) {
-            *out = true;
-            return;
-        }
-        if (strcmp(text, no[i]) == 0) {
-            *out = false;
-            return;
-        }
+    switch (conf_bool_word(text)) {
+    case 1: *out = true; break;
+    case 0: *out = false; break;
+    default:
+        conf_value_error(ctx, path, "\"%s\" is not on or off", text);
     }
-    conf_value_error(ctx, path, "\"%s\" is not on or off", text);
 }
 
 static char *
@@ -1043,9 +1055,21 @@ conf_logs(conf_ctx_t *ctx, conf_raw_t *raw, wsh_conf_t *cf)
 {
     char err[512];
 
+    if (conf_is_set(raw->error_log) && conf_bool_word(raw->error_log) >= 0) {
+        /* Not a file named "off": errors must go somewhere. */
+        conf_value_error(ctx, "error_log", "\"%s\" is not a place: use "
+                         "stderr or a file", raw->error_log);
+    }
     cf->error_log = conf_strdup(ctx, conf_is_set(raw->error_log)
                                      ? raw->error_log : "stderr");
-    if (conf_is_set(raw->access_log) && strcmp(raw->access_log, "off") != 0) {
+    if (conf_is_set(raw->access_log)
+        && conf_bool_word(raw->access_log) == 1)
+    {
+        conf_value_error(ctx, "access_log", "\"%s\" says where: use off, "
+                         "stderr or a file", raw->access_log);
+    } else if (conf_is_set(raw->access_log)
+               && conf_bool_word(raw->access_log) != 0)
+    {
         cf->access_log = conf_strdup(ctx, raw->access_log);
     }
     if (wsh_access_format_compile(conf_is_set(raw->access_log_format)
@@ -1651,7 +1675,11 @@ conf_auth_jwt(conf_ctx_t *ctx, conf_raw_auth_jwt_t *raw,
     a->issuer = conf_strdup_or(ctx, raw->issuer, NULL);
     if (!conf_is_set(raw->query_param)) {
         a->query_param = conf_strdup(ctx, "token");
-    } else if (strcmp(raw->query_param, "off") != 0) {
+    } else if (conf_bool_word(raw->query_param) == 1) {
+        conf_value_error(ctx, "auth_jwt.query_param", "\"%s\" says where: "
+                         "give the parameter's name, or off",
+                         raw->query_param);
+    } else if (conf_bool_word(raw->query_param) != 0) {
         if (strspn(raw->query_param, "abcdefghijklmnopqrstuvwxyz"
                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
             != strlen(raw->query_param))

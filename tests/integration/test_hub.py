@@ -273,8 +273,7 @@ class Pool:
         self.srv = srv
         self.clients = []
 
-    async def open(self, cid=None, raw_query=None):
-        path = "/ws"
+    async def open(self, cid=None, raw_query=None, path="/ws"):
         if raw_query is not None:
             path += "?" + raw_query
         elif cid is not None:

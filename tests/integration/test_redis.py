@@ -83,9 +83,9 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def node(redis_port, workers=2):
-    return Server(workers=workers, endpoints=[{"path": "/ws",
-                                               "module": "hub"}],
+def node(redis_port, workers=2, endpoints=None):
+    return Server(workers=workers,
+                  endpoints=endpoints or [{"path": "/ws", "module": "hub"}],
                   raw_yaml="engine:\n  type: redis\n  redis:\n"
                            "    port: %d\n    presence_ttl: %ds\n"
                            "    reconnect_max: 1s\n" % (redis_port, TTL))
@@ -167,7 +167,7 @@ class TestAcrossNodes(RedisTestCase):
         self.redis.start()
         a, b = self.start_node(), self.start_node()
         room = "lobby"
-        chan = "wshub:room:" + room
+        chan = "wshub:room:/ws#" + room         # realm /ws, the path
 
         async def body(pa, pb):
             a1 = await pa.open("alice")
@@ -230,6 +230,31 @@ class TestAcrossNodes(RedisTestCase):
 
         self.run_pools(body)
 
+    def test_realms_stay_apart_across_nodes(self):
+        """Node b's /other is another realm than /ws: its "alice" is not
+        node a's, and gets none of her messages (issue 19)."""
+        self.redis.start()
+        self.start_node()
+        self.start_node(endpoints=[{"path": "/ws", "module": "hub"},
+                                   {"path": "/other", "module": "hub"}])
+
+        async def body(pa, pb):
+            alice = await pa.open("alice")
+            bob = await pb.open("bob")
+            mallory = await pb.open("alice", path="/other")
+            await wait_subscribed(self.redis, "wshub:client:/ws#alice", 1)
+            await wait_subscribed(self.redis, "wshub:client:/other#alice",
+                                  1)
+            await bob.send({"type": "private_message", "to": "alice",
+                            "text": "psst"})
+            m = await alice.expect("private_message", text="psst")
+            assert m["from"] == "bob", m
+            await bob.send({"type": "broadcast", "text": "to /ws"})
+            await alice.expect("broadcast", text="to /ws")
+            assert not await all_quiet([mallory], 0.5)
+
+        self.run_pools(body)
+
     def test_killed_node_members_leave(self):
         self.redis.start()
         a, b = self.start_node(), self.start_node()
@@ -239,7 +264,7 @@ class TestAcrossNodes(RedisTestCase):
             a1 = await pa.open("survivor")
             b1 = await pb.open("victim")
             await join(a1, room)
-            await wait_subscribed(self.redis, "wshub:room:" + room, 1)
+            await wait_subscribed(self.redis, "wshub:room:/ws#" + room, 1)
             await join(b1, room)
             await a1.expect("user_joined_room", room=room, userId="victim")
             os.killpg(b.proc.pid, signal.SIGKILL)
@@ -358,9 +383,9 @@ class TestFaults(RedisTestCase):
             m = await join(a1, "r")
             assert m["members"] == ["early"], m
             self.redis.start()
-            await wait_subscribed(self.redis, "wshub:room:r", 1, 15)
+            await wait_subscribed(self.redis, "wshub:room:/ws#r", 1, 15)
             b1 = await pb.open("late")
-            await wait_subscribed(self.redis, "wshub:client:late", 1, 15)
+            await wait_subscribed(self.redis, "wshub:client:/ws#late", 1, 15)
             await wait_connected(self.redis, 8)
             await a1.send({"type": "private_message", "to": "late",
                            "text": "hello"})
@@ -377,7 +402,7 @@ class TestFaults(RedisTestCase):
         self.redis.start()
         a, b = self.start_node(), self.start_node()
         room = "restart"
-        chan = "wshub:room:" + room
+        chan = "wshub:room:/ws#" + room
 
         async def body(pa, pb):
             a1 = await pa.open("ra")
@@ -395,7 +420,7 @@ class TestFaults(RedisTestCase):
             await a1.ping()
             self.redis.start()
             await wait_subscribed(self.redis, chan, 2, 15)
-            await wait_subscribed(self.redis, "wshub:client:rb", 1, 15)
+            await wait_subscribed(self.redis, "wshub:client:/ws#rb", 1, 15)
             await wait_connected(self.redis, 8)
             await chat_once(a1, [b1], room, "after 1")
             await chat_once(b1, [a1], room, "after 2")

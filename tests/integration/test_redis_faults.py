@@ -76,7 +76,7 @@ class TestRestartWhileChatting(RedisTestCase):
             for room, cs in rooms.items():
                 await asyncio.gather(*(joined(c, room) for c in cs))
             for room in rooms:
-                await wait_subscribed(self.redis, "wshub:room:" + room, 2)
+                await wait_subscribed(self.redis, "wshub:room:/ws#" + room, 2)
             readers = [asyncio.create_task(reader(c))
                        for cs in rooms.values() for c in cs]
             senders = asyncio.gather(*(sender(c, room)
@@ -89,7 +89,7 @@ class TestRestartWhileChatting(RedisTestCase):
             await asyncio.to_thread(self.redis.start)
             await wait_connected(self.redis, 8, 20)
             for room in rooms:
-                await wait_subscribed(self.redis, "wshub:room:" + room, 2,
+                await wait_subscribed(self.redis, "wshub:room:/ws#" + room, 2,
                                       20)
             await senders
             # Delivery resumed: a last message per room from each node
@@ -142,7 +142,7 @@ class TestChangesWhileDown(RedisTestCase):
         self.start_node(workers=1)
         self.start_node(workers=1)
         room = "offline"
-        chan = "wshub:room:" + room
+        chan = "wshub:room:/ws#" + room
 
         async def body(pa, pb):
             a1 = await pa.open("a1")
@@ -206,7 +206,7 @@ class TestPresenceChurn(RedisTestCase):
             observers = [await pa.open("oa"), await pb.open("ob")]
             for o in observers:
                 await joined(o, room)
-            await wait_subscribed(self.redis, "wshub:room:" + room, 2)
+            await wait_subscribed(self.redis, "wshub:room:/ws#" + room, 2)
             await asyncio.sleep(1.2)    # past presence_ttl: leaves by
             #                             difference are on
             churners = [await (pa if i % 2 else pb).open("c%d" % i)

@@ -313,7 +313,16 @@ START_TEST(test_load_empty)
         ck_assert_str_eq(cf->endpoints[1].path, "/ws");
         ck_assert_ptr_eq(cf->endpoints[1].module, wsh_module_find("hub"));
         ck_assert_str_eq(cf->endpoints[2].path, "/api/publish");
-        ck_assert_ptr_eq(cf->endpoints[2].module, wsh_module_find("hub"));
+        ck_assert_ptr_eq(cf->endpoints[2].module,
+                         wsh_module_find("hub_api"));
+        ck_assert_uint_eq(cf->endpoints[2].nallow, 2);
+        /* Realms: /ws is its own, and the API publishes into it, the
+         * only one. */
+        ck_assert_str_eq(cf->endpoints[1].realm, "/ws");
+        ck_assert_str_eq(cf->endpoints[2].realm, "/ws");
+        ck_assert(!cf->endpoints[1].realm_verified);
+        ck_assert_uint_eq(cf->hub.api_max_body, 1 << 20);
+        ck_assert_uint_eq(cf->limits.per_ip_pending, 256);
         ck_assert(cf->hub.client_ids);
         ck_assert(!cf->hub.announce_connections);
         ck_assert(!cf->hub.slow_consumer_drop);
@@ -731,6 +740,52 @@ START_TEST(test_error_missing_file)
 }
 END_TEST
 
+/* Keys that take a place or a name, or a boolean word: every spelling
+ * of off turns them off (v0.1's access_log: false wrote to a file named
+ * "false"), a word for on is an error saying what to give, and
+ * error_log, which cannot be off, refuses them all. */
+START_TEST(test_bool_words_of_string_keys)
+{
+    static const char *const off[] = { "off", "false", "no" };
+    static const char *const on[] = { "on", "true", "yes" };
+    static const char jwt[] =
+        "auth_jwt:\n"
+        "  algorithm: HS256\n"
+        "  secret: 0123456789abcdef0123456789abcdef\n";
+    char text[256];
+    wsh_conf_t *cf;
+    loaded_t ld;
+    size_t i;
+
+    for (i = 0; i < wsh_nelems(off); i++) {
+        snprintf(text, sizeof(text), "access_log: %s\n", off[i]);
+        cf = load_text(text, &ld);
+        ck_assert_msg(cf != NULL, "%s: %s", off[i], ld.err);
+        ck_assert_ptr_null(cf->access_log);
+        wsh_conf_free(cf);
+
+        snprintf(text, sizeof(text), "%s  query_param: %s\n", jwt, off[i]);
+        cf = load_text(text, &ld);
+        ck_assert_msg(cf != NULL, "%s: %s", off[i], ld.err);
+        ck_assert_ptr_null(cf->auth_jwt.query_param);
+        wsh_conf_free(cf);
+
+        snprintf(text, sizeof(text), "error_log: %s\n", off[i]);
+        expect_error(text, 1, 12, "error_log", "stderr or a file", NULL);
+    }
+    for (i = 0; i < wsh_nelems(on); i++) {
+        snprintf(text, sizeof(text), "access_log: %s\n", on[i]);
+        expect_error(text, 1, 13, "access_log", "off, stderr or a file",
+                     NULL);
+        snprintf(text, sizeof(text), "%s  query_param: %s\n", jwt, on[i]);
+        expect_error(text, 4, 16, "auth_jwt.query_param",
+                     "the parameter's name", NULL);
+        snprintf(text, sizeof(text), "error_log: %s\n", on[i]);
+        expect_error(text, 1, 12, "error_log", "stderr or a file", NULL);
+    }
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -745,6 +800,7 @@ conf_suite(void)
 
     tcase_add_test(load, test_load_shipped);
     tcase_add_test(load, test_load_empty);
+    tcase_add_test(load, test_bool_words_of_string_keys);
     tcase_add_test(load, test_load_full);
     tcase_add_test(load, test_error_unknown_key);
     tcase_add_test(load, test_error_unknown_key_no_hint);
