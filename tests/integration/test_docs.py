@@ -366,11 +366,13 @@ def c_string(arg):
 
 
 def hub_errors():
-    """The error strings modules/hub/hub.c sends: {string: set of
-    whether "request" is set} for WebSocket errors, and the set of the
-    publish API's (HTTP) error strings."""
-    with open(os.path.join(SRCDIR, "modules", "hub", "hub.c")) as f:
-        src = f.read()
+    """The error strings modules/hub/hub.c and api.c send: {string: set
+    of whether "request" is set} for WebSocket errors, and the set of
+    the publish API's (HTTP) error strings."""
+    src = ""
+    for name in ("hub.c", "api.c"):
+        with open(os.path.join(SRCDIR, "modules", "hub", name)) as f:
+            src += f.read()
     ws, api = {}, set()
     for m in re.finditer(r"\b(hub_error|hub_api_error|json_pack)\s*\(", src):
         args = c_args(src, m.end() - 1)
@@ -392,7 +394,8 @@ def hub_errors():
                     before = src[:m.start()]
                     stmt = before[max(before.rfind(";"),
                                       before.rfind("{")):]
-                    if "hub_http_reply(" in stmt:
+                    if "hub_http_reply(" in stmt \
+                            or "hub_http_reply_with(" in stmt:
                         api.add(error)
                     else:
                         ws.setdefault(error, set()).add('"request"' in args)
@@ -619,18 +622,23 @@ class BehaviourStatementsTest(unittest.TestCase):
                             "does not name " + word)
 
     def test_publish_api_without_post(self):
-        # hub_http returns -1 for other methods than POST: conn.c answers
-        # 426, with or without an api_key.
-        hub = src_text("modules", "hub", "hub.c")
-        self.assertRegex(hub, r'(?s)memcmp\(auth, "POST", 4\) != 0\)\s*'
-                         r'\{\s*return -1;')
+        # modules/hub/api.c answers other methods than POST with 405 and
+        # Allow: POST; a hub (WebSocket) endpoint takes no POST: conn.c
+        # answers 426, the publish API is module hub_api.
+        api = src_text("modules", "hub", "api.c")
+        self.assertRegex(api, r'(?s)memcmp\(p, "POST", 4\) != 0\)\s*'
+                         r'\{\s*hub_http_reply_with\(c, 405, "Allow: POST')
+        self.assertNotIn(".http =", src_text("modules", "hub", "hub.c"))
         self.assertIn("conn_http_error(c, 426",
                       src_text("src", "net", "conn.c"))
         text = html_sections("wshub-protocol.7")["PUBLISHING FROM A BACKEND"]
         self.assertFalse("every request" in text, "wshub-protocol(7): "
                          "without hub.api_key only a POST gets 404")
-        self.assertTrue(re.search(r"\b426\b", text), "wshub-protocol(7) "
-                        "PUBLISHING FROM A BACKEND: other methods get 426")
+        for status, what in (("405", "other methods"),
+                             ("426", "a POST to a hub endpoint")):
+            self.assertTrue(re.search(r"\b%s\b" % status, text),
+                            "wshub-protocol(7) PUBLISHING FROM A BACKEND: "
+                            "%s get %s" % (what, status))
 
     def test_readme_not_reading_client(self):
         # wshub.yaml(5) send_buffer: replies to a client's own requests
