@@ -254,10 +254,11 @@ class RelayOverloadTest(unittest.TestCase):
                      send_buffer="256m", max_message_size="2m",
                      pong_wait="5m",
                      endpoints=[{"path": "/ws", "module": "hub"},
-                                {"path": "/api/publish", "module": "hub_api",
-                                 "max_message_size": "2m"}],
+                                {"path": "/api/publish",
+                                 "module": "hub_api"}],
                      raw_yaml=HISTORY_YAML
-                     + "  api_key: 0123456789abcdef0123\n")
+                     + "  api_key: 0123456789abcdef0123\n"
+                     + "  api_max_body: 2m\n")
         self.addCleanup(srv.stop)
         srv.start()
         room, count = "log:overload", 80

@@ -429,7 +429,7 @@ class TestFaults(RedisTestCase):
             await a1.expect("private_message", text="p")
             # The presence entries come back with the refresh.
             wait_for(lambda: self.redis.cli(
-                "ZCARD", "wshub:presence:" + room) == "2", 5,
+                "ZCARD", "wshub:presence:/ws#" + room) == "2", 5,
                 "presence after restart")
 
         self.run_pools(body)
