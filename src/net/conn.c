@@ -930,26 +930,18 @@ conn_http_module(wsh_conn_t *c)
 }
 
 /* Decide whether to read a body for the module: only Content-Length
- * bodies up to the endpoint's max_message_size. Returns true when the
- * request was answered or the body is awaited. */
+ * bodies up to the endpoint's max_message_size (the parser has refused
+ * a doubtful Content-Length already). Returns true when the request was
+ * answered or the body is awaited. */
 static bool
 conn_http_body(wsh_conn_t *c)
 {
-    const wsh_http_header_t *h = wsh_http_header(c->req, "Content-Length");
     wsh_request_t *r = c->req;
-    unsigned long long n = 0;
-    size_t i;
+    uint64_t n = r->content_length;
 
     if (wsh_http_header(r, "Transfer-Encoding") != NULL) {
         conn_http_error(c, 411, "send the body with a Content-Length");
         return true;
-    }
-    for (i = 0; h != NULL && i < h->value_len; i++) {
-        if (h->value[i] < '0' || h->value[i] > '9' || n > (1ULL << 40)) {
-            conn_http_error(c, 400, "invalid Content-Length");
-            return true;
-        }
-        n = n * 10 + (unsigned) (h->value[i] - '0');
     }
     if (n > c->endpoint->max_message_size) {
         conn_http_error(c, 413, "body over max_message_size");

@@ -182,5 +182,108 @@ class HandshakeTest(unittest.TestCase):
         self.assertEqual(h["connection"], "close")
 
 
+API_KEY = "test-api-key-0123456789abcdef"
+PUBLISH = b'{"broadcast":true,"data":{"text":"hi"}}'
+
+
+def read_all(sock):
+    """Everything SOCK receives until the server closes it."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def exchange(port, raw):
+    """Send RAW on a new connection and return all the server sends
+    before it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), 10) as s:
+        s.sendall(raw)
+        return read_all(s)
+
+
+def publish_request(lengths, body=PUBLISH, extra=""):
+    """POST /api/publish with one Content-Length field per item of
+    LENGTHS (an int, or a raw value) and BODY."""
+    fields = "".join("Content-Length: %s\r\n" % n for n in lengths)
+    return ("POST /api/publish HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: apikey %s\r\nContent-Type: application/json\r\n"
+            "%s%s\r\n" % (API_KEY, fields, extra)).encode() + body
+
+
+class HttpAnswersTest(unittest.TestCase):
+    """Plain HTTP answers (issue 19): a body whose length is in doubt is
+    refused, HEAD never gets a body, every status has its reason."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(
+            workers=1,
+            endpoints=[{"path": "/echo", "module": "echo"},
+                       {"path": "/api/publish", "module": "hub"},
+                       {"path": "/health", "module": "health"},
+                       {"path": "/metrics", "module": "metrics"},
+                       {"path": "/status", "module": "status"}],
+            raw_yaml="hub:\n  api_key: %s\n" % API_KEY).start()
+        cls.port = cls.srv.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def assert_only_400(self, data, what):
+        """DATA is one complete 400 answer and nothing else: the server
+        closed the connection after it, taking no byte after the head for
+        a request."""
+        self.assertTrue(data.startswith(b"HTTP/1.1 400 Bad Request\r\n"),
+                        (what, data))
+        self.assertEqual(data.count(b"HTTP/1.1 "), 1, (what, data))
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertIn(b"\r\nConnection: close\r\n", head + b"\r\n", what)
+        length = int(parse_response(data)[1]["content-length"])
+        self.assertEqual(len(body), length, (what, data))
+
+    def test_one_content_length_publishes(self):
+        # The control for the next tests: the same request with one
+        # Content-Length is published.
+        st, _, body = http(self.port, publish_request([len(PUBLISH)]))
+        self.assertEqual(st, 202, body)
+
+    def test_differing_content_length_400(self):
+        # RFC 9112 section 6.3: two differing lengths make a request
+        # whose end a proxy in front may see elsewhere (smuggling).
+        n = len(PUBLISH)
+        for lengths in ([n, n + 10], [n + 10, n], [n, 0], [0, n], [n, 1]):
+            self.assert_only_400(exchange(self.port,
+                                          publish_request(lengths)), lengths)
+
+    def test_smuggled_request_not_answered(self):
+        # A proxy in front that takes the last length forwards one
+        # request; a server that took the first would answer the end of
+        # the body as a second request, one the proxy never saw.
+        inner = (b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                 b"Connection: close\r\n\r\n")
+        n = len(PUBLISH)
+        raw = publish_request([n, n + len(inner)], body=PUBLISH + inner)
+        data = exchange(self.port, raw)
+        self.assert_only_400(data, "smuggled")
+        self.assertNotIn(b"200 OK", data)
+
+    def test_doubtful_content_length_400(self):
+        # The same value twice or as a list is refused too (a choice:
+        # RFC 9110 section 8.6 allows either), and so are a length with
+        # Transfer-Encoding and one that is not a plain decimal.
+        n = len(PUBLISH)
+        cases = ([n, n], ["%d, %d" % (n, n)], ["+%d" % n], ["0x%x" % n],
+                 ["%d.0" % n], ["-1"], [""], ["99999999999999999999999"])
+        for lengths in cases:
+            self.assert_only_400(exchange(self.port,
+                                          publish_request(lengths)), lengths)
+        raw = publish_request([n], extra="Transfer-Encoding: chunked\r\n")
+        self.assert_only_400(exchange(self.port, raw), "with chunked")
+
+
 if __name__ == "__main__":
     wshub_harness.main()

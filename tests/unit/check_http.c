@@ -522,7 +522,8 @@ START_TEST(test_body)
         { "GET / HTTP/1.1\r\nHost: a\r\n\r\n", false },
         { "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", false },
         { "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", true },
-        { "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n", true },
+        { "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n", false },
+        { "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n", true },
         { "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
           true },
     };
@@ -538,6 +539,91 @@ START_TEST(test_body)
                       i, r.has_body);
         wsh_http_request_free(&r);
     }
+}
+END_TEST
+
+/* RFC 9112 section 6.3: a body whose length is in doubt is refused with
+ * 400, for a proxy in front may have framed it otherwise (request
+ * smuggling). Content-Length is one field of one plain decimal, and never
+ * comes with Transfer-Encoding. */
+START_TEST(test_content_length)
+{
+    static const struct {
+        const char *fields;
+        uint64_t    length;     /* when accepted */
+    } good[] = {
+        { "Content-Length: 0\r\n", 0 },
+        { "Content-Length: 5\r\n", 5 },
+        { "content-length:\t12 \r\n", 12 },
+        { "Content-Length: 0000000000000000000000042\r\n", 42 },
+        { "Content-Length: 18446744073709551615\r\n", UINT64_MAX },
+        { "X-Content-Length: 5\r\nContent-Length: 6\r\n", 6 },
+    };
+    static const char *const bad[] = {
+        /* two fields that differ: which one a proxy used is unknown */
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Content-Length: 6\r\nContent-Length: 5\r\n",
+        "Content-Length: 0\r\nContent-Length: 40\r\n",
+        "Content-Length: 5\r\nX-A: b\r\ncontent-length: 50\r\n",
+        "Content-Length: 5\r\nContent-Length:\r\n",
+        /* the same value twice or as a list: refused too (our choice;
+         * RFC 9110 section 8.6 allows either) */
+        "Content-Length: 5\r\nContent-Length: 5\r\n",
+        "Content-Length: 5, 5\r\n",
+        "Content-Length: 5,5\r\n",
+        "Content-Length: 5, 6\r\n",
+        /* with Transfer-Encoding, in either order */
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+        /* not a plain decimal */
+        "Content-Length:\r\n",
+        "Content-Length: +5\r\n",
+        "Content-Length: -1\r\n",
+        "Content-Length: 0x10\r\n",
+        "Content-Length: 5a\r\n",
+        "Content-Length: 1e3\r\n",
+        "Content-Length: 5 5\r\n",
+        "Content-Length: 5.0\r\n",
+        "Content-Length: \"5\"\r\n",
+        "Content-Length: \xd9\xa5\r\n",
+        /* more than 64 bits */
+        "Content-Length: 18446744073709551616\r\n",
+        "Content-Length: 99999999999999999999999999\r\n",
+    };
+    char text[512];
+    wsh_request_t r;
+    result_t res;
+    size_t i, len;
+
+    for (i = 0; i < wsh_nelems(good); i++) {
+        len = (size_t) snprintf(text, sizeof(text), "POST /api HTTP/1.1\r\n"
+                                "Host: a\r\n%s\r\n", good[i].fields);
+        wsh_http_request_init(&r, MAX_HEADER, MAX_FIELDS);
+        parse_whole(&r, text, len, &res);
+        ck_assert_msg(res.rc == WSH_OK, "good %zu: %d", i, res.rc);
+        ck_assert_msg(r.content_length == good[i].length,
+                      "good %zu: length %llu", i,
+                      (unsigned long long) r.content_length);
+        ck_assert(r.has_body == (good[i].length > 0));
+        wsh_http_request_free(&r);
+    }
+    for (i = 0; i < wsh_nelems(bad); i++) {
+        len = (size_t) snprintf(text, sizeof(text), "POST /api HTTP/1.1\r\n"
+                                "Host: a\r\n%s\r\n", bad[i]);
+        ck_assert_msg(status_of(text, MAX_HEADER, MAX_FIELDS) == 400,
+                      "bad %zu (%s): %d, expected 400", i, bad[i],
+                      status_of(text, MAX_HEADER, MAX_FIELDS));
+        /* HTTP/1.0 too: no Host needed, the same rule */
+        len = (size_t) snprintf(text, sizeof(text), "POST /api HTTP/1.0\r\n"
+                                "%s\r\n", bad[i]);
+        ck_assert_msg(status_of(text, MAX_HEADER, MAX_FIELDS) == 400,
+                      "bad %zu over HTTP/1.0", i);
+    }
+    /* wherever the reads end */
+    len = (size_t) snprintf(text, sizeof(text), "POST /api HTTP/1.1\r\n"
+                            "Host: a\r\n%s\r\n", bad[0]);
+    check_all_ways(text, len, MAX_HEADER, MAX_FIELDS, 400, 0);
 }
 END_TEST
 
@@ -799,6 +885,7 @@ http_suite(void)
     tcase_add_test(parse, test_bad_requests);
     tcase_add_test(parse, test_versions);
     tcase_add_test(parse, test_body);
+    tcase_add_test(parse, test_content_length);
     tcase_add_test(parse, test_header_values);
     tcase_add_test(parse, test_tokens);
     tcase_add_test(parse, test_status_text);
