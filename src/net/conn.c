@@ -698,13 +698,15 @@ conn_http_stash(wsh_conn_t *c, const u_char *p, size_t len)
 }
 
 /* A complete HTTP response; the connection stays open for the next
- * request only if both sides want keep-alive and no body is pending. */
+ * request only if both sides want keep-alive and no body is pending.
+ * Every HTTP answer, the core's and the modules', is written here. */
 static void
 conn_http_respond(wsh_conn_t *c, int status, const char *extra,
     const char *ctype, const void *body, size_t len)
 {
     wsh_request_t *r = c->req;
     char head[1024];
+    size_t sent = len;
     int n;
     /* Only answers about a well-formed request keep the connection: after
      * 400, 408, 414 or 431 the rest of the stream cannot be trusted. */
@@ -714,6 +716,13 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                     || status == 426);
     bool later;
 
+    /* RFC 9110 section 9.3.2: HEAD gets the head a GET would get, its
+     * Content-Length included, and never the body, which the client
+     * would read as the start of the next answer. */
+    if (r != NULL && r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0)
+    {
+        sent = 0;
+    }
     c->status = (uint16_t) status;
     n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
                  "Content-Type: %s\r\nContent-Length: %zu\r\n"
@@ -721,14 +730,14 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                  wsh_http_status_text(status), ctype, len,
                  keep ? "keep-alive" : "close", extra ? extra : "");
     if (n < 0 || (size_t) n >= sizeof(head)
-        || !conn_output(c, head, (size_t) n, body, len))
+        || !conn_output(c, head, (size_t) n, body, sent))
     {
         conn_finalize(c, "response head too long or out of memory");
         return;
     }
 
     if (wsh_log_access_enabled()) {
-        conn_access_log(c, status, len, false);
+        conn_access_log(c, status, sent, false);
     }
     /* Answered after the module's http hook returned: input was held. */
     later = c->awaiting && c->io.held;

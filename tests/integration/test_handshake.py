@@ -284,6 +284,72 @@ class HttpAnswersTest(unittest.TestCase):
         raw = publish_request([n], extra="Transfer-Encoding: chunked\r\n")
         self.assert_only_400(exchange(self.port, raw), "with chunked")
 
+    # RFC 9110 section 9.3.2: the answer to HEAD is the GET's without
+    # the body; Content-Length may give the length the GET's body has.
+
+    def head_answer(self, raw):
+        """Send RAW (a HEAD request) and a GET /health behind it on one
+        connection. Returns (status, headers) of the first answer and
+        the bytes that follow its head."""
+        follow = (b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = exchange(self.port, raw + follow)
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        self.assertEqual(sep, b"\r\n\r\n", data)
+        st, h, _ = parse_response(head + sep)
+        return st, h, rest
+
+    def get_length(self, raw):
+        st, h, body = http(self.port, raw)
+        self.assertEqual(len(body), int(h["content-length"]))
+        return st, len(body)
+
+    def test_head_has_no_body(self):
+        # Answers the modules write (200, 426) and the core's (404, 405):
+        # the next answer on the connection starts right after the
+        # head, and Content-Length is that of the GET.
+        upgrade = upgrade_request(self.port, "/echo")
+        for path, status, same in (("/health", 200, False),
+                                   ("/metrics", 200, False),
+                                   ("/status", 200, True),
+                                   ("/status?json", 200, False),
+                                   ("/nope", 404, True),
+                                   ("/api/publish", 426, True),
+                                   ("/echo", 405, True)):
+            get = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode()
+            head = b"HEAD" + get[3:]
+            if path == "/echo":
+                get, head = upgrade, upgrade.replace(b"GET ", b"HEAD ", 1)
+            st, h, rest = self.head_answer(head)
+            self.assertEqual(st, status, path)
+            self.assertEqual(h["connection"], "keep-alive", path)
+            self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK\r\n"),
+                            (path, rest[:200]))
+            self.assertEqual(rest.count(b"HTTP/1.1 "), 1, path)
+            self.assertGreater(int(h["content-length"]), 0, path)
+            if same:
+                get_status, get_len = self.get_length(
+                    get if path != "/echo"
+                    else get.replace(b"GET ", b"POST ", 1))
+                if path != "/echo":
+                    self.assertEqual(get_status, status, path)
+                self.assertEqual(int(h["content-length"]), get_len, path)
+        # The access log counts the body bytes sent: none.
+        self.srv.wait_log('"HEAD /nope" 404 0 ', access=True)
+        self.srv.wait_log('"GET /nope" 404 %d ' % self.get_length(
+            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")[1], access=True)
+
+    def test_head_error_that_closes_has_no_body(self):
+        # A 400 closes the connection: it yields exactly the head.
+        raw = (b"HEAD /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+               b"Content-Length: 2\r\n\r\n")
+        data = exchange(self.port, raw)
+        self.assertTrue(data.startswith(b"HTTP/1.1 400 Bad Request\r\n"),
+                        data)
+        self.assertTrue(data.endswith(b"\r\n\r\n"), data)
+        self.assertEqual(data.count(b"\r\n\r\n"), 1, data)
+        self.assertGreater(int(parse_response(data)[1]["content-length"]), 0)
+
 
 if __name__ == "__main__":
     wshub_harness.main()
