@@ -6,8 +6,10 @@ to produce most of these requests.
 """
 
 import base64
+import glob
 import hashlib
 import os
+import re
 import socket
 import sys
 import time
@@ -248,8 +250,9 @@ class HttpAnswersTest(unittest.TestCase):
     def test_one_content_length_publishes(self):
         # The control for the next tests: the same request with one
         # Content-Length is published.
-        st, _, body = http(self.port, publish_request([len(PUBLISH)]))
-        self.assertEqual(st, 202, body)
+        data = exchange(self.port, publish_request(
+            [len(PUBLISH)], extra="Connection: close\r\n"))
+        self.assertTrue(data.startswith(b"HTTP/1.1 202 Accepted\r\n"), data)
 
     def test_differing_content_length_400(self):
         # RFC 9112 section 6.3: two differing lengths make a request
@@ -349,6 +352,56 @@ class HttpAnswersTest(unittest.TestCase):
         self.assertTrue(data.endswith(b"\r\n\r\n"), data)
         self.assertEqual(data.count(b"\r\n\r\n"), 1, data)
         self.assertGreater(int(parse_response(data)[1]["content-length"]), 0)
+
+    def test_every_status_sent_has_its_reason(self):
+        # Each status the sources send (passed to an answering function,
+        # returned or assigned as a status) must be in http_sent of
+        # tests/unit/check_http.c, whose test_status_text checks that it
+        # has its reason phrase.
+        sent = sent_statuses()
+        for status in (101, 202, 400, 401, 404, 408, 413, 414, 429, 503,
+                       504, 505):
+            self.assertIn(status, sent, "the scan misses %d" % status)
+        with open(os.path.join(wshub_harness.SRCDIR, "tests", "unit",
+                               "check_http.c")) as f:
+            m = re.search(r"http_sent\[\] = \{([^}]*)\}", f.read())
+        listed = {int(n) for n in re.findall(r"\d+", m.group(1))}
+        missing = {s: sorted(f) for s, f in sent.items() if s not in listed}
+        self.assertEqual(missing, {}, "statuses sent but not in http_sent "
+                         "of tests/unit/check_http.c")
+
+
+# Statuses in C: the argument after the connection of a function that
+# answers (wsh_http_respond, conn_http_error, hub_http_reply...), a
+# #define for one (AUTH_JWT_REFUSED), and the literals a return or an
+# assignment to a status variable yields (not operands of arithmetic or
+# of a comparison: "len7 == 126 ? 2 : 8").
+STATUS_CALL = re.compile(
+    r"\b\w*(?:respond|reply|error|answer)\s*\(\s*c\s*,\s*([1-5]\d\d)\b")
+STATUS_DEFINE = re.compile(r"#define\s+\w*(?:STATUS|REFUSED)\w*\s+"
+                           r"([1-5]\d\d)\b")
+STATUS_STMT = re.compile(r"\b(?:return|status\s*=|code\s*=|rc\s*=)"
+                         r"([^;]*);")
+STATUS_VALUE = re.compile(r"(?<![-+*/%<>=!]\s)(?<![-+*/%<>=!\w.])"
+                          r"([1-5]\d\d)\b(?!\s*[-+*/%<>=!])(?![\w.])")
+
+
+def sent_statuses():
+    """{status: files} of the statuses the server's sources send."""
+    found = {}
+    src = wshub_harness.SRCDIR
+    for pattern in ("src/net/*.c", "src/ws/*.c", "modules/*/*.c"):
+        for path in glob.glob(os.path.join(src, pattern)):
+            with open(path) as f:
+                text = re.sub(r"(?s)/\*.*?\*/", "", f.read())
+            text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+            values = STATUS_CALL.findall(text) + STATUS_DEFINE.findall(text)
+            for m in STATUS_STMT.finditer(text):
+                values += STATUS_VALUE.findall(m.group(1))
+            for v in values:
+                found.setdefault(int(v), set()).add(os.path.relpath(path,
+                                                                    src))
+    return found
 
 
 if __name__ == "__main__":

@@ -853,15 +853,96 @@ START_TEST(test_handshake_duplicate_key)
 }
 END_TEST
 
+/* Every status wshubd sends: the core (net/, ws/) and the modules. The
+ * one list of them: test_handshake.py scans the sources for statuses
+ * and fails when one is missing here. */
+static const int http_sent[] = {
+    101, 200, 202, 400, 401, 403, 404, 405, 408, 411, 413, 414, 426, 429,
+    431, 500, 503, 504, 505,
+};
+
+/* The status codes RFC 9110 section 15 and RFC 6585 define, and their
+ * reason phrases. */
+static const struct {
+    int         status;
+    const char *text;
+} http_registry[] = {
+    { 100, "Continue" },
+    { 101, "Switching Protocols" },
+    { 200, "OK" },
+    { 201, "Created" },
+    { 202, "Accepted" },
+    { 203, "Non-Authoritative Information" },
+    { 204, "No Content" },
+    { 205, "Reset Content" },
+    { 206, "Partial Content" },
+    { 300, "Multiple Choices" },
+    { 301, "Moved Permanently" },
+    { 302, "Found" },
+    { 303, "See Other" },
+    { 304, "Not Modified" },
+    { 305, "Use Proxy" },
+    { 307, "Temporary Redirect" },
+    { 308, "Permanent Redirect" },
+    { 400, "Bad Request" },
+    { 401, "Unauthorized" },
+    { 402, "Payment Required" },
+    { 403, "Forbidden" },
+    { 404, "Not Found" },
+    { 405, "Method Not Allowed" },
+    { 406, "Not Acceptable" },
+    { 407, "Proxy Authentication Required" },
+    { 408, "Request Timeout" },
+    { 409, "Conflict" },
+    { 410, "Gone" },
+    { 411, "Length Required" },
+    { 412, "Precondition Failed" },
+    { 413, "Content Too Large" },
+    { 414, "URI Too Long" },
+    { 415, "Unsupported Media Type" },
+    { 416, "Range Not Satisfiable" },
+    { 417, "Expectation Failed" },
+    { 421, "Misdirected Request" },
+    { 422, "Unprocessable Content" },
+    { 426, "Upgrade Required" },
+    { 428, "Precondition Required" },
+    { 429, "Too Many Requests" },
+    { 431, "Request Header Fields Too Large" },
+    { 500, "Internal Server Error" },
+    { 501, "Not Implemented" },
+    { 502, "Bad Gateway" },
+    { 503, "Service Unavailable" },
+    { 504, "Gateway Timeout" },
+    { 505, "HTTP Version Not Supported" },
+    { 511, "Network Authentication Required" },
+};
+
+/* Every status the server sends has its reason phrase (202 went out as
+ * "Unknown"), and so has every registered one. */
 START_TEST(test_status_text)
 {
-    ck_assert_str_eq(wsh_http_status_text(400), "Bad Request");
-    ck_assert_str_eq(wsh_http_status_text(414), "URI Too Long");
-    ck_assert_str_eq(wsh_http_status_text(426), "Upgrade Required");
-    ck_assert_str_eq(wsh_http_status_text(431),
-                     "Request Header Fields Too Large");
-    ck_assert_str_eq(wsh_http_status_text(505),
-                     "HTTP Version Not Supported");
+    static const int unregistered[] = { -1, 0, 99, 102, 226, 299, 306,
+                                        418, 451, 499, 599, 600, 1000 };
+    const char *text;
+    size_t i;
+
+    for (i = 0; i < wsh_nelems(http_sent); i++) {
+        text = wsh_http_status_text(http_sent[i]);
+        ck_assert_msg(text != NULL && strcmp(text, "Unknown") != 0
+                      && text[0] != '\0', "%d is sent with \"%s\"",
+                      http_sent[i], text);
+    }
+    for (i = 0; i < wsh_nelems(http_registry); i++) {
+        ck_assert_msg(strcmp(wsh_http_status_text(http_registry[i].status),
+                             http_registry[i].text) == 0,
+                      "%d: \"%s\", expected \"%s\"",
+                      http_registry[i].status,
+                      wsh_http_status_text(http_registry[i].status),
+                      http_registry[i].text);
+    }
+    for (i = 0; i < wsh_nelems(unregistered); i++) {
+        ck_assert_str_eq(wsh_http_status_text(unregistered[i]), "Unknown");
+    }
 }
 END_TEST
 
