@@ -774,13 +774,15 @@ conn_http_stash(wsh_conn_t *c, const u_char *p, size_t len)
 }
 
 /* A complete HTTP response; the connection stays open for the next
- * request only if both sides want keep-alive and no body is pending. */
+ * request only if both sides want keep-alive and no body is pending.
+ * Every HTTP answer, the core's and the modules', is written here. */
 static void
 conn_http_respond(wsh_conn_t *c, int status, const char *extra,
     const char *ctype, const void *body, size_t len)
 {
     wsh_request_t *r = c->req;
     char head[1024];
+    size_t sent = len;
     int n;
     /* Only answers about a well-formed request keep the connection: after
      * 400, 408, 414 or 431 the rest of the stream cannot be trusted. */
@@ -790,6 +792,13 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                     || status == 426);
     bool later;
 
+    /* RFC 9110 section 9.3.2: HEAD gets the head a GET would get, its
+     * Content-Length included, and never the body, which the client
+     * would read as the start of the next answer. */
+    if (r != NULL && r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0)
+    {
+        sent = 0;
+    }
     c->status = (uint16_t) status;
     n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: wshub\r\n"
                  "Content-Type: %s\r\nContent-Length: %zu\r\n"
@@ -797,14 +806,14 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
                  wsh_http_status_text(status), ctype, len,
                  keep ? "keep-alive" : "close", extra ? extra : "");
     if (n < 0 || (size_t) n >= sizeof(head)
-        || !conn_output(c, head, (size_t) n, body, len))
+        || !conn_output(c, head, (size_t) n, body, sent))
     {
         conn_finalize(c, "response head too long or out of memory");
         return;
     }
 
     if (wsh_log_access_enabled()) {
-        conn_access_log(c, status, len, false);
+        conn_access_log(c, status, sent, false);
     }
     /* Answered after the module's http hook returned: input was held. */
     later = c->awaiting && c->io.held;
@@ -1015,26 +1024,18 @@ conn_http_module(wsh_conn_t *c)
 
 /* Decide whether to read a body for the module: only Content-Length
  * bodies up to MAX bytes (the endpoint's max_message_size, or what its
- * module's http_head hook said). Returns true when the request was
+ * module's http_head hook said; the parser has refused a doubtful
+ * Content-Length already). Returns true when the request was
  * answered or the body is awaited. */
 static bool
 conn_http_body(wsh_conn_t *c, size_t max)
 {
-    const wsh_http_header_t *h = wsh_http_header(c->req, "Content-Length");
     wsh_request_t *r = c->req;
-    unsigned long long n = 0;
-    size_t i;
+    uint64_t n = r->content_length;
 
     if (wsh_http_header(r, "Transfer-Encoding") != NULL) {
         conn_http_error(c, 411, "send the body with a Content-Length");
         return true;
-    }
-    for (i = 0; h != NULL && i < h->value_len; i++) {
-        if (h->value[i] < '0' || h->value[i] > '9' || n > (1ULL << 40)) {
-            conn_http_error(c, 400, "invalid Content-Length");
-            return true;
-        }
-        n = n * 10 + (unsigned) (h->value[i] - '0');
     }
     if (n > max) {
         conn_http_error(c, 413, "body over the endpoint's limit");

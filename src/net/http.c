@@ -122,11 +122,45 @@ http_parse_header(wsh_request_t *r, char *line, size_t len)
     return WSH_OK;
 }
 
+/* The body's length (RFC 9112 section 6.3): one Content-Length field of
+ * one plain decimal, never beside Transfer-Encoding. A proxy in front
+ * may have framed a doubtful request otherwise than we would, and the
+ * bytes that one of us takes for a body the other takes for the next
+ * request (request smuggling): so differing values, a list, a sign,
+ * spaces or more than 64 bits are refused, and so is a repeated field
+ * even with the same value (RFC 9110 section 8.6 allows accepting that;
+ * nginx does not either). Returns WSH_OK or 400. */
+static int
+http_content_length(wsh_request_t *r)
+{
+    const wsh_http_header_t *h = wsh_http_header(r, "Content-Length");
+    uint64_t n = 0;
+    unsigned d;
+    size_t i;
+
+    if (h == NULL) {
+        return WSH_OK;
+    }
+    if (h->value_len == 0 || wsh_http_header_count(r, "Content-Length") != 1
+        || wsh_http_header(r, "Transfer-Encoding") != NULL)
+    {
+        return 400;
+    }
+    for (i = 0; i < h->value_len; i++) {
+        d = (unsigned) ((u_char) h->value[i] - '0');
+        if (d > 9 || n > (UINT64_MAX - d) / 10) {
+            return 400;
+        }
+        n = n * 10 + d;
+    }
+    r->content_length = n;
+    return WSH_OK;
+}
+
 static int
 http_parse_head(wsh_request_t *r)
 {
     char *p = r->buf, *last = r->buf + r->len, *eol, *end;
-    const wsh_http_header_t *h;
     bool first = true;
     int rc;
 
@@ -163,13 +197,12 @@ http_parse_head(wsh_request_t *r)
     } else if (wsh_http_header_has_token(r, "Connection", "keep-alive")) {
         r->keep_alive = true;
     }
-    h = wsh_http_header(r, "Content-Length");
-    if (h != NULL && !(h->value_len == 1 && h->value[0] == '0')) {
-        r->has_body = true;
+    rc = http_content_length(r);
+    if (rc != WSH_OK) {
+        return rc;
     }
-    if (wsh_http_header(r, "Transfer-Encoding") != NULL) {
-        r->has_body = true;
-    }
+    r->has_body = r->content_length > 0
+                  || wsh_http_header(r, "Transfer-Encoding") != NULL;
     if (r->version == 11 && wsh_http_header_count(r, "Host") != 1) {
         return 400;             /* RFC 9112 section 3.2: exactly one */
     }
@@ -299,29 +332,80 @@ wsh_http_header_has_token(const wsh_request_t *r, const char *name,
     return false;
 }
 
+/* The reason phrases of every status RFC 9110 section 15 and RFC 6585
+ * define, whether wshubd sends it today or not, so that a status a module
+ * starts sending never goes out as "Unknown". Sorted by status. */
+static const struct {
+    int         status;
+    const char *text;
+} http_reasons[] = {
+    { 100, "Continue" },
+    { 101, "Switching Protocols" },
+    { 200, "OK" },
+    { 201, "Created" },
+    { 202, "Accepted" },
+    { 203, "Non-Authoritative Information" },
+    { 204, "No Content" },
+    { 205, "Reset Content" },
+    { 206, "Partial Content" },
+    { 300, "Multiple Choices" },
+    { 301, "Moved Permanently" },
+    { 302, "Found" },
+    { 303, "See Other" },
+    { 304, "Not Modified" },
+    { 305, "Use Proxy" },
+    { 307, "Temporary Redirect" },
+    { 308, "Permanent Redirect" },
+    { 400, "Bad Request" },
+    { 401, "Unauthorized" },
+    { 402, "Payment Required" },
+    { 403, "Forbidden" },
+    { 404, "Not Found" },
+    { 405, "Method Not Allowed" },
+    { 406, "Not Acceptable" },
+    { 407, "Proxy Authentication Required" },
+    { 408, "Request Timeout" },
+    { 409, "Conflict" },
+    { 410, "Gone" },
+    { 411, "Length Required" },
+    { 412, "Precondition Failed" },
+    { 413, "Content Too Large" },
+    { 414, "URI Too Long" },
+    { 415, "Unsupported Media Type" },
+    { 416, "Range Not Satisfiable" },
+    { 417, "Expectation Failed" },
+    { 421, "Misdirected Request" },
+    { 422, "Unprocessable Content" },
+    { 426, "Upgrade Required" },
+    { 428, "Precondition Required" },
+    { 429, "Too Many Requests" },
+    { 431, "Request Header Fields Too Large" },
+    { 500, "Internal Server Error" },
+    { 501, "Not Implemented" },
+    { 502, "Bad Gateway" },
+    { 503, "Service Unavailable" },
+    { 504, "Gateway Timeout" },
+    { 505, "HTTP Version Not Supported" },
+    { 511, "Network Authentication Required" },
+};
+
+/* The reason phrase of STATUS, a static string; "Unknown" for a status
+ * no RFC defines. Any process may call it. */
 const char *
 wsh_http_status_text(int status)
 {
-    switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default:  return "Unknown";
+    size_t lo = 0, hi = wsh_nelems(http_reasons), mid;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        if (http_reasons[mid].status == status) {
+            return http_reasons[mid].text;
+        }
+        if (http_reasons[mid].status < status) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
     }
+    return "Unknown";
 }

@@ -33,6 +33,7 @@ typedef struct wsh_request_s {
     size_t             path_len;    /* target up to '?' */
     int                version;     /* 10 or 11 */
     bool               has_body;    /* Content-Length > 0 or chunked */
+    uint64_t           content_length; /* its value, 0 when absent */
     bool               keep_alive;
     wsh_http_header_t *headers;
     unsigned           nheaders;
@@ -54,8 +55,9 @@ void wsh_http_request_free(wsh_request_t *r);
 /* Feed bytes. Returns WSH_AGAIN (all consumed, head incomplete), WSH_OK
  * (head complete and parsed; *used says how many bytes of p belonged to
  * it, the rest is the next request or WebSocket data), or an HTTP error
- * status: 400 malformed, 414 request line too long, 431 headers too
- * large or too many, 505 unsupported version. */
+ * status: 400 malformed (also a Content-Length repeated, not one plain
+ * decimal, or with Transfer-Encoding), 414 request line too long, 431
+ * headers too large or too many, 505 unsupported version. */
 int wsh_http_parse(wsh_request_t *r, const char *p, size_t len, size_t *used);
 
 /* First header NAME (case-insensitive), or NULL. */

@@ -6,8 +6,10 @@ to produce most of these requests.
 """
 
 import base64
+import glob
 import hashlib
 import os
+import re
 import socket
 import sys
 import time
@@ -180,6 +182,226 @@ class HandshakeTest(unittest.TestCase):
         st, h, _ = self.status(raw)
         self.assertEqual(st, 404)
         self.assertEqual(h["connection"], "close")
+
+
+API_KEY = "test-api-key-0123456789abcdef"
+PUBLISH = b'{"broadcast":true,"data":{"text":"hi"}}'
+
+
+def read_all(sock):
+    """Everything SOCK receives until the server closes it."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def exchange(port, raw):
+    """Send RAW on a new connection and return all the server sends
+    before it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), 10) as s:
+        s.sendall(raw)
+        return read_all(s)
+
+
+def publish_request(lengths, body=PUBLISH, extra=""):
+    """POST /api/publish with one Content-Length field per item of
+    LENGTHS (an int, or a raw value) and BODY."""
+    fields = "".join("Content-Length: %s\r\n" % n for n in lengths)
+    return ("POST /api/publish HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: apikey %s\r\nContent-Type: application/json\r\n"
+            "%s%s\r\n" % (API_KEY, fields, extra)).encode() + body
+
+
+class HttpAnswersTest(unittest.TestCase):
+    """Plain HTTP answers (issue 19): a body whose length is in doubt is
+    refused, HEAD never gets a body, every status has its reason."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(
+            workers=1,
+            endpoints=[{"path": "/echo", "module": "echo"},
+                       {"path": "/api/publish", "module": "hub"},
+                       {"path": "/health", "module": "health"},
+                       {"path": "/metrics", "module": "metrics"},
+                       {"path": "/status", "module": "status"}],
+            raw_yaml="hub:\n  api_key: %s\n" % API_KEY).start()
+        cls.port = cls.srv.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def assert_only_400(self, data, what):
+        """DATA is one complete 400 answer and nothing else: the server
+        closed the connection after it, taking no byte after the head for
+        a request."""
+        self.assertTrue(data.startswith(b"HTTP/1.1 400 Bad Request\r\n"),
+                        (what, data))
+        self.assertEqual(data.count(b"HTTP/1.1 "), 1, (what, data))
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertIn(b"\r\nConnection: close\r\n", head + b"\r\n", what)
+        length = int(parse_response(data)[1]["content-length"])
+        self.assertEqual(len(body), length, (what, data))
+
+    def test_one_content_length_publishes(self):
+        # The control for the next tests: the same request with one
+        # Content-Length is published.
+        data = exchange(self.port, publish_request(
+            [len(PUBLISH)], extra="Connection: close\r\n"))
+        self.assertTrue(data.startswith(b"HTTP/1.1 202 Accepted\r\n"), data)
+
+    def test_differing_content_length_400(self):
+        # RFC 9112 section 6.3: two differing lengths make a request
+        # whose end a proxy in front may see elsewhere (smuggling).
+        n = len(PUBLISH)
+        for lengths in ([n, n + 10], [n + 10, n], [n, 0], [0, n], [n, 1]):
+            self.assert_only_400(exchange(self.port,
+                                          publish_request(lengths)), lengths)
+
+    def test_smuggled_request_not_answered(self):
+        # A proxy in front that takes the last length forwards one
+        # request; a server that took the first would answer the end of
+        # the body as a second request, one the proxy never saw.
+        inner = (b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                 b"Connection: close\r\n\r\n")
+        n = len(PUBLISH)
+        raw = publish_request([n, n + len(inner)], body=PUBLISH + inner)
+        data = exchange(self.port, raw)
+        self.assert_only_400(data, "smuggled")
+        self.assertNotIn(b"200 OK", data)
+
+    def test_doubtful_content_length_400(self):
+        # The same value twice or as a list is refused too (a choice:
+        # RFC 9110 section 8.6 allows either), and so are a length with
+        # Transfer-Encoding and one that is not a plain decimal.
+        n = len(PUBLISH)
+        cases = ([n, n], ["%d, %d" % (n, n)], ["+%d" % n], ["0x%x" % n],
+                 ["%d.0" % n], ["-1"], [""], ["99999999999999999999999"])
+        for lengths in cases:
+            self.assert_only_400(exchange(self.port,
+                                          publish_request(lengths)), lengths)
+        raw = publish_request([n], extra="Transfer-Encoding: chunked\r\n")
+        self.assert_only_400(exchange(self.port, raw), "with chunked")
+
+    # RFC 9110 section 9.3.2: the answer to HEAD is the GET's without
+    # the body; Content-Length may give the length the GET's body has.
+
+    def head_answer(self, raw):
+        """Send RAW (a HEAD request) and a GET /health behind it on one
+        connection. Returns (status, headers) of the first answer and
+        the bytes that follow its head."""
+        follow = (b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = exchange(self.port, raw + follow)
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        self.assertEqual(sep, b"\r\n\r\n", data)
+        st, h, _ = parse_response(head + sep)
+        return st, h, rest
+
+    def get_length(self, raw):
+        st, h, body = http(self.port, raw)
+        self.assertEqual(len(body), int(h["content-length"]))
+        return st, len(body)
+
+    def test_head_has_no_body(self):
+        # Answers the modules write (200, 426) and the core's (404, 405):
+        # the next answer on the connection starts right after the
+        # head, and Content-Length is that of the GET.
+        upgrade = upgrade_request(self.port, "/echo")
+        for path, status, same in (("/health", 200, False),
+                                   ("/metrics", 200, False),
+                                   ("/status", 200, True),
+                                   ("/status?json", 200, False),
+                                   ("/nope", 404, True),
+                                   ("/api/publish", 426, True),
+                                   ("/echo", 405, True)):
+            get = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode()
+            head = b"HEAD" + get[3:]
+            if path == "/echo":
+                get, head = upgrade, upgrade.replace(b"GET ", b"HEAD ", 1)
+            st, h, rest = self.head_answer(head)
+            self.assertEqual(st, status, path)
+            self.assertEqual(h["connection"], "keep-alive", path)
+            self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK\r\n"),
+                            (path, rest[:200]))
+            self.assertEqual(rest.count(b"HTTP/1.1 "), 1, path)
+            self.assertGreater(int(h["content-length"]), 0, path)
+            if same:
+                get_status, get_len = self.get_length(
+                    get if path != "/echo"
+                    else get.replace(b"GET ", b"POST ", 1))
+                if path != "/echo":
+                    self.assertEqual(get_status, status, path)
+                self.assertEqual(int(h["content-length"]), get_len, path)
+        # The access log counts the body bytes sent: none.
+        self.srv.wait_log('"HEAD /nope" 404 0 ', access=True)
+        self.srv.wait_log('"GET /nope" 404 %d ' % self.get_length(
+            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")[1], access=True)
+
+    def test_head_error_that_closes_has_no_body(self):
+        # A 400 closes the connection: it yields exactly the head.
+        raw = (b"HEAD /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+               b"Content-Length: 2\r\n\r\n")
+        data = exchange(self.port, raw)
+        self.assertTrue(data.startswith(b"HTTP/1.1 400 Bad Request\r\n"),
+                        data)
+        self.assertTrue(data.endswith(b"\r\n\r\n"), data)
+        self.assertEqual(data.count(b"\r\n\r\n"), 1, data)
+        self.assertGreater(int(parse_response(data)[1]["content-length"]), 0)
+
+    def test_every_status_sent_has_its_reason(self):
+        # Each status the sources send (passed to an answering function,
+        # returned or assigned as a status) must be in http_sent of
+        # tests/unit/check_http.c, whose test_status_text checks that it
+        # has its reason phrase.
+        sent = sent_statuses()
+        for status in (101, 202, 400, 401, 404, 408, 413, 414, 429, 503,
+                       504, 505):
+            self.assertIn(status, sent, "the scan misses %d" % status)
+        with open(os.path.join(wshub_harness.SRCDIR, "tests", "unit",
+                               "check_http.c")) as f:
+            m = re.search(r"http_sent\[\] = \{([^}]*)\}", f.read())
+        listed = {int(n) for n in re.findall(r"\d+", m.group(1))}
+        missing = {s: sorted(f) for s, f in sent.items() if s not in listed}
+        self.assertEqual(missing, {}, "statuses sent but not in http_sent "
+                         "of tests/unit/check_http.c")
+
+
+# Statuses in C: the argument after the connection of a function that
+# answers (wsh_http_respond, conn_http_error, hub_http_reply...), a
+# #define for one (AUTH_JWT_REFUSED), and the literals a return or an
+# assignment to a status variable yields (not operands of arithmetic or
+# of a comparison: "len7 == 126 ? 2 : 8").
+STATUS_CALL = re.compile(
+    r"\b\w*(?:respond|reply|error|answer)\s*\(\s*c\s*,\s*([1-5]\d\d)\b")
+STATUS_DEFINE = re.compile(r"#define\s+\w*(?:STATUS|REFUSED)\w*\s+"
+                           r"([1-5]\d\d)\b")
+STATUS_STMT = re.compile(r"\b(?:return|status\s*=|code\s*=|rc\s*=)"
+                         r"([^;]*);")
+STATUS_VALUE = re.compile(r"(?<![-+*/%<>=!]\s)(?<![-+*/%<>=!\w.])"
+                          r"([1-5]\d\d)\b(?!\s*[-+*/%<>=!])(?![\w.])")
+
+
+def sent_statuses():
+    """{status: files} of the statuses the server's sources send."""
+    found = {}
+    src = wshub_harness.SRCDIR
+    for pattern in ("src/net/*.c", "src/ws/*.c", "modules/*/*.c"):
+        for path in glob.glob(os.path.join(src, pattern)):
+            with open(path) as f:
+                text = re.sub(r"(?s)/\*.*?\*/", "", f.read())
+            text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+            values = STATUS_CALL.findall(text) + STATUS_DEFINE.findall(text)
+            for m in STATUS_STMT.finditer(text):
+                values += STATUS_VALUE.findall(m.group(1))
+            for v in values:
+                found.setdefault(int(v), set()).add(os.path.relpath(path,
+                                                                    src))
+    return found
 
 
 if __name__ == "__main__":
