@@ -224,7 +224,8 @@ class HttpAnswersTest(unittest.TestCase):
         cls.srv = Server(
             workers=1,
             endpoints=[{"path": "/echo", "module": "echo"},
-                       {"path": "/api/publish", "module": "hub"},
+                       {"path": "/ws", "module": "hub"},
+                       {"path": "/api/publish", "module": "hub_api"},
                        {"path": "/health", "module": "health"},
                        {"path": "/metrics", "module": "metrics"},
                        {"path": "/status", "module": "status"}],
@@ -308,7 +309,7 @@ class HttpAnswersTest(unittest.TestCase):
         return st, len(body)
 
     def test_head_has_no_body(self):
-        # Answers the modules write (200, 426) and the core's (404, 405):
+        # Answers the modules write (200, 405) and the core's (404, 405):
         # the next answer on the connection starts right after the
         # head, and Content-Length is that of the GET.
         upgrade = upgrade_request(self.port, "/echo")
@@ -317,7 +318,7 @@ class HttpAnswersTest(unittest.TestCase):
                                    ("/status", 200, True),
                                    ("/status?json", 200, False),
                                    ("/nope", 404, True),
-                                   ("/api/publish", 426, True),
+                                   ("/api/publish", 405, True),
                                    ("/echo", 405, True)):
             get = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode()
             head = b"HEAD" + get[3:]
