@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define WSHUB_API_VERSION 1
+#define WSHUB_API_VERSION 2
 
 typedef struct wsh_conn_s    wsh_conn_t;
 typedef struct wsh_request_s wsh_request_t;
@@ -38,9 +38,103 @@ typedef struct wsh_room_position_s wsh_room_position_t;
 #define WSH_CLOSE_RESTART       1012
 #define WSH_CLOSE_TRY_AGAIN     1013
 
+/* Configuration. A module declares its section of wshub.yaml (the
+ * top-level KEY) as a table of fields, each with its type, where it goes
+ * in the module's struct, its default and its bounds; the core checks
+ * the file's shape (unknown keys, with "did you mean", FILE:LINE:COL),
+ * parses every value with the one parser of its type, and hands the
+ * module its struct through wsh_module_conf(). Values by type:
+ *   BOOL    int: on/true/yes or off/false/no
+ *   UINT    unsigned: a whole number in [min, max]
+ *   SIZE    size_t: bytes, with an optional k, m or g suffix
+ *   MSEC    uint64_t: milliseconds, from 250ms, 54s, 5m, 1h (bare: s)
+ *   STRING  char *: NULL when not set and no default
+ *   ENUM    int: the index of the value in WORDS
+ *   LIST    wsh_conf_list_t: strings, between min and max of them
+ *   TABLE   wsh_conf_table_t: mappings of SUB's fields, each ITEM_SIZE
+ *           bytes, between min and max of them
+ *   ALIAS   an older spelling of the key named by deflt, a dotted path
+ *           from the top ("slow_consumer"); used when that one is not
+ *           set, with a notice in the log */
+enum {
+    WSH_CONF_BOOL = 1,
+    WSH_CONF_UINT,
+    WSH_CONF_SIZE,
+    WSH_CONF_MSEC,
+    WSH_CONF_STRING,
+    WSH_CONF_ENUM,
+    WSH_CONF_LIST,
+    WSH_CONF_TABLE,
+    WSH_CONF_ALIAS
+};
+
+typedef struct {
+    char      **items;
+    size_t      n;
+} wsh_conf_list_t;
+
+typedef struct {
+    void       *items;          /* n structs of the field's item_size */
+    size_t      n;
+} wsh_conf_table_t;
+
+typedef struct wsh_conf_field_s {
+    const char *name;           /* NULL ends a table */
+    int         type;           /* WSH_CONF_* */
+    size_t      offset;         /* of the value in the section's struct */
+    const char *deflt;          /* the default, written as in the file;
+                                 * NULL: zero, off, none */
+    uint64_t    min, max;       /* UINT, SIZE, MSEC, LIST and TABLE
+                                 * (entries); max 0: no upper bound */
+    const char *const *words;   /* ENUM: NULL-terminated */
+    const struct wsh_conf_field_s *sub;   /* TABLE: each entry's fields */
+    size_t      item_size;      /* TABLE: each entry's struct */
+    int         required;       /* the key must be written */
+} wsh_conf_field_t;
+
+/* A field NAME of type WSH_CONF_TYPE at MEMBER of STRUCT, with its default
+ * (as written in the file, or NULL) and bounds; a table ends with
+ * WSH_CONF_END. Other members (words, sub, item_size, required) are set
+ * with designated initializers. */
+#define WSH_CONF_FIELD(structure, member, type_, deflt_, min_, max_)       \
+    .name = #member, .type = WSH_CONF_##type_,                             \
+    .offset = offsetof(structure, member), .deflt = (deflt_),              \
+    .min = (min_), .max = (max_)
+#define WSH_CONF_END { .name = NULL }
+
+typedef struct wsh_conf_section_s {
+    const char             *key;        /* the top-level key */
+    size_t                  size;       /* of the module's struct */
+    const wsh_conf_field_t *fields;
+    /* Checks across fields and derived values, once every field is set
+     * (PRESENT: the file has the section): 0, or -1 with ERR (LEN
+     * bytes) saying what is wrong and how to fix it, and *FIELD the key
+     * it is about (NULL: the section). Optional. */
+    int  (*check)(void *conf, int present, const char **field, char *err,
+                  size_t len);
+    /* Frees what check allocated (the core frees the fields). */
+    void (*free)(void *conf);
+} wsh_conf_section_t;
+
+/* The endpoint a module serves when wshub.yaml lists none. */
+typedef struct {
+    const char *path;
+    const char *max_message_size;   /* as in the file; NULL: the global */
+    int         loopback;           /* allow loopback clients only */
+} wsh_default_endpoint_t;
+
 typedef struct wsh_module_s {
     const char *name;           /* as used in endpoints[].module */
     int         api_version;    /* WSHUB_API_VERSION */
+    /* Its endpoint in the configuration without "endpoints", or NULL. */
+    const wsh_default_endpoint_t *default_endpoint;
+    /* Its wshub.yaml section, or NULL (wsh_module_conf). */
+    const wsh_conf_section_t *conf;
+    /* An authentication module: endpoints name it with "auth: NAME"
+     * (its name without "auth_"), and it runs its handshake hook before
+     * the endpoint's module; never an endpoint's module itself, and its
+     * section must be in the file for an endpoint to use it. */
+    int         auth;
 
     /* Process lifecycle: init_master runs once in the master before the
      * workers are forked, init_worker in each worker after fork, and
@@ -110,6 +204,15 @@ typedef struct wsh_module_s {
     /* The sequencer's answer to C's wsh_publish_acked() of TICKET
      * (struct wsh_ack_s, below); not called when C closed first. */
     void (*acked)(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack);
+
+    /* Rules of the module's rooms, asked by the engine in any process
+     * (the master's sequencer too) with the module's section CONF of the
+     * configuration it runs with. */
+
+    /* Whether ROOM (its topic name: "REALM#NAME") keeps history: 1 with
+     * the ring's SIZE (messages) and each message's TTL_MS, else 0. */
+    int  (*room_history)(const void *conf, const char *room, size_t len,
+                         size_t *size, uint64_t *ttl_ms);
 } wsh_module_t;
 
 /* Queue one message. Returns 0, or -1 if the connection is closing or
@@ -145,7 +248,7 @@ int  wsh_conn_set_user(wsh_conn_t *c, const char *user, size_t len,
  * endpoint has one (its "realm:", by default its path); a module that
  * uses topics names them "REALM#NAME" (WSH_REALM_SEP), so that clients
  * of different realms never meet, on this host or through Redis, and
- * the core matches room rules (history) against NAME. */
+ * room rules (room_history) hold for NAME in every realm. */
 #define WSH_REALM_MAX 64
 #define WSH_REALM_SEP '#'
 
@@ -347,6 +450,15 @@ int  wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
  * NULL), such as "Allow: POST\r\n" for a 405. */
 int  wsh_http_respond_headers(wsh_conn_t *c, int status, const char *headers,
     const char *content_type, const void *body, size_t len);
+
+/* The one reading of boolean words in wshub.yaml, for a module's keys
+ * that take a name or off: 1 for on, true and yes; 0 for off, false and
+ * no; -1 for anything else. */
+int wsh_conf_bool_word(const char *text);
+
+/* M's section of the configuration in force in this process, with
+ * every default applied (never NULL for a module that declares one). */
+const void *wsh_module_conf(const wsh_module_t *m);
 
 /* Log through the server's error log: LEVEL is one of the WSH_LOG_*
  * values of the core (0 emerg ... 7 debug); C may be NULL. */

@@ -12,13 +12,16 @@
 #include "auth_jwt/auth_jwt.h"
 #include "wshub.h"
 #include "core/log.h"
-#include "process/worker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <jwt.h>
+#include <openssl/crypto.h>
+
+extern const wsh_module_t wsh_auth_jwt_module;
 
 #define AUTH_JWT_REFUSED 401
 
@@ -116,7 +119,7 @@ done:
 static int
 auth_jwt_handshake(wsh_conn_t *c, const wsh_request_t *r)
 {
-    const wsh_conf_auth_jwt_t *a = &wsh_worker.conf->auth_jwt;
+    const wsh_conf_auth_jwt_t *a = wsh_module_conf(&wsh_auth_jwt_module);
     const char *authz, *query, *token;
     size_t alen = 0, qlen = 0, len;
     char *copy;
@@ -139,8 +142,91 @@ auth_jwt_handshake(wsh_conn_t *c, const wsh_request_t *r)
     return status;
 }
 
+/* ---- configuration ---------------------------------------------------- */
+
+#define JWT_FIELD(name, type, deflt) \
+    { WSH_CONF_FIELD(wsh_conf_auth_jwt_t, name, type, deflt, 0, 0) }
+
+static const wsh_conf_field_t auth_jwt_fields[] = {
+    JWT_FIELD(algorithm, STRING, NULL),
+    JWT_FIELD(secret, STRING, NULL),
+    JWT_FIELD(secret_file, STRING, NULL),
+    JWT_FIELD(public_key_file, STRING, NULL),
+    JWT_FIELD(leeway, MSEC, "0s"),
+    /* On by default since 0.2.0: a token without exp is valid forever,
+     * and nothing short of a new key could revoke it. */
+    JWT_FIELD(require_exp, BOOL, "on"),
+    JWT_FIELD(audience, STRING, NULL),
+    JWT_FIELD(issuer, STRING, NULL),
+    JWT_FIELD(query_param, STRING, "token"),
+    JWT_FIELD(rooms_claim, STRING, "rooms"),
+    JWT_FIELD(rooms_claim_required, BOOL, "off"),
+    WSH_CONF_END
+};
+
+static int
+auth_jwt_check(void *conf, int present, const char **field, char *err,
+    size_t len)
+{
+    wsh_conf_auth_jwt_t *a = conf;
+    const char *bad;
+
+    if (!present) {
+        return 0;               /* no endpoint may name it (the core) */
+    }
+    if (wsh_conf_bool_word(a->query_param) == 0) {
+        free(a->query_param);
+        a->query_param = NULL;
+    }
+    if (a->query_param != NULL && wsh_conf_bool_word(a->query_param) == 1) {
+        *field = "query_param";
+        snprintf(err, len, "\"%s\" says where: give the parameter's name, "
+                 "or off", a->query_param);
+        return -1;
+    }
+    if (a->query_param != NULL
+        && strspn(a->query_param, "abcdefghijklmnopqrstuvwxyz"
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+           != strlen(a->query_param))
+    {
+        *field = "query_param";
+        snprintf(err, len, "use letters, digits, \"_\", \".\" and \"-\" "
+                 "only, or off");
+        return -1;
+    }
+    bad = wsh_auth_jwt_conf_key(a, a->algorithm, a->secret, a->secret_file,
+                                a->public_key_file, err, len);
+    if (bad != NULL) {
+        /* "auth_jwt.secret" or the section itself */
+        *field = strchr(bad, '.') ? strchr(bad, '.') + 1 : NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+auth_jwt_free(void *conf)
+{
+    wsh_conf_auth_jwt_t *a = conf;
+
+    if (a->key != NULL) {
+        OPENSSL_cleanse(a->key, a->keylen);
+    }
+    free(a->key);
+    if (a->secret != NULL) {
+        OPENSSL_cleanse(a->secret, strlen(a->secret));
+    }
+}
+
+static const wsh_conf_section_t auth_jwt_section = {
+    "auth_jwt", sizeof(wsh_conf_auth_jwt_t), auth_jwt_fields,
+    auth_jwt_check, auth_jwt_free
+};
+
 const wsh_module_t wsh_auth_jwt_module = {
     .name = "auth_jwt",
     .api_version = WSHUB_API_VERSION,
+    .conf = &auth_jwt_section,
+    .auth = 1,
     .handshake = auth_jwt_handshake,
 };

@@ -8,9 +8,37 @@
 #ifndef WSH_AUTH_JWT_H
 #define WSH_AUTH_JWT_H
 
-#include "core/conf.h"
+/* Modules see wshub.h, not the build's config.h: the module's files
+ * include this header first, and ask for POSIX and GNU here
+ * (clock_gettime, strdup, strndup). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include "wshub.h"
+
+#include <stdbool.h>
 
 #include <jansson.h>
+
+/* The auth_jwt section of wshub.yaml (the module declares it, auth_jwt.c);
+ * alg and key are derived from the first four when it is loaded. */
+typedef struct {
+    char               *algorithm;
+    char               *secret;
+    char               *secret_file;
+    char               *public_key_file;
+    uint64_t            leeway;            /* msec, for exp and nbf */
+    int                 require_exp;       /* refuse tokens without exp */
+    char               *audience;          /* NULL: no aud wanted */
+    char               *issuer;            /* NULL: any iss */
+    char               *query_param;       /* token parameter, NULL: off */
+    char               *rooms_claim;
+    int                 rooms_claim_required;
+    int                 alg;               /* a jwt_alg_t of <jwt.h> */
+    unsigned char      *key;               /* HMAC secret or PEM public key */
+    size_t              keylen;
+} wsh_conf_auth_jwt_t;
 
 /* At most this many room patterns in a token. */
 #define WSH_JWT_MAX_ROOMS 256

@@ -14,8 +14,12 @@ echo_message(wsh_conn_t *c, int opcode, const unsigned char *data,
     (void) wsh_conn_send(c, opcode, data, len);
 }
 
+/* Conformance suites send messages of up to 16 MiB. */
+static const wsh_default_endpoint_t echo_default = { "/echo", "16m", 0 };
+
 const wsh_module_t wsh_echo_module = {
     .name = "echo",
     .api_version = WSHUB_API_VERSION,
+    .default_endpoint = &echo_default,
     .message = echo_message,
 };

@@ -25,6 +25,28 @@
 
 #include <jansson.h>
 
+/* health: in wshub.yaml. */
+typedef struct {
+    int engine_required;        /* 503 while the engine is down */
+} health_conf_t;
+
+static const wsh_conf_field_t health_fields[] = {
+    { WSH_CONF_FIELD(health_conf_t, engine_required, BOOL, "off", 0, 0) },
+    WSH_CONF_END
+};
+
+static const wsh_conf_section_t health_section = {
+    "health", sizeof(health_conf_t), health_fields, NULL, NULL
+};
+
+extern const wsh_module_t wsh_health_module;
+
+static const health_conf_t *
+health_conf(void)
+{
+    return wsh_module_conf(&wsh_health_module);
+}
+
 static int
 health_http(wsh_conn_t *c, const wsh_request_t *r)
 {
@@ -47,7 +69,7 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
         code = 503;
     } else if (!info.engine_up) {
         status = "degraded";
-        code = wsh_worker.conf->health_engine_required ? 503 : 200;
+        code = health_conf()->engine_required ? 503 : 200;
     } else {
         status = "ok";
         code = 200;
@@ -90,9 +112,13 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
     return 0;
 }
 
+static const wsh_default_endpoint_t health_default = { "/health", NULL, 0 };
+
 const wsh_module_t wsh_health_module = {
     .name = "health",
     .api_version = WSHUB_API_VERSION,
+    .default_endpoint = &health_default,
+    .conf = &health_section,
     .handshake = wsh_http_only_handshake,
     .http = health_http,
 };

@@ -283,9 +283,13 @@ hub_api_publish(wsh_conn_t *c, const wsh_request_t *r)
     return 0;
 }
 
+/* Backends publish from the same host unless told otherwise. */
+static const wsh_default_endpoint_t hub_api_default = { "/api/publish", NULL, 1 };
+
 const wsh_module_t wsh_hub_api_module = {
     .name = "hub_api",
     .api_version = WSHUB_API_VERSION,
+    .default_endpoint = &hub_api_default,
     .handshake = wsh_http_only_handshake,
     .http_head = hub_api_head,
     .http = hub_api_publish,

@@ -9,8 +9,6 @@
  * for backends is module hub_api (api.c).
  */
 #include "hub/hub.h"
-#include "core/conf.h"
-#include "process/worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,10 +43,12 @@ typedef struct {
     size_t         pending_cap;
 } hub_conn_t;
 
-const wsh_conf_hub_t *
+extern const wsh_module_t wsh_hub_module;
+
+const hub_conf_t *
 hub_conf(void)
 {
-    return &wsh_worker.conf->hub;
+    return wsh_module_conf(&wsh_hub_module);
 }
 
 size_t
@@ -843,9 +843,100 @@ hub_room_reset(wsh_conn_t *c, const char *room, size_t len,
                           "rejoin with since"));
 }
 
+/* ---- configuration: the hub: section -------------------------------- */
+
+static const wsh_conf_field_t hub_history_fields[] = {
+    { WSH_CONF_FIELD(hub_history_t, rooms, STRING, NULL, 0, 0),
+      .required = 1 },
+    { WSH_CONF_FIELD(hub_history_t, size, UINT, "100", 1, 1000000) },
+    { WSH_CONF_FIELD(hub_history_t, ttl, MSEC, "5m", 100, 0) },
+    WSH_CONF_END
+};
+
+static const wsh_conf_field_t hub_fields[] = {
+    { WSH_CONF_FIELD(hub_conf_t, client_ids, BOOL, "on", 0, 0) },
+    { WSH_CONF_FIELD(hub_conf_t, max_rooms_per_connection, UINT, "100", 1,
+                     100000) },
+    { WSH_CONF_FIELD(hub_conf_t, announce_connections, BOOL, "off", 0, 0) },
+    { WSH_CONF_FIELD(hub_conf_t, api_key, STRING, NULL, 0, 0) },
+    { WSH_CONF_FIELD(hub_conf_t, api_max_body, SIZE, "1m", 2,
+                     (uint64_t) 1 << 31) },
+    { WSH_CONF_FIELD(hub_conf_t, history, TABLE, NULL, 0, 256),
+      .sub = hub_history_fields, .item_size = sizeof(hub_history_t) },
+    /* Keys of every endpoint, or of the engine, since 0.2. */
+    { .name = "slow_consumer", .type = WSH_CONF_ALIAS,
+      .deflt = "slow_consumer" },
+    { .name = "idempotency_window", .type = WSH_CONF_ALIAS,
+      .deflt = "engine.idempotency_window" },
+    WSH_CONF_END
+};
+
+static int
+hub_conf_check(void *conf, int present, const char **field, char *err,
+    size_t len)
+{
+    static char where[64];
+    const hub_conf_t *hub = conf;
+    const hub_history_t *h;
+    size_t i;
+
+    (void) present;
+    if (hub->api_key != NULL && strlen(hub->api_key) < 16) {
+        *field = "api_key";
+        snprintf(err, len, "too short: use at least 16 random characters "
+                 "(e.g. openssl rand -hex 16)");
+        return -1;
+    }
+    for (i = 0; i < hub->history.n; i++) {
+        h = (const hub_history_t *) hub->history.items + i;
+        if (h->rooms == NULL        /* written "" */
+            || !wsh_valid_room_pattern(h->rooms, strlen(h->rooms)))
+        {
+            snprintf(where, sizeof(where), "history[%zu].rooms", i);
+            *field = where;
+            snprintf(err, len, "\"%s\" is not a room name or a prefix "
+                     "ending in * (e.g. \"chat:*\")",
+                     h->rooms ? h->rooms : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const wsh_conf_section_t hub_section = {
+    "hub", sizeof(hub_conf_t), hub_fields, hub_conf_check, NULL
+};
+
+/* A room keeps history when a hub.history rule matches its name (its
+ * topic's, without the realm: rules hold in every realm). */
+static int
+hub_room_history(const void *conf, const char *room, size_t len,
+    size_t *size, uint64_t *ttl_ms)
+{
+    const hub_conf_t *hub = conf;
+    const hub_history_t *h;
+    size_t i;
+
+    room = hub_topic_name(room, &len);
+    for (i = 0; hub != NULL && i < hub->history.n; i++) {
+        h = (const hub_history_t *) hub->history.items + i;
+        if (wsh_room_matches(h->rooms, strlen(h->rooms), room, len)) {
+            *size = h->size;
+            *ttl_ms = h->ttl;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const wsh_default_endpoint_t hub_default = { "/ws", NULL, 0 };
+
 const wsh_module_t wsh_hub_module = {
     .name = "hub",
     .api_version = WSHUB_API_VERSION,
+    .default_endpoint = &hub_default,
+    .conf = &hub_section,
+    .room_history = hub_room_history,
     .open = hub_open,
     .message = hub_message,
     .shutdown = hub_shutdown,

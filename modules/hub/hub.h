@@ -5,15 +5,40 @@
 #ifndef WSH_HUB_H
 #define WSH_HUB_H
 
+/* Modules see wshub.h, not the build's config.h: the module's files
+ * include this header first, and ask for POSIX and GNU here. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
 #include "wshub.h"
-#include "core/conf.h"
+
+#include <stdbool.h>
 
 #include <jansson.h>
+
+/* One hub.history rule: rooms whose messages are numbered and kept. */
+typedef struct {
+    char               *rooms;             /* exact name, or prefix* */
+    unsigned            size;              /* messages kept per room */
+    uint64_t            ttl;               /* ms each is kept */
+} hub_history_t;
+
+/* The hub: section of wshub.yaml (hub.c declares it). */
+typedef struct {
+    int                 client_ids;        /* accept ?id= */
+    unsigned            max_rooms_per_connection;
+    int                 announce_connections;
+    char               *api_key;           /* NULL: publish API off */
+    size_t              api_max_body;      /* publish API request body */
+    wsh_conf_table_t    history;           /* hub_history_t, first match
+                                            * wins */
+} hub_conf_t;
 
 /* "REALM#NAME" of the longest realm and room (client ids are shorter). */
 #define HUB_TOPIC_MAX (WSH_REALM_MAX + 1 + WSH_ROOM_MAX)
 
-const wsh_conf_hub_t *hub_conf(void);
+const hub_conf_t *hub_conf(void);
 
 /* The topic of NAME in REALM ("REALM#NAME") into BUF (HUB_TOPIC_MAX
  * bytes for a room or client id); returns its length. */

@@ -365,9 +365,13 @@ metrics_exit_worker(void)
     metrics_snap = NULL;
 }
 
+/* Counters say much about the traffic: loopback unless told. */
+static const wsh_default_endpoint_t metrics_default = { "/metrics", NULL, 1 };
+
 const wsh_module_t wsh_metrics_module = {
     .name = "metrics",
     .api_version = WSHUB_API_VERSION,
+    .default_endpoint = &metrics_default,
     .exit_worker = metrics_exit_worker,
     .handshake = wsh_http_only_handshake,
     .http = metrics_http,

@@ -10,6 +10,7 @@
 
 #include "core/core.h"
 #include "core/access.h"
+#include "core/module.h"
 
 #include <sys/socket.h>
 
@@ -65,41 +66,7 @@ typedef struct {
     unsigned            port;
 } wsh_origin_t;
 
-/* One hub.history rule: rooms whose messages are numbered and kept. */
-typedef struct {
-    char               *rooms;             /* exact name, or prefix* */
-    size_t              size;              /* messages kept per room */
-    wsh_msec_t          ttl;               /* how long each is kept */
-} wsh_conf_history_t;
 
-/* The hub module's section (hub:). */
-typedef struct {
-    bool                client_ids;        /* accept ?id= */
-    unsigned            max_rooms_per_connection;
-    bool                announce_connections;
-    bool                slow_consumer_drop; /* else close with 1008 */
-    char               *api_key;           /* NULL: publish API off */
-    size_t              api_max_body;      /* publish API request body */
-    wsh_msec_t          idempotency_window; /* retries answered, not
-                                             * published again */
-    wsh_conf_history_t *history;           /* first match wins */
-    size_t              nhistory;
-} wsh_conf_hub_t;
-
-/* The auth_jwt section (auth_jwt:), for endpoints with "auth: jwt". */
-typedef struct {
-    bool                enabled;           /* the section is present */
-    int                 alg;               /* a jwt_alg_t of <jwt.h> */
-    unsigned char      *key;               /* HMAC secret or PEM public key */
-    size_t              keylen;
-    wsh_msec_t          leeway;            /* for exp and nbf */
-    bool                require_exp;       /* refuse tokens without exp */
-    char               *audience;          /* NULL: no aud wanted */
-    char               *issuer;            /* NULL: any iss */
-    char               *query_param;       /* token parameter, NULL: off */
-    char               *rooms_claim;
-    bool                rooms_claim_required;
-} wsh_conf_auth_jwt_t;
 /* The limits section (limits:): 0 turns a limit off. */
 typedef struct {
     unsigned            per_ip_connections;     /* WebSockets, all workers */
@@ -115,6 +82,8 @@ typedef struct {
 typedef struct {
     bool                redis;             /* type: redis, else local */
     char               *node_id;           /* this node in envelopes */
+    wsh_msec_t          idempotency_window; /* retries answered, not
+                                             * published again */
     char               *host;
     unsigned            port;
     char               *unix_socket;       /* NULL: TCP */
@@ -195,13 +164,15 @@ typedef struct {
     size_t              norigins;
 
     wsh_conf_limits_t   limits;
-    wsh_conf_hub_t      hub;
-    wsh_conf_auth_jwt_t auth_jwt;
+    bool                slow_consumer_drop; /* else close with 1008 */
     wsh_conf_engine_t   engine;
-    bool                health_engine_required;
     wsh_conf_deflate_t  compression;
 
     wsh_conf_tls_t      tls;
+
+    /* The modules' sections (wshub.h), by module index (module.h). */
+    void               *sections[WSH_MODULES_MAX];
+    bool                section_present[WSH_MODULES_MAX];
 
     wsh_conf_loc_t     *locs;              /* where each value was */
     size_t              nlocs;
@@ -241,7 +212,16 @@ bool wsh_conf_allowed(const wsh_endpoint_t *ep, const struct sockaddr *sa);
 const char *wsh_conf_where(const wsh_conf_t *cf, const char *path,
     char *buf, size_t len);
 
-/* Endpoint serving PATH (exact match), or NULL. */
+/* M's section in CF (NULL when M declares none), and whether the file
+ * has it. */
+const void *wsh_conf_section(const wsh_conf_t *cf, const wsh_module_t *m);
+int  wsh_conf_section_present(const wsh_conf_t *cf, const wsh_module_t *m);
+
+/* The configuration in force in this process, for wsh_module_conf():
+ * the master's current one, a worker's own. */
+extern const wsh_conf_t *wsh_conf_in_force;
+void wsh_conf_use(const wsh_conf_t *cf);
+
 bool wsh_conf_realm_known(const wsh_conf_t *cf, const char *name,
     size_t len);
 const wsh_endpoint_t *wsh_conf_endpoint(const wsh_conf_t *cf,

@@ -5,8 +5,20 @@
 #include "core/core.h"
 #include "wshub.h"
 
+/* Modules one process knows, built-in and added. */
+#define WSH_MODULES_MAX 32
+
 /* The built-in modules, NULL-terminated. */
 extern const wsh_module_t *const wsh_modules[];
+
+/* All modules, built-in then added: COUNT of them, the Ith. */
+size_t wsh_module_count(void);
+const wsh_module_t *wsh_module_at(size_t i);
+
+/* Add a module that is not built in (tests, an out-of-tree build linking
+ * the library), before the configuration is loaded: its name must be
+ * new and its api_version WSHUB_API_VERSION. WSH_OK or WSH_ERROR. */
+int wsh_module_add(const wsh_module_t *m);
 
 /* Module called NAME, or NULL. */
 const wsh_module_t *wsh_module_find(const char *name);

@@ -140,8 +140,10 @@ wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
 int
 wsh_topic_has_history(const char *room, size_t len)
 {
+    wsh_history_rule_t rule;
+
     return engine != NULL && engine->publish_acked != NULL
-           && wsh_history_rule(&wsh_worker.conf->hub, room, len) != NULL;
+           && wsh_history_rule(wsh_worker.conf, room, len, &rule);
 }
 
 int

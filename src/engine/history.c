@@ -7,6 +7,7 @@
  * by ttl per entry, and rooms nobody is in are forgotten after ttl.
  */
 #include "engine/history.h"
+#include "core/module.h"
 #include "core/hash.h"
 #include "wshub.h"
 
@@ -20,25 +21,25 @@ struct wsh_history_s {
     wsh_hash_t *rooms;              /* name -> wsh_history_room_t */
 };
 
-const wsh_conf_history_t *
-wsh_history_rule(const wsh_conf_hub_t *hub, const char *room, size_t len)
+bool
+wsh_history_rule(const wsh_conf_t *cf, const char *room, size_t len,
+    wsh_history_rule_t *rule)
 {
-    const char *sep = memchr(room, WSH_REALM_SEP, len);
+    const wsh_module_t *m;
+    uint64_t ttl;
     size_t i;
 
-    if (sep != NULL) {
-        /* Rules name rooms, whatever their realm. */
-        len -= (size_t) (sep + 1 - room);
-        room = sep + 1;
-    }
-    for (i = 0; i < hub->nhistory; i++) {
-        if (wsh_room_matches(hub->history[i].rooms,
-                             strlen(hub->history[i].rooms), room, len))
+    for (i = 0; cf != NULL && i < wsh_module_count(); i++) {
+        m = wsh_module_at(i);
+        if (m->room_history != NULL
+            && m->room_history(wsh_conf_section(cf, m), room, len,
+                               &rule->size, &ttl))
         {
-            return &hub->history[i];
+            rule->ttl = ttl;
+            return true;
         }
     }
-    return NULL;
+    return false;
 }
 
 wsh_history_t *
@@ -148,7 +149,7 @@ history_resize(wsh_history_room_t *r, size_t size)
 }
 
 const wsh_history_entry_t *
-wsh_history_append(wsh_history_room_t *r, const wsh_conf_history_t *rule,
+wsh_history_append(wsh_history_room_t *r, const wsh_history_rule_t *rule,
     const void *data, size_t dlen, wsh_msec_t now)
 {
     const u_char *p = data;
@@ -190,7 +191,7 @@ wsh_history_append(wsh_history_room_t *r, const wsh_conf_history_t *rule,
 }
 
 void
-wsh_history_trim(wsh_history_room_t *r, const wsh_conf_history_t *rule,
+wsh_history_trim(wsh_history_room_t *r, const wsh_history_rule_t *rule,
     wsh_msec_t now)
 {
     while (r->n > 0 && r->ring[r->head]->time + rule->ttl <= now) {
@@ -226,11 +227,12 @@ wsh_history_recoverable(const wsh_history_room_t *r, uint64_t since,
 }
 
 size_t
-wsh_history_sweep(wsh_history_t *h, const wsh_conf_hub_t *hub,
-    wsh_msec_t now, bool (*has_members)(const char *room, size_t len,
-    void *arg), void *arg)
+wsh_history_sweep(wsh_history_t *h, wsh_msec_t now,
+    bool (*rule)(const char *room, size_t len, void *arg,
+                 wsh_history_rule_t *out),
+    bool (*has_members)(const char *room, size_t len, void *arg), void *arg)
 {
-    const wsh_conf_history_t *rule;
+    wsh_history_rule_t rl;
     wsh_history_room_t *r;
     wsh_hash_iter_t it;
     const void *key;
@@ -240,14 +242,13 @@ wsh_history_sweep(wsh_history_t *h, const wsh_conf_hub_t *hub,
     wsh_hash_iter_init(h->rooms, &it);
     while (wsh_hash_next(&it, &key, &klen, &value)) {
         r = value;
-        rule = wsh_history_rule(hub, key, klen);
-        if (rule != NULL) {
-            wsh_history_trim(r, rule, now);
+        if (rule(key, klen, arg, &rl)) {
+            wsh_history_trim(r, &rl, now);
             if (has_members(key, klen, arg)) {
                 r->active = now;
                 continue;
             }
-            if (r->n > 0 || r->active + rule->ttl > now) {
+            if (r->n > 0 || r->active + rl.ttl > now) {
                 continue;
             }
         }

@@ -1,6 +1,7 @@
 /* history.h -- room history: offsets, epochs and the bounded ring.
  *
- * Rooms matching a hub.history rule keep their last messages so that a
+ * Rooms with a history rule (the room_history hook of the module whose
+ * rooms they are: the hub's hub.history) keep their last messages so that a
  * client coming back (network blip, reload) can ask for what it missed
  * with join_room "since". The sequencer (the master's relay for the
  * local engine) numbers every message of such a room with a strictly
@@ -37,10 +38,16 @@ typedef struct {
 
 typedef struct wsh_history_s wsh_history_t;
 
-/* The first rule of HUB whose pattern (an exact name, or a prefix ending
- * in '*') matches ROOM, or NULL: the room keeps no history. */
-const wsh_conf_history_t *wsh_history_rule(const wsh_conf_hub_t *hub,
-    const char *room, size_t len);
+/* How a room keeps history: its last SIZE messages, each for TTL. */
+typedef struct {
+    size_t      size;
+    wsh_msec_t  ttl;
+} wsh_history_rule_t;
+
+/* ROOM's rule under CF: asked of every module with a room_history hook
+ * (wshub.h), with its section of CF. False: the room keeps no history. */
+bool wsh_history_rule(const wsh_conf_t *cf, const char *room, size_t len,
+    wsh_history_rule_t *rule);
 
 /* All rooms' histories (one per sequencer); NULL on ENOMEM. */
 wsh_history_t *wsh_history_new(void);
@@ -58,11 +65,11 @@ wsh_history_room_t *wsh_history_room(wsh_history_t *h, const char *room,
  * the next change of R), or NULL on ENOMEM or when DATA is not an
  * object, in which case nothing was sequenced. */
 const wsh_history_entry_t *wsh_history_append(wsh_history_room_t *r,
-    const wsh_conf_history_t *rule, const void *data, size_t dlen,
+    const wsh_history_rule_t *rule, const void *data, size_t dlen,
     wsh_msec_t now);
 
 /* Drop R's entries older than RULE's ttl at NOW. */
-void wsh_history_trim(wsh_history_room_t *r, const wsh_conf_history_t *rule,
+void wsh_history_trim(wsh_history_room_t *r, const wsh_history_rule_t *rule,
     wsh_msec_t now);
 
 /* Whether a client that saw everything up to SINCE in EPOCH (ELEN 0:
@@ -76,12 +83,13 @@ bool wsh_history_recoverable(const wsh_history_room_t *r, uint64_t since,
 const wsh_history_entry_t *wsh_history_at(const wsh_history_room_t *r,
     size_t i);
 
-/* Trim every room by its rule at NOW and forget the rooms that have no
- * rule any more, or whose ring is empty, that have no member
- * (HAS_MEMBERS(room, len, arg) false) and were not active for their
- * ttl. Returns how many rooms remain. */
-size_t wsh_history_sweep(wsh_history_t *h, const wsh_conf_hub_t *hub,
-    wsh_msec_t now, bool (*has_members)(const char *room, size_t len,
-    void *arg), void *arg);
+/* Trim every room by its rule (RULE(room, len, arg, &rule), false: none)
+ * at NOW and forget the rooms that have no rule any more, or whose ring
+ * is empty, that have no member (HAS_MEMBERS(room, len, arg) false) and
+ * were not active for their ttl. Returns how many rooms remain. */
+size_t wsh_history_sweep(wsh_history_t *h, wsh_msec_t now,
+    bool (*rule)(const char *room, size_t len, void *arg,
+                 wsh_history_rule_t *out),
+    bool (*has_members)(const char *room, size_t len, void *arg), void *arg);
 
 #endif /* WSH_HISTORY_H */

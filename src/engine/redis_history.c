@@ -110,12 +110,12 @@ redis_acked_cb(redisAsyncContext *ac, void *r, void *privdata)
     free(q);
 }
 
-/* hub.idempotency_window in ms, as a script argument, into BUF. */
+/* engine.idempotency_window in ms, as a script argument, into BUF. */
 static size_t
 redis_window(char buf[24])
 {
     return (size_t) snprintf(buf, 24, "%" PRIu64,
-                             (uint64_t) wsh_worker.conf->hub
+                             (uint64_t) wsh_worker.conf->engine
                              .idempotency_window);
 }
 
@@ -161,7 +161,7 @@ redis_publish_keyed(int kind, const char *name, size_t len,
 
 /* A room with history: HPUB numbers, keeps and publishes it at once. */
 static int
-redis_publish_numbered(const wsh_conf_history_t *rule, const char *room,
+redis_publish_numbered(const wsh_history_rule_t *rule, const char *room,
     size_t len, uint64_t conn_id, const char *key, size_t klen,
     const void *data, size_t dlen, redis_ack_t *q)
 {
@@ -200,14 +200,14 @@ redis_publish_acked(int kind, const char *name, size_t len,
     uint64_t conn_id, uint64_t ticket, const char *key, size_t klen,
     const void *data, size_t dlen)
 {
-    const wsh_conf_history_t *rule = NULL;
     const u_char *p = data;
     redis_ack_t *q = NULL;
+    wsh_history_rule_t rule;
+    bool history;
     int rv = WSH_ERROR;
 
-    if (kind == WSH_TOPIC_ROOM) {
-        rule = wsh_history_rule(&wsh_worker.conf->hub, name, len);
-    }
+    history = kind == WSH_TOPIC_ROOM
+              && wsh_history_rule(wsh_worker.conf, name, len, &rule);
     if (ticket != 0) {
         q = malloc(sizeof(*q));
         if (q == NULL) {
@@ -219,8 +219,8 @@ redis_publish_acked(int kind, const char *name, size_t len,
         q->kind = kind;
     }
     if (len <= WSH_TOPIC_NAME_MAX && redis_cmd_up()) {
-        if (rule != NULL && dlen >= 2 && p[0] == '{' && p[dlen - 1] == '}') {
-            rv = redis_publish_numbered(rule, name, len, conn_id, key, klen,
+        if (history && dlen >= 2 && p[0] == '{' && p[dlen - 1] == '}') {
+            rv = redis_publish_numbered(&rule, name, len, conn_id, key, klen,
                                         data, dlen, q);
         } else if (key != NULL) {
             rv = redis_publish_keyed(kind, name, len, key, klen, data, dlen,
@@ -321,22 +321,23 @@ redis_history_cb(redisAsyncContext *ac, void *r, void *privdata)
 static void
 redis_history_send(redis_hist_req_t *q)
 {
-    const wsh_conf_history_t *rule;
     char key[REDIS_NAME_MAX], ttl[24], off[24];
     const char *argv[5];
     size_t argl[5];
+    wsh_history_rule_t rule;
+    bool history;
 
-    rule = wsh_history_rule(&wsh_worker.conf->hub, q->room, q->len);
-    if (rule == NULL || !redis_cmd_up()) {
+    history = wsh_history_rule(wsh_worker.conf, q->room, q->len, &rule);
+    if (!history || !redis_cmd_up()) {
         /* Nothing to read now: the client resyncs. */
         wsh_engine_position(q->room, q->len, q->conn_id, q->join,
-                            rule != NULL, false, 0, "", 0);
+                            history, false, 0, "", 0);
         free(q);
         return;
     }
     argl[0] = redis_hist_key(key, q->room, q->len);
     argl[1] = (size_t) snprintf(ttl, sizeof(ttl), "%" PRIu64,
-                                (uint64_t) rule->ttl);
+                                (uint64_t) rule.ttl);
     argl[2] = 1;
     argl[3] = (size_t) snprintf(off, sizeof(off), "%" PRIu64, q->since);
     argv[0] = key;

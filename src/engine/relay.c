@@ -52,7 +52,7 @@ static wsh_hash_t *relay_rooms;     /* room -> (id -> relay_member_t) */
 static wsh_history_t *relay_history;
 static wsh_dedup_t *relay_dedup;           /* idempotency keys */
 static uint64_t relay_evicted;             /* keys evicted, as logged */
-static const wsh_conf_hub_t *relay_hub;    /* the current cycle's */
+static const wsh_conf_t *relay_conf;        /* the current cycle's */
 static struct event *relay_sweep_ev;
 
 static int
@@ -395,19 +395,18 @@ relay_ack(size_t proc, const wsh_eng_msg_t *m, const wsh_dedup_result_t *r)
 static const wsh_history_entry_t *
 relay_sequence(const wsh_eng_msg_t *m, wsh_history_room_t **r)
 {
-    const wsh_conf_history_t *rule = NULL;
     const wsh_history_entry_t *e = NULL;
     wsh_msec_t now = wsh_monotonic_msec();
+    wsh_history_rule_t rule;
 
     *r = NULL;
-    if (relay_hub != NULL && m->h.kind == WSH_TOPIC_ROOM) {
-        rule = wsh_history_rule(relay_hub, m->name, m->h.name_len);
-    }
-    if (rule == NULL || relay_history == NULL) {
+    if (m->h.kind != WSH_TOPIC_ROOM || relay_history == NULL
+        || !wsh_history_rule(relay_conf, m->name, m->h.name_len, &rule))
+    {
         return NULL;
     }
     *r = wsh_history_room(relay_history, m->name, m->h.name_len, true, now);
-    e = *r ? wsh_history_append(*r, rule, m->data, m->data_len, now) : NULL;
+    e = *r ? wsh_history_append(*r, &rule, m->data, m->data_len, now) : NULL;
     if (e == NULL) {
         wsh_log(WSH_LOG_ALERT, "a message of a history room was not "
                 "sequenced (out of memory or not a JSON object)");
@@ -468,7 +467,8 @@ relay_seqpub(size_t proc, const wsh_eng_msg_t *m)
     if (m->h.id_len > 0
         && wsh_dedup_add(relay_dedup, m->h.kind, m->name, m->h.name_len,
                          m->id, m->h.id_len, &result, now,
-                         relay_hub ? relay_hub->idempotency_window : 300000)
+                         relay_conf ? relay_conf->engine.idempotency_window
+                                    : 300000)
            != WSH_OK)
     {
         wsh_log(WSH_LOG_ALERT, "an idempotency key was not kept (out of "
@@ -486,17 +486,16 @@ relay_seqpub(size_t proc, const wsh_eng_msg_t *m)
 static void
 relay_history_request(size_t proc, const wsh_eng_msg_t *m)
 {
-    const wsh_conf_history_t *rule = NULL;
     wsh_history_room_t *r = NULL;
     wsh_msec_t now = wsh_monotonic_msec();
     size_t i, first = 0;
     bool recovered = false;
     const wsh_history_entry_t *e;
+    wsh_history_rule_t rule;
 
-    if (relay_hub != NULL && relay_history != NULL) {
-        rule = wsh_history_rule(relay_hub, m->name, m->h.name_len);
-    }
-    if (rule != NULL) {
+    if (relay_history != NULL
+        && wsh_history_rule(relay_conf, m->name, m->h.name_len, &rule))
+    {
         r = wsh_history_room(relay_history, m->name, m->h.name_len, true,
                              now);
     }
@@ -506,7 +505,7 @@ relay_history_request(size_t proc, const wsh_eng_msg_t *m)
                       m->data_len);
         return;
     }
-    wsh_history_trim(r, rule, now);
+    wsh_history_trim(r, &rule, now);
     if (m->h.flags & WSH_ENG_F_SINCE) {
         recovered = wsh_history_recoverable(r, m->h.offset, m->id,
                                             m->h.id_len, &first);
@@ -529,13 +528,22 @@ relay_room_subscribed(const char *room, size_t len, void *arg)
     return relay_subs(WSH_TOPIC_ROOM, room, len) != NULL;
 }
 
+/* The sweep's rule of a room: the current configuration's. */
+static bool
+relay_room_rule(const char *room, size_t len, void *arg,
+    wsh_history_rule_t *out)
+{
+    (void) arg;
+    return wsh_history_rule(relay_conf, room, len, out);
+}
+
 static void
 relay_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
     wsh_msec_t now = wsh_monotonic_msec();
 
-    if (relay_history != NULL && relay_hub != NULL) {
-        (void) wsh_history_sweep(relay_history, relay_hub, now,
+    if (relay_history != NULL && relay_conf != NULL) {
+        (void) wsh_history_sweep(relay_history, now, relay_room_rule,
                                  relay_room_subscribed, NULL);
     }
     if (relay_dedup != NULL) {
@@ -543,7 +551,7 @@ relay_sweep_cb(evutil_socket_t fd, short what, void *arg)
         if (wsh_dedup_evicted(relay_dedup) != relay_evicted) {
             wsh_log(WSH_LOG_WARN, "%llu idempotency keys forgotten before "
                     "their window ended: more than %d within "
-                    "hub.idempotency_window",
+                    "engine.idempotency_window",
                     (unsigned long long) (wsh_dedup_evicted(relay_dedup)
                                           - relay_evicted), WSH_DEDUP_MAX);
             relay_evicted = wsh_dedup_evicted(relay_dedup);
@@ -557,7 +565,7 @@ wsh_relay_configure(struct event_base *base, const wsh_conf_t *cf)
     struct timeval tv = { RELAY_SWEEP_MS / 1000,
                           (RELAY_SWEEP_MS % 1000) * 1000 };
 
-    relay_hub = &cf->hub;
+    relay_conf = cf;
     if (relay_init() != WSH_OK) {
         return WSH_ERROR;
     }

@@ -457,7 +457,7 @@ conn_output_allowed(wsh_conn_t *c)
     }
     over = queued > wsh_worker.conf->send_buffer
            ? "send_buffer" : "its share of limits.worker_send_buffer";
-    if (wsh_worker.conf->hub.slow_consumer_drop) {
+    if (wsh_worker.conf->slow_consumer_drop) {
         wsh_stat_add(WSH_STAT_SLOW_CONSUMER_DROPS, 1);
         if (!c->dropped) {
             c->dropped = 1;

@@ -518,6 +518,7 @@ master_reload(void)
         return;
     }
     master_cycle = cycle;
+    wsh_conf_use(cycle->conf);
     master_generation++;
     (void) wsh_relay_configure(master_base, cf);
     /* Close the listeners no longer used before forking, or the new
@@ -593,6 +594,7 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     int n;
 
     master_cycle = cycle;
+    wsh_conf_use(cycle->conf);
     master_binary = binary;
     master_argv = argv;
     master_pid_file = pid_file;

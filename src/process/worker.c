@@ -284,6 +284,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
 
     wsh_worker.cycle = cycle;
     wsh_worker.conf = cycle->conf;
+    wsh_conf_use(cycle->conf);
     wsh_worker.started = wsh_monotonic_msec();
     wsh_worker.id = id;
     wsh_queue_init(&wsh_worker.conns);

@@ -21,8 +21,7 @@
 
 #include <jansson.h>
 
-#include "process/worker.h"
-#include "wshub.h"
+#include "hub/hub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -58,8 +57,7 @@ typedef struct {
     char        name[FUZZ_NAME];
 } fuzz_member_t;
 
-static wsh_conf_t fuzz_conf;
-wsh_worker_t wsh_worker;
+static hub_conf_t fuzz_conf;            /* the hub: section */
 
 static wsh_conn_t fuzz_conns[FUZZ_CONNS];
 static fuzz_member_t fuzz_members[FUZZ_TOPICS];
@@ -187,7 +185,7 @@ wsh_topic_join(wsh_conn_t *c, int kind, const char *name, size_t len,
     if (kind == WSH_TOPIC_ROOM) {
         /* Topics are "REALM#NAME": the permission is the room's. */
         if (len < 4 || memcmp(name, "/ws#", 4) != 0
-            || ++c->rooms > fuzz_conf.hub.max_rooms_per_connection
+            || ++c->rooms > fuzz_conf.max_rooms_per_connection
             || !wsh_conn_may(c, WSH_MAY_JOIN, name + 4, len - 4))
         {
             abort();
@@ -387,6 +385,13 @@ fuzz_ack(wsh_conn_t *c, unsigned how)
     return 1;
 }
 
+const void *
+wsh_module_conf(const wsh_module_t *m)
+{
+    (void) m;                   /* the hub's and hub_api's: the hub: section */
+    return &fuzz_conf;
+}
+
 int
 wsh_http_respond_headers(wsh_conn_t *c, int status, const char *headers,
     const char *content_type, const void *body, size_t len)
@@ -507,7 +512,7 @@ fuzz_api(const uint8_t *body, size_t len, int keyed)
         }
         return;
     }
-    if (max != fuzz_conf.hub.api_max_body || fuzz_http_status != 0) {
+    if (max != fuzz_conf.api_max_body || fuzz_http_status != 0) {
         abort();
     }
     if (wsh_hub_api_module.http(&api, &r) != 0 || fuzz_http_status == 0) {
@@ -577,12 +582,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t i, len;
     uint8_t op;
 
-    fuzz_conf.hub.client_ids = true;
-    fuzz_conf.hub.max_rooms_per_connection = 4;
-    fuzz_conf.hub.announce_connections = size & 1;
-    fuzz_conf.hub.api_key = "fuzz-key";
-    fuzz_conf.hub.api_max_body = 1 << 20;
-    wsh_worker.conf = &fuzz_conf;
+    fuzz_conf.client_ids = true;
+    fuzz_conf.max_rooms_per_connection = 4;
+    fuzz_conf.announce_connections = size & 1;
+    fuzz_conf.api_key = (char *) "fuzz-key";
+    fuzz_conf.api_max_body = 1 << 20;
     memset(fuzz_members, 0, sizeof(fuzz_members));
     memset(fuzz_tickets, 0, sizeof(fuzz_tickets));
     for (i = 0; i < FUZZ_CONNS; i++) {

@@ -11,6 +11,7 @@ every error string of the hub, the default configuration file of
 macro nested in another.
 """
 
+import glob
 import html
 import os
 import re
@@ -125,21 +126,39 @@ class ConfigKeysDocumentedTest(unittest.TestCase):
 def schema_keys(path):
     """Key names of the config loader's cyaml schema tables in PATH: the
     CONF_*("name", ...) / CONF_HUB(name) and CYAML_FIELD_*("name", ...)
-    entries ("key" is the parameter name inside the macro definitions)."""
+    entries ("key" is the parameter name inside the macro definitions);
+    in a module, the fields and section keys it declares (wshub.h):
+    WSH_CONF_FIELD(struct, name, ...), .name = "name", X_FIELD(name, ...)
+    and the section's key."""
     with open(path) as f:
         src = f.read()
     names = re.findall(
-        r'^\s+(?:CONF_[A-Z_]+|CYAML_FIELD_[A-Z_]+)\("?([a-z][a-z0-9_]*)"?[,)]',
-        src, re.M)
-    return sorted(set(names) - {"key"})
+        r'^\s+(?:CONF_[A-Z_]+|CYAML_FIELD_[A-Z_]+|[A-Z]+_FIELD)'
+        r'\("?([a-z][a-z0-9_]*)"?[,)]', src, re.M)
+    names += re.findall(r'WSH_CONF_FIELD\(\s*\w+,\s*([a-z][a-z0-9_]*),',
+                        src)
+    names += re.findall(r'\.name = "([a-z][a-z0-9_]*)",\s*\.type = WSH_CONF_',
+                        src)
+    names += re.findall(r'wsh_conf_section_t \w+ = \{\s*"([a-z][a-z0-9_]*)"',
+                        src)
+    return sorted(set(names) - {"key", "name"})
+
+
+def all_schema_keys():
+    """The keys of the core's loader and of every module's section."""
+    keys = set(schema_keys(os.path.join(SRCDIR, "src", "core", "conf.c")))
+    for path in glob.glob(os.path.join(SRCDIR, "modules", "*", "*.c")):
+        keys |= set(schema_keys(path))
+    return sorted(keys)
 
 
 class SchemaKeysDocumentedTest(unittest.TestCase):
     """Also keys the loader accepts but etc/wshub.yaml does not show."""
 
     def test_every_schema_key_is_in_wshub_yaml_5(self):
-        keys = schema_keys(os.path.join(SRCDIR, "src", "core", "conf.c"))
-        for k in ("daemon", "listen", "rps", "client_ids", "presence_ttl"):
+        keys = all_schema_keys()
+        for k in ("daemon", "listen", "rps", "client_ids", "presence_ttl",
+                  "engine_required", "require_exp"):
             self.assertIn(k, keys)
         page = man("wshub.yaml.5")
         items = re.findall(r"^\.It Ic (\S+)", page, re.M)
@@ -148,16 +167,17 @@ class SchemaKeysDocumentedTest(unittest.TestCase):
         missing = [k for k in keys if k not in leaves
                    and k.upper().replace("_", " ") not in sections
                    and not any(i.startswith(k + ".") for i in items)]
-        self.assertEqual(missing, [], "keys of src/core/conf.c missing from "
-                         "man/wshub.yaml.5")
+        self.assertEqual(missing, [], "keys of the loader or a module missing "
+                         "from man/wshub.yaml.5")
 
     def test_every_schema_key_is_in_etc_wshub_yaml(self):
         # The house rule: a commented key in etc/wshub.yaml for each key.
-        keys = schema_keys(os.path.join(SRCDIR, "src", "core", "conf.c"))
+        keys = all_schema_keys()
         shown = {k.split(".")[-1] for k in
                  conf_keys(os.path.join(SRCDIR, "etc", "wshub.yaml"))}
         self.assertEqual([k for k in keys if k not in shown], [],
-                         "keys of src/core/conf.c missing from etc/wshub.yaml")
+                         "keys of the loader or a module missing "
+                         "from etc/wshub.yaml")
 
 
 class WshubdOptionsDocumentedTest(unittest.TestCase):
@@ -255,14 +275,24 @@ class ModulesDocumentedTest(unittest.TestCase):
 
 
 def builtin_endpoints():
-    """(path, module) of the default endpoints of src/core/conf.c."""
-    with open(os.path.join(SRCDIR, "src", "core", "conf.c")) as f:
-        src = f.read()
-    m = re.search(r"(?s)static conf_raw_endpoint_t deflt\[\] = \{(.*?)\};",
-                  src)
-    if m is None:
-        raise AssertionError("no default endpoints in src/core/conf.c")
-    return re.findall(r'\{\s*"(/[^"]*)",\s*"(\w+)"', m.group(1))
+    """(path, module) of the default endpoints: the default_endpoint each
+    module declares (modules/*/*.c), in the order of src/core/module.c."""
+    with open(os.path.join(SRCDIR, "src", "core", "module.c")) as f:
+        order = re.findall(r"^\s+&wsh_(\w+)_module,", f.read(), re.M)
+    found = {}
+    for path in glob.glob(os.path.join(SRCDIR, "modules", "*", "*.c")):
+        with open(path) as f:
+            src = f.read()
+        for var, ep in re.findall(r'wsh_default_endpoint_t (\w+) = '
+                                  r'\{\s*"(/[^"]*)"', src):
+            m = re.search(r'(?s)\.name = "(\w+)",[^}]*'
+                          r'\.default_endpoint = &%s,' % var, src)
+            if m is None:
+                raise AssertionError("%s: %s is no module's" % (path, var))
+            found[m.group(1)] = ep
+    if not found:
+        raise AssertionError("no module declares a default endpoint")
+    return [(found[m], m) for m in order if m in found]
 
 
 def shipped_endpoints():

@@ -1165,8 +1165,9 @@ class TestSlowConsumer(unittest.TestCase):
         raise AssertionError("slow client still receiving after %ss" % limit)
 
     def test_slow_consumer_drop(self):
+        # The top-level key since 0.2; the next test uses its old name.
         with hub_server(workers=2, send_buffer="64k",
-                        hub={"slow_consumer": "drop"}) as srv:
+                        slow_consumer="drop") as srv:
             got = {}
 
             def slow_check(slow):

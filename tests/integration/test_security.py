@@ -159,6 +159,13 @@ class RealmTest(unittest.TestCase):
             self.assertEqual(status, 1, err)
             self.assertIn("endpoints[0].realm", err)
             self.assertIn("is not a realm", err)
+        # A path too long to be its own realm (fuzz_conf found it crashed
+        # the check of realms once).
+        status, err, _ = config_test(
+            "endpoints:\n  - path: /%s\n    module: hub\n"
+            "  - path: /ws\n    module: hub\n" % ("x" * 70))
+        self.assertEqual(status, 1, err)
+        self.assertIn(":2:11: endpoints[0].path: over 64 bytes", err)
 
 
 def half_sent(port, n):

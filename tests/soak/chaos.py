@@ -210,6 +210,14 @@ def http_publisher(nodes, ledger, name, stop, stats):
                     break
                 stats["refused %d" % r.status] = \
                     stats.get("refused %d" % r.status, 0) + 1
+                if r.status not in (408, 429, 503, 504):
+                    # Not a refusal a retry can change: the publisher
+                    # stops, and the run fails.
+                    stats["fatal"] = "POST /api/publish answered %d: %s" % (
+                        r.status, answer)
+                    if conn is not None:
+                        conn.close()
+                    return
             except (OSError, http.client.HTTPException, ValueError):
                 stats["errors"] += 1
                 if conn is not None:
@@ -384,7 +392,7 @@ def main(argv=None):
                          access_log="off",
                          endpoints=[{"path": "/ws", "module": "hub"},
                                     {"path": "/api/publish",
-                                     "module": "hub"}],
+                                     "module": "hub_api"}],
                          raw_yaml=hub_yaml(extra))
             nodes.append(srv.start())
         log("%d node(s), engine %s, faults: %s" % (
@@ -453,6 +461,9 @@ def main(argv=None):
             for line in srv.log().splitlines():
                 if "[alert]" in line or "[emerg]" in line:
                     print("chaos: server: " + line)
+        if "fatal" in stats:
+            print("chaos: " + stats["fatal"])
+            return 1
         return 1 if total[2] or total[4] or total[0] == 0 else 0
     finally:
         for srv in nodes:

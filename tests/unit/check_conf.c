@@ -20,11 +20,20 @@
 
 #include "core/conf.h"
 #include "core/module.h"
+#include "auth_jwt/auth_jwt.h"
+#include "hub/hub.h"
 
 typedef struct {
     char path[4096];
     char err[WSH_CONF_ERR_MAX];
 } loaded_t;
+
+/* The hub module's section of CF. */
+static const hub_conf_t *
+hub_of(const wsh_conf_t *cf)
+{
+    return wsh_conf_section(cf, wsh_module_find("hub"));
+}
 
 /* Write TEXT to a new temporary file, load it and remove the file before
  * returning, so a failed assertion leaves nothing behind. */
@@ -262,8 +271,8 @@ START_TEST(test_load_shipped)
     ep = wsh_conf_endpoint(cf, "/ws", 3);
     ck_assert_ptr_nonnull(ep);
     ck_assert_ptr_eq(ep->module, wsh_module_find("hub"));
-    ck_assert_uint_eq(cf->hub.max_rooms_per_connection, 100);
-    ck_assert(!cf->hub.slow_consumer_drop);
+    ck_assert_uint_eq(hub_of(cf)->max_rooms_per_connection, 100);
+    ck_assert(!cf->slow_consumer_drop);
     ep = wsh_conf_endpoint(cf, "/echo", 5);
     ck_assert_ptr_nonnull(ep);
     ck_assert_ptr_eq(ep->module, wsh_module_find("echo"));
@@ -321,13 +330,14 @@ START_TEST(test_load_empty)
         ck_assert_str_eq(cf->endpoints[1].realm, "/ws");
         ck_assert_str_eq(cf->endpoints[2].realm, "/ws");
         ck_assert(!cf->endpoints[1].realm_verified);
-        ck_assert_uint_eq(cf->hub.api_max_body, 1 << 20);
+        ck_assert_uint_eq(hub_of(cf)->api_max_body, 1 << 20);
         ck_assert_uint_eq(cf->limits.per_ip_pending, 256);
-        ck_assert(cf->hub.client_ids);
-        ck_assert(!cf->hub.announce_connections);
-        ck_assert(!cf->hub.slow_consumer_drop);
-        ck_assert_uint_eq(cf->hub.max_rooms_per_connection, 100);
-        ck_assert_ptr_null(cf->hub.api_key);
+        ck_assert(hub_of(cf)->client_ids);
+        ck_assert(!hub_of(cf)->announce_connections);
+        ck_assert(!cf->slow_consumer_drop);
+        ck_assert_uint_eq(cf->engine.idempotency_window, 300000);
+        ck_assert_uint_eq(hub_of(cf)->max_rooms_per_connection, 100);
+        ck_assert_ptr_null(hub_of(cf)->api_key);
         ck_assert(!cf->engine.redis);
         ck_assert_str_eq(cf->engine.host, "127.0.0.1");
         ck_assert_uint_eq(cf->engine.port, 6379);
@@ -606,6 +616,13 @@ START_TEST(test_error_values)
 }
 END_TEST
 
+/* The auth_jwt module's section of CF. */
+static const wsh_conf_auth_jwt_t *
+jwt_conf(const wsh_conf_t *cf)
+{
+    return wsh_conf_section(cf, wsh_module_find("auth_jwt"));
+}
+
 START_TEST(test_auth_jwt_require_exp)
 {
     static const char base[] =
@@ -620,12 +637,12 @@ START_TEST(test_auth_jwt_require_exp)
      * says so. */
     cf = load_text(base, &ld);
     ck_assert_msg(cf != NULL, "%s", ld.err);
-    ck_assert(cf->auth_jwt.require_exp);
+    ck_assert(jwt_conf(cf)->require_exp);
     wsh_conf_free(cf);
     snprintf(text, sizeof(text), "%s  require_exp: off\n", base);
     cf = load_text(text, &ld);
     ck_assert_msg(cf != NULL, "%s", ld.err);
-    ck_assert(!cf->auth_jwt.require_exp);
+    ck_assert(!jwt_conf(cf)->require_exp);
     wsh_conf_free(cf);
     snprintf(text, sizeof(text), "%s  require_exp: sometimes\n", base);
     expect_error(text, 4, 16, "auth_jwt.require_exp", "\"sometimes\"",
@@ -767,7 +784,7 @@ START_TEST(test_bool_words_of_string_keys)
         snprintf(text, sizeof(text), "%s  query_param: %s\n", jwt, off[i]);
         cf = load_text(text, &ld);
         ck_assert_msg(cf != NULL, "%s: %s", off[i], ld.err);
-        ck_assert_ptr_null(cf->auth_jwt.query_param);
+        ck_assert_ptr_null(jwt_conf(cf)->query_param);
         wsh_conf_free(cf);
 
         snprintf(text, sizeof(text), "error_log: %s\n", off[i]);
@@ -786,6 +803,39 @@ START_TEST(test_bool_words_of_string_keys)
 }
 END_TEST
 
+/* A module's ALIAS field: the old name sets the new key (with a notice)
+ * unless the new one is set too, which is an error naming both. */
+START_TEST(test_alias_keys)
+{
+    wsh_conf_t *cf;
+    loaded_t ld;
+
+    cf = load_text("hub:\n  slow_consumer: drop\n"
+                   "  idempotency_window: 10s\n", &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert(cf->slow_consumer_drop);
+    ck_assert_uint_eq(cf->engine.idempotency_window, 10000);
+    wsh_conf_free(cf);
+    cf = load_text("slow_consumer: drop\nengine:\n"
+                   "  idempotency_window: 2s\n", &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert(cf->slow_consumer_drop);
+    ck_assert_uint_eq(cf->engine.idempotency_window, 2000);
+    wsh_conf_free(cf);
+    expect_error("slow_consumer: close\nhub:\n  slow_consumer: drop\n", 3,
+                 18, "hub.slow_consumer", "old name of slow_consumer",
+                 "remove this one", NULL);
+    expect_error("hub:\n  slow_consumer: sometimes\n", 2, 18,
+                 "slow_consumer", "\"sometimes\" is not close or drop", NULL);
+    expect_error("hub:\n  history:\n    - size: 3\n", 3, 7,
+                 "hub.history[0]", "missing required key \"rooms\"", NULL);
+    expect_error("hub:\n  history:\n    - rooms: \"a*b\"\n", 3, 14,
+                 "hub.history[0].rooms", "\"a*b\" is not a room name", NULL);
+    expect_error("hub:\n  history:\n    - rooms: x\n      size: 0\n", 4,
+                 13, "hub.history[0].size", "from 1 to 1000000", NULL);
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -801,6 +851,7 @@ conf_suite(void)
     tcase_add_test(load, test_load_shipped);
     tcase_add_test(load, test_load_empty);
     tcase_add_test(load, test_bool_words_of_string_keys);
+    tcase_add_test(load, test_alias_keys);
     tcase_add_test(load, test_load_full);
     tcase_add_test(load, test_error_unknown_key);
     tcase_add_test(load, test_error_unknown_key_no_hint);

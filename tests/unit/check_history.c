@@ -5,15 +5,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static wsh_conf_history_t rules[] = {
-    { (char *) "chat:*", 4, 1000 },
-    { (char *) "news", 100, 60000 },
+/* The rules of "chat:*" and "news" in the tests below. */
+static wsh_history_rule_t rules[] = {
+    { 4, 1000 },
+    { 100, 60000 },
 };
-static const wsh_conf_hub_t hub = { .history = rules, .nhistory = 2 };
+
+/* The sweep's rule of a room, as hub.history would give it. */
+static bool
+rule_of(const char *room, size_t len, void *arg, wsh_history_rule_t *out)
+{
+    (void) arg;
+    if (len >= 5 && memcmp(room, "chat:", 5) == 0) {
+        *out = rules[0];
+        return true;
+    }
+    if (len == 4 && memcmp(room, "news", 4) == 0) {
+        *out = rules[1];
+        return true;
+    }
+    return false;
+}
 
 static const wsh_history_entry_t *
-append(wsh_history_room_t *r, const wsh_conf_history_t *rule, int n,
+append(wsh_history_room_t *r, const wsh_history_rule_t *rule, int n,
     wsh_msec_t now)
 {
     char msg[64];
@@ -33,14 +50,41 @@ members(const char *room, size_t len, void *arg)
 
 static bool yes = true, no = false;
 
+/* Rules come from the hub's section through its room_history hook:
+ * loaded from a file, matched without the realm, first match wins. */
 START_TEST(test_rules)
 {
-    ck_assert_ptr_eq(wsh_history_rule(&hub, "chat:a", 6), &rules[0]);
-    ck_assert_ptr_eq(wsh_history_rule(&hub, "chat:", 5), &rules[0]);
-    ck_assert_ptr_null(wsh_history_rule(&hub, "chat", 4));
-    ck_assert_ptr_eq(wsh_history_rule(&hub, "news", 4), &rules[1]);
-    ck_assert_ptr_null(wsh_history_rule(&hub, "newsx", 5));
-    ck_assert_ptr_null(wsh_history_rule(&hub, "new", 3));
+    static const char text[] =
+        "hub:\n"
+        "  history:\n"
+        "    - rooms: \"chat:*\"\n"
+        "      size: 4\n"
+        "      ttl: 1s\n"
+        "    - rooms: news\n";
+    char path[] = "/tmp/check_history.XXXXXX", err[WSH_CONF_ERR_MAX];
+    wsh_history_rule_t rule;
+    wsh_conf_t *cf;
+    int fd = mkstemp(path);
+
+    ck_assert_int_ne(fd, -1);
+    ck_assert_int_eq(write(fd, text, sizeof(text) - 1),
+                     (int) sizeof(text) - 1);
+    close(fd);
+    cf = wsh_conf_load(path, err, sizeof(err));
+    unlink(path);
+    ck_assert_msg(cf != NULL, "%s", err);
+    ck_assert(wsh_history_rule(cf, "/ws#chat:a", 10, &rule));
+    ck_assert_uint_eq(rule.size, 4);
+    ck_assert_uint_eq(rule.ttl, 1000);
+    ck_assert(wsh_history_rule(cf, "chat:", 5, &rule));
+    ck_assert(!wsh_history_rule(cf, "/ws#chat", 8, &rule));
+    ck_assert(wsh_history_rule(cf, "/secure#news", 12, &rule));
+    ck_assert_uint_eq(rule.size, 100);          /* the defaults */
+    ck_assert_uint_eq(rule.ttl, 300000);
+    ck_assert(!wsh_history_rule(cf, "/ws#newsx", 9, &rule));
+    ck_assert(!wsh_history_rule(cf, "/ws#new", 7, &rule));
+    ck_assert(!wsh_history_rule(NULL, "/ws#news", 8, &rule));
+    wsh_conf_free(cf);
 }
 END_TEST
 
@@ -127,17 +171,17 @@ START_TEST(test_ttl_and_sweep)
     ck_assert_uint_eq(first, 0);
 
     /* Members keep the room, emptied: the epoch and offset stay. */
-    ck_assert_uint_eq(wsh_history_sweep(h, &hub, 5000, members, &yes), 1);
+    ck_assert_uint_eq(wsh_history_sweep(h, 5000, rule_of, members, &yes), 1);
     ck_assert_uint_eq(r->n, 0);
     ck_assert(wsh_history_recoverable(r, 2, NULL, 0, &first));
     /* Without members, forgotten ttl after its last activity. */
-    ck_assert_uint_eq(wsh_history_sweep(h, &hub, 5999, members, &no), 1);
-    ck_assert_uint_eq(wsh_history_sweep(h, &hub, 6000, members, &no), 0);
+    ck_assert_uint_eq(wsh_history_sweep(h, 5999, rule_of, members, &no), 1);
+    ck_assert_uint_eq(wsh_history_sweep(h, 6000, rule_of, members, &no), 0);
     ck_assert_ptr_null(wsh_history_room(h, "chat:a", 6, false, 0));
 
     /* A room whose rule is gone (reload) is forgotten at once. */
     ck_assert_ptr_nonnull(wsh_history_room(h, "gone", 4, true, 0));
-    ck_assert_uint_eq(wsh_history_sweep(h, &hub, 1, members, &yes), 0);
+    ck_assert_uint_eq(wsh_history_sweep(h, 1, rule_of, members, &yes), 0);
     wsh_history_free(h);
 }
 END_TEST
@@ -146,7 +190,7 @@ START_TEST(test_resize)
 {
     wsh_history_t *h = wsh_history_new();
     wsh_history_room_t *r = wsh_history_room(h, "chat:a", 6, true, 0);
-    wsh_conf_history_t small = { (char *) "chat:*", 2, 1000 };
+    wsh_history_rule_t small = { 2, 1000 };
     int n;
 
     for (n = 1; n <= 4; n++) {

@@ -22,12 +22,11 @@
 
 static wsh_conf_auth_jwt_t conf;
 
-/* The configuration's defaults (conf.c). */
+/* The section's defaults (auth_jwt.c). */
 static void
 conf_reset(void)
 {
     memset(&conf, 0, sizeof(conf));
-    conf.enabled = true;
     conf.require_exp = true;
     conf.rooms_claim = "rooms";
 }
