@@ -53,6 +53,9 @@ typedef struct wsh_room_position_s wsh_room_position_t;
  *   LIST    wsh_conf_list_t: strings, between min and max of them
  *   TABLE   wsh_conf_table_t: mappings of SUB's fields, each ITEM_SIZE
  *           bytes, between min and max of them
+ *   MAP     one mapping of SUB's fields, into the struct at OFFSET (SUB's
+ *           offsets are within it); absent, it is left all zero: its
+ *           fields' defaults apply only when it is written
  *   ALIAS   an older spelling of the key named by deflt, a dotted path
  *           from the top ("slow_consumer"); used when that one is not
  *           set, with a notice in the log */
@@ -65,6 +68,7 @@ enum {
     WSH_CONF_ENUM,
     WSH_CONF_LIST,
     WSH_CONF_TABLE,
+    WSH_CONF_MAP,
     WSH_CONF_ALIAS
 };
 

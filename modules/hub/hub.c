@@ -587,6 +587,7 @@ hub_acked(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack)
 static void
 hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
 {
+    const hub_room_rule_t *rule;
     const char *name = "";
     char topic[HUB_TOPIC_MAX];
     size_t len = 0;
@@ -600,6 +601,12 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
             return;
         }
         if (!wsh_conn_may(c, WSH_MAY_PUBLISH, name, len)) {
+            hub_error(c, "Not allowed", type);
+            return;
+        }
+        rule = hub_room_rule(hub_conf(), name, len);
+        if (rule != NULL && !rule->client_publish) {
+            /* Only backends publish here (the publish API). */
             hub_error(c, "Not allowed", type);
             return;
         }
@@ -749,19 +756,49 @@ hub_members_text(const char *const *ids, const size_t *lens, size_t n,
     return text;
 }
 
+/* A join past the rule's max_members (N counts the joiner): C leaves
+ * at once, told "Room full". Joins on several workers at the same moment
+ * may pass the limit by as many. */
+static bool
+hub_room_full(wsh_conn_t *c, const hub_room_rule_t *r, const char *topic,
+    size_t len, size_t n)
+{
+    hub_conn_t *hc = wsh_conn_get_data(c);
+    const char *room = topic;
+    size_t rlen = len;
+
+    if (r == NULL || r->max_members == 0 || n <= r->max_members
+        || hc == NULL)
+    {
+        return false;
+    }
+    room = hub_topic_name(topic, &rlen);
+    if (wsh_topic_leave(c, WSH_TOPIC_ROOM, topic, len) == 0) {
+        hc->nrooms--;
+    }
+    hub_send(c, json_pack("{s:s, s:s, s:s, s:s%}", "type", "error", "error",
+                          "Room full", "request", "join_room", "room", room,
+                          rlen));
+    return true;
+}
+
 static void
 hub_members(wsh_conn_t *c, const char *topic, size_t len,
     const char *const *ids, const size_t *lens, size_t n)
 {
+    const hub_room_rule_t *r = hub_room_rule(hub_conf(), topic, len);
     size_t rlen = len;
     const char *room = hub_topic_name(topic, &rlen);
-    json_t *obj = json_pack("{s:s, s:s%}", "type", "room_joined", "room",
-                            room, rlen);
-    json_t *members;
+    json_t *obj, *members;
     wsh_room_position_t pos;
     char *rest, *text = NULL;
     size_t i, tlen;
 
+    if (hub_room_full(c, r, topic, len, n)) {
+        return;
+    }
+    obj = json_pack("{s:s, s:s%}", "type", "room_joined", "room", room,
+                    rlen);
     if (obj == NULL) {
         return;
     }
@@ -775,6 +812,18 @@ hub_members(wsh_conn_t *c, const char *topic, size_t len,
             json_object_set_new(obj, "recovered",
                                 json_boolean(pos.recovered));
         }
+    }
+    if (r != NULL && (r->presence != HUB_PRESENCE_FULL
+                      || n > r->presence_limit))
+    {
+        /* A count past the limit: a list of N ids to each of N joiners
+         * costs O(N^2). */
+        if (r->presence != HUB_PRESENCE_OFF) {
+            json_object_set_new(obj, "member_count",
+                                json_integer((json_int_t) n));
+        }
+        hub_send(c, obj);
+        return;
     }
     rest = json_dumps(obj, JSON_COMPACT);
     if (rest != NULL) {
@@ -799,12 +848,17 @@ static void
 hub_presence(const char *topic, size_t len, const char *id, size_t idlen,
     int joined, wsh_conn_t *exclude)
 {
+    const hub_room_rule_t *r = hub_room_rule(hub_conf(), topic, len);
     size_t rlen = len;
     const char *room = hub_topic_name(topic, &rlen);
-    json_t *obj = json_pack("{s:s, s:s%, s:s%}", "type",
-                            joined ? "user_joined_room" : "user_left_room",
-                            "room", room, rlen, "userId", id, idlen);
+    json_t *obj;
 
+    if (r != NULL && (!r->announce || r->presence == HUB_PRESENCE_OFF)) {
+        return;
+    }
+    obj = json_pack("{s:s, s:s%, s:s%}", "type",
+                    joined ? "user_joined_room" : "user_left_room",
+                    "room", room, rlen, "userId", id, idlen);
     if (obj != NULL) {
         hub_publish(WSH_TOPIC_ROOM, topic, len, obj, exclude,
                     WSH_PUBLISH_LOCAL);
@@ -841,92 +895,6 @@ hub_room_reset(wsh_conn_t *c, const char *room, size_t len,
                           "message", "Messages of this room were lost on "
                           "their way to you, or its history was lost: "
                           "rejoin with since"));
-}
-
-/* ---- configuration: the hub: section -------------------------------- */
-
-static const wsh_conf_field_t hub_history_fields[] = {
-    { WSH_CONF_FIELD(hub_history_t, rooms, STRING, NULL, 0, 0),
-      .required = 1 },
-    { WSH_CONF_FIELD(hub_history_t, size, UINT, "100", 1, 1000000) },
-    { WSH_CONF_FIELD(hub_history_t, ttl, MSEC, "5m", 100, 0) },
-    WSH_CONF_END
-};
-
-static const wsh_conf_field_t hub_fields[] = {
-    { WSH_CONF_FIELD(hub_conf_t, client_ids, BOOL, "on", 0, 0) },
-    { WSH_CONF_FIELD(hub_conf_t, max_rooms_per_connection, UINT, "100", 1,
-                     100000) },
-    { WSH_CONF_FIELD(hub_conf_t, announce_connections, BOOL, "off", 0, 0) },
-    { WSH_CONF_FIELD(hub_conf_t, api_key, STRING, NULL, 0, 0) },
-    { WSH_CONF_FIELD(hub_conf_t, api_max_body, SIZE, "1m", 2,
-                     (uint64_t) 1 << 31) },
-    { WSH_CONF_FIELD(hub_conf_t, history, TABLE, NULL, 0, 256),
-      .sub = hub_history_fields, .item_size = sizeof(hub_history_t) },
-    /* Keys of every endpoint, or of the engine, since 0.2. */
-    { .name = "slow_consumer", .type = WSH_CONF_ALIAS,
-      .deflt = "slow_consumer" },
-    { .name = "idempotency_window", .type = WSH_CONF_ALIAS,
-      .deflt = "engine.idempotency_window" },
-    WSH_CONF_END
-};
-
-static int
-hub_conf_check(void *conf, int present, const char **field, char *err,
-    size_t len)
-{
-    static char where[64];
-    const hub_conf_t *hub = conf;
-    const hub_history_t *h;
-    size_t i;
-
-    (void) present;
-    if (hub->api_key != NULL && strlen(hub->api_key) < 16) {
-        *field = "api_key";
-        snprintf(err, len, "too short: use at least 16 random characters "
-                 "(e.g. openssl rand -hex 16)");
-        return -1;
-    }
-    for (i = 0; i < hub->history.n; i++) {
-        h = (const hub_history_t *) hub->history.items + i;
-        if (h->rooms == NULL        /* written "" */
-            || !wsh_valid_room_pattern(h->rooms, strlen(h->rooms)))
-        {
-            snprintf(where, sizeof(where), "history[%zu].rooms", i);
-            *field = where;
-            snprintf(err, len, "\"%s\" is not a room name or a prefix "
-                     "ending in * (e.g. \"chat:*\")",
-                     h->rooms ? h->rooms : "");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static const wsh_conf_section_t hub_section = {
-    "hub", sizeof(hub_conf_t), hub_fields, hub_conf_check, NULL
-};
-
-/* A room keeps history when a hub.history rule matches its name (its
- * topic's, without the realm: rules hold in every realm). */
-static int
-hub_room_history(const void *conf, const char *room, size_t len,
-    size_t *size, uint64_t *ttl_ms)
-{
-    const hub_conf_t *hub = conf;
-    const hub_history_t *h;
-    size_t i;
-
-    room = hub_topic_name(room, &len);
-    for (i = 0; hub != NULL && i < hub->history.n; i++) {
-        h = (const hub_history_t *) hub->history.items + i;
-        if (wsh_room_matches(h->rooms, strlen(h->rooms), room, len)) {
-            *size = h->size;
-            *ttl_ms = h->ttl;
-            return 1;
-        }
-    }
-    return 0;
 }
 
 static const wsh_default_endpoint_t hub_default = { "/ws", NULL, 0 };

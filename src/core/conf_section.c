@@ -91,6 +91,18 @@ conf_schema_fields(const wsh_conf_field_t *fields)
             }
             out[i] = seq;
             out[i].count_offset += (uint32_t) (i * sizeof(conf_raw_slot_t));
+        } else if (f->type == WSH_CONF_MAP) {
+            /* The mapping's raw slots hang off this slot's list. */
+            memset(&out[i], 0, sizeof(out[i]));
+            out[i].data_offset = (uint32_t) offsetof(conf_raw_slot_t, list);
+            out[i].value.type = CYAML_MAPPING;
+            out[i].value.flags = CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL;
+            out[i].value.data_size = (uint32_t) (conf_nfields(f->sub)
+                                                 * sizeof(conf_raw_slot_t));
+            out[i].value.mapping.fields = conf_schema_fields(f->sub);
+            if (out[i].value.mapping.fields == NULL) {
+                return NULL;
+            }
         } else {
             out[i] = scalar;
         }
@@ -368,6 +380,13 @@ conf_field_set(wsh_conf_ctx_t *ctx, const char *path,
     case WSH_CONF_TABLE:
         conf_table(ctx, path, f, raw, out);
         break;
+    case WSH_CONF_MAP:
+        if (raw != NULL && raw->list != NULL) {
+            conf_fields_set(ctx, path, f->sub,
+                            (const conf_raw_slot_t *) (const void *) raw->list,
+                            out);
+        }
+        break;
     default:                    /* ALIAS: moved to its key already */
         break;
     }
@@ -406,6 +425,9 @@ conf_fields_free(const wsh_conf_field_t *fields, void *base)
                 free(l->items[i]);
             }
             free(l->items);
+            break;
+        case WSH_CONF_MAP:
+            conf_fields_free(f->sub, (char *) base + f->offset);
             break;
         case WSH_CONF_TABLE:
             t = (wsh_conf_table_t *) ((char *) base + f->offset);

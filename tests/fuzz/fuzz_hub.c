@@ -59,6 +59,14 @@ typedef struct {
 
 static hub_conf_t fuzz_conf;            /* the hub: section */
 
+/* hub.rooms: one rule of each kind, for rooms the scripts can name. */
+static hub_room_rule_t fuzz_rules[] = {
+    { (char *) "big:*", HUB_PRESENCE_FULL, 2, 1, 0, 1, { 0, 0 } },
+    { (char *) "full:*", HUB_PRESENCE_FULL, 1000, 1, 2, 1, { 0, 0 } },
+    { (char *) "news", HUB_PRESENCE_COUNT, 1000, 0, 0, 0, { 10, 1000 } },
+    { (char *) "quiet:*", HUB_PRESENCE_OFF, 1000, 1, 0, 1, { 0, 0 } },
+};
+
 static wsh_conn_t fuzz_conns[FUZZ_CONNS];
 static fuzz_member_t fuzz_members[FUZZ_TOPICS];
 static wsh_conn_t *fuzz_http_conn;     /* the API request's connection */
@@ -385,6 +393,14 @@ fuzz_ack(wsh_conn_t *c, unsigned how)
     return 1;
 }
 
+void
+wsh_module_log(int level, const wsh_conn_t *c, const char *fmt, ...)
+{
+    (void) level;
+    (void) c;
+    (void) fmt;
+}
+
 const void *
 wsh_module_conf(const wsh_module_t *m)
 {
@@ -587,6 +603,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_conf.announce_connections = size & 1;
     fuzz_conf.api_key = (char *) "fuzz-key";
     fuzz_conf.api_max_body = 1 << 20;
+    fuzz_conf.rooms.items = fuzz_rules;
+    fuzz_conf.rooms.n = size & 4 ? sizeof(fuzz_rules) / sizeof(fuzz_rules[0])
+                                 : 0;
     memset(fuzz_members, 0, sizeof(fuzz_members));
     memset(fuzz_tickets, 0, sizeof(fuzz_tickets));
     for (i = 0; i < FUZZ_CONNS; i++) {
