@@ -1,20 +1,18 @@
 /* conn_http.c -- a connection's HTTP side: requests, bodies, answers.
  *
  * Before the upgrade a connection is an HTTP/1.1 one: the request head
- * goes to the parser (net/http.c), then through the admission checks;
- * a plain request to a module with an http hook gets its body read (up
- * to the endpoint's limit, with Expect: 100-continue) and is answered
- * by the module, at once or later (within handshake_timeout, else 504),
- * and requests pipelined meanwhile wait their turn. Every answer, the
- * core's and the modules', is written by conn_http_respond().
+ * goes to the parser (net/http.c), then through the admission checks
+ * (conn_admit.c); a plain request to a module with an http hook gets its
+ * body read (up to the endpoint's limit, with Expect: 100-continue) and
+ * is answered by the module, at once or later (within handshake_timeout,
+ * else 504), and requests pipelined meanwhile wait their turn. Every
+ * answer, the core's and the modules', is written by conn_http_respond().
  */
 #include "net/conn.h"
 #include "net/conn_int.h"
 #include "core/log.h"
 #include "core/stats.h"
-#include "net/limit.h"
 #include "process/worker.h"
-#include "ws/handshake.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,8 +144,8 @@ conn_count_http_error(const wsh_conn_t *c, int status)
 /* Errors the core answers itself: a short text body saying why. */
 /* An error answer with EXTRA header lines: a short text body saying
  * why. Not logged here: the callers decide how often. */
-static void
-conn_http_answer(wsh_conn_t *c, int status, const char *extra,
+void
+wsh_conn_http_answer(wsh_conn_t *c, int status, const char *extra,
     const char *why)
 {
     char body[256];
@@ -185,37 +183,7 @@ wsh_conn_http_error(wsh_conn_t *c, int status, const char *why)
         extra = "Retry-After: 1\r\n";
         break;
     }
-    conn_http_answer(c, status, extra, why);
-}
-
-/* The shared limits (net/limit.c), checked last before the 101: a
- * refusal is 429 (per-IP) or 503 (total) with Retry-After, logged with
- * the address at most once a second. Returns true when admitted. */
-static bool
-conn_limits_admit(wsh_conn_t *c)
-{
-    const char *why;
-    char extra[40];
-    unsigned retry = 1, skipped;
-    int entry, status;
-
-    status = wsh_limit_admit(&c->peer.sa, &wsh_worker.conf->limits, &entry,
-                             &retry, &why);
-    if (status == WSH_OK) {
-        c->limited = 1;
-        c->limit_entry = (int16_t) entry;
-        if (why != NULL && wsh_limit_log_ok(&skipped)) {
-            wsh_conn_log(WSH_LOG_WARN, c, "%s: admitted untracked", why);
-        }
-        return true;
-    }
-    if (wsh_limit_log_ok(&skipped)) {
-        wsh_conn_log(WSH_LOG_INFO, c, "refused: %s (%u refusals before "
-                     "this one not logged)", why, skipped);
-    }
-    snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", retry);
-    conn_http_answer(c, status, extra, why);
-    return false;
+    wsh_conn_http_answer(c, status, extra, why);
 }
 
 int
@@ -290,106 +258,29 @@ conn_http_body(wsh_conn_t *c, size_t max)
     return true;
 }
 
-/* A complete request head is in c->req. */
-static void
-conn_http_request(wsh_conn_t *c)
+/* A plain HTTP request for the endpoint's module (the admission checks
+ * sent it here): its http_head hook may refuse it or change the body
+ * limit, then the body, if any, is read and the http hook called. */
+void
+wsh_conn_http_serve(wsh_conn_t *c)
 {
     wsh_request_t *r = c->req;
-    const wsh_http_header_t *h;
-    const wsh_module_t *m;
-    char accept[WSH_WS_ACCEPT_LEN + 1];
-    const char *why;
+    const wsh_module_t *m = c->endpoint->module;
     size_t max;
-    int status;
 
-    c->endpoint = wsh_conf_endpoint(wsh_worker.conf, r->target, r->path_len);
-    if (c->endpoint == NULL) {
-        wsh_conn_http_error(c, 404, "no endpoint at this path");
-        return;
-    }
-    if (c->endpoint->listeners != 0
-        && !(c->endpoint->listeners & ((uint64_t) 1 << c->listener)))
-    {
-        /* Served on other listeners only (a metrics port, say): here it
-         * does not exist. */
-        wsh_conn_http_error(c, 404, "no endpoint at this path");
-        return;
-    }
-    if (!wsh_conf_allowed(c->endpoint, &c->peer.sa)) {
-        wsh_conn_log(WSH_LOG_WARN, c, "address not in the allow list of %s",
-                     c->endpoint->path);
-        wsh_conn_http_error(c, 403, "your address may not use this endpoint");
-        return;
-    }
-    m = c->endpoint->module;
-    if (!wsh_http_header_has_token(r, "Upgrade", "websocket")
-        && m->http != NULL)
-    {
-        max = c->endpoint->max_message_size;
-        if (m->http_head != NULL) {
-            c->status = 0;
-            if (m->http_head(c, r, &max) != 0) {
-                if (c->status == 0) {
-                    wsh_conn_http_error(c, 500, "refused without an answer");
-                }
-                return;
+    max = c->endpoint->max_message_size;
+    if (m->http_head != NULL) {
+        c->status = 0;
+        if (m->http_head(c, r, &max) != 0) {
+            if (c->status == 0) {
+                wsh_conn_http_error(c, 500, "refused without an answer");
             }
-        }
-        if (!r->has_body || !conn_http_body(c, max)) {
-            conn_http_module(c);
-        }
-        return;
-    }
-    status = wsh_handshake_check(r, accept, &why);
-    if (status != WSH_OK) {
-        wsh_conn_http_error(c, status, why);
-        return;
-    }
-    h = wsh_http_header(r, "Origin");
-    if (h != NULL
-        && !wsh_conf_origin_allowed(wsh_worker.conf, h->value, h->value_len))
-    {
-        /* Cross-site WebSocket hijacking: a browser on another site
-         * would carry the user's cookies here. */
-        wsh_conn_log(WSH_LOG_WARN, c, "origin \"%.*s\" not in allowed_origins",
-                     (int) (h->value_len > 200 ? 200 : h->value_len), h->value);
-        wsh_conn_http_error(c, 403, "origin not allowed");
-        return;
-    }
-    if (wsh_worker.draining && wsh_worker.drain_code != WSH_CLOSE_RESTART) {
-        wsh_conn_http_error(c, 503, "the server is shutting down");
-        return;
-    }
-    if (wsh_worker.nwebsockets >= wsh_worker.conf->max_connections) {
-        wsh_conn_log(WSH_LOG_WARN, c, "max_connections (%u) reached",
-                     wsh_worker.conf->max_connections);
-        wsh_conn_http_error(c, 503, "too many connections");
-        return;
-    }
-    /* An earlier request on this keep-alive connection proves nothing
-     * for this one. */
-    free(c->identity);
-    c->identity = NULL;
-    if (c->endpoint->auth != NULL) {
-        /* Authentication first, so the endpoint's module sees only
-         * verified clients (wsh_conn_user()). */
-        status = c->endpoint->auth->handshake(c, r);
-        if (status != 0) {
-            wsh_conn_http_error(c, status, "authentication failed");
             return;
         }
     }
-    if (m->handshake != NULL) {
-        status = m->handshake(c, r);
-        if (status != 0) {
-            wsh_conn_http_error(c, status, "refused by the endpoint");
-            return;
-        }
+    if (!r->has_body || !conn_http_body(c, max)) {
+        conn_http_module(c);
     }
-    if (!conn_limits_admit(c)) {
-        return;
-    }
-    wsh_conn_upgrade(c, accept);
 }
 
 /* Answered and kept alive: get ready for the next request. */
@@ -449,7 +340,7 @@ wsh_conn_http_input(wsh_conn_t *c, const u_char *p, size_t len)
                                    : "malformed request");
         return len;
     }
-    conn_http_request(c);
+    wsh_conn_admit(c);
     if (c->req == NULL || c->req->body_want == 0) {
         conn_http_next(c);
     }

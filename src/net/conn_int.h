@@ -2,9 +2,10 @@
  *
  * A connection is one struct (net/conn.h) served by conn.c (accept,
  * close, free, the io callbacks), conn_timer.c (deadlines), conn_http.c
- * (requests and answers) and conn_ws.c (the WebSocket session). Their
- * calls to each other are declared here; the two helpers on the paths
- * that write are static inline, so the split costs no call there.
+ * (requests and answers), conn_admit.c (the checks before an upgrade)
+ * and conn_ws.c (the WebSocket session). Their calls to each other are
+ * declared here; the two helpers on the paths that write are static
+ * inline, so the split costs no call there.
  */
 #ifndef WSH_CONN_INT_H
 #define WSH_CONN_INT_H
@@ -73,6 +74,20 @@ size_t wsh_conn_http_input(wsh_conn_t *c, const u_char *p, size_t len);
 
 /* Answer C's request with STATUS and a text body saying WHY, logged. */
 void wsh_conn_http_error(wsh_conn_t *c, int status, const char *why);
+
+/* The same with EXTRA header lines, not logged (the caller decides how
+ * often). */
+void wsh_conn_http_answer(wsh_conn_t *c, int status, const char *extra,
+    const char *why);
+
+/* Hand a plain HTTP request to the endpoint's module: its body first. */
+void wsh_conn_http_serve(wsh_conn_t *c);
+
+/* conn_admit.c */
+
+/* C's request head is complete: the admission checks, in order, then
+ * the upgrade, unless one of them answered. */
+void wsh_conn_admit(wsh_conn_t *c);
 
 /* conn_ws.c */
 
