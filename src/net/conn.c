@@ -33,8 +33,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* "ip:port" of the peer in a static buffer, valid until the next call. */
-/* "ip:port" or "[ip6]:port" of SA, in a static buffer. */
+/* "ip:port" or "[ip6]:port" of SA, in a static buffer valid until the
+ * next call. */
 static const char *
 conn_addr_text(const struct sockaddr *sa)
 {

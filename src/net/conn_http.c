@@ -141,7 +141,6 @@ conn_count_http_error(const wsh_conn_t *c, int status)
     }
 }
 
-/* Errors the core answers itself: a short text body saying why. */
 /* An error answer with EXTRA header lines: a short text body saying
  * why. Not logged here: the callers decide how often. */
 void

@@ -27,7 +27,6 @@ static bool
 conn_worker_output_full(size_t queued)
 {
     size_t cap = wsh_worker.conf->limits.worker_send_buffer;
-
     size_t backlog = wsh_io_backlog();
 
     return cap != 0 && backlog > cap && queued > 0
@@ -36,7 +35,7 @@ conn_worker_output_full(size_t queued)
 
 /* May one more frame be queued on C? Not when its output is over
  * send_buffer: a client that does not read must not make the server
- * grow. Then, by hub.slow_consumer, the frame is dropped (and counted)
+ * grow. Then, by slow_consumer, the frame is dropped (and counted)
  * or the client is closed with 1008. */
 static bool
 conn_output_allowed(wsh_conn_t *c)
