@@ -653,14 +653,14 @@ class BehaviourStatementsTest(unittest.TestCase):
 
     def test_publish_api_without_post(self):
         # modules/hub/api.c answers other methods than POST with 405 and
-        # Allow: POST; a hub (WebSocket) endpoint takes no POST: conn.c
-        # answers 426, the publish API is module hub_api.
+        # Allow: POST; a hub (WebSocket) endpoint takes no POST:
+        # conn_http.c answers 426, the publish API is module hub_api.
         api = src_text("modules", "hub", "api.c")
         self.assertRegex(api, r'(?s)memcmp\(p, "POST", 4\) != 0\)\s*'
                          r'\{\s*hub_http_reply_with\(c, 405, "Allow: POST')
         self.assertNotIn(".http =", src_text("modules", "hub", "hub.c"))
         self.assertIn("conn_http_error(c, 426",
-                      src_text("src", "net", "conn.c"))
+                      src_text("src", "net", "conn_http.c"))
         text = html_sections("wshub-protocol.7")["PUBLISHING FROM A BACKEND"]
         self.assertFalse("every request" in text, "wshub-protocol(7): "
                          "without hub.api_key only a POST gets 404")
