@@ -17,18 +17,27 @@
 
 typedef wsh_conf_ctx_t conf_ctx_t;
 
+/* The whole number TEXT starts with into *V, and *END after it: the
+ * unit, if any, follows. WSH_ERROR when there is no number or it does
+ * not fit. */
+static int
+conf_leading_number(const char *text, unsigned long long *v, char **end)
+{
+    if (text == NULL || !isdigit((unsigned char) *text)) {
+        return WSH_ERROR;
+    }
+    errno = 0;
+    *v = strtoull(text, end, 10);
+    return errno == 0 ? WSH_OK : WSH_ERROR;
+}
+
 int
 wsh_conf_parse_size(const char *text, size_t *out)
 {
     unsigned long long v, mult = 1;
     char *end;
 
-    if (text == NULL || !isdigit((unsigned char) *text)) {
-        return WSH_ERROR;
-    }
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno != 0) {
+    if (conf_leading_number(text, &v, &end) != WSH_OK) {
         return WSH_ERROR;
     }
     switch (*end) {
@@ -51,12 +60,7 @@ wsh_conf_parse_msec(const char *text, wsh_msec_t *out)
     unsigned long long v, mult;
     char *end;
 
-    if (text == NULL || !isdigit((unsigned char) *text)) {
-        return WSH_ERROR;
-    }
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno != 0) {
+    if (conf_leading_number(text, &v, &end) != WSH_OK) {
         return WSH_ERROR;
     }
     if (strcmp(end, "ms") == 0) {

@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wshub_harness import (Server, arun, connect, http,  # noqa: E402
-                           recv_json)
+                           quiet, recv_json)
 from test_auth import config_test  # noqa: E402
 
 API_KEY = "rooms-test-key-0123456789"
@@ -36,13 +36,6 @@ RULES = """hub:
 """ % API_KEY
 
 
-async def quiet(ws, secs=0.4):
-    got = []
-    try:
-        while True:
-            got.append(await recv_json(ws, secs))
-    except asyncio.TimeoutError:
-        return got
 
 
 async def join(ws, room):
@@ -114,12 +107,12 @@ class RoomRulesTest(unittest.TestCase):
             await join(ws[0], "quiet:a")
             self.assertEqual(len((await join(ws[1], "quiet:a"))["members"]),
                              2)
-            self.assertEqual(await quiet(ws[0]), [])
+            self.assertEqual(await quiet(ws[0], 0.4), [])
             await join(ws[0], "hidden:a")
             hidden = await join(ws[1], "hidden:a")
             self.assertNotIn("members", hidden)
             self.assertNotIn("member_count", hidden)
-            self.assertEqual(await quiet(ws[0]), [])
+            self.assertEqual(await quiet(ws[0], 0.4), [])
             # Messages still flow.
             await ws[1].send(json.dumps({"type": "room_message",
                                          "room": "hidden:a", "text": "x"}))
@@ -140,13 +133,13 @@ class RoomRulesTest(unittest.TestCase):
             self.assertEqual(err["error"], "Not in room")
             # The refused joiner was in the room for a moment: members
             # saw it come and go (documented).
-            seen = [m["type"] for m in await quiet(ws[1])]
+            seen = [m["type"] for m in await quiet(ws[1], 0.4)]
             self.assertEqual(seen, ["user_joined_room", "user_left_room"])
             # Once one leaves, there is room again.
             await ws[1].send(json.dumps({"type": "leave_room",
                                          "room": "full:a"}))
             self.assertEqual((await recv_json(ws[1]))["type"], "room_left")
-            await quiet(ws[2])
+            await quiet(ws[2], 0.4)
             self.assertEqual((await join(ws[2], "full:a"))["type"],
                              "room_joined")
         self.run_with(3, body)

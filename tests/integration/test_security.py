@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wshub_harness import (Server, arun, connect, http,  # noqa: E402
-                           recv_json, upgrade_request)
+                           quiet, recv_json, upgrade_request)
 from test_auth import SECRET, config_test, future, hs_token  # noqa: E402
 
 API_KEY = "security-test-key-0123456789"
@@ -37,14 +37,6 @@ def token(sub, rooms):
     return hs_token({"sub": sub, "rooms": rooms, "exp": future()})
 
 
-async def quiet(ws, secs=0.5):
-    """Messages WS receives within SECS (none expected)."""
-    got = []
-    try:
-        while True:
-            got.append(await recv_json(ws, secs))
-    except asyncio.TimeoutError:
-        return got
 
 
 def rss_kib(pid):

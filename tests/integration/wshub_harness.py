@@ -516,6 +516,18 @@ async def recv_json(ws, timeout=10):
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
+async def quiet(ws, seconds=0.5):
+    """The messages WS receives within SECONDS (for tests that expect
+    none, or a known few)."""
+    import asyncio
+    got = []
+    try:
+        while True:
+            got.append(await recv_json(ws, seconds))
+    except asyncio.TimeoutError:
+        return got
+
+
 async def recv_type(ws, type_, timeout=10):
     """The next message of type TYPE_, skipping any others."""
     while True:

@@ -623,12 +623,15 @@ jwt_conf(const wsh_conf_t *cf)
     return wsh_conf_section(cf, wsh_module_find("auth_jwt"));
 }
 
+/* An auth_jwt section with the least it needs. */
+static const char conf_jwt[] =
+    "auth_jwt:\n"
+    "  algorithm: HS256\n"
+    "  secret: 0123456789abcdef0123456789abcdef\n";
+
 START_TEST(test_auth_jwt_require_exp)
 {
-    static const char base[] =
-        "auth_jwt:\n"
-        "  algorithm: HS256\n"
-        "  secret: 0123456789abcdef0123456789abcdef\n";
+    const char *base = conf_jwt;
     char text[256];
     wsh_conf_t *cf;
     loaded_t ld;
@@ -765,10 +768,7 @@ START_TEST(test_bool_words_of_string_keys)
 {
     static const char *const off[] = { "off", "false", "no" };
     static const char *const on[] = { "on", "true", "yes" };
-    static const char jwt[] =
-        "auth_jwt:\n"
-        "  algorithm: HS256\n"
-        "  secret: 0123456789abcdef0123456789abcdef\n";
+    const char *jwt = conf_jwt;
     char text[256];
     wsh_conf_t *cf;
     loaded_t ld;
