@@ -12,7 +12,6 @@ written as the attacker would try it against a real wshubd:
 - 300 half-sent requests from one address (slowloris) leave other
   addresses served, and the refusals are counted in /metrics.
 """
-import asyncio
 import json
 import os
 import socket
