@@ -5,8 +5,9 @@
  * loop per thread, the connections' callbacks, pacing, publishing);
  * bench_hist.c the latency histograms; bench_tmpl.c the message
  * templates; bench_report.c the totals, the progress line and the final
- * report. The names here are the program's own (bench_), none is
- * exported from libwshub.
+ * report; bench_proc.c the processes of --processes and the shared
+ * memory they report through. The names here are the program's own
+ * (bench_), none is exported from libwshub.
  */
 #ifndef WSH_BENCH_H
 #define WSH_BENCH_H
@@ -28,7 +29,9 @@
 #define BENCH_BURST         1000        /* messages per publisher tick */
 #define BENCH_PENDING_MAX   (4u << 20)  /* output a publisher may queue */
 #define BENCH_JOIN_SEC      30          /* subscriptions must be acked */
+#define BENCH_PROCS_MAX     64          /* --processes */
 #define BENCH_CLOSE_SEC     8           /* closing handshakes, then quit */
+#define BENCH_EXIT_SEC      3           /* then children are killed */
 
 enum { MODE_ECHO = 0, MODE_FANOUT, MODE_CONNECT };
 
@@ -40,7 +43,10 @@ enum {
     PH_EXIT             /* give up on the rest */
 };
 
-enum { ROLE_ECHO = 0, ROLE_SUB, ROLE_PUB, ROLE_CONN };
+/* A member (--members) joins the fanout room like a subscriber but only
+ * counts the messages it gets: no latency, no order, no array per
+ * publisher, so that rooms of 100,000 cost little. */
+enum { ROLE_ECHO = 0, ROLE_SUB, ROLE_PUB, ROLE_CONN, ROLE_MEMBER };
 
 enum {
     CS_IDLE = 0,        /* not started */
@@ -130,11 +136,13 @@ typedef struct {
     uint8_t             state;
     uint64_t            t_start;    /* connect started (ns) */
     uint64_t            t_sent;     /* echo: in flight since (ns), 0 none */
-    uint64_t            count;      /* echo: round trips; pub: sent */
+    uint64_t            count;      /* echo: round trips; pub: sent;
+                                       member: deliveries */
     uint64_t            budget;     /* messages to send */
     uint64_t            t_run;      /* pub: pacing origin (ns) */
     uint32_t           *next_seq;   /* sub: expected seq per publisher */
-    bool                measured;   /* sub: ready when the run started */
+    bool                measured;   /* sub, member: ready when the run
+                                       started */
 } bench_conn_t;
 
 typedef struct {
@@ -176,6 +184,11 @@ struct bench_thread_s {
     bench_ctr_t         active;     /* echo conns / publishers at work */
     bench_ctr_t         run_seen;   /* has entered PH_RUN */
     bench_ctr_t         subs;       /* subscribers measured */
+    bench_ctr_t         members;    /* members measured */
+    bench_ctr_t         mreceived;  /* members' deliveries */
+    bench_ctr_t         mshort;     /* measured members that missed
+                                       messages, counted at PH_CLOSE */
+    bench_ctr_t         last_ready; /* ns */
     bench_ctr_t         last_open;  /* ns */
     bench_ctr_t         last_recv;  /* ns */
     bench_ctr_t         exited;
@@ -184,7 +197,7 @@ struct bench_thread_s {
     bench_ctr_t        *low;        /* rate 0: per publisher, the least
                                        next sequence number of subs */
 
-    /* Read after the thread is joined. */
+    /* Read after the thread has exited. */
     bench_cause_t       causes[BENCH_CAUSES];
     size_t              ncauses;
 };
@@ -204,7 +217,9 @@ typedef struct {
     double              rate;
     double              connect_rate;
     double              hold;
-    int                 threads;
+    int                 threads;    /* per process */
+    int                 procs;      /* --processes */
+    size_t              members;
     const char         *room;
     const char         *sub_text;
     const char         *sub_ack;
@@ -212,6 +227,7 @@ typedef struct {
     bench_tmpl_t        sub;
     bench_tmpl_t        pub;
     double              settle;
+    double              join_timeout;
     double              drain;
     uint64_t            window;
     double              max_loss;
@@ -224,16 +240,22 @@ typedef struct {
 } bench_opt_t;
 
 /* The phase and the time origin, set by the main thread, read by every
- * load thread. */
+ * load thread. Like bench_threads and the publishers' low marks it lives
+ * in shared memory, so that with --processes the parent drives the
+ * threads of every child and reads their counters as it does its own. */
 typedef struct {
     _Atomic int         phase;
     _Atomic uint64_t    t0;         /* pacing origin, then run start (ns) */
+    _Atomic uint64_t    published;  /* set before PH_CLOSE: what every
+                                       member should have received */
 } bench_run_t;
 
 extern bench_opt_t          bench_opt;
 extern bench_run_t         *bench_run;
-extern bench_thread_t      *bench_threads;
+extern bench_thread_t      *bench_threads;  /* of every process */
+extern size_t               bench_nthreads; /* threads x procs */
 extern size_t               bench_total_conns;
+extern const char *const    bench_phase_names[];
 
 static inline uint64_t
 now_ns(void)
@@ -253,13 +275,16 @@ bench_phase(void)
 typedef struct {
     uint64_t            started, opened, failed, dropped, ready;
     uint64_t            sent, received, reordered, active, run_seen, subs;
-    uint64_t            last_open, last_recv, exited;
+    uint64_t            members, mreceived, mshort;
+    uint64_t            last_open, last_recv, last_ready, exited;
 } bench_totals_t;
 
 typedef struct {
     uint64_t            t_start, t_run, t_run_end, t_end;
     struct rusage       ru_start, ru_run, ru_end;
     bool                join_timeout;
+    bool                proc_failed;    /* a child process failed */
+    uint64_t            t_joined;   /* every connection joined, or 0 */
     bench_totals_t      run0;       /* totals when the run started */
 } bench_times_t;
 
@@ -281,6 +306,15 @@ size_t bench_tmpl_expand(const bench_tmpl_t *t, u_char *out, bool marked,
 
 /* bench_thread.c */
 void *bench_thread_main(void *arg);
+
+/* bench_proc.c */
+void *bench_shm_alloc(size_t size);
+void bench_proc_start(void);
+int bench_proc_wait(int ms);
+void bench_proc_kill(void);
+void bench_proc_reap(void);
+void bench_proc_errors(json_t *errors);
+bool bench_proc_cpu(bool connect, double *user, double *sys);
 
 /* bench_report.c */
 void bench_totals(bench_totals_t *s);

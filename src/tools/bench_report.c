@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *phase_names[] = {
+const char *const bench_phase_names[] = {
     "connect", "run", "drain", "close", "exit"
 };
 
@@ -21,10 +21,10 @@ void
 bench_totals(bench_totals_t *s)
 {
     bench_thread_t *t;
-    int i;
+    size_t i;
 
     memset(s, 0, sizeof(*s));
-    for (i = 0; i < bench_opt.threads; i++) {
+    for (i = 0; i < bench_nthreads; i++) {
         t = &bench_threads[i];
         s->started += ctr_get(&t->started);
         s->opened += ctr_get(&t->opened);
@@ -37,6 +37,9 @@ bench_totals(bench_totals_t *s)
         s->active += ctr_get(&t->active);
         s->run_seen += ctr_get(&t->run_seen);
         s->subs += ctr_get(&t->subs);
+        s->members += ctr_get(&t->members);
+        s->mreceived += ctr_get(&t->mreceived);
+        s->mshort += ctr_get(&t->mshort);
         s->exited += ctr_get(&t->exited);
         if (ctr_get(&t->last_open) > s->last_open) {
             s->last_open = ctr_get(&t->last_open);
@@ -44,16 +47,19 @@ bench_totals(bench_totals_t *s)
         if (ctr_get(&t->last_recv) > s->last_recv) {
             s->last_recv = ctr_get(&t->last_recv);
         }
+        if (ctr_get(&t->last_ready) > s->last_ready) {
+            s->last_ready = ctr_get(&t->last_ready);
+        }
     }
 }
 
 void
 bench_merge_hist(bench_hsum_t *s, bool handshake)
 {
-    int i;
+    size_t i;
 
     memset(s, 0, sizeof(*s));
-    for (i = 0; i < bench_opt.threads; i++) {
+    for (i = 0; i < bench_nthreads; i++) {
         bench_hist_merge(s, handshake ? &bench_threads[i].hs
                                       : &bench_threads[i].lat);
     }
@@ -81,7 +87,7 @@ bench_progress(double el, const bench_totals_t *s,
 {
     bench_hsum_t *h;
     const char *ph;
-    char p99[32];
+    char p99[32], memb[48] = "";
     double rs = (double) (s->sent - prev->sent) / dt;
     double rr = (double) (s->received - prev->received) / dt;
 
@@ -99,7 +105,7 @@ bench_progress(double el, const bench_totals_t *s,
         fmt_ns(p99, sizeof(p99), bench_hsum_percentile(h, 99));
     }
     free(h);
-    ph = phase_names[bench_phase()];
+    ph = bench_phase_names[bench_phase()];
     if (bench_opt.mode == MODE_CONNECT && bench_phase() == PH_RUN) {
         ph = "hold";
     }
@@ -113,12 +119,17 @@ bench_progress(double el, const bench_totals_t *s,
                 (unsigned long long) (s->failed + s->dropped), rr, p99);
         break;
     case MODE_FANOUT:
+        if (bench_opt.members > 0) {
+            snprintf(memb, sizeof(memb), "  members %.0f/s",
+                     (double) (s->mreceived - prev->mreceived) / dt);
+        }
         fprintf(stderr, "[%5.1fs] %-7s conns %llu/%zu ready %llu fail %llu  "
-                "pub %.0f/s  deliv %.0f/s  p99 %s\n", el, ph,
+                "pub %.0f/s  deliv %.0f/s%s  p99 %s\n", el, ph,
                 (unsigned long long) (s->opened - s->dropped),
                 bench_total_conns,
                 (unsigned long long) s->ready,
-                (unsigned long long) (s->failed + s->dropped), rs, rr, p99);
+                (unsigned long long) (s->failed + s->dropped), rs, rr, memb,
+                p99);
         break;
     default:
         fprintf(stderr, "[%5.1fs] %-7s open %llu/%zu fail %llu  "
@@ -185,6 +196,114 @@ run_error(json_t *errors, const char *fmt, ...)
     json_array_append_new(errors, json_string(buf));
 }
 
+/* Percentage of EXPECTED that did not arrive (GOT may exceed it). */
+static double
+loss_percent(uint64_t expected, uint64_t got)
+{
+    if (expected == 0) {
+        return 0;
+    }
+    return (double) (expected - (got < expected ? got : expected)) * 100.0
+           / (double) expected;
+}
+
+/* "2 threads", or with --processes "3 processes x 2 threads". */
+static const char *
+threads_text(char *buf, size_t len)
+{
+    const char *s = bench_opt.threads > 1 ? "s" : "";
+
+    if (bench_opt.procs > 1) {
+        snprintf(buf, len, "%d processes x %d thread%s", bench_opt.procs,
+                 bench_opt.threads, s);
+    } else {
+        snprintf(buf, len, "%d thread%s", bench_opt.threads, s);
+    }
+    return buf;
+}
+
+/* Seconds from the start until the last connection had joined, or -1
+ * when some never did. */
+static double
+joined_s(const bench_times_t *tm)
+{
+    if (tm->t_joined == 0 || tm->t_joined < tm->t_start) {
+        return -1;
+    }
+    return (double) (tm->t_joined - tm->t_start) / 1e9;
+}
+
+/* The silent members' verdict: a loss over --max-loss, or at the default
+ * --max-loss 0 any member that missed a message, fails the run. */
+static void
+members_check(const bench_totals_t *s, json_t *errors)
+{
+    double loss = loss_percent(s->sent * s->members, s->mreceived);
+
+    if (bench_opt.members == 0) {
+        return;
+    }
+    if (loss > bench_opt.max_loss) {
+        run_error(errors, "members: loss %.3f%% over --max-loss %g%%", loss,
+                  bench_opt.max_loss);
+    } else if (s->mshort > 0 && bench_opt.max_loss == 0) {
+        run_error(errors, "%llu members missed messages",
+                  (unsigned long long) s->mshort);
+    }
+}
+
+/* Fanout's JSON about joins and members: "joined", "joined_s" (null
+ * when some connection never joined) and, with --members, "members". */
+static void
+members_json(json_t *root, const bench_totals_t *s, const bench_times_t *tm)
+{
+    uint64_t expected = s->sent * s->members;
+    double j = joined_s(tm);
+
+    json_object_set_new(root, "joined", json_integer((json_int_t) s->ready));
+    json_object_set_new(root, "joined_s", j < 0 ? json_null()
+                                                : json_real(j));
+    if (bench_opt.members == 0) {
+        return;
+    }
+    json_object_set_new(root, "members", json_pack(
+        "{s:I, s:I, s:I, s:f, s:I}",
+        "count", (json_int_t) s->members,
+        "expected", (json_int_t) expected,
+        "delivered", (json_int_t) s->mreceived,
+        "loss_percent", loss_percent(expected, s->mreceived),
+        "short", (json_int_t) s->mshort));
+}
+
+/* The same for people, printed with --members or --processes only, so
+ * that the summary of other runs stays as it was. */
+static void
+members_print(const bench_totals_t *s, const bench_times_t *tm)
+{
+    uint64_t expected = s->sent * s->members;
+    double j = joined_s(tm);
+
+    if (bench_opt.members == 0 && bench_opt.procs < 2) {
+        return;
+    }
+    if (j >= 0) {
+        printf("  joined       %llu of %zu in %.2f s\n",
+               (unsigned long long) s->ready, bench_total_conns, j);
+    } else {
+        printf("  joined       %llu of %zu, not all\n",
+               (unsigned long long) s->ready, bench_total_conns);
+    }
+    if (bench_opt.members == 0) {
+        return;
+    }
+    printf("  members      %llu, delivered %llu of %llu expected, "
+           "loss %.3f%%, %llu missed messages\n",
+           (unsigned long long) s->members,
+           (unsigned long long) s->mreceived, (unsigned long long) expected,
+           loss_percent(expected, s->mreceived),
+           (unsigned long long) s->mshort);
+}
+
 /* Print the results (human or --json); returns the exit status. */
 int
 bench_report(const bench_times_t *tm)
@@ -198,7 +317,7 @@ bench_report(const bench_times_t *tm)
     double deliver_s;
     uint64_t expected = 0, published, received;
     const struct rusage *r0, *r1;
-    char b[4][32];
+    char b[4][32], nth[64], memb[48];
     const char *name;
     int rc;
 
@@ -216,7 +335,7 @@ bench_report(const bench_times_t *tm)
     bench_merge_hist(lat, false);
     bench_merge_hist(hs, true);
 
-    for (i = 0; i < (size_t) bench_opt.threads; i++) {
+    for (i = 0; i < bench_nthreads; i++) {
         for (k = 0; k < bench_threads[i].ncauses; k++) {
             for (j = 0; j < nall; j++) {
                 if (strcmp(all[j].cause, bench_threads[i].causes[k].cause)
@@ -257,6 +376,10 @@ bench_report(const bench_times_t *tm)
     }
     if (tm->t_run == 0 && bench_opt.mode != MODE_CONNECT) {
         cpu_user = cpu_sys = 0;
+    } else if (bench_proc_cpu(bench_opt.mode == MODE_CONNECT, &cpu_user,
+                              &cpu_sys))
+    {
+        /* the children's, summed */
     } else {
         cpu_user = tv_sec(r1->ru_utime) - tv_sec(r0->ru_utime);
         cpu_sys = tv_sec(r1->ru_stime) - tv_sec(r0->ru_stime);
@@ -271,9 +394,10 @@ bench_report(const bench_times_t *tm)
                   (unsigned long long) s.dropped);
     }
     if (tm->join_timeout) {
-        run_error(errors, "subscriptions not acknowledged within %d s",
-                  BENCH_JOIN_SEC);
+        run_error(errors, "subscriptions not acknowledged within %g s",
+                  bench_opt.join_timeout);
     }
+    bench_proc_errors(errors);
 
     published = s.sent;
     received = s.received;
@@ -286,11 +410,7 @@ bench_report(const bench_times_t *tm)
         break;
     case MODE_FANOUT:
         expected = published * s.subs;
-        if (expected > 0) {
-            loss = (double) (expected - (received < expected ? received
-                                                             : expected))
-                   * 100.0 / (double) expected;
-        }
+        loss = loss_percent(expected, received);
         rate = run_s > 0 ? (double) published / run_s : 0;
         if (published == 0) {
             run_error(errors, "nothing published");
@@ -299,6 +419,7 @@ bench_report(const bench_times_t *tm)
             run_error(errors, "loss %.3f%% over --max-loss %g%%", loss,
                       bench_opt.max_loss);
         }
+        members_check(&s, errors);
         break;
     default:
         if (s.opened == 0) {
@@ -323,10 +444,12 @@ bench_report(const bench_times_t *tm)
             "user_s", cpu_user, "sys_s", cpu_sys,
             "percent", cpu_wall > 0 ? (cpu_user + cpu_sys) * 100 / cpu_wall
                                     : 0.0,
-            "threads", bench_opt.threads);
-        json_object_set_new(root, "scenario", json_string(bench_opt.mode_name));
+            "threads", (int) bench_nthreads);
+        json_object_set_new(root, "scenario",
+                            json_string(bench_opt.mode_name));
         json_object_set_new(root, "urls", urls);
         json_object_set_new(root, "threads", json_integer(bench_opt.threads));
+        json_object_set_new(root, "processes", json_integer(bench_opt.procs));
         json_object_set_new(root, "size", json_integer(
                                 (json_int_t) bench_opt.size));
         json_object_set_new(root, "connections", conns);
@@ -357,6 +480,7 @@ bench_report(const bench_times_t *tm)
             json_object_update(root, v);
             json_decref(v);
             json_object_set_new(root, "latency_us", hist_json(lat, 1e3));
+            members_json(root, &s, tm);
         } else {
             json_object_set_new(root, "handshakes_per_s", json_real(
                 s.last_open > tm->t_start && s.opened
@@ -376,11 +500,16 @@ bench_report(const bench_times_t *tm)
         return rc;
     }
 
-    printf("wshub-bench %s: %zu %s to %s%s, %zu-byte messages, %d thread%s\n",
+    memb[0] = '\0';
+    if (bench_opt.members > 0) {
+        snprintf(memb, sizeof(memb), " and %zu members", bench_opt.members);
+    }
+    printf("wshub-bench %s: %zu %s%s to %s%s, %zu-byte messages, %s\n",
            bench_opt.mode_name, bench_opt.conns,
            bench_opt.mode == MODE_FANOUT ? "subscribers" : "connections",
-           bench_opt.url_text[0], bench_opt.nurls > 1 ? " (and more URLs)" : "",
-           bench_opt.size, bench_opt.threads, bench_opt.threads > 1 ? "s" : "");
+           memb, bench_opt.url_text[0],
+           bench_opt.nurls > 1 ? " (and more URLs)" : "", bench_opt.size,
+           threads_text(nth, sizeof(nth)));
     printf("  connections  %llu opened, %llu failed, %llu dropped "
            "(of %zu)\n", (unsigned long long) s.opened,
            (unsigned long long) s.failed, (unsigned long long) s.dropped,
@@ -418,6 +547,7 @@ bench_report(const bench_times_t *tm)
                deliver_s > 0 ? (double) received / deliver_s : 0.0, loss,
                (unsigned long long) s.reordered);
         print_hist("latency", lat);
+        members_print(&s, tm);
         break;
     default:
         printf("  handshakes   %.0f/s",
@@ -429,9 +559,9 @@ bench_report(const bench_times_t *tm)
     }
     name = bench_opt.mode == MODE_CONNECT ? "connecting" : "the run";
     printf("  cpu          user %.2f s, sys %.2f s over %s: %.0f%% of one "
-           "core (%d thread%s)\n", cpu_user, cpu_sys, name,
+           "core (%s)\n", cpu_user, cpu_sys, name,
            cpu_wall > 0 ? (cpu_user + cpu_sys) * 100 / cpu_wall : 0.0,
-           bench_opt.threads, bench_opt.threads > 1 ? "s" : "");
+           threads_text(nth, sizeof(nth)));
     if (rc == 0) {
         printf("  result       ok\n");
     } else {

@@ -72,6 +72,7 @@ conn_ready(bench_conn_t *c)
 {
     c->state = CS_READY;
     ctr_add(&c->t->ready, 1);
+    ctr_set(&c->t->last_ready, now_ns());
 }
 
 /* One echo request: the payload alone, or the publish template around
@@ -146,16 +147,15 @@ mark_parse(const u_char *p, const u_char *last, uint64_t v[3])
     return WSH_OK;
 }
 
-static void
-sub_message(bench_conn_t *c, const u_char *data, size_t len)
+/* Find the marker of a published message in DATA and parse what follows
+ * it into V (publisher, sequence number, time). Returns WSH_OK, or
+ * WSH_DECLINED for anything else the server sends (presence, other hub
+ * traffic). */
+static int
+mark_find(bench_thread_t *t, const u_char *data, size_t len, uint64_t v[3])
 {
-    bench_thread_t *t = c->t;
     const u_char *m;
-    uint64_t v[3], now;
 
-    if (!c->measured) {
-        return;
-    }
     /* Every delivery of a run has the same envelope, so the marker is
      * where it was last time; searching for it cost 10% of the
      * generator at 5 M deliveries/s. */
@@ -166,12 +166,36 @@ sub_message(bench_conn_t *c, const u_char *data, size_t len)
     } else {
         m = memmem(data, len, BENCH_MARK, sizeof(BENCH_MARK) - 1);
         if (m == NULL) {
-            return;     /* presence and other hub traffic */
+            return WSH_DECLINED;
         }
         t->mark_at = (size_t) (m - data);
     }
     m += sizeof(BENCH_MARK) - 1;
     if (mark_parse(m, data + len, v) != WSH_OK || v[0] >= bench_opt.pubs) {
+        return WSH_DECLINED;
+    }
+    return WSH_OK;
+}
+
+/* A member counts a delivery, no more. */
+static void
+member_message(bench_conn_t *c, const u_char *data, size_t len)
+{
+    uint64_t v[3];
+
+    if (c->measured && mark_find(c->t, data, len, v) == WSH_OK) {
+        c->count++;
+        ctr_add(&c->t->mreceived, 1);
+    }
+}
+
+static void
+sub_message(bench_conn_t *c, const u_char *data, size_t len)
+{
+    bench_thread_t *t = c->t;
+    uint64_t v[3], now;
+
+    if (!c->measured || mark_find(t, data, len, v) != WSH_OK) {
         return;
     }
     now = t->read_ns;
@@ -229,6 +253,9 @@ bench_message(wsh_client_t *cl, int opcode, const u_char *data, size_t len,
         return;
     case ROLE_SUB:
         sub_message(c, data, len);
+        return;
+    case ROLE_MEMBER:
+        member_message(c, data, len);
         return;
     default:
         return;
@@ -297,7 +324,7 @@ static void
 thread_connect(bench_thread_t *t, uint64_t now)
 {
     size_t target = t->nconns;
-    double rate = bench_opt.connect_rate / bench_opt.threads, el;
+    double rate = bench_opt.connect_rate / (double) bench_nthreads, el;
 
     if (rate > 0) {
         el = (double) (now - atomic_load(&bench_run->t0)) / 1e9;
@@ -360,7 +387,7 @@ thread_publish(bench_thread_t *t, uint64_t now)
             due = (uint64_t) ((double) (now - c->t_run) * rate / 1e9) + 1;
         } else {
             low = UINT64_MAX;
-            for (k = 0; k < (size_t) bench_opt.threads; k++) {
+            for (k = 0; k < bench_nthreads; k++) {
                 v = ctr_get(&bench_threads[k].low[c->pub]);
                 low = v < low ? v : low;
             }
@@ -397,7 +424,7 @@ thread_go(bench_thread_t *t, uint64_t now)
 {
     size_t i;
 
-    for (i = 0; i < (size_t) bench_opt.threads; i++) {
+    for (i = 0; i < bench_nthreads; i++) {
         if (ctr_get(&bench_threads[i].run_seen) == 0) {
             return;
         }
@@ -413,7 +440,7 @@ thread_enter(bench_thread_t *t, int ph, uint64_t now)
 {
     bench_conn_t *c;
     size_t i;
-    uint64_t active = 0, subs = 0;
+    uint64_t active = 0, subs = 0, members = 0, published;
 
     switch (ph) {
     case PH_RUN:
@@ -431,17 +458,32 @@ thread_enter(bench_thread_t *t, int ph, uint64_t now)
                 c->measured = true;
                 t->msubs[t->nmsubs++] = c;
                 subs++;
+            } else if (c->role == ROLE_MEMBER) {
+                c->measured = true;
+                members++;
             }
         }
         if (bench_opt.mode == MODE_FANOUT) {
             thread_low(t);
         }
         ctr_set(&t->subs, subs);
+        ctr_set(&t->members, members);
         ctr_set(&t->active, active);
         ctr_set(&t->run_seen, 1);
         break;
 
     case PH_CLOSE:
+        /* Whether each member got every message, before they go. */
+        published = atomic_load(&bench_run->published);
+        for (i = 0; i < t->nconns; i++) {
+            c = &t->conns[i];
+            if (c->role == ROLE_MEMBER && c->measured
+                && c->count < published)
+            {
+                members++;
+            }
+        }
+        ctr_set(&t->mshort, members);
         for (i = 0; i < t->nconns; i++) {
             c = &t->conns[i];
             if (c->state >= CS_CONNECTING && c->state <= CS_READY) {

@@ -6,6 +6,9 @@
  * the connections open). Connections are split over -j threads, each with
  * its own event_base and a 1 ms tick; the main thread only moves the run
  * through its phases, prints a progress line each second and the summary.
+ * With --processes N the threads run in N child processes, so that a run
+ * may hold more connections than one process may open files; the parent
+ * drives and reports them as it does its own threads (bench_proc.c).
  *
  * Counters and latency histograms belong to one thread each and are
  * written with relaxed atomic loads and stores (one writer, no locked
@@ -38,10 +41,9 @@
 
 bench_opt_t                 bench_opt;
 bench_thread_t             *bench_threads;
+size_t                      bench_nthreads;
 size_t                      bench_total_conns;
-
-static bench_run_t          run;
-bench_run_t                *bench_run = &run;
+bench_run_t                *bench_run;
 
 static volatile sig_atomic_t g_stop;
 
@@ -90,6 +92,14 @@ usage(FILE *fp)
 "      --connect-rate N      new connections per second (0 = no limit)\n"
 "  -H, --hold SEC            connect: keep the connections open (0)\n"
 "  -j, --threads N           threads, connections split among them (1)\n"
+"  -P, --processes N         processes of -j threads each, sharing the\n"
+"                            connections, members and publishers; one\n"
+"                            report (1; over ~19,000 connections a process\n"
+"                            needs more processes)\n"
+"      --members N           fanout: N more connections join the room and\n"
+"                            only count deliveries (0)\n"
+"      --join-timeout SEC    subscriptions must be acknowledged within it\n"
+"                            after the last connection opened (30)\n"
 "      --room NAME           fanout room, {room} in templates (bench)\n"
 "      --subscribe-template STR   sent by each fanout client once open\n"
 "                            (hub: {\"type\":\"join_room\",\"room\":\n"
@@ -123,6 +133,8 @@ usage(FILE *fp)
 "  wshub-bench fanout -c 1000 -p 1 -r 1000 -d 10 ws://127.0.0.1:8080/ws\n"
 "  wshub-bench fanout -c 2000 ws://node1:8080/ws ws://node2:8080/ws\n"
 "  wshub-bench connect -c 10000 -r 2000 -H 60 -j 2 ws://127.0.0.1:8080/ws\n"
+"  wshub-bench fanout -P 6 -c 1000 --members 99000 --connect-rate 5000 \\\n"
+"      -r 10 -d 10 ws://127.0.0.1:8080/ws\n"
 "  wshub-bench fanout -c 100 --subscribe-template "
 "'{\"sub\":\"{room}\"}' \\\n"
 "      --subscribe-ack '' --publish-template "
@@ -148,7 +160,7 @@ arg_num(const char *name, const char *s, double min, double max)
 enum {
     OPT_CONNECT_RATE = 256, OPT_ROOM, OPT_SUB, OPT_ACK, OPT_PUB, OPT_SETTLE,
     OPT_DRAIN, OPT_WINDOW, OPT_MAX_LOSS, OPT_HEADER, OPT_BINARY, OPT_JSON,
-    OPT_DEFLATE
+    OPT_DEFLATE, OPT_MEMBERS, OPT_JOIN_TIMEOUT
 };
 
 /* Append the request header H to bench_opt.headers (HLEN bytes so far). */
@@ -178,6 +190,7 @@ parse_args(int argc, char **argv)
         { "rate", required_argument, NULL, 'r' },
         { "hold", required_argument, NULL, 'H' },
         { "threads", required_argument, NULL, 'j' },
+        { "processes", required_argument, NULL, 'P' },
         { "insecure", no_argument, NULL, 'k' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
@@ -195,6 +208,8 @@ parse_args(int argc, char **argv)
         { "binary", no_argument, NULL, OPT_BINARY },
         { "json", no_argument, NULL, OPT_JSON },
         { "deflate", no_argument, NULL, OPT_DEFLATE },
+        { "members", required_argument, NULL, OPT_MEMBERS },
+        { "join-timeout", required_argument, NULL, OPT_JOIN_TIMEOUT },
         { NULL, 0, NULL, 0 }
     };
     bool conns_set = false, sub_set = false, ack_set = false;
@@ -208,6 +223,8 @@ parse_args(int argc, char **argv)
     bench_opt.size = 64;
     bench_opt.duration = 10;
     bench_opt.threads = 1;
+    bench_opt.procs = 1;
+    bench_opt.join_timeout = BENCH_JOIN_SEC;
     bench_opt.room = "bench";
     bench_opt.settle = 1;
     bench_opt.drain = 5;
@@ -239,7 +256,7 @@ parse_args(int argc, char **argv)
     argc--;
     argv++;
 
-    while ((ch = getopt_long(argc, argv, "c:p:s:d:n:r:H:j:kqhV", longopts,
+    while ((ch = getopt_long(argc, argv, "c:p:s:d:n:r:H:j:P:kqhV", longopts,
                              NULL)) != -1)
     {
         switch (ch) {
@@ -268,6 +285,10 @@ parse_args(int argc, char **argv)
             break;
         case 'j':
             bench_opt.threads = (int) arg_num("-j", optarg, 1, 256);
+            break;
+        case 'P':
+            bench_opt.procs = (int) arg_num("-P", optarg, 1,
+                                            BENCH_PROCS_MAX);
             break;
         case 'k':
             bench_opt.insecure = true;
@@ -321,6 +342,14 @@ parse_args(int argc, char **argv)
             add_header("Sec-WebSocket-Extensions: permessage-deflate; "
                        "client_max_window_bits", &hlen);
             break;
+        case OPT_MEMBERS:
+            bench_opt.members = (size_t) arg_num("--members", optarg, 0,
+                                                 10000000);
+            break;
+        case OPT_JOIN_TIMEOUT:
+            bench_opt.join_timeout = arg_num("--join-timeout", optarg, 0.001,
+                                             1e6);
+            break;
         case OPT_BINARY:
             bench_opt.binary = true;
             break;
@@ -334,6 +363,9 @@ parse_args(int argc, char **argv)
     }
     if (optind >= argc) {
         bench_fatal("no URL given (try -h)");
+    }
+    if (bench_opt.members > 0 && bench_opt.mode != MODE_FANOUT) {
+        bench_fatal("--members is for fanout");
     }
 
     bench_opt.nurls = (size_t) (argc - optind);
@@ -404,54 +436,112 @@ parse_args(int argc, char **argv)
     }
 }
 
+/* Raise the open files limit to the hard limit, as wshubd does, and
+ * refuse a run in which one process would hold MOST connections, more
+ * than its limit allows: each is a file, and a process keeps a few for
+ * itself (event loops, pipes, stdio), hence 5% spare, 19,000 of 20,000.
+ * A limit no one can raise is the reason for --processes. */
+static void
+raise_nofile(size_t most)
+{
+    struct rlimit rl;
+    size_t cap, need;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY) {
+        return;
+    }
+    cap = (size_t) rl.rlim_cur - (size_t) rl.rlim_cur / 20;
+    if (most <= cap) {
+        return;
+    }
+    need = (bench_total_conns + cap - 1) / cap;
+    bench_fatal("%zu connections in one process exceed its open files "
+                "limit (%llu, at most %zu connections a process): use "
+                "--processes %zu or more", most,
+                (unsigned long long) rl.rlim_cur, cap,
+                need > (size_t) bench_opt.procs ? need
+                                                : (size_t) bench_opt.procs + 1);
+}
+
 /* Build the connections and give them to the threads: connection i goes
  * to thread i mod j and URL i mod URLs (publishers counted on their
- * own), so every thread and every URL gets an even share. */
+ * own), so every thread and every URL gets an even share. With
+ * --processes, j counts the threads of every process (process k runs
+ * threads k*j' to k*j'+j'-1), so each process has an even share of the
+ * subscribers, of the members and of the publishers. Connections are
+ * numbered subscribers first, then members, then publishers. The
+ * threads, their publishers' low marks and the phase are in shared
+ * memory (bench_proc.c); the rest is copied into each child by fork. */
 static void
 setup(void)
 {
-    size_t i, k, per[256] = { 0 }, sub = 0, pub = 0, ntot;
+    size_t i, k, *per, sub = 0, pub = 0, ntot, nsubs, most = 0, n;
     bench_thread_t *t;
     bench_conn_t *c;
+    bench_ctr_t *low;
     uint64_t budget = bench_opt.messages ? bench_opt.messages : UINT64_MAX;
     uint64_t share;
     size_t nworkers;
 
-    ntot = bench_opt.conns
-           + (bench_opt.mode == MODE_FANOUT ? bench_opt.pubs : 0);
+    nsubs = bench_opt.conns + bench_opt.members;
+    ntot = nsubs + (bench_opt.mode == MODE_FANOUT ? bench_opt.pubs : 0);
     bench_total_conns = ntot;
-    bench_threads = calloc((size_t) bench_opt.threads, sizeof(bench_thread_t));
-    if (bench_threads == NULL) {
+    bench_nthreads = (size_t) bench_opt.threads * (size_t) bench_opt.procs;
+    bench_run = bench_shm_alloc(sizeof(bench_run_t));
+    bench_threads = bench_shm_alloc(bench_nthreads * sizeof(bench_thread_t));
+    low = bench_shm_alloc(bench_nthreads * bench_opt.pubs
+                          * sizeof(bench_ctr_t));
+    per = calloc(bench_nthreads, sizeof(size_t));
+    if (per == NULL) {
         bench_fatal("out of memory");
     }
     for (i = 0; i < ntot; i++) {
-        per[i % (size_t) bench_opt.threads]++;
+        per[i % bench_nthreads]++;
     }
-    for (k = 0; k < (size_t) bench_opt.threads; k++) {
+    for (k = 0; k < bench_nthreads; k += (size_t) bench_opt.threads) {
+        for (n = 0, i = k; i < k + (size_t) bench_opt.threads; i++) {
+            n += per[i];
+        }
+        most = n > most ? n : most;
+    }
+    raise_nofile(most);
+
+    for (k = 0; k < bench_nthreads; k++) {
         t = &bench_threads[k];
         t->id = (int) k;
         t->conns = calloc(per[k] ? per[k] : 1, sizeof(bench_conn_t));
         t->pubs = calloc(per[k] ? per[k] : 1, sizeof(bench_conn_t *));
         t->msubs = calloc(per[k] ? per[k] : 1, sizeof(bench_conn_t *));
-        t->low = calloc(bench_opt.pubs, sizeof(bench_ctr_t));
+        t->low = low + k * bench_opt.pubs;
         t->msg_cap = 256 + bench_opt.size + bench_opt.pub.max_len
                      + bench_opt.sub.max_len;
         t->msg = malloc(t->msg_cap);
         if (t->conns == NULL || t->pubs == NULL || t->msubs == NULL
-            || t->low == NULL || t->msg == NULL)
+            || t->msg == NULL)
         {
             bench_fatal("out of memory");
         }
     }
+    free(per);
 
     /* Budgets: -n split evenly over whoever sends. */
-    nworkers = bench_opt.mode == MODE_FANOUT ? bench_opt.pubs : bench_opt.conns;
+    nworkers = bench_opt.mode == MODE_FANOUT ? bench_opt.pubs
+                                             : bench_opt.conns;
     for (i = 0; i < ntot; i++) {
-        t = &bench_threads[i % (size_t) bench_opt.threads];
+        t = &bench_threads[i % bench_nthreads];
         c = &t->conns[t->nconns++];
         c->t = t;
         c->idx = (uint32_t) i;
-        if (bench_opt.mode == MODE_FANOUT && i >= bench_opt.conns) {
+        if (bench_opt.mode == MODE_FANOUT && i >= nsubs) {
             c->role = ROLE_PUB;
             c->pub = (uint32_t) pub;
             c->url = (uint16_t) (pub % bench_opt.nurls);
@@ -459,8 +549,9 @@ setup(void)
             k = pub++;
         } else {
             c->role = bench_opt.mode == MODE_ECHO ? ROLE_ECHO
-                      : bench_opt.mode == MODE_FANOUT ? ROLE_SUB
-                      : ROLE_CONN;
+                      : bench_opt.mode == MODE_CONNECT ? ROLE_CONN
+                      : i < bench_opt.conns ? ROLE_SUB
+                      : ROLE_MEMBER;
             c->url = (uint16_t) (sub % bench_opt.nurls);
             k = sub++;
         }
@@ -476,47 +567,29 @@ setup(void)
     }
 }
 
-/* Raise the open files limit to the hard limit, as wshubd does. */
-static void
-raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        return;
-    }
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < bench_total_conns + 64) {
-        fprintf(stderr, "wshub-bench: warning: open files limit %llu is "
-                "below %zu connections\n", (unsigned long long) rl.rlim_cur,
-                bench_total_conns);
-    }
-}
-
+/* Move every thread (of every process) to phase PH. Before they close,
+ * they learn how many messages were published, to count the members
+ * that missed some. */
 static void
 set_phase(int ph)
 {
+    bench_totals_t s;
+
+    if (ph == PH_CLOSE) {
+        bench_totals(&s);
+        atomic_store(&bench_run->published, s.sent);
+    }
     atomic_store(&bench_run->phase, ph);
 }
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
 /* Drive the phases; return when every thread has exited. */
 static void
 control(bench_times_t *tm)
 {
     bench_totals_t s, prev;
-    uint64_t now, t_last = 0, t_phase, expected;
+    uint64_t now, t_last = 0, t_phase, t_opened = 0, expected;
     double el;
-    int ph = PH_CONNECT;
+    int ph = PH_CONNECT, failed;
     bool settled = false;
 
     memset(&prev, 0, sizeof(prev));
@@ -527,7 +600,15 @@ control(bench_times_t *tm)
     t_last = tm->t_start;
 
     for (;;) {
-        sleep_ms(50);
+        /* A child that dies makes the run's figures incomplete: stop
+         * it as Control-C does, the report names the child. */
+        failed = bench_proc_wait(50);
+        if (failed > 0) {
+            tm->proc_failed = true;
+            if (ph < PH_CLOSE) {
+                g_stop = 1;
+            }
+        }
         now = now_ns();
         bench_totals(&s);
         el = (double) (now - tm->t_start) / 1e9;
@@ -548,6 +629,11 @@ control(bench_times_t *tm)
             g_stop = 0;
             continue;
         }
+        if (g_stop && ph == PH_CLOSE) {
+            ph = PH_EXIT;               /* a second Control-C */
+            set_phase(ph);
+            t_phase = now;
+        }
 
         switch (ph) {
         case PH_CONNECT:
@@ -556,10 +642,16 @@ control(bench_times_t *tm)
             if (s.opened + s.failed < bench_total_conns) {
                 break;
             }
+            if (t_opened == 0) {
+                t_opened = now;
+            }
             if (bench_opt.mode == MODE_FANOUT) {
                 if (bench_opt.sub_ack != NULL && *bench_opt.sub_ack != '\0') {
+                    /* --connect-rate may spread the connecting over
+                     * minutes: the joins get --join-timeout after it. */
                     if (s.ready < s.opened - s.dropped
-                        && now - t_phase < BENCH_JOIN_SEC * 1000000000ull)
+                        && (double) (now - t_opened) / 1e9
+                           < bench_opt.join_timeout)
                     {
                         break;
                     }
@@ -571,6 +663,9 @@ control(bench_times_t *tm)
                 } else if ((double) (now - t_phase) / 1e9 < bench_opt.settle) {
                     break;
                 }
+            }
+            if (s.ready == bench_total_conns) {
+                tm->t_joined = s.last_ready;
             }
             if (s.opened == s.dropped) {
                 ph = PH_CLOSE;          /* nothing to measure */
@@ -595,8 +690,7 @@ control(bench_times_t *tm)
                 }
             } else if (bench_opt.duration > 0 && el >= bench_opt.duration) {
                 /* time is up */
-            } else if (s.run_seen == (uint64_t) bench_opt.threads
-                       && s.active == 0)
+            } else if (s.run_seen == bench_nthreads && s.active == 0)
             {
                 /* Every sender is done (-n) or gone: the run ended with
                  * the last reply, not at this poll up to 50 ms later. */
@@ -615,7 +709,8 @@ control(bench_times_t *tm)
 
         case PH_DRAIN:
             expected = (s.sent - tm->run0.sent) * s.subs;
-            if (s.received - tm->run0.received < expected
+            if ((s.received - tm->run0.received < expected
+                 || s.mreceived < s.sent * s.members)
                 && (double) (now - t_phase) / 1e9 < bench_opt.drain)
             {
                 break;
@@ -626,19 +721,28 @@ control(bench_times_t *tm)
             break;
 
         case PH_CLOSE:
-            if (s.exited == (uint64_t) bench_opt.threads) {
+            if (s.exited == bench_nthreads) {
                 break;
             }
             if (now - t_phase > BENCH_CLOSE_SEC * 1000000000ull) {
                 ph = PH_EXIT;
                 set_phase(ph);
+                t_phase = now;
+            }
+            break;
+
+        case PH_EXIT:
+            /* Threads leave at once in PH_EXIT; a child that does not
+             * is stuck, and killed (its pipe then closes). */
+            if (now - t_phase > BENCH_EXIT_SEC * 1000000000ull) {
+                bench_proc_kill();
             }
             break;
 
         default:
             break;
         }
-        if (ph >= PH_CLOSE && s.exited == (uint64_t) bench_opt.threads) {
+        if (ph >= PH_CLOSE && s.exited == bench_nthreads) {
             tm->t_end = now;
             if (tm->t_run_end == 0) {
                 getrusage(RUSAGE_SELF, &tm->ru_end);
@@ -648,7 +752,6 @@ control(bench_times_t *tm)
 
     }
 }
-
 
 int
 main(int argc, char **argv)
@@ -660,7 +763,6 @@ main(int argc, char **argv)
 
     parse_args(argc, argv);
     setup();
-    raise_nofile();
 
     /* A peer that resets while we write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
@@ -674,34 +776,41 @@ main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    for (i = 0; i < bench_opt.threads; i++) {
-        if (pthread_create(&bench_threads[i].tid, NULL, bench_thread_main,
-                           &bench_threads[i])
-            != 0)
-        {
-            bench_fatal("pthread_create() failed: %s", strerror(errno));
+    atomic_store(&bench_run->t0, now_ns());
+    if (bench_opt.procs > 1) {
+        bench_proc_start();
+    } else {
+        for (i = 0; i < bench_opt.threads; i++) {
+            if (pthread_create(&bench_threads[i].tid, NULL,
+                               bench_thread_main, &bench_threads[i])
+                != 0)
+            {
+                bench_fatal("pthread_create() failed: %s", strerror(errno));
+            }
         }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     memset(&tm, 0, sizeof(tm));
     control(&tm);
-    for (i = 0; i < bench_opt.threads; i++) {
-        pthread_join(bench_threads[i].tid, NULL);
+    if (bench_opt.procs > 1) {
+        bench_proc_reap();
+    } else {
+        for (i = 0; i < bench_opt.threads; i++) {
+            pthread_join(bench_threads[i].tid, NULL);
+        }
     }
     rc = bench_report(&tm);
 
-    for (i = 0; i < bench_opt.threads; i++) {
+    for (i = 0; i < (int) bench_nthreads; i++) {
         for (size_t k = 0; k < bench_threads[i].nconns; k++) {
             free(bench_threads[i].conns[k].next_seq);
         }
         free(bench_threads[i].conns);
         free(bench_threads[i].pubs);
         free(bench_threads[i].msubs);
-        free((void *) bench_threads[i].low);
         free(bench_threads[i].msg);
     }
-    free(bench_threads);
     free(bench_opt.urls);
     free(bench_opt.headers);
     free(bench_opt.sub.seg);
