@@ -496,6 +496,17 @@ setup(void)
     ntot = nsubs + (bench_opt.mode == MODE_FANOUT ? bench_opt.pubs : 0);
     bench_total_conns = ntot;
     bench_nthreads = (size_t) bench_opt.threads * (size_t) bench_opt.procs;
+
+    /* Thread k holds ntot / nthreads connections, one more when k is
+     * below the remainder; refused before anything is allocated. */
+    for (k = 0; k < bench_nthreads; k += (size_t) bench_opt.threads) {
+        for (n = 0, i = k; i < k + (size_t) bench_opt.threads; i++) {
+            n += ntot / bench_nthreads + (i < ntot % bench_nthreads ? 1 : 0);
+        }
+        most = n > most ? n : most;
+    }
+    raise_nofile(most);
+
     bench_run = bench_shm_alloc(sizeof(bench_run_t));
     bench_threads = bench_shm_alloc(bench_nthreads * sizeof(bench_thread_t));
     low = bench_shm_alloc(bench_nthreads * bench_opt.pubs
@@ -507,13 +518,6 @@ setup(void)
     for (i = 0; i < ntot; i++) {
         per[i % bench_nthreads]++;
     }
-    for (k = 0; k < bench_nthreads; k += (size_t) bench_opt.threads) {
-        for (n = 0, i = k; i < k + (size_t) bench_opt.threads; i++) {
-            n += per[i];
-        }
-        most = n > most ? n : most;
-    }
-    raise_nofile(most);
 
     for (k = 0; k < bench_nthreads; k++) {
         t = &bench_threads[k];
