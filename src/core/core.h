@@ -17,7 +17,6 @@
 #define WSH_OK        0
 #define WSH_ERROR    -1
 #define WSH_AGAIN    -2
-#define WSH_DONE     -4
 #define WSH_DECLINED -5
 
 #define WSH_VERSION   PACKAGE_VERSION

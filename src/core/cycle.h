@@ -31,8 +31,8 @@ typedef struct {
 
 /* Load FILE, read its TLS certificate and open its listeners, taking
  * over any of OLD's sockets with the same address (OLD may be NULL).
- * Returns NULL after logging (or, with err non-NULL, after writing the
- * config error there). */
+ * Returns NULL after logging why (the configuration error with its
+ * FILE:LINE:COL, or the socket or certificate that failed). */
 wsh_cycle_t *wsh_cycle_create(const char *file, wsh_cycle_t *old);
 
 /* Give up a cycle built from OLD that will not be used: the sockets it

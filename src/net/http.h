@@ -1,9 +1,11 @@
 /* http.h -- HTTP/1.1 request parser and responses (RFC 9112).
  *
- * Just enough HTTP for a WebSocket server: the request line and headers
- * of GET requests, collected incrementally into one bounded buffer, and
- * small complete responses. Bodies are not read: a request that declares
- * one is answered and the connection closed.
+ * Just enough HTTP for a WebSocket server: the request line and headers,
+ * collected incrementally into one bounded buffer, and small complete
+ * responses. The parser reads no body: it judges the framing
+ * (Content-Length, Transfer-Encoding) and the connection (net/conn.c)
+ * reads a Content-Length body for a module that wants one, answering
+ * 411 for a chunked one and 413 past the endpoint's limit.
  */
 #ifndef WSH_HTTP_H
 #define WSH_HTTP_H
