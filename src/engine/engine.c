@@ -22,7 +22,7 @@
 #include "core/module.h"
 #include "core/stats.h"
 #include "net/conn.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 
 #include <stdlib.h>
 #include <string.h>

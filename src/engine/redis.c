@@ -34,7 +34,7 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "net/conn.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 
 #include <hiredis/adapters/libevent.h>
 

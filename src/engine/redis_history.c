@@ -19,7 +19,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/stats.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 
 #include <inttypes.h>
 #include <stdio.h>

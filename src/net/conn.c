@@ -17,11 +17,10 @@
 #include "net/conn_int.h"
 #include "core/log.h"
 #include "core/stats.h"
-#include "engine/engine.h"
 #include "net/tls.h"
 #include "net/limit.h"
 #include "net/pending.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +31,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+static const wsh_conn_handler_t *conn_handler;     /* the worker's */
 
 /* "ip:port" or "[ip6]:port" of SA, in a static buffer valid until the
  * next call. */
@@ -276,7 +277,7 @@ conn_free(wsh_conn_t *c)
     if (c->opened && c->endpoint->module->close != NULL) {
         c->endpoint->module->close(c, c->close_code);
     }
-    wsh_engine_conn_closed(c);
+    conn_handler->closed(c);
     if (c->websocket) {
         if (c->ws != NULL) {
             free(c->ws->buf);
@@ -310,7 +311,7 @@ wsh_conn_free_dead(void)
         wsh_queue_remove(q);
         conn_free(wsh_queue_data(q, wsh_conn_t, link));
     }
-    wsh_worker_conn_gone();
+    conn_handler->gone();
 }
 
 static void conn_io_drained(wsh_io_t *io);
@@ -401,8 +402,9 @@ static const wsh_io_handler_t conn_io_handler = {
 };
 
 int
-wsh_conn_init_worker(void)
+wsh_conn_init_worker(const wsh_conn_handler_t *h)
 {
+    conn_handler = h;
     if (wsh_pending_init() != WSH_OK) {
         return WSH_ERROR;
     }

@@ -133,7 +133,20 @@ void wsh_conn_ping_timer(evutil_socket_t fd, short what, void *arg);
 void wsh_conn_drain_timer(evutil_socket_t fd, short what, void *arg);
 void wsh_conn_close_timer(evutil_socket_t fd, short what, void *arg);
 
-/* Worker start: the socket I/O layer with the connections' callbacks. */
-int wsh_conn_init_worker(void);
+/* What the layers above hear of connections, as conn.c is told of its
+ * sockets by io.c (wsh_io_handler_t): net never calls them by name.
+ * The worker gives it (process/worker.c). */
+typedef struct {
+    /* C is being freed, after its module's close hook (the engine takes
+     * it out of its topics). */
+    void (*closed)(wsh_conn_t *c);
+    /* The closed connections were freed (the worker exits when it is
+     * draining and none is left). */
+    void (*gone)(void);
+} wsh_conn_handler_t;
+
+/* Worker start: the socket I/O layer with the connections' callbacks,
+ * and H (which must outlive the worker) for the layers above. */
+int wsh_conn_init_worker(const wsh_conn_handler_t *h);
 
 #endif /* WSH_CONN_H */

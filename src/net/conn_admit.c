@@ -16,7 +16,7 @@
 #include "net/conn_int.h"
 #include "core/log.h"
 #include "net/limit.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 #include "ws/handshake.h"
 
 #include <stdio.h>

@@ -12,7 +12,7 @@
 #include "net/conn_int.h"
 #include "core/log.h"
 #include "core/stats.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
 #include "net/conn.h"
 #include "net/conn_int.h"
 #include "core/stats.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 
 static struct timeval
 conn_tv(wsh_msec_t ms)

@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "net/pending.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>

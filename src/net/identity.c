@@ -10,7 +10,7 @@
 #include "net/identity.h"
 #include "net/conn.h"
 #include "core/conf.h"
-#include "process/worker.h"
+#include "core/runtime.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,6 +13,7 @@
 #include "core/module.h"
 #include "net/conn.h"
 #include "net/pending.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -23,8 +24,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
-
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -32,6 +31,17 @@
 
 wsh_worker_t wsh_worker;
 
+static void worker_conn_gone(void);
+
+/* What the connections tell the layers above them. */
+static const wsh_conn_handler_t worker_conn_handler = {
+    wsh_engine_conn_closed,
+    worker_conn_gone
+};
+
+static struct evconnlistener **worker_listeners;
+static size_t worker_nlisteners;
+static struct event *worker_exit_timer;
 static bool worker_exiting;
 static unsigned worker_accept_failures;    /* since the last success */
 
@@ -79,10 +89,10 @@ worker_close_listeners(void)
 {
     size_t i;
 
-    for (i = 0; i < wsh_worker.nlisteners; i++) {
-        if (wsh_worker.listeners[i] != NULL) {
-            evconnlistener_free(wsh_worker.listeners[i]);
-            wsh_worker.listeners[i] = NULL;
+    for (i = 0; i < worker_nlisteners; i++) {
+        if (worker_listeners[i] != NULL) {
+            evconnlistener_free(worker_listeners[i]);
+            worker_listeners[i] = NULL;
         }
     }
 }
@@ -119,8 +129,8 @@ wsh_worker_drain(int code)
     tv.tv_sec = (time_t) (wsh_worker.conf->shutdown_timeout / 1000);
     tv.tv_usec = (suseconds_t) (wsh_worker.conf->shutdown_timeout % 1000)
                  * 1000;
-    evtimer_add(wsh_worker.exit_timer, &tv);
-    wsh_worker_conn_gone();
+    evtimer_add(worker_exit_timer, &tv);
+    worker_conn_gone();
 }
 
 void
@@ -137,8 +147,9 @@ wsh_server_info(wsh_server_info_t *info)
     wsh_engine_info(info);
 }
 
-void
-wsh_worker_conn_gone(void)
+/* A connection is gone: exit if draining and none are left. */
+static void
+worker_conn_gone(void)
 {
     if (!wsh_worker.draining && !worker_exiting) {
         return;
@@ -166,7 +177,7 @@ worker_terminate(void)
     wsh_conn_terminate_all();
     worker_exiting = true;
     wsh_worker.draining = true;
-    wsh_worker_conn_gone();
+    worker_conn_gone();
 }
 
 static void
@@ -309,13 +320,13 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
                                          wsh_conn_close_timer, NULL);
     wsh_worker.dead_event = event_new(wsh_worker.base, -1, 0, worker_dead_cb,
                                       NULL);
-    wsh_worker.exit_timer = evtimer_new(wsh_worker.base, worker_exit_timer_cb,
-                                        NULL);
+    worker_exit_timer = evtimer_new(wsh_worker.base, worker_exit_timer_cb,
+                                    NULL);
     wsh_worker.chan = bufferevent_socket_new(wsh_worker.base, channel,
                                              BEV_OPT_CLOSE_ON_FREE);
     if (wsh_worker.handshake_timer == NULL || wsh_worker.ping_timer == NULL
         || wsh_worker.drain_timer == NULL || wsh_worker.close_timer == NULL
-        || wsh_worker.dead_event == NULL || wsh_worker.exit_timer == NULL
+        || wsh_worker.dead_event == NULL || worker_exit_timer == NULL
         || wsh_worker.chan == NULL)
     {
         wsh_log(WSH_LOG_EMERG, "event_new() failed");
@@ -324,7 +335,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
     bufferevent_setcb(wsh_worker.chan, worker_channel_read_cb, NULL,
                       worker_channel_event_cb, NULL);
     bufferevent_enable(wsh_worker.chan, EV_READ | EV_WRITE);
-    if (wsh_conn_init_worker() != WSH_OK) {
+    if (wsh_conn_init_worker(&worker_conn_handler) != WSH_OK) {
         wsh_log(WSH_LOG_EMERG, "epoll_create1() or malloc() failed: %s",
                 strerror(errno));
         return WSH_ERROR;
@@ -334,9 +345,8 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
         return WSH_ERROR;
     }
 
-    wsh_worker.listeners = calloc(cycle->nlistening,
-                                  sizeof(*wsh_worker.listeners));
-    if (wsh_worker.listeners == NULL) {
+    worker_listeners = calloc(cycle->nlistening, sizeof(*worker_listeners));
+    if (worker_listeners == NULL) {
         return WSH_ERROR;
     }
     for (i = 0; i < cycle->nlistening; i++) {
@@ -364,7 +374,7 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
             return WSH_ERROR;
         }
         evconnlistener_set_error_cb(l, worker_accept_error_cb);
-        wsh_worker.listeners[wsh_worker.nlisteners++] = l;
+        worker_listeners[worker_nlisteners++] = l;
     }
     return wsh_modules_init_worker();
 }
@@ -399,7 +409,7 @@ worker_cleanup(void)
 {
     wsh_modules_exit_worker();
     worker_close_listeners();
-    free(wsh_worker.listeners);
+    free(worker_listeners);
     wsh_signals_done();
     wsh_engine_exit_worker();
     worker_flush_channel();
@@ -411,7 +421,7 @@ worker_cleanup(void)
     wsh_io_exit_worker();
     wsh_pending_free();
     event_free(wsh_worker.dead_event);
-    event_free(wsh_worker.exit_timer);
+    event_free(worker_exit_timer);
     event_base_free(wsh_worker.base);
 }
 
