@@ -3,7 +3,7 @@
  */
 #include "core/core.h"
 #include "core/conf.h"
-#include "core/cycle.h"
+#include "process/cycle.h"
 #include "net/limit.h"
 #include "net/tls.h"
 #include "core/log.h"

@@ -9,6 +9,7 @@
  */
 #include "process/master.h"
 #include "process/channel.h"
+#include "process/cycle.h"
 #include "process/notify.h"
 #include "process/signals.h"
 #include "process/upgrade.h"

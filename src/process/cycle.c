@@ -4,7 +4,7 @@
  * so a reload never closes and rebinds a socket that stays configured:
  * connections queued in its backlog are not lost.
  */
-#include "core/cycle.h"
+#include "process/cycle.h"
 #include "core/log.h"
 #include "net/limit.h"
 #include "net/tls.h"
