@@ -17,7 +17,7 @@
 #include "core/log.h"
 #include "net/limit.h"
 #include "core/runtime.h"
-#include "ws/handshake.h"
+#include "net/handshake.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,6 +12,7 @@
 #include "net/conn_int.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "net/handshake.h"
 #include "net/pending.h"
 #include "core/runtime.h"
 
@@ -302,7 +303,7 @@ wsh_conn_upgrade(wsh_conn_t *c, const char *accept)
 
     ext[0] = '\0';
     if (cf->compression.enabled
-        && wsh_deflate_negotiate(&cf->compression, c->req, &dp) == WSH_OK)
+        && wsh_handshake_deflate(&cf->compression, c->req, &dp) == WSH_OK)
     {
         c->deflate = wsh_deflate_new(&dp, &cf->compression);
         if (c->deflate != NULL) {

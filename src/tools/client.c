@@ -25,7 +25,7 @@
 #include "tools/client.h"
 #include "ws/deflate.h"
 #include "ws/frame.h"
-#include "ws/handshake.h"
+#include "net/handshake.h"
 
 #include <errno.h>
 #include <arpa/inet.h>

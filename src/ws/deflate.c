@@ -281,26 +281,6 @@ wsh_deflate_accept(const wsh_conf_deflate_t *cf, const char *list,
     }
 }
 
-int
-wsh_deflate_negotiate(const wsh_conf_deflate_t *cf, const wsh_request_t *r,
-    wsh_deflate_params_t *p)
-{
-    static const char hdr[] = "Sec-WebSocket-Extensions";
-    const wsh_http_header_t *h;
-    unsigned i;
-
-    for (i = 0; i < r->nheaders; i++) {
-        h = &r->headers[i];
-        if (h->name_len == sizeof(hdr) - 1
-            && strncasecmp(h->name, hdr, h->name_len) == 0
-            && wsh_deflate_accept(cf, h->value, h->value_len, p) == WSH_OK)
-        {
-            return WSH_OK;
-        }
-    }
-    return WSH_DECLINED;
-}
-
 size_t
 wsh_deflate_response(const wsh_deflate_params_t *p, char *out)
 {

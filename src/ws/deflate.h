@@ -1,7 +1,8 @@
 /* deflate.h -- permessage-deflate (RFC 7692): negotiation and codec.
  *
- * Negotiation is pure: the offers of a request's Sec-WebSocket-Extensions
- * headers in, the accepted parameters and the response header out.
+ * Negotiation is pure: the offers of one Sec-WebSocket-Extensions value
+ * in (net/handshake.c hands it each header of a request), the accepted
+ * parameters and the response header out.
  *
  * The codec works on whole messages. Without context takeover (the
  * default in both directions) a connection owns no zlib state at all:
@@ -15,7 +16,6 @@
 
 #include "core/core.h"
 #include "core/conf.h"
-#include "net/http.h"
 
 /* What was agreed with one client. */
 typedef struct {
@@ -40,10 +40,6 @@ typedef struct wsh_deflate_s wsh_deflate_t;
  * Pure; any process. */
 int wsh_deflate_accept(const wsh_conf_deflate_t *cf, const char *list,
     size_t len, wsh_deflate_params_t *p);
-
-/* The same over every Sec-WebSocket-Extensions header of R, in order. */
-int wsh_deflate_negotiate(const wsh_conf_deflate_t *cf,
-    const wsh_request_t *r, wsh_deflate_params_t *p);
 
 /* Write the response header value for P into out (NUL-terminated, at
  * most WSH_DEFLATE_RESPONSE_MAX bytes); returns its length. */

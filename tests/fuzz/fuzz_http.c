@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "net/http.h"
-#include "ws/handshake.h"
+#include "net/handshake.h"
 
 #define FUZZ_MAX_HEADER  512
 #define FUZZ_MAX_HEADERS 16

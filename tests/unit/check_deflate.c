@@ -17,6 +17,7 @@
 #include <check.h>
 #include <zlib.h>
 
+#include "net/handshake.h"
 #include "ws/deflate.h"
 #include "ws/frame.h"
 
@@ -159,7 +160,7 @@ START_TEST(test_negotiate_headers)
 
     wsh_http_request_init(&r, 8192, 64);
     ck_assert_int_eq(wsh_http_parse(&r, req, sizeof(req) - 1, &used), WSH_OK);
-    ck_assert_int_eq(wsh_deflate_negotiate(&cf, &r, &p), WSH_OK);
+    ck_assert_int_eq(wsh_handshake_deflate(&cf, &r, &p), WSH_OK);
     ck_assert_int_eq(p.client_bits, 11);
     ck_assert(p.client_bits_sent);
     wsh_http_request_free(&r);

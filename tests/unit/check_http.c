@@ -16,7 +16,7 @@
 #include <check.h>
 
 #include "net/http.h"
-#include "ws/handshake.h"
+#include "net/handshake.h"
 
 #define MAX_HEADER 8192
 #define MAX_FIELDS 64

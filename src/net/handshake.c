@@ -1,13 +1,15 @@
-/* handshake.c -- validate an upgrade request, compute the accept key.
+/* handshake.c -- validate an upgrade request, compute the accept key,
+ * negotiate the extensions.
  *
  * Section 4.2.1 lists what a client request must hold; each missing part
  * gets its own status and reason so a developer debugging a client sees
  * exactly what was wrong. Header tokens are compared as case-insensitive
  * lists because browsers send "Connection: keep-alive, Upgrade".
  */
-#include "ws/handshake.h"
+#include "net/handshake.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -95,4 +97,24 @@ wsh_handshake_check(const wsh_request_t *r,
     }
     wsh_handshake_accept(key->value, key->value_len, accept);
     return WSH_OK;
+}
+
+int
+wsh_handshake_deflate(const wsh_conf_deflate_t *cf, const wsh_request_t *r,
+    wsh_deflate_params_t *p)
+{
+    static const char hdr[] = "Sec-WebSocket-Extensions";
+    const wsh_http_header_t *h;
+    unsigned i;
+
+    for (i = 0; i < r->nheaders; i++) {
+        h = &r->headers[i];
+        if (h->name_len == sizeof(hdr) - 1
+            && strncasecmp(h->name, hdr, h->name_len) == 0
+            && wsh_deflate_accept(cf, h->value, h->value_len, p) == WSH_OK)
+        {
+            return WSH_OK;
+        }
+    }
+    return WSH_DECLINED;
 }
