@@ -4,7 +4,7 @@
  * lists and counters. Declared here, below the layers that read it (the
  * connections in net, the engine), and set up by the worker process
  * (process/worker.c), which owns it; what only the worker needs (its
- * listeners, its exit timer) stays there.
+ * listeners, its channel to the master, its exit timer) stays there.
  */
 #ifndef WSH_RUNTIME_H
 #define WSH_RUNTIME_H
@@ -14,14 +14,12 @@
 
 struct event;
 struct event_base;
-struct bufferevent;
 
 typedef struct {
     struct event_base  *base;
     wsh_cycle_t        *cycle;
     const wsh_conf_t   *conf;
     int                 id;             /* slot, 0..worker_processes-1 */
-    struct bufferevent *chan;           /* channel to the master */
 
     wsh_queue_t         conns;          /* every client connection */
     wsh_queue_t         handshakes;     /* HTTP phase, by deadline */

@@ -1,10 +1,11 @@
-/* engine.h -- pub/sub and presence across workers: the core's interface.
+/* engine.h -- pub/sub and presence across workers: the worker's side.
  *
  * Modules use the topic functions of src/wshub.h (wsh_topic_join,
  * wsh_publish, ...). Behind them each worker keeps its own topic index
  * (topic.h) and delivers to local members directly; the engine carries
- * what other workers need: with the local engine, frames to the master
- * (relay.c), which fans them out over the channels and keeps presence.
+ * what other workers need: with the local engine, frames over the
+ * worker's channel (local.h) to the master's relay (relay.h), which fans
+ * them out and keeps presence; with Redis, commands (redis.h).
  */
 #ifndef WSH_ENGINE_H
 #define WSH_ENGINE_H
@@ -127,23 +128,5 @@ void wsh_engine_room_gap(const char *room, size_t len,
 /* Messages for this worker were lost (the master dropped them): every
  * room with history here gets wsh_engine_room_gap. */
 void wsh_engine_gap_all(void);
-
-/* Local engine: a frame from the master (local.c). */
-void wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len);
-
-/* Master side (relay.c). PROC identifies a worker process entry. */
-void wsh_relay_message(size_t proc, uint32_t cmd, const u_char *p,
-    size_t len);
-
-/* The worker PROC exited: drop its subscriptions and presence, telling
- * the remaining members of its rooms who left. */
-void wsh_relay_proc_gone(size_t proc);
-
-void wsh_relay_free(void);
-
-/* The master's configuration changed (start, reload): the history rules
- * to sequence with, and the loop for the history sweep timer. */
-struct event_base;
-int  wsh_relay_configure(struct event_base *base, const wsh_conf_t *cf);
 
 #endif /* WSH_ENGINE_H */

@@ -5,10 +5,19 @@
  * master sends back is decoded here and handed to engine.c. Nothing to
  * configure or install: one host, any number of workers.
  */
+#include "engine/local.h"
 #include "engine/engine.h"
 #include "core/log.h"
-#include "process/channel.h"
-#include "process/worker.h"
+
+#include <string.h>
+
+static wsh_local_send_pt local_send_fn;     /* the worker's channel */
+
+void
+wsh_local_init_worker(wsh_local_send_pt send)
+{
+    local_send_fn = send;
+}
 
 static void
 local_send_at(uint32_t cmd, int kind, int flags, const char *name,
@@ -21,7 +30,7 @@ local_send_at(uint32_t cmd, int kind, int flags, const char *name,
     wsh_eng_pack(&h, iov, kind, flags, name, nlen, id, idlen, conn_id, data,
                  dlen);
     h.offset = offset;
-    if (wsh_channel_write(wsh_worker.chan, cmd, iov, 4) != WSH_OK) {
+    if (local_send_fn(cmd, iov, 4) != WSH_OK) {
         wsh_log(WSH_LOG_ALERT, "engine message %u to the master lost", cmd);
     }
 }
@@ -109,7 +118,7 @@ const wsh_engine_ops_t wsh_engine_local = {
 };
 
 void
-wsh_engine_channel_message(uint32_t cmd, const u_char *p, size_t len)
+wsh_local_message(uint32_t cmd, const u_char *p, size_t len)
 {
     wsh_eng_msg_t m;
     uint64_t join, ticket;

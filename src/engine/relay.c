@@ -16,12 +16,12 @@
  * worker, the publisher's included, and are kept in the room's ring
  * (history.c). The master survives reloads, so does the history.
  */
+#include "engine/relay.h"
 #include "engine/engine.h"
 #include "engine/dedup.h"
 #include "engine/history.h"
 #include "core/hash.h"
 #include "core/log.h"
-#include "process/master.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +52,9 @@ static wsh_hash_t *relay_rooms;     /* room -> (id -> relay_member_t) */
 static wsh_history_t *relay_history;
 static wsh_dedup_t *relay_dedup;           /* idempotency keys */
 static uint64_t relay_evicted;             /* keys evicted, as logged */
-static const wsh_conf_t *relay_conf;        /* the current cycle's */
+static const wsh_conf_t *relay_conf;       /* the current cycle's */
 static struct event *relay_sweep_ev;
+static wsh_service_send_pt relay_send_fn;  /* the master's, to a worker */
 
 static int
 relay_init(void)
@@ -96,8 +97,9 @@ relay_free_room(void *p)
     wsh_hash_free(p, relay_free_member);
 }
 
-void
-wsh_relay_free(void)
+/* The master exits. */
+static void
+relay_free(void)
 {
     wsh_hash_free(relay_topics, relay_free_subs);
     wsh_hash_free(relay_rooms, relay_free_room);
@@ -123,7 +125,7 @@ relay_send_at(size_t proc, uint32_t cmd, int kind, int flags,
     wsh_eng_pack(&h, iov, kind, flags, name, nlen, id, idlen, conn_id, data,
                  dlen);
     h.offset = offset;
-    (void) wsh_master_send(proc, cmd, iov, 4);
+    (void) relay_send_fn(proc, cmd, iov, 4);
 }
 
 static void
@@ -559,12 +561,16 @@ relay_sweep_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int
-wsh_relay_configure(struct event_base *base, const wsh_conf_t *cf)
+/* The master's configuration changed (start, reload): the history rules
+ * to sequence with, and the loop for the history sweep timer. */
+static int
+relay_configure(struct event_base *base, const wsh_conf_t *cf,
+    wsh_service_send_pt send)
 {
     struct timeval tv = { RELAY_SWEEP_MS / 1000,
                           (RELAY_SWEEP_MS % 1000) * 1000 };
 
+    relay_send_fn = send;
     relay_conf = cf;
     if (relay_init() != WSH_OK) {
         return WSH_ERROR;
@@ -581,8 +587,9 @@ wsh_relay_configure(struct event_base *base, const wsh_conf_t *cf)
     return WSH_OK;
 }
 
-void
-wsh_relay_message(size_t proc, uint32_t cmd, const u_char *p, size_t len)
+/* A frame from the worker process entry PROC. */
+static void
+relay_message(size_t proc, uint32_t cmd, const u_char *p, size_t len)
 {
     wsh_eng_msg_t m;
 
@@ -606,8 +613,10 @@ wsh_relay_message(size_t proc, uint32_t cmd, const u_char *p, size_t len)
     }
 }
 
-void
-wsh_relay_proc_gone(size_t proc)
+/* The worker PROC exited: drop its subscriptions and presence, telling
+ * the remaining members of its rooms who left. */
+static void
+relay_proc_gone(size_t proc)
 {
     wsh_hash_iter_t it, mit;
     const void *key, *id;
@@ -640,3 +649,11 @@ wsh_relay_proc_gone(size_t proc)
         }
     }
 }
+
+const wsh_service_t wsh_relay_service = {
+    .name = "relay",
+    .configure = relay_configure,
+    .message = relay_message,
+    .proc_gone = relay_proc_gone,
+    .free = relay_free,
+};

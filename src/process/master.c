@@ -18,7 +18,8 @@
 #include "core/module.h"
 #include "core/stats.h"
 #include "core/shm.h"
-#include "engine/engine.h"
+#include "engine/relay.h"
+#include "engine/wire.h"
 #include "net/limit.h"
 
 #include <errno.h>
@@ -73,18 +74,47 @@ static bool master_oldbin;          /* renamed to .oldbin */
 static pid_t master_new_pid;
 
 static void master_spawn(int slot);
+static int master_send(size_t proc, uint32_t cmd, const struct iovec *iov,
+    int n);
 
-/* Engine frames from a worker, for the local engine's relay. */
+/* The services the master runs for its workers (core/service.h): each
+ * gets every frame of the workers' channels. */
+static const wsh_service_t *const master_services[] = {
+    &wsh_relay_service,
+    NULL
+};
+
+/* Tell the services the configuration now in force: WSH_ERROR when one
+ * refused it (it logged why). */
+static int
+master_services_configure(const wsh_conf_t *cf)
+{
+    size_t i;
+    int rc = WSH_OK;
+
+    for (i = 0; master_services[i] != NULL; i++) {
+        if (master_services[i]->configure(master_base, cf, master_send)
+            != WSH_OK)
+        {
+            rc = WSH_ERROR;
+        }
+    }
+    return rc;
+}
+
+/* Frames from a worker (the local engine's), for the services. */
 static void
 master_channel_read_cb(struct bufferevent *bev, void *arg)
 {
-    size_t proc = (size_t) (intptr_t) arg;
+    size_t proc = (size_t) (intptr_t) arg, i;
     wsh_channel_msg_t msg;
     u_char *payload;
     int rc;
 
     while ((rc = wsh_channel_next(bev, &msg, &payload)) == WSH_OK) {
-        wsh_relay_message(proc, msg.cmd, payload, msg.len);
+        for (i = 0; master_services[i] != NULL; i++) {
+            master_services[i]->message(proc, msg.cmd, payload, msg.len);
+        }
         wsh_channel_consume(bev, &msg);
     }
     if (rc == WSH_ERROR) {
@@ -115,8 +145,10 @@ master_channel_write_cb(struct bufferevent *bev, void *arg)
             "told of the messages it missed", p->slot, (int) p->pid);
 }
 
-int
-wsh_master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
+/* Queue a channel frame to the worker tracked as process entry PROC
+ * (the services' send function); WSH_ERROR if it is gone or dropping. */
+static int
+master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
 {
     master_proc_t *p;
     size_t queued;
@@ -278,7 +310,7 @@ master_reaped(master_proc_t *p, int status)
     struct timeval tv;
     bool crashed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     int slot = p->slot;
-    size_t left;
+    size_t left, i;
 
     if (WIFSIGNALED(status)) {
         wsh_log(p->exiting ? WSH_LOG_NOTICE : WSH_LOG_ALERT,
@@ -305,7 +337,9 @@ master_reaped(master_proc_t *p, int status)
     wsh_limit_proc_gone((int) (p - master_procs), p->pid);
     p->pid = 0;
     wsh_stats_release(p->stats);
-    wsh_relay_proc_gone((size_t) (p - master_procs));
+    for (i = 0; master_services[i] != NULL; i++) {
+        master_services[i]->proc_gone((size_t) (p - master_procs));
+    }
 
     if (p->exiting || master_stopping || p->generation != master_generation
         || (size_t) slot >= master_nslots)
@@ -521,7 +555,7 @@ master_reload(void)
     master_cycle = cycle;
     wsh_conf_use(cycle->conf);
     master_generation++;
-    (void) wsh_relay_configure(master_base, cf);
+    (void) master_services_configure(cf);
     /* Close the listeners no longer used before forking, or the new
      * workers would inherit them and keep them (and their share of new
      * connections) alive with nobody accepting. The old workers have
@@ -618,7 +652,7 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     if (wsh_stats_init() != WSH_OK || wsh_limit_init_master() != WSH_OK
         || wsh_modules_init_master() != WSH_OK
         || master_set_slots((size_t) cycle->conf->worker_processes) != WSH_OK
-        || wsh_relay_configure(master_base, cycle->conf) != WSH_OK)
+        || master_services_configure(cycle->conf) != WSH_OK)
     {
         return 1;
     }
@@ -637,7 +671,9 @@ wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     free(master_slots);
     free(master_procs);
     event_free(master_kill_timer);
-    wsh_relay_free();
+    for (n = 0; master_services[n] != NULL; n++) {
+        master_services[n]->free();
+    }
     event_base_free(master_base);
     wsh_cycle_free(master_cycle);
     wsh_shm_free_all();

@@ -4,8 +4,6 @@
 
 #include "core/cycle.h"
 
-#include <sys/uio.h>
-
 /* Run the master loop with CYCLE (already built: config loaded,
  * listeners bound) until stopped; returns the process exit status. The
  * master owns CYCLE and PID_FILE (its path, or NULL; removed at exit)
@@ -13,10 +11,5 @@
  * SIGUSR2. */
 int wsh_master_run(wsh_cycle_t *cycle, const char *binary, char **argv,
     char *pid_file);
-
-/* Queue a channel frame to the worker tracked as process entry PROC
- * (the index the relay was given); WSH_ERROR if it is gone. */
-int wsh_master_send(size_t proc, uint32_t cmd, const struct iovec *iov,
-    int n);
 
 #endif /* WSH_MASTER_H */

@@ -14,6 +14,7 @@
 #include "net/conn.h"
 #include "net/pending.h"
 #include "engine/engine.h"
+#include "engine/local.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -39,6 +40,7 @@ static const wsh_conn_handler_t worker_conn_handler = {
     worker_conn_gone
 };
 
+static struct bufferevent *worker_chan;     /* to the master */
 static struct evconnlistener **worker_listeners;
 static size_t worker_nlisteners;
 static struct event *worker_exit_timer;
@@ -202,6 +204,13 @@ worker_command(uint32_t cmd)
     }
 }
 
+/* The local engine's frames to the master (engine/local.h). */
+static int
+worker_to_master(uint32_t cmd, const struct iovec *iov, int n)
+{
+    return wsh_channel_write(worker_chan, cmd, iov, n);
+}
+
 static void
 worker_channel_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -213,7 +222,7 @@ worker_channel_read_cb(struct bufferevent *bev, void *arg)
         if (msg.cmd < WSH_ENG_FIRST) {
             worker_command(msg.cmd);
         } else {
-            wsh_engine_channel_message(msg.cmd, payload, msg.len);
+            wsh_local_message(msg.cmd, payload, msg.len);
         }
         wsh_channel_consume(bev, &msg);
     }
@@ -322,19 +331,20 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
                                       NULL);
     worker_exit_timer = evtimer_new(wsh_worker.base, worker_exit_timer_cb,
                                     NULL);
-    wsh_worker.chan = bufferevent_socket_new(wsh_worker.base, channel,
-                                             BEV_OPT_CLOSE_ON_FREE);
+    worker_chan = bufferevent_socket_new(wsh_worker.base, channel,
+                                         BEV_OPT_CLOSE_ON_FREE);
     if (wsh_worker.handshake_timer == NULL || wsh_worker.ping_timer == NULL
         || wsh_worker.drain_timer == NULL || wsh_worker.close_timer == NULL
         || wsh_worker.dead_event == NULL || worker_exit_timer == NULL
-        || wsh_worker.chan == NULL)
+        || worker_chan == NULL)
     {
         wsh_log(WSH_LOG_EMERG, "event_new() failed");
         return WSH_ERROR;
     }
-    bufferevent_setcb(wsh_worker.chan, worker_channel_read_cb, NULL,
+    bufferevent_setcb(worker_chan, worker_channel_read_cb, NULL,
                       worker_channel_event_cb, NULL);
-    bufferevent_enable(wsh_worker.chan, EV_READ | EV_WRITE);
+    bufferevent_enable(worker_chan, EV_READ | EV_WRITE);
+    wsh_local_init_worker(worker_to_master);
     if (wsh_conn_init_worker(&worker_conn_handler) != WSH_OK) {
         wsh_log(WSH_LOG_EMERG, "epoll_create1() or malloc() failed: %s",
                 strerror(errno));
@@ -385,14 +395,14 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
 static void
 worker_flush_channel(void)
 {
-    struct evbuffer *out = bufferevent_get_output(wsh_worker.chan);
+    struct evbuffer *out = bufferevent_get_output(worker_chan);
     wsh_msec_t timeout = wsh_worker.conf->shutdown_timeout;
     size_t queued = evbuffer_get_length(out), left;
 
     if (queued == 0) {
         return;
     }
-    left = wsh_channel_flush(wsh_worker.chan, timeout);
+    left = wsh_channel_flush(worker_chan, timeout);
     if (left > 0) {
         wsh_log(WSH_LOG_ALERT, "exiting with %zu of %zu bytes for the "
                 "master unsent (it exited, or did not read for %llums): "
@@ -413,7 +423,7 @@ worker_cleanup(void)
     wsh_signals_done();
     wsh_engine_exit_worker();
     worker_flush_channel();
-    bufferevent_free(wsh_worker.chan);
+    bufferevent_free(worker_chan);
     event_free(wsh_worker.handshake_timer);
     event_free(wsh_worker.ping_timer);
     event_free(wsh_worker.drain_timer);
