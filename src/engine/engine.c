@@ -10,8 +10,9 @@
  * result functions.
  *
  * Delivery builds the WebSocket frame once and hands the same bytes to
- * every recipient by reference (wsh_conn_send_shared), so fan-out to N
- * members costs one encode and N queue appends.
+ * every recipient by reference, so fan-out to N members costs one encode
+ * and N queue appends. Connections are reached only through the
+ * operations the worker gave (engine.h, wsh_engine_conn_ops_t).
  */
 #include "engine/engine.h"
 #include "engine/history.h"
@@ -21,7 +22,6 @@
 #include "core/log.h"
 #include "core/module.h"
 #include "core/stats.h"
-#include "net/conn.h"
 #include "core/runtime.h"
 
 #include <stdlib.h>
@@ -29,14 +29,18 @@
 
 static const wsh_engine_ops_t *engine;
 
+const wsh_engine_conn_ops_t *wsh_engine_conns;
+
 /* Publishes waiting for the sequencer's answer: ticket -> connection
- * (which counts them in c->acks, so that closing it forgets them). */
+ * (which counts them, wsh_engine_conn_ops_t acks, so that closing it
+ * forgets them). */
 static wsh_hash_t *engine_acks;
 static uint64_t engine_last_ticket;
 
 int
-wsh_engine_init_worker(void)
+wsh_engine_init_worker(const wsh_engine_conn_ops_t *conns)
 {
+    wsh_engine_conns = conns;
     engine = wsh_worker.conf->engine.redis ? &wsh_engine_redis
                                            : &wsh_engine_local;
     engine_acks = wsh_hash_new();
@@ -101,8 +105,8 @@ engine_join(wsh_conn_t *c, int kind, const char *name, size_t len,
     if (kind != WSH_TOPIC_ROOM) {
         idlen = 0;
     }
-    m = wsh_topic_add(&c->topics, c, kind, name, len, presence_id, idlen,
-                      &first);
+    m = wsh_topic_add(wsh_engine_conns->topics(c), c, kind, name, len,
+                      presence_id, idlen, &first);
     if (m == NULL) {
         return -1;
     }
@@ -120,11 +124,12 @@ engine_join(wsh_conn_t *c, int kind, const char *name, size_t len,
     /* Subscribed first, then the position, then presence: the engine
      * answers the position before the members (engine.h). */
     if (history) {
-        engine->history(name, len, c->id, wsh_recovery_join(m), since);
+        engine->history(name, len, wsh_conn_id(c), wsh_recovery_join(m),
+                        since);
     }
     if (kind == WSH_TOPIC_ROOM) {
         wsh_stat_room_resized(m->topic->nmembers - 1, m->topic->nmembers);
-        engine->join(name, len, presence_id, idlen, c->id);
+        engine->join(name, len, presence_id, idlen, wsh_conn_id(c));
     }
     return 0;
 }
@@ -202,7 +207,7 @@ wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
 
 /* C is closing: its publishes' answers will find nobody. */
 static void
-engine_forget_acks(wsh_conn_t *c)
+engine_forget_acks(wsh_conn_t *c, uint16_t *acks)
 {
     wsh_hash_iter_t it;
     const void *key;
@@ -210,10 +215,10 @@ engine_forget_acks(wsh_conn_t *c)
     void *value;
 
     wsh_hash_iter_init(engine_acks, &it);
-    while (c->acks > 0 && wsh_hash_next(&it, &key, &klen, &value)) {
+    while (*acks > 0 && wsh_hash_next(&it, &key, &klen, &value)) {
         if (value == c) {
             (void) wsh_hash_remove(engine_acks, key, klen);
-            c->acks--;
+            (*acks)--;
         }
     }
 }
@@ -221,11 +226,14 @@ engine_forget_acks(wsh_conn_t *c)
 void
 wsh_engine_conn_closed(wsh_conn_t *c)
 {
-    if (c->acks > 0 && engine_acks != NULL) {
-        engine_forget_acks(c);
+    uint16_t *acks = wsh_engine_conns->acks(c);
+    wsh_queue_t *topics = wsh_engine_conns->topics(c);
+
+    if (*acks > 0 && engine_acks != NULL) {
+        engine_forget_acks(c, acks);
     }
-    while (!wsh_queue_empty(&c->topics)) {
-        engine_leave(wsh_queue_data(wsh_queue_head(&c->topics), wsh_member_t,
+    while (!wsh_queue_empty(topics)) {
+        engine_leave(wsh_queue_data(wsh_queue_head(topics), wsh_member_t,
                                     owner_link));
     }
 }
@@ -237,6 +245,7 @@ static size_t
 engine_deliver(int kind, const char *name, size_t len, const void *data,
     size_t dlen, uint64_t exclude_id, uint64_t offset)
 {
+    const wsh_engine_conn_ops_t *conns = wsh_engine_conns;
     wsh_topic_t *t = wsh_topic_find(kind, name, len);
     wsh_shared_frame_t *f;
     wsh_queue_t *q, *next;
@@ -247,7 +256,7 @@ engine_deliver(int kind, const char *name, size_t len, const void *data,
     if (t == NULL) {
         return 0;
     }
-    f = wsh_shared_frame_new(WSH_OPCODE_TEXT, data, dlen);
+    f = conns->frame(WSH_OPCODE_TEXT, data, dlen);
     if (f == NULL) {
         wsh_log(WSH_LOG_ALERT, "out of memory for a %zu-byte message", dlen);
         return 0;
@@ -256,16 +265,16 @@ engine_deliver(int kind, const char *name, size_t len, const void *data,
         next = q->next;
         m = wsh_queue_data(q, wsh_member_t, topic_link);
         c = m->owner;
-        if (exclude_id != 0 && c->id == exclude_id) {
+        if (exclude_id != 0 && wsh_conn_id(c) == exclude_id) {
             continue;
         }
         if (offset != 0 && m->recovery != NULL) {
             wsh_recovery_live(m, offset, f);
-        } else if (wsh_conn_send_shared(c, f) == 0) {
+        } else if (conns->deliver(c, f) == 0) {
             n++;
         }
     }
-    wsh_shared_frame_release(f);
+    conns->frame_release(f);
     return n;
 }
 
@@ -274,10 +283,10 @@ engine_deliver(int kind, const char *name, size_t len, const void *data,
 static const wsh_topic_t *
 engine_own_client_topic(wsh_conn_t *c)
 {
-    wsh_queue_t *q;
+    wsh_queue_t *topics = wsh_engine_conns->topics(c), *q;
     wsh_member_t *m;
 
-    for (q = c->topics.next; q != &c->topics; q = q->next) {
+    for (q = topics->next; q != topics; q = q->next) {
         m = wsh_queue_data(q, wsh_member_t, owner_link);
         if (m->topic->kind == WSH_TOPIC_CLIENT) {
             return m->topic;
@@ -291,15 +300,16 @@ engine_own_client_topic(wsh_conn_t *c)
 static uint64_t
 engine_ticket(wsh_conn_t *sender)
 {
+    uint16_t *acks = wsh_engine_conns->acks(sender);
     uint64_t ticket = ++engine_last_ticket;
 
-    if (sender->acks == UINT16_MAX
+    if (*acks == UINT16_MAX
         || wsh_hash_put(engine_acks, &ticket, sizeof(ticket), sender)
            != WSH_OK)
     {
         return 0;
     }
-    sender->acks++;
+    (*acks)++;
     return ticket;
 }
 
@@ -329,13 +339,14 @@ wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
             if (ticket == 0) {
                 wsh_log(WSH_LOG_ERR, "a publish was refused: its connection "
                         "has %u waiting for the engine, or out of memory",
-                        (unsigned) sender->acks);
+                        (unsigned) *wsh_engine_conns->acks(sender));
                 ack->refused = 1;
                 return 0;
             }
             ack->ticket = ticket;
         }
-        engine->publish_acked(kind, name, len, sender ? sender->id : 0,
+        engine->publish_acked(kind, name, len,
+                              sender ? wsh_conn_id(sender) : 0,
                               ticket, keyed ? ack->key : NULL,
                               keyed ? ack->key_len : 0, data, dlen);
         t = kind == WSH_TOPIC_ROOM ? wsh_topic_find(kind, name, len) : NULL;
@@ -344,7 +355,7 @@ wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
                     && wsh_topic_membership(sender, kind, name, len));
     }
     n = engine_deliver(kind, name, len, data, dlen,
-                       sender ? sender->id : 0, 0);
+                       sender ? wsh_conn_id(sender) : 0, 0);
     if (!(flags & WSH_PUBLISH_LOCAL)) {
         wsh_stat_add(WSH_STAT_ENGINE_PUBLISH, 1);
         if (sender != NULL) {
@@ -355,7 +366,7 @@ wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
                         | ((flags & WSH_PUBLISH_CONFIRM) && n == 0
                            ? WSH_ENG_F_CONFIRM : 0),
                         own ? own->name : NULL, own ? own->len : 0,
-                        sender ? sender->id : 0, data, dlen);
+                        sender ? wsh_conn_id(sender) : 0, data, dlen);
     }
     return n;
 }
@@ -373,14 +384,16 @@ wsh_engine_acked(uint64_t conn_id, uint64_t ticket, int kind,
     bool failed, uint64_t offset, const char *epoch, size_t elen, int flags)
 {
     wsh_conn_t *c = wsh_hash_remove(engine_acks, &ticket, sizeof(ticket));
+    const wsh_module_t *module;
     wsh_ack_t ack;
 
     if (c == NULL) {
         return;                 /* it closed meanwhile */
     }
-    c->acks--;
-    if (c->id != conn_id || c->state == WSH_CONN_DEAD
-        || c->endpoint->module->acked == NULL)
+    (*wsh_engine_conns->acks(c))--;
+    module = wsh_engine_conns->module(c);
+    if (wsh_conn_id(c) != conn_id || wsh_engine_conns->closed(c)
+        || module->acked == NULL)
     {
         return;
     }
@@ -391,7 +404,7 @@ wsh_engine_acked(uint64_t conn_id, uint64_t ticket, int kind,
     ack.offset = offset;
     ack.epoch = offset ? epoch : NULL;
     ack.epoch_len = offset ? elen : 0;
-    c->endpoint->module->acked(c, ticket, &ack);
+    module->acked(c, ticket, &ack);
 }
 
 /* A local connection by id among the members of a topic. */
@@ -407,24 +420,7 @@ engine_find_conn(int kind, const char *name, size_t len, uint64_t conn_id)
     }
     for (q = t->members.next; q != &t->members; q = q->next) {
         c = wsh_queue_data(q, wsh_member_t, topic_link)->owner;
-        if (c->id == conn_id) {
-            return c;
-        }
-    }
-    return NULL;
-}
-
-/* A connection in no topic (an HTTP publisher): a linear search, on
- * the rare path of answers to confirmed publishes only. */
-static wsh_conn_t *
-engine_find_any_conn(uint64_t conn_id)
-{
-    wsh_queue_t *q;
-    wsh_conn_t *c;
-
-    for (q = wsh_worker.conns.next; q != &wsh_worker.conns; q = q->next) {
-        c = wsh_queue_data(q, wsh_conn_t, link);
-        if (c->id == conn_id) {
+        if (wsh_conn_id(c) == conn_id) {
             return c;
         }
     }
@@ -450,11 +446,12 @@ wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
     const u_char *p = ids, *last = ids + idslen;
     const char **v;
     size_t *lens, n = 0, max = idslen / 2 + 1;
+    const wsh_module_t *module;
     uint16_t l;
     wsh_conn_t *c;
 
     c = engine_find_conn(WSH_TOPIC_ROOM, room, len, conn_id);
-    if (c == NULL || c->state != WSH_CONN_WS) {
+    if (c == NULL || !wsh_engine_conns->open(c)) {
         return;         /* it left or closed meanwhile */
     }
     if (wsh_recovery_waiting(wsh_topic_membership(c, WSH_TOPIC_ROOM, room,
@@ -462,7 +459,8 @@ wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
     {
         return;         /* the answer to a join it left since */
     }
-    if (c->endpoint->module->members == NULL) {
+    module = wsh_engine_conns->module(c);
+    if (module->members == NULL) {
         engine_members_done(c, room, len);
         return;
     }
@@ -484,7 +482,7 @@ wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
         lens[n++] = l;
         p += l;
     }
-    c->endpoint->module->members(c, room, len, v, lens, n);
+    module->members(c, room, len, v, lens, n);
     free(v);
     free(lens);
     engine_members_done(c, room, len);
@@ -540,9 +538,9 @@ void
 wsh_engine_room_gap(const char *room, size_t len,
     const wsh_room_position_t *since)
 {
+    const wsh_module_t *module;
     wsh_topic_t *t;
     wsh_member_t *m;
-    wsh_conn_t *c;
     size_t n = 0;
 
     while ((t = wsh_topic_find(WSH_TOPIC_ROOM, room, len)) != NULL
@@ -550,9 +548,9 @@ wsh_engine_room_gap(const char *room, size_t len,
     {
         m = wsh_queue_data(wsh_queue_head(&t->members), wsh_member_t,
                            topic_link);
-        c = m->owner;
-        if (c->endpoint->module->room_reset != NULL) {
-            c->endpoint->module->room_reset(c, room, len, since);
+        module = wsh_engine_conns->module(m->owner);
+        if (module->room_reset != NULL) {
+            module->room_reset(m->owner, room, len, since);
         }
         engine_leave(m);
         n++;
@@ -574,15 +572,18 @@ void
 wsh_engine_result(const char *to, size_t len, const char *sender,
     size_t slen, uint64_t conn_id, bool found)
 {
+    const wsh_module_t *module;
     wsh_conn_t *c;
 
     c = engine_find_conn(WSH_TOPIC_CLIENT, sender, slen, conn_id);
     if (c == NULL) {
-        c = engine_find_any_conn(conn_id);
+        c = wsh_engine_conns->find(conn_id);
     }
-    if (c != NULL && c->state != WSH_CONN_DEAD
-        && c->endpoint->module->publish_result != NULL)
-    {
-        c->endpoint->module->publish_result(c, to, len, found);
+    if (c == NULL || wsh_engine_conns->closed(c)) {
+        return;
+    }
+    module = wsh_engine_conns->module(c);
+    if (module->publish_result != NULL) {
+        module->publish_result(c, to, len, found);
     }
 }

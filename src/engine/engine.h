@@ -67,8 +67,44 @@ typedef struct {
 extern const wsh_engine_ops_t wsh_engine_local;
 extern const wsh_engine_ops_t wsh_engine_redis;
 
-/* Worker side (engine.c). */
-int  wsh_engine_init_worker(void);
+/* A message encoded once as a WebSocket frame and queued by reference
+ * on every recipient (net/conn.h): the engine only passes it on. */
+typedef struct wsh_shared_frame_s wsh_shared_frame_t;
+
+/* The connections that join topics, which the engine knows only as the
+ * public API's wsh_conn_t, and through these operations: net implements
+ * them (net/conn.h, net/conn_member.h) and the worker hands them to
+ * wsh_engine_init_worker, so the engine never sees a connection's
+ * insides. A topic's members are all reached through them. */
+typedef struct {
+    /* A frame of DATA with one reference held by the caller; NULL on
+     * ENOMEM. */
+    wsh_shared_frame_t *(*frame)(int opcode, const void *data, size_t len);
+    void (*frame_hold)(wsh_shared_frame_t *f);
+    void (*frame_release)(wsh_shared_frame_t *f);
+    /* Queue F on C: 0, or -1 when it was not (C is not an open
+     * WebSocket, or over send_buffer: dropped, or closing). */
+    int  (*deliver)(wsh_conn_t *c, wsh_shared_frame_t *f);
+    /* C is an open WebSocket / C is closed (freed on the next loop
+     * turn: it hears no more answers). */
+    bool (*open)(const wsh_conn_t *c);
+    bool (*closed)(const wsh_conn_t *c);
+    /* The module that C's hooks are called on. */
+    const wsh_module_t *(*module)(const wsh_conn_t *c);
+    /* The engine's state kept in C, the engine's to change even where
+     * C is const: its memberships (wsh_member_t's owner_link), its
+     * publishes awaiting the sequencer. */
+    wsh_queue_t *(*topics)(const wsh_conn_t *c);
+    uint16_t    *(*acks)(const wsh_conn_t *c);
+    /* The connection with id ID, or NULL (a walk: rare answers only). */
+    wsh_conn_t *(*find)(uint64_t id);
+} wsh_engine_conn_ops_t;
+
+/* The worker's, from wsh_engine_init_worker (recovery.c uses them). */
+extern const wsh_engine_conn_ops_t *wsh_engine_conns;
+
+/* Worker side (engine.c). CONNS must outlive the worker. */
+int  wsh_engine_init_worker(const wsh_engine_conn_ops_t *conns);
 void wsh_engine_exit_worker(void);
 
 /* The engine's name and whether it is connected (health checks). */

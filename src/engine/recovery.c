@@ -60,7 +60,7 @@ recovery_list_clear(recovery_list_t *l)
     size_t i;
 
     for (i = 0; i < l->n; i++) {
-        wsh_shared_frame_release(l->v[i].f);
+        wsh_engine_conns->frame_release(l->v[i].f);
     }
     free(l->v);
     memset(l, 0, sizeof(*l));
@@ -87,7 +87,7 @@ recovery_list_push(recovery_list_t *l, uint64_t offset,
         l->v = v;
         l->cap = cap;
     }
-    f->refs++;
+    wsh_engine_conns->frame_hold(f);
     l->v[l->n].offset = offset;
     l->v[l->n].f = f;
     l->n++;
@@ -139,8 +139,7 @@ static void
 recovery_overflow(wsh_member_t *m)
 {
     wsh_log(WSH_LOG_WARN, "*%llu room history recovery not answered in "
-            "time: closing", (unsigned long long)
-            ((wsh_conn_t *) m->owner)->id);
+            "time: closing", (unsigned long long) wsh_conn_id(m->owner));
     wsh_recovery_free(m);
     wsh_conn_close(m->owner, WSH_CLOSE_TRY_AGAIN, "history recovery");
 }
@@ -178,7 +177,7 @@ recovery_member(const char *room, size_t len, uint64_t conn_id)
     }
     for (q = t->members.next; q != &t->members; q = q->next) {
         m = wsh_queue_data(q, wsh_member_t, topic_link);
-        if (((wsh_conn_t *) m->owner)->id == conn_id) {
+        if (wsh_conn_id(m->owner) == conn_id) {
             return m->recovery != NULL ? m : NULL;
         }
     }
@@ -195,14 +194,14 @@ wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
     if (m == NULL || m->recovery->positioned) {
         return;
     }
-    f = wsh_shared_frame_new(WSH_OPCODE_TEXT, data, dlen);
+    f = wsh_engine_conns->frame(WSH_OPCODE_TEXT, data, dlen);
     if (f == NULL || recovery_list_push(&m->recovery->queue, offset, f)
                      != WSH_OK)
     {
         recovery_overflow(m);
     }
     if (f != NULL) {
-        wsh_shared_frame_release(f);
+        wsh_engine_conns->frame_release(f);
     }
 }
 
@@ -414,7 +413,8 @@ wsh_recovery_finish(wsh_member_t *m)
 
     /* A failed send closes the connection later, never here. */
     for (i = 0; m->recovery != NULL && i < m->recovery->queue.n; i++) {
-        (void) wsh_conn_send_shared(m->owner, m->recovery->queue.v[i].f);
+        (void) wsh_engine_conns->deliver(m->owner,
+                                         m->recovery->queue.v[i].f);
     }
     wsh_recovery_free(m);
 }
@@ -449,11 +449,12 @@ wsh_topic_positions(const wsh_conn_t *c, void (*cb)(void *arg,
     const char *room, size_t len, const wsh_room_position_t *pos),
     void *arg)
 {
+    const wsh_queue_t *topics = wsh_engine_conns->topics(c);
     wsh_room_position_t pos;
     const wsh_queue_t *q;
     wsh_member_t *m;
 
-    for (q = c->topics.next; q != &c->topics; q = q->next) {
+    for (q = topics->next; q != topics; q = q->next) {
         m = wsh_queue_data(q, wsh_member_t, owner_link);
         /* A join still recovering has no position to give yet. */
         if (m->topic->kind != WSH_TOPIC_ROOM || m->recovery != NULL) {

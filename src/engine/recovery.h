@@ -7,8 +7,8 @@
 #ifndef WSH_RECOVERY_H
 #define WSH_RECOVERY_H
 
+#include "engine/engine.h"
 #include "engine/topic.h"
-#include "net/conn.h"
 #include "wshub.h"
 
 /* M joins a room: with HISTORY its position is asked of the engine, and

@@ -33,7 +33,6 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/stats.h"
-#include "net/conn.h"
 #include "core/runtime.h"
 
 #include <hiredis/adapters/libevent.h>

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/module.h"
 #include "net/conn.h"
+#include "net/conn_member.h"
 #include "net/pending.h"
 #include "engine/engine.h"
 #include "engine/local.h"
@@ -38,6 +39,20 @@ static void worker_conn_gone(void);
 static const wsh_conn_handler_t worker_conn_handler = {
     wsh_engine_conn_closed,
     worker_conn_gone
+};
+
+/* What the engine may do with connections (engine.h). */
+static const wsh_engine_conn_ops_t worker_engine_conns = {
+    .frame = wsh_shared_frame_new,
+    .frame_hold = wsh_shared_frame_hold,
+    .frame_release = wsh_shared_frame_release,
+    .deliver = wsh_conn_send_shared,
+    .open = wsh_conn_is_open,
+    .closed = wsh_conn_is_closed,
+    .module = wsh_conn_module,
+    .topics = wsh_conn_topics,
+    .acks = wsh_conn_acks,
+    .find = wsh_conn_find,
 };
 
 static struct bufferevent *worker_chan;     /* to the master */
@@ -350,7 +365,8 @@ worker_init(wsh_cycle_t *cycle, int id, int channel)
                 strerror(errno));
         return WSH_ERROR;
     }
-    if (worker_init_signals() != WSH_OK || wsh_engine_init_worker() != WSH_OK)
+    if (worker_init_signals() != WSH_OK
+        || wsh_engine_init_worker(&worker_engine_conns) != WSH_OK)
     {
         return WSH_ERROR;
     }
