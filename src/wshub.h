@@ -416,6 +416,158 @@ typedef struct {
 
 void wsh_server_info(wsh_server_info_t *info);
 
+/* The engine's name: "local" or "redis". */
+const char *wsh_engine_name(void);
+
+/* Server statistics: counters and gauges kept by every worker in shared
+ * memory, summed over all of them by any worker that asks, so that an
+ * exporter answers for the whole server (modules/metrics, status,
+ * health). The layout follows WSHUB_API_VERSION. */
+
+/* Slots for worker processes alive at once (all generations). A worker
+ * started while all are taken counts into a scratch slot that nobody
+ * reads, and the master logs it. */
+#define WSH_STATS_SLOTS 128
+
+/* Size classes of rooms (bounds in stats.c, the last one unbounded). */
+#define WSH_ROOM_SIZES 12
+
+/* Counters and gauges, one uint64 each. */
+enum {
+    WSH_STAT_CONNECTIONS_ACTIVE = 0,    /* gauge: open WebSockets */
+    WSH_STAT_ROOMS,                     /* gauge: rooms with local members */
+    WSH_STAT_ENGINE_UP,                 /* gauge: 1 or 0 */
+    WSH_STAT_ROOM_SIZES,                /* gauges: those rooms by size class,
+                                           WSH_ROOM_SIZES of them */
+    WSH_STAT_GAUGES = WSH_STAT_ROOM_SIZES + WSH_ROOM_SIZES,
+                                        /* --- counters from here --- */
+    WSH_STAT_CONN_ACCEPTED = WSH_STAT_GAUGES,
+    WSH_STAT_CONN_REJECTED,
+    WSH_STAT_MSG_IN_TEXT,
+    WSH_STAT_MSG_IN_BINARY,
+    WSH_STAT_MSG_OUT_TEXT,
+    WSH_STAT_MSG_OUT_BINARY,
+    WSH_STAT_BYTES_IN,
+    WSH_STAT_BYTES_OUT,
+    WSH_STAT_ENGINE_PUBLISH,
+    WSH_STAT_ENGINE_RECONNECTS,
+    WSH_STAT_SLOW_CONSUMER_DROPS,
+    WSH_STAT_RATE_LIMITED,
+    WSH_STAT_ROOM_RESETS,
+    WSH_STAT_REFUSED_PENDING,           /* accept: per_ip_pending */
+    WSH_STAT_REFUSED_EVICTED,           /* out of sockets: oldest closed */
+    WSH_STAT_REFUSED_SOCKETS,           /* out of sockets, all WebSockets */
+    WSH_STAT_ERRORS,                    /* WSH_ERR_N counters follow */
+    WSH_STAT_N = WSH_STAT_ERRORS + 24
+};
+
+/* websocket_errors_total{component,error_type}: see stats.c's table. */
+enum {
+    WSH_ERR_HTTP_BAD_REQUEST = 0,   /* 400, 411 */
+    WSH_ERR_HTTP_UNAUTHORIZED,      /* 401 */
+    WSH_ERR_HTTP_FORBIDDEN,         /* 403: origin, allow list, module */
+    WSH_ERR_HTTP_NOT_FOUND,         /* 404 */
+    WSH_ERR_HTTP_BAD_HANDSHAKE,     /* 405, 426, 505 */
+    WSH_ERR_HTTP_TIMEOUT,           /* 408 */
+    WSH_ERR_HTTP_TOO_LARGE,         /* 413, 414, 431 */
+    WSH_ERR_HTTP_RATE_LIMITED,      /* 429 */
+    WSH_ERR_HTTP_UNAVAILABLE,       /* 503 */
+    WSH_ERR_HTTP_OTHER,
+    WSH_ERR_WS_PROTOCOL,            /* we closed with 1002 or 1003 */
+    WSH_ERR_WS_INVALID_DATA,        /* 1007 */
+    WSH_ERR_WS_TOO_BIG,             /* 1009 */
+    WSH_ERR_WS_POLICY,              /* 1008 other than the two below */
+    WSH_ERR_WS_RATE_LIMITED,
+    WSH_ERR_WS_SLOW_CONSUMER,
+    WSH_ERR_WS_PONG_TIMEOUT,
+    WSH_ERR_WS_WRITE_TIMEOUT,
+    WSH_ERR_WS_INTERNAL,            /* 1011: our fault (ENOMEM...) */
+    WSH_ERR_ENGINE_DISCONNECTED,
+    WSH_ERR_ENGINE_PUBLISH,
+    WSH_ERR_N
+};
+
+/* Histograms: fixed bucket bounds (stats.c), counts per bucket and a
+ * sum, in micro-units for the duration ones. */
+#define WSH_HIST_BUCKETS 12     /* at most; plus one for +Inf */
+
+enum {
+    WSH_HIST_DURATION = 0,      /* connection duration, by close reason: */
+    WSH_HIST_DURATION_LAST = WSH_HIST_DURATION + 8,
+    WSH_HIST_SIZE_IN,           /* message size received */
+    WSH_HIST_SIZE_OUT,          /* message size sent */
+    WSH_HIST_PROCESSING,        /* module message hook time */
+    WSH_HIST_N
+};
+
+typedef struct {
+    uint64_t bucket[WSH_HIST_BUCKETS + 1];
+    uint64_t sum;
+} wsh_hist_t;
+
+typedef struct {
+    uint64_t    in_use;         /* set by the master */
+    uint64_t    pid;
+    uint64_t    worker;         /* worker_processes slot */
+    uint64_t    generation;
+    uint64_t    v[WSH_STAT_N];
+    wsh_hist_t  hist[WSH_HIST_N];
+} wsh_stats_slot_t;
+
+/* A consistent sum of all slots for a scrape: counters over every
+ * worker that ever ran, gauges over the live ones. */
+typedef struct {
+    wsh_stats_slot_t total;
+    uint64_t         reloads;
+    wsh_stats_slot_t live[WSH_STATS_SLOTS];    /* per live worker */
+    size_t           nlive;
+} wsh_stats_snapshot_t;
+
+/* The sum now, in this worker's copy (about 250 KB, made on the first
+ * call), valid until the next call; NULL out of memory. */
+const wsh_stats_snapshot_t *wsh_stats_snapshot(void);
+
+/* Gauge I summed over the live workers, without a snapshot. */
+uint64_t wsh_stats_gauge(int i);
+
+/* Bounds and names of the histograms and error counters, for an
+ * exposition (modules/metrics). */
+typedef struct {
+    const char     *name;       /* family, without _bucket etc. */
+    const char     *help;
+    const char     *label;      /* "reason=\"normal\"" or NULL */
+    const uint64_t *bounds;     /* ascending, in the stored unit */
+    size_t          nbounds;
+    unsigned        scale;      /* stored unit per exposed unit */
+} wsh_hist_info_t;
+
+const wsh_hist_info_t *wsh_stats_hist_info(int h);
+
+/* The upper bounds of the room size classes, ascending: WSH_ROOM_SIZES - 1
+ * of them, the last class having none. */
+const uint64_t *wsh_stats_room_bounds(void);
+
+typedef struct {
+    const char *component;
+    const char *type;
+} wsh_err_info_t;
+
+const wsh_err_info_t *wsh_stats_err_info(int err);
+
+/* Resident memory of process PID in bytes (0 if unknown). */
+long wsh_stats_rss(uint64_t pid);
+
+/* A growing text buffer for a response body: wsh_text_printf appends
+ * (0, or -1 out of memory); start from { NULL, 0, 0 } and free(data). */
+typedef struct {
+    char   *data;
+    size_t  len;
+    size_t  cap;
+} wsh_text_t;
+
+int wsh_text_printf(wsh_text_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Request accessors (handshake and http hooks). Values are not
  * NUL-terminated: use the lengths. */
 const char *wsh_request_method(const wsh_request_t *r, size_t *len);
@@ -464,8 +616,20 @@ int wsh_conf_bool_word(const char *text);
  * every default applied (never NULL for a module that declares one). */
 const void *wsh_module_conf(const wsh_module_t *m);
 
-/* Log through the server's error log: LEVEL is one of the WSH_LOG_*
- * values of the core (0 emerg ... 7 debug); C may be NULL. */
+/* The error log's levels, nginx's. */
+enum {
+    WSH_LOG_EMERG = 0,
+    WSH_LOG_ALERT,
+    WSH_LOG_CRIT,
+    WSH_LOG_ERR,
+    WSH_LOG_WARN,
+    WSH_LOG_NOTICE,
+    WSH_LOG_INFO,
+    WSH_LOG_DEBUG
+};
+
+/* Log through the server's error log at LEVEL (WSH_LOG_*); C may be
+ * NULL. */
 void wsh_module_log(int level, const wsh_conn_t *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

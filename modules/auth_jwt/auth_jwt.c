@@ -11,7 +11,6 @@
  */
 #include "auth_jwt/auth_jwt.h"
 #include "wshub.h"
-#include "core/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,13 +11,15 @@
  * counters), "worker_connections" this worker's; the rest of the
  * counters summed over all workers are the metrics module's business.
  */
-#include "core/core.h"
-#include "wshub.h"
-#include "core/conf.h"
-#include "core/stats.h"
-#include "modules/metrics/metrics.h"
-#include "process/worker.h"
+/* Modules see wshub.h, not the build's config.h: POSIX is asked for
+ * here (clock_gettime, gmtime_r). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 
+#include "wshub.h"
+
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -93,7 +95,7 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
                     "connections", (json_int_t) wsh_stats_gauge(
                                        WSH_STAT_CONNECTIONS_ACTIVE),
                     "worker_connections", (int) info.connections,
-                    "memory_rss", (json_int_t) wsh_metrics_rss(
+                    "memory_rss", (json_int_t) wsh_stats_rss(
                                       (uint64_t) getpid()),
                     "engine",
                     "type", info.engine, "up", info.engine_up,

@@ -2,87 +2,18 @@
  * exposition format (version 0.0.4).
  *
  * Any worker can answer: it sums the shared counter slots of every
- * worker (src/core/stats.c), so a scrape sees the whole server whichever
+ * worker (wsh_stats_snapshot), so a scrape sees the whole server whichever
  * worker the kernel hands it to, and counters of workers that exited
  * (reloads, crashes) stay in the totals.
  */
-#include "core/core.h"
 #include "wshub.h"
-#include "core/stats.h"
-#include "engine/engine.h"
-#include "metrics.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-int
-wsh_text_printf(wsh_text_t *t, const char *fmt, ...)
-{
-    va_list ap;
-    size_t cap;
-    char *p;
-    int n;
-
-    for ( ;; ) {
-        va_start(ap, fmt);
-        n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            return WSH_ERROR;
-        }
-        if ((size_t) n < t->cap - t->len) {
-            t->len += (size_t) n;
-            return WSH_OK;
-        }
-        cap = t->cap ? t->cap * 2 : 16384;
-        while (cap - t->len <= (size_t) n) {
-            cap *= 2;
-        }
-        p = realloc(t->data, cap);
-        if (p == NULL) {
-            return WSH_ERROR;
-        }
-        t->data = p;
-        t->cap = cap;
-    }
-}
-
-long
-wsh_metrics_rss(uint64_t pid)
-{
-    char path[64];
-    long pages, resident = 0;
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "/proc/%" PRIu64 "/statm", pid);
-    fp = fopen(path, "r");
-    if (fp != NULL) {
-        if (fscanf(fp, "%ld %ld", &pages, &resident) != 2) {
-            resident = 0;
-        }
-        fclose(fp);
-    }
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
-static wsh_stats_snapshot_t *metrics_snap;
-
-const wsh_stats_snapshot_t *
-wsh_metrics_snapshot(void)
-{
-    if (metrics_snap == NULL) {
-        /* ~250 KB: taken on the first scrape, not by every worker. */
-        metrics_snap = malloc(sizeof(*metrics_snap));
-        if (metrics_snap == NULL) {
-            return NULL;
-        }
-    }
-    return wsh_stats_snapshot(metrics_snap) == WSH_OK ? metrics_snap : NULL;
-}
+#define metrics_nelems(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Label values: backslash, double quote and newline escaped. */
 static void
@@ -207,7 +138,7 @@ metrics_counters(wsh_text_t *t, const wsh_stats_slot_t *s)
     char labels[128];
     size_t i;
 
-    for (i = 0; i < wsh_nelems(metrics_counter_rows); i++) {
+    for (i = 0; i < metrics_nelems(metrics_counter_rows); i++) {
         if (metrics_counter_rows[i].help != NULL) {
             metrics_family(t, metrics_counter_rows[i].name, "counter",
                            metrics_counter_rows[i].help);
@@ -262,7 +193,7 @@ metrics_workers(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
         w = &snap->live[i];
         wsh_text_printf(t, "wshub_worker_resident_memory_bytes{worker=\"%"
                         PRIu64 "\",pid=\"%" PRIu64 "\"} %ld\n", w->worker,
-                        w->pid, wsh_metrics_rss(w->pid));
+                        w->pid, wsh_stats_rss(w->pid));
     }
     metrics_family(t, "wshub_worker_connections", "gauge",
                    "Open WebSocket connections of each worker process.");
@@ -302,16 +233,18 @@ metrics_render(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
     const wsh_stats_slot_t *s = &snap->total;
     const char *family = NULL;
     uint64_t up = snap->nlive > 0;
+    wsh_server_info_t info;
     size_t i;
     int h;
 
+    wsh_server_info(&info);
     for (i = 0; i < snap->nlive; i++) {
         up &= snap->live[i].v[WSH_STAT_ENGINE_UP] != 0;
     }
     metrics_family(t, "wshub_build_info", "gauge",
                    "The running wshub version.");
     wsh_text_printf(t, "wshub_build_info{version=\"");
-    metrics_label(t, WSH_VERSION);
+    metrics_label(t, info.version);
     wsh_text_printf(t, "\"} 1\n");
 
     metrics_family(t, "websocket_active_connections", "gauge",
@@ -334,7 +267,7 @@ metrics_render(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
         metrics_histogram(t, s, h, &family);
     }
     metrics_workers(t, snap);
-    return t->data != NULL ? WSH_OK : WSH_ERROR;
+    return t->data != NULL ? 0 : -1;
 }
 
 static int
@@ -347,8 +280,8 @@ metrics_http(wsh_conn_t *c, const wsh_request_t *r)
         (void) wsh_http_respond(c, 405, "text/plain", "use GET\n", 8);
         return 0;
     }
-    snap = wsh_metrics_snapshot();
-    if (snap == NULL || metrics_render(&t, snap) != WSH_OK) {
+    snap = wsh_stats_snapshot();
+    if (snap == NULL || metrics_render(&t, snap) != 0) {
         (void) wsh_http_respond(c, 500, "text/plain", "out of memory\n", 14);
     } else {
         (void) wsh_http_respond(c, 200, "text/plain; version=0.0.4; "
@@ -358,13 +291,6 @@ metrics_http(wsh_conn_t *c, const wsh_request_t *r)
     return 0;
 }
 
-static void
-metrics_exit_worker(void)
-{
-    free(metrics_snap);
-    metrics_snap = NULL;
-}
-
 /* Counters say much about the traffic: loopback unless told. */
 static const wsh_default_endpoint_t metrics_default = { "/metrics", NULL, 1 };
 
@@ -372,7 +298,6 @@ const wsh_module_t wsh_metrics_module = {
     .name = "metrics",
     .api_version = WSHUB_API_VERSION,
     .default_endpoint = &metrics_default,
-    .exit_worker = metrics_exit_worker,
     .handshake = wsh_http_only_handshake,
     .http = metrics_http,
 };

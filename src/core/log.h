@@ -10,19 +10,9 @@
 #define WSH_LOG_H
 
 #include "core/core.h"
+#include "wshub.h"              /* the levels: WSH_LOG_* */
 
 #include <stdarg.h>
-
-enum {
-    WSH_LOG_EMERG = 0,
-    WSH_LOG_ALERT,
-    WSH_LOG_CRIT,
-    WSH_LOG_ERR,
-    WSH_LOG_WARN,
-    WSH_LOG_NOTICE,
-    WSH_LOG_INFO,
-    WSH_LOG_DEBUG
-};
 
 /* Level by name ("error", "warn", ...); -1 if unknown. */
 int wsh_log_level_parse(const char *name);

@@ -10,8 +10,12 @@
 #include "core/log.h"
 #include "core/shm.h"
 
+#include <inttypes.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 _Static_assert(WSH_ERR_N <= WSH_STAT_N - WSH_STAT_ERRORS,
                "room for every error counter");
@@ -25,6 +29,7 @@ typedef struct {
 
 static stats_region_t *stats_region;
 static wsh_stats_slot_t stats_scratch;
+static wsh_stats_snapshot_t *stats_snap;   /* this worker's, for modules */
 
 wsh_stats_slot_t *wsh_stats_self = &stats_scratch;
 
@@ -286,8 +291,9 @@ stats_sum(wsh_stats_slot_t *to, const wsh_stats_slot_t *from, bool gauges)
     }
 }
 
-int
-wsh_stats_snapshot(wsh_stats_snapshot_t *snap)
+/* Sum every slot into SNAP, consistently with the master's folds. */
+static int
+stats_snapshot(wsh_stats_snapshot_t *snap)
 {
     const wsh_stats_slot_t *s;
     uint64_t seq;
@@ -323,6 +329,44 @@ wsh_stats_snapshot(wsh_stats_snapshot_t *snap)
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
     } while (__atomic_load_n(&stats_region->seq, __ATOMIC_RELAXED) != seq);
     return WSH_OK;
+}
+
+const wsh_stats_snapshot_t *
+wsh_stats_snapshot(void)
+{
+    if (stats_snap == NULL) {
+        /* ~250 KB: taken on the first scrape, not by every worker. */
+        stats_snap = malloc(sizeof(*stats_snap));
+        if (stats_snap == NULL) {
+            return NULL;
+        }
+    }
+    return stats_snapshot(stats_snap) == WSH_OK ? stats_snap : NULL;
+}
+
+void
+wsh_stats_exit_worker(void)
+{
+    free(stats_snap);
+    stats_snap = NULL;
+}
+
+long
+wsh_stats_rss(uint64_t pid)
+{
+    char path[64];
+    long pages, resident = 0;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%" PRIu64 "/statm", pid);
+    fp = fopen(path, "r");
+    if (fp != NULL) {
+        if (fscanf(fp, "%ld %ld", &pages, &resident) != 2) {
+            resident = 0;
+        }
+        fclose(fp);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
 }
 
 uint64_t

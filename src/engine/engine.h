@@ -107,8 +107,8 @@ extern const wsh_engine_conn_ops_t *wsh_engine_conns;
 int  wsh_engine_init_worker(const wsh_engine_conn_ops_t *conns);
 void wsh_engine_exit_worker(void);
 
-/* The engine's name and whether it is connected (health checks). */
-const char *wsh_engine_name(void);
+/* Whether the engine is connected (health checks); its name is
+ * public (wsh_engine_name, wshub.h). */
 bool wsh_engine_up(void);
 /* The engine's breaker state and connection counts into INFO. */
 void wsh_engine_info(wsh_server_info_t *info);

@@ -11,6 +11,7 @@
 #include "process/signals.h"
 #include "core/log.h"
 #include "core/module.h"
+#include "core/stats.h"
 #include "net/conn.h"
 #include "net/conn_member.h"
 #include "net/pending.h"
@@ -434,6 +435,7 @@ static void
 worker_cleanup(void)
 {
     wsh_modules_exit_worker();
+    wsh_stats_exit_worker();
     worker_close_listeners();
     free(worker_listeners);
     wsh_signals_done();
