@@ -1,8 +1,15 @@
-/* module.c -- built-in module registry and lifecycle calls.
+/* module.c -- the module registry and lifecycle calls.
  *
- * Built-in modules are one static NULL-terminated array, as in nginx;
- * endpoints name them in the config. Loading modules with dlopen can be
- * added later without changing a module: they only see src/wshub.h.
+ * Built-in modules are one static NULL-terminated array, as in nginx,
+ * which make writes from the modules' sources (src/core/module_list.c,
+ * from MODULE_SOURCES in Makefile.am); endpoints name them in the
+ * configuration. Every module, built in or added (wsh_module_add), is
+ * registered once and checked against the module API this server
+ * implements: one built against another WSHUB_API_VERSION of
+ * src/wshub.h is refused, with a log line saying so, rather than called
+ * with structures it does not know. Modules include src/wshub.h and
+ * their own headers only (tests/check_layers.py), so loading them with
+ * dlopen could come later without changing one.
  */
 #include "core/module.h"
 #include "core/log.h"
@@ -10,81 +17,91 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const wsh_module_t wsh_echo_module;
-extern const wsh_module_t wsh_hub_module;
-extern const wsh_module_t wsh_hub_api_module;
-extern const wsh_module_t wsh_health_module;
-extern const wsh_module_t wsh_metrics_module;
-extern const wsh_module_t wsh_status_module;
-extern const wsh_module_t wsh_auth_jwt_module;
+static const wsh_module_t *module_list[WSH_MODULES_MAX];
+static size_t module_n;
+static bool module_builtins_done;
 
-const wsh_module_t *const wsh_modules[] = {
-    &wsh_echo_module,
-    &wsh_hub_module,
-    &wsh_hub_api_module,
-    &wsh_health_module,
-    &wsh_metrics_module,
-    &wsh_status_module,
-    &wsh_auth_jwt_module,
-    NULL
-};
-
-/* Modules added at run time (wsh_module_add); a few at most. */
-#define WSH_MODULES_ADDED 8
-
-static const wsh_module_t *module_added[WSH_MODULES_ADDED];
-static size_t module_nadded;
-
-static size_t
-module_nbuiltin(void)
+static const wsh_module_t *
+module_lookup(const char *name)
 {
-    size_t n = 0;
+    size_t i;
 
-    while (wsh_modules[n] != NULL) {
-        n++;
+    for (i = 0; i < module_n; i++) {
+        if (strcmp(module_list[i]->name, name) == 0) {
+            return module_list[i];
+        }
     }
-    return n;
+    return NULL;
+}
+
+/* Register M (WHAT: "built-in" or "added" for the log), or refuse it
+ * after logging why. */
+static int
+module_register(const wsh_module_t *m, const char *what)
+{
+    if (m->api_version != WSHUB_API_VERSION) {
+        wsh_log(WSH_LOG_ALERT, "%s module \"%s\" refused: it is built for "
+                "version %d of the module API (wshub.h), this wshubd has "
+                "version %d; rebuild it against this wshub.h", what,
+                m->name, m->api_version, WSHUB_API_VERSION);
+        return WSH_ERROR;
+    }
+    if (module_lookup(m->name) != NULL) {
+        wsh_log(WSH_LOG_ALERT, "%s module \"%s\" refused: a module of that "
+                "name is registered already", what, m->name);
+        return WSH_ERROR;
+    }
+    if (module_n == WSH_MODULES_MAX) {
+        wsh_log(WSH_LOG_ALERT, "%s module \"%s\" refused: more than %d "
+                "modules", what, m->name, WSH_MODULES_MAX);
+        return WSH_ERROR;
+    }
+    module_list[module_n++] = m;
+    return WSH_OK;
+}
+
+/* The built-in modules are registered on the registry's first use:
+ * before the first configuration is read, in every process. */
+static void
+module_builtins(void)
+{
+    size_t i;
+
+    if (module_builtins_done) {
+        return;
+    }
+    module_builtins_done = true;
+    for (i = 0; wsh_modules[i] != NULL; i++) {
+        (void) module_register(wsh_modules[i], "built-in");
+    }
 }
 
 size_t
 wsh_module_count(void)
 {
-    return module_nbuiltin() + module_nadded;
+    module_builtins();
+    return module_n;
 }
 
 const wsh_module_t *
 wsh_module_at(size_t i)
 {
-    size_t n = module_nbuiltin();
-
-    return i < n ? wsh_modules[i] : module_added[i - n];
+    module_builtins();
+    return module_list[i];
 }
 
 int
 wsh_module_add(const wsh_module_t *m)
 {
-    if (module_nadded == WSH_MODULES_ADDED
-        || wsh_module_count() >= WSH_MODULES_MAX
-        || m->api_version != WSHUB_API_VERSION
-        || wsh_module_find(m->name) != NULL)
-    {
-        return WSH_ERROR;
-    }
-    module_added[module_nadded++] = m;
-    return WSH_OK;
+    module_builtins();
+    return module_register(m, "added");
 }
 
 const wsh_module_t *
 wsh_module_find(const char *name)
 {
-    size_t i;
-
-    for (i = 0; i < wsh_module_count(); i++) {
-        if (strcmp(wsh_module_at(i)->name, name) == 0) {
-            return wsh_module_at(i);
-        }
-    }
-    return NULL;
+    module_builtins();
+    return module_lookup(name);
 }
 
 const char *

@@ -499,9 +499,10 @@ wsh_engine_presence(const char *room, size_t len, const char *id,
         return;
     }
     exclude = engine_find_conn(WSH_TOPIC_ROOM, room, len, exclude_conn);
-    for (i = 0; wsh_modules[i] != NULL; i++) {
-        if (wsh_modules[i]->presence != NULL) {
-            wsh_modules[i]->presence(room, len, id, idlen, joined, exclude);
+    for (i = 0; i < wsh_module_count(); i++) {
+        if (wsh_module_at(i)->presence != NULL) {
+            wsh_module_at(i)->presence(room, len, id, idlen, joined,
+                                       exclude);
         }
     }
 }
