@@ -73,6 +73,16 @@ wsh_conn_log(int level, const wsh_conn_t *c, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The answer to a connection refused or closed when accepted, written
+ * at once in one send(): a fixed text, its length checked here. */
+#define CONN_BUSY_BODY "503 Service Unavailable: busy\n"
+static const char conn_busy[] =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: wshub\r\n"
+    "Retry-After: 1\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 30\r\nConnection: close\r\n\r\n" CONN_BUSY_BODY;
+_Static_assert(sizeof(CONN_BUSY_BODY) - 1 == 30,
+               "conn_busy's Content-Length is its body's length");
+
 /* A connection refused at accept time: counted (STAT), logged at most
  * once a second, and answered 503 with Retry-After where that can be
  * written at once (not before a TLS handshake). Best effort: a client
@@ -81,11 +91,6 @@ static void
 conn_refuse(int fd, const struct sockaddr *sa, bool tls, int stat,
     const char *why)
 {
-    static const char resp[] =
-        "HTTP/1.1 503 Service Unavailable\r\nServer: wshub\r\n"
-        "Retry-After: 1\r\nContent-Type: text/plain\r\n"
-        "Content-Length: 32\r\nConnection: close\r\n\r\n"
-        "503 Service Unavailable: busy\r\n\r\n";
     unsigned skipped;
 
     wsh_stat_add(stat, 1);
@@ -94,7 +99,8 @@ conn_refuse(int fd, const struct sockaddr *sa, bool tls, int stat,
                 "not logged)", conn_addr_text(sa), why, skipped);
     }
     if (!tls) {
-        (void) send(fd, resp, sizeof(resp) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void) send(fd, conn_busy, sizeof(conn_busy) - 1,
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     close(fd);
 }
@@ -105,10 +111,6 @@ conn_refuse(int fd, const struct sockaddr *sa, bool tls, int stat,
 static bool
 conn_make_room(void)
 {
-    static const char resp[] =
-        "HTTP/1.1 503 Service Unavailable\r\nServer: wshub\r\n"
-        "Retry-After: 1\r\nContent-Length: 0\r\nConnection: close"
-        "\r\n\r\n";
     wsh_conn_t *victim = wsh_pending_victim();
     unsigned skipped;
 
@@ -122,7 +124,7 @@ conn_make_room(void)
                      skipped);
     }
     if (victim->io.ssl == NULL && victim->io.out_bytes == 0) {
-        (void) send(victim->io.fd, resp, sizeof(resp) - 1,
+        (void) send(victim->io.fd, conn_busy, sizeof(conn_busy) - 1,
                     MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     wsh_conn_finalize(victim, NULL);
