@@ -6,10 +6,13 @@
 #   core < ws < net < engine < process < tools, wshubd.c
 #
 # A file may include the headers of its own layer and of the layers
-# below, and src/wshub.h (the public module API, which includes no
+# below, and include/wshub.h (the public module API, which includes no
 # other header of ours). A module (modules/NAME/) may include only
 # wshub.h, the headers of its own directory and system headers: the
-# module API is its only door into the server.
+# module API is its only door into the server. The build enforces that
+# too (modules/ is compiled with -Iinclude -Imodules only; see
+# tests/check_module_door.sh); this script also catches "../../src/..."
+# and says which layer a header belongs to.
 #
 # Every violation is printed as FILE:LINE: includes HEADER (why), and
 # the exit status is 1 when there is one. Run by "make check" and "make
@@ -21,7 +24,7 @@ import sys
 
 LAYERS = ["core", "ws", "net", "engine", "process", "tools"]
 TOP = len(LAYERS) - 1           # src/tools and src/wshubd.c
-PUBLIC = "wshub.h"
+PUBLIC = "include/wshub.h"
 
 # Exceptions, each (FILE, HEADER) on a line of its own with a comment
 # saying why and until when; an entry that no longer matches is an
@@ -43,9 +46,9 @@ def sources(root, top):
 
 def resolve(root, rel, header):
     """The tree path of HEADER as the compiler finds it from REL (its
-    own directory first, then -Isrc, -Imodules and the top), or None
+    own directory first, then -Iinclude, -Isrc, -Imodules), or None
     for a header of the build (config.h) or one not in the tree."""
-    for base in (os.path.dirname(rel), "src", "modules", "."):
+    for base in (os.path.dirname(rel), "include", "src", "modules"):
         path = os.path.normpath(os.path.join(base, header))
         if os.path.isfile(os.path.join(root, path)):
             return path.replace(os.sep, "/")
@@ -54,11 +57,13 @@ def resolve(root, rel, header):
 
 def layer_of(path):
     """(layer index, name) of a path under src/, or None."""
+    if path == PUBLIC:
+        return (-1, "public")
     parts = path.split("/")
     if parts[0] != "src":
         return None
     if len(parts) == 2:
-        return (-1, "public") if parts[1] == PUBLIC else (TOP, "top")
+        return (TOP, "top")
     if parts[1] in LAYERS:
         return LAYERS.index(parts[1]), parts[1]
     return None
@@ -70,7 +75,7 @@ def judge(rel, target, header):
         return None if rel.startswith("src/") else "the build's config.h"
     if target is None:
         return "not a header of src/ or of its own module"
-    if target == "src/" + PUBLIC:
+    if target == PUBLIC and rel != PUBLIC:
         return None
     if rel.startswith("modules/"):
         own = "/".join(rel.split("/")[:2]) + "/"
@@ -95,7 +100,7 @@ def main(argv):
     used = set()
     bad = 0
 
-    for top in ("src", "modules"):
+    for top in ("include", "src", "modules"):
         for rel in sources(root, top):
             with open(os.path.join(root, rel), encoding="utf-8") as f:
                 lines = f.read().splitlines()

@@ -1,7 +1,7 @@
 /* core.h -- definitions every internal wshub source file includes.
  *
  * Return codes, the intrusive queue used for connection lists, and the
- * monotonic millisecond clock. Public module code includes src/wshub.h
+ * monotonic millisecond clock. Public module code includes include/wshub.h
  * instead; this header is for the core only.
  */
 #ifndef WSH_CORE_H

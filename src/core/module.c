@@ -6,8 +6,8 @@
  * configuration. Every module, built in or added (wsh_module_add), is
  * registered once and checked against the module API this server
  * implements: one built against another WSHUB_API_VERSION of
- * src/wshub.h is refused, with a log line saying so, rather than called
- * with structures it does not know. Modules include src/wshub.h and
+ * include/wshub.h is refused, with a log line saying so, rather than called
+ * with structures it does not know. Modules include include/wshub.h and
  * their own headers only (tests/check_layers.py), so loading them with
  * dlopen could come later without changing one.
  */

@@ -12,7 +12,7 @@
  * from zero, which Prometheus reads as a counter reset.
  *
  * What modules read (the counters' names, a snapshot of their sums) is
- * public: src/wshub.h, "Server statistics". This header is the
+ * public: include/wshub.h, "Server statistics". This header is the
  * writers' side.
  */
 #ifndef WSH_STATS_H

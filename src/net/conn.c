@@ -8,7 +8,7 @@
  *
  * Here: accepting a socket (within the handshake slots of net/pending.c),
  * the io layer's callbacks, closing and freeing, and the accessors that
- * src/wshub.h offers the modules.
+ * include/wshub.h offers the modules.
  *
  * A connection is never freed inside a callback that may still use it:
  * closing moves it to the worker's dead list, freed on the next loop turn.
@@ -463,7 +463,7 @@ wsh_conn_terminate_all(void)
     }
 }
 
-/* The accessors of src/wshub.h. */
+/* The accessors of include/wshub.h. */
 
 void *
 wsh_conn_get_data(const wsh_conn_t *c)

@@ -7,7 +7,7 @@
 typedef struct wsh_identity_s wsh_identity_t;
 
 /* One block holding USER and the room patterns (see wsh_conn_set_user()
- * in src/wshub.h for their meaning). Returns a block the caller frees
+ * in include/wshub.h for their meaning). Returns a block the caller frees
  * with free(), or NULL on bad lengths or ENOMEM. Pure: any process. */
 wsh_identity_t *wsh_identity_new(const char *user, size_t len,
     const char *const *patterns, const size_t *lens, size_t n);

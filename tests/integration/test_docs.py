@@ -632,7 +632,7 @@ class BehaviourStatementsTest(unittest.TestCase):
         name = re.search(r"(?s)case %s:\s*wsh_worker_drain\((\w+)\)" % cmd,
                          worker).group(1)
         code = re.search(r"#define %s\s+(\d+)" % name,
-                         src_text("src", "wshub.h")).group(1)
+                         src_text("include", "wshub.h")).group(1)
         examples = section(man("wshubd.8"), "EXAMPLES")
         m = re.search(r"(?ms)^The third drains the old workers(.*?)^\.Bd",
                       examples)

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- the module: src/wshub.h only ------------------------------------ */
+/* ---- the module: include/wshub.h only ------------------------------------ */
 
 typedef struct {
     char            *greeting;
