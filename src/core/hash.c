@@ -19,6 +19,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,4 +487,58 @@ wsh_hash_next(wsh_hash_iter_t *it, const void **key, size_t *len,
         *value = e->value;
     }
     return true;
+}
+
+/* V with its bits in reverse order. */
+static size_t
+hash_rev(size_t v)
+{
+    size_t s = CHAR_BIT * sizeof(v), mask = ~(size_t) 0;
+
+    while ((s >>= 1) > 0) {
+        mask ^= mask << s;
+        v = ((v >> s) & mask) | ((v << s) & ~mask);
+    }
+    return v;
+}
+
+/* The next cursor after V over a table of SIZE buckets: V's bits counted
+ * from the top (Pieter Noordhuis's reverse binary iteration, dict.c). */
+static size_t
+hash_scan_next(size_t v, size_t size)
+{
+    v |= ~(size - 1);
+    v = hash_rev(v);
+    v++;
+    return hash_rev(v);
+}
+
+size_t
+wsh_hash_scan(const wsh_hash_t *h, size_t cursor, size_t max,
+    bool (*fn)(void *arg, const void *key, size_t len, void *value),
+    void *arg)
+{
+    wsh_hash_entry_t *e;
+    size_t n = 0, chain;
+
+    if (h->count == 0) {
+        return 0;
+    }
+    do {
+        chain = 0;
+        for (e = h->buckets[cursor & (h->size - 1)]; e; e = e->next) {
+            chain++;
+        }
+        if (n > 0 && n + chain > max) {
+            return cursor;      /* this bucket starts the next page */
+        }
+        for (e = h->buckets[cursor & (h->size - 1)]; e; e = e->next) {
+            if (!fn(arg, e->key, e->len, e->value)) {
+                return 0;
+            }
+        }
+        n += chain;
+        cursor = hash_scan_next(cursor, h->size);
+    } while (cursor != 0 && n < max);
+    return cursor;
 }

@@ -56,4 +56,18 @@ void wsh_hash_iter_init(const wsh_hash_t *h, wsh_hash_iter_t *it);
 bool wsh_hash_next(wsh_hash_iter_t *it, const void **key, size_t *len,
     void **value);
 
+/* Paged iteration that survives changes between pages, as Redis's SCAN:
+ * call with CURSOR 0 first, then with the cursor returned, until that is
+ * 0. Each call passes whole buckets to FN (KEY, LEN, VALUE), at most MAX
+ * entries unless a single bucket holds more, and stops early when FN
+ * returns false. An entry present from the first call to the last is
+ * passed at least once whatever is inserted or removed between calls
+ * (the cursor counts in reversed bits, so a table that doubled meanwhile
+ * is not visited twice where it was visited once); one added or removed
+ * meanwhile may or may not be, and one may come twice after the table
+ * grew. */
+size_t wsh_hash_scan(const wsh_hash_t *h, size_t cursor, size_t max,
+    bool (*fn)(void *arg, const void *key, size_t len, void *value),
+    void *arg);
+
 #endif /* WSH_HASH_H */

@@ -2,7 +2,8 @@
  *
  * Covers the map operations, keys that are not C strings (embedded NULs,
  * empty, hundreds of bytes), growth to 100000 entries, iteration with and
- * without removal of the current entry, and wsh_hash_free()'s callback.
+ * without removal of the current entry, paged scans across growth and
+ * removals, and wsh_hash_free()'s callback.
  * The tables run under the random process key, as in the server; ENOMEM
  * paths are not exercised.
  */
@@ -535,6 +536,117 @@ START_TEST(test_seed)
 }
 END_TEST
 
+/* ---- paged scans (wsh_hash_scan) ------------------------------------ */
+
+#define SCAN_N   5000
+#define SCAN_MAX 100
+
+typedef struct {
+    unsigned char *seen;        /* per key index: times passed */
+    size_t         page;        /* entries passed in this call */
+} scan_state_t;
+
+static bool
+scan_cb(void *arg, const void *key, size_t len, void *value)
+{
+    scan_state_t *st = arg;
+
+    (void) key;
+    (void) len;
+    if (st->seen[IDX(value)] < 255) {
+        st->seen[IDX(value)]++;
+    }
+    st->page++;
+    return true;
+}
+
+START_TEST(test_scan_empty)
+{
+    wsh_hash_t *h = wsh_hash_new();
+    scan_state_t st = { NULL, 0 };
+
+    ck_assert_uint_eq(wsh_hash_scan(h, 0, 10, scan_cb, &st), 0);
+    ck_assert_uint_eq(st.page, 0);
+    wsh_hash_free(h, NULL);
+}
+END_TEST
+
+/* Pages of at most SCAN_MAX while the table doubles twice and loses a
+ * third of its first keys: every key present throughout comes at least
+ * once, and the scan ends. */
+START_TEST(test_scan_survives_changes)
+{
+    wsh_hash_t *h = wsh_hash_new();
+    scan_state_t st;
+    size_t i, cursor = 0, pages = 0, added = SCAN_N, removed = 0, dups = 0;
+    char key[32];
+    size_t klen;
+
+    st.seen = calloc(4 * SCAN_N, 1);
+    ck_assert_ptr_nonnull(st.seen);
+    for (i = 0; i < SCAN_N; i++) {
+        klen = make_key(key, sizeof(key), i);
+        ck_assert_int_eq(wsh_hash_put(h, key, klen, VAL(i)), WSH_OK);
+    }
+    do {
+        st.page = 0;
+        cursor = wsh_hash_scan(h, cursor, SCAN_MAX, scan_cb, &st);
+        ck_assert_uint_le(st.page, SCAN_MAX + 8);   /* whole buckets */
+        pages++;
+        /* Between pages: grow to 4 * SCAN_N, and drop every third of
+         * the first keys. */
+        for (i = 0; i < 30 && added < 4 * SCAN_N; i++, added++) {
+            klen = make_key(key, sizeof(key), added);
+            ck_assert_int_eq(wsh_hash_put(h, key, klen, VAL(added)), WSH_OK);
+        }
+        for (i = 0; i < 10 && removed < SCAN_N; i++, removed += 3) {
+            klen = make_key(key, sizeof(key), removed);
+            ck_assert_ptr_nonnull(wsh_hash_remove(h, key, klen));
+        }
+        ck_assert_uint_lt(pages, 100000);
+    } while (cursor != 0);
+    for (i = 0; i < SCAN_N; i++) {
+        if (i % 3 != 0) {
+            ck_assert_msg(st.seen[i] >= 1, "key %zu never passed", i);
+        }
+        dups += st.seen[i] > 1;
+    }
+    /* Duplicates come only from a table that grew under the scan. */
+    ck_assert_uint_lt(dups, SCAN_N / 2);
+    free(st.seen);
+    wsh_hash_free(h, NULL);
+}
+END_TEST
+
+/* Without changes: each entry exactly once, in full pages. */
+START_TEST(test_scan_exact_when_still)
+{
+    wsh_hash_t *h = wsh_hash_new();
+    scan_state_t st;
+    size_t i, cursor = 0, pages = 0;
+    char key[32];
+
+    st.seen = calloc(SCAN_N, 1);
+    ck_assert_ptr_nonnull(st.seen);
+    for (i = 0; i < SCAN_N; i++) {
+        ck_assert_int_eq(wsh_hash_put(h, key, make_key(key, sizeof(key), i),
+                                      VAL(i)), WSH_OK);
+    }
+    do {
+        st.page = 0;
+        cursor = wsh_hash_scan(h, cursor, SCAN_MAX, scan_cb, &st);
+        pages++;
+    } while (cursor != 0);
+    for (i = 0; i < SCAN_N; i++) {
+        ck_assert_uint_eq(st.seen[i], 1);
+    }
+    ck_assert_uint_ge(pages, SCAN_N / SCAN_MAX);
+    ck_assert_uint_le(pages, 2 * SCAN_N / SCAN_MAX + 1);
+    free(st.seen);
+    wsh_hash_free(h, NULL);
+}
+END_TEST
+
 static Suite *
 hash_suite(void)
 {
@@ -557,6 +669,12 @@ hash_suite(void)
     tcase_add_test(tc, test_iterate_once);
     tcase_add_test(tc, test_iterate_remove_some);
     tcase_add_test(tc, test_iterate_remove_all);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("scan");
+    tcase_add_test(tc, test_scan_empty);
+    tcase_add_test(tc, test_scan_survives_changes);
+    tcase_add_test(tc, test_scan_exact_when_still);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lifecycle");
