@@ -19,6 +19,20 @@ typedef struct wsh_conn_s    wsh_conn_t;
 typedef struct wsh_request_s wsh_request_t;
 typedef struct wsh_ack_s     wsh_ack_t;
 typedef struct wsh_room_position_s wsh_room_position_t;
+typedef struct wsh_presence_page_s wsh_presence_page_t;
+
+/* What the engine does with a room's presence (the room_presence hook):
+ * a room costs O(members) per join and leave while it is within these,
+ * O(1) past them. */
+typedef struct {
+    size_t list_max;            /* a joiner gets the member ids while the
+                                 * room has at most this many, else the
+                                 * count only */
+    size_t announce_max;        /* joins and leaves reach the members
+                                 * while the room has at most this many
+                                 * (after a join, before a leave), else
+                                 * nobody hears of them */
+} wsh_presence_rule_t;
 
 /* WebSocket opcodes a module sees and sends. */
 #define WSH_OPCODE_TEXT   0x1
@@ -182,14 +196,18 @@ typedef struct wsh_module_s {
 
     /* Engine events, for modules that use topics (all optional). */
 
-    /* The cluster-wide member ids of ROOM, in answer to C's
-     * wsh_topic_join() of it. */
+    /* In answer to C's wsh_topic_join() of ROOM: COUNT, the number of
+     * ids in the room cluster-wide (C's included), and their N ids
+     * while COUNT is within the room's list_max (room_presence), else
+     * none (N 0). */
     void (*members)(wsh_conn_t *c, const char *room, size_t len,
-                    const char *const *ids, const size_t *lens, size_t n);
+                    const char *const *ids, const size_t *lens, size_t n,
+                    size_t count);
     /* Presence of ID in ROOM changed (its first connection joined, or
-     * its last one left or dropped, on any worker): called once per
-     * worker that has local members of ROOM. EXCLUDE is the joining
-     * connection if it is local, else NULL. */
+     * its last one left or dropped, on any worker), in a room within its
+     * announce_max (room_presence): called once per worker that has
+     * local members of ROOM. EXCLUDE is the joining connection if it is
+     * local, else NULL. */
     void (*presence)(const char *room, size_t len, const char *id,
                      size_t idlen, int joined, wsh_conn_t *exclude);
     /* The outcome of C's private publish to TO across all workers:
@@ -208,6 +226,10 @@ typedef struct wsh_module_s {
     /* The sequencer's answer to C's wsh_publish_acked() of TICKET
      * (struct wsh_ack_s, below); not called when C closed first. */
     void (*acked)(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack);
+    /* The answer to C's wsh_topic_presence() of TICKET; not called when
+     * C closed first. */
+    void (*presence_page)(wsh_conn_t *c, uint64_t ticket,
+                          const wsh_presence_page_t *page);
 
     /* Rules of the module's rooms, asked by the engine in any process
      * (the master's sequencer too) with the module's section CONF of the
@@ -217,6 +239,12 @@ typedef struct wsh_module_s {
      * the ring's SIZE (messages) and each message's TTL_MS, else 0. */
     int  (*room_history)(const void *conf, const char *room, size_t len,
                          size_t *size, uint64_t *ttl_ms);
+    /* How much of ROOM's presence the engine carries. RULE comes with
+     * v1's (every member listed to a joiner, every join and leave
+     * announced, at any size); the hook may lower its limits. Asked on
+     * the worker at each join and leave of ROOM. */
+    void (*room_presence)(const void *conf, const char *room, size_t len,
+                          wsh_presence_rule_t *rule);
 } wsh_module_t;
 
 /* Queue one message. Returns 0, or -1 if the connection is closing or
@@ -373,6 +401,37 @@ struct wsh_room_position_s {
                                  * message follows, else 0; -1: no since */
     uint64_t    offset;         /* the room's last offset */
     char        epoch[WSH_EPOCH_MAX + 1];
+};
+
+/* Presence on demand: a page of ROOM's member ids, cluster-wide, at any
+ * size. CURSOR (CLEN bytes; NULL or "0": the first page) is the cursor
+ * of the previous page; LIMIT (at most WSH_PRESENCE_PAGE_MAX) the most
+ * ids wanted, 0 for the count alone. The answer reaches C's module's
+ * presence_page hook with the returned ticket (0: refused, C has too
+ * many requests waiting, the engine is down, or the cursor is not 1 to
+ * 18 decimal digits).
+ * Pages are cut at whatever the
+ * room holds when each is asked: an id present throughout comes at
+ * least once, and may come twice (when the room grew meanwhile, or the
+ * id is held on several Redis nodes); ids that join or leave meanwhile
+ * may or may not come. */
+#define WSH_PRESENCE_PAGE_MAX   1000
+#define WSH_PRESENCE_CURSOR_MAX 18      /* decimal digits */
+
+uint64_t wsh_topic_presence(wsh_conn_t *c, const char *room, size_t len,
+    const char *cursor, size_t clen, size_t limit);
+
+struct wsh_presence_page_s {
+    const char         *room;       /* the room asked about */
+    size_t              room_len;
+    int                 failed;     /* the engine could not answer (it
+                                     * is down): nothing below is set */
+    size_t              count;      /* ids in the room */
+    const char *const  *ids;        /* this page's */
+    const size_t       *lens;
+    size_t              n;
+    const char         *cursor;     /* the next page's; "0": none */
+    size_t              cursor_len;
 };
 
 /* True when ROOM keeps history here (its messages get offsets). */

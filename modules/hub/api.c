@@ -36,7 +36,7 @@ hub_http_reply_with(wsh_conn_t *c, int status, const char *headers,
     free(text);
 }
 
-static void
+void
 hub_http_reply(wsh_conn_t *c, int status, json_t *obj)
 {
     hub_http_reply_with(c, status, NULL, obj);
@@ -57,7 +57,7 @@ hub_api_result(wsh_conn_t *c, const char *to, size_t len, int found)
     }
 }
 
-static int
+int
 hub_api_error(wsh_conn_t *c, int status, const char *error)
 {
     hub_http_reply(c, status, json_pack("{s:s}", "error", error));
@@ -130,9 +130,7 @@ hub_key_matches(const char *given, size_t len, const char *key)
     return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
 }
 
-/* The request's head: POST with the API key, or an answer now, before
- * the body is read. */
-static int
+int
 hub_api_head(wsh_conn_t *c, const wsh_request_t *r, size_t *max_body)
 {
     const char *key = hub_conf()->api_key, *p;
@@ -145,7 +143,7 @@ hub_api_head(wsh_conn_t *c, const wsh_request_t *r, size_t *max_body)
         return -1;
     }
     if (key == NULL) {
-        hub_api_error(c, 404, "publish API disabled: set hub.api_key");
+        hub_api_error(c, 404, "API disabled: set hub.api_key");
         return -1;
     }
     p = wsh_request_header(r, "Authorization", &len);
@@ -161,9 +159,7 @@ hub_api_head(wsh_conn_t *c, const wsh_request_t *r, size_t *max_body)
     return 0;
 }
 
-/* The realm a publish goes to: the body's "realm", else the endpoint's;
- * NULL after an error answer. */
-static const char *
+const char *
 hub_api_realm(wsh_conn_t *c, json_t *root, size_t *len)
 {
     json_t *realm = json_object_get(root, "realm");

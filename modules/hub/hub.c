@@ -29,6 +29,7 @@
 typedef struct {
     uint64_t ticket;
     json_t  *id;                /* the client's "id", as it sent it */
+    int      what;              /* HUB_WAIT_* */
 } hub_pending_t;
 
 typedef struct {
@@ -81,8 +82,13 @@ hub_conn_topic(const hub_conn_t *hc, char *buf, const char *name,
     return hub_topic(buf, hc->realm, hc->realmlen - 1, name, len);
 }
 
-/* Serialize and send OBJ to C (steals the reference). */
-static void
+size_t
+hub_conn_room_topic(wsh_conn_t *c, char *buf, const char *name, size_t len)
+{
+    return hub_conn_topic(wsh_conn_get_data(c), buf, name, len);
+}
+
+void
 hub_send(wsh_conn_t *c, json_t *obj)
 {
     char *text = json_dumps(obj, JSON_COMPACT);
@@ -94,8 +100,7 @@ hub_send(wsh_conn_t *c, json_t *obj)
     json_decref(obj);
 }
 
-/* An error reply; it carries the "id" of the request it answers. */
-static void
+void
 hub_error(wsh_conn_t *c, const char *error, const char *request)
 {
     json_t *obj = json_pack("{s:s, s:s}", "type", "error", "error", error);
@@ -384,8 +389,7 @@ hub_shutdown(wsh_conn_t *c, int code)
     hub_send(c, obj);
 }
 
-/* The "room" string of a request, validated; NULL after an error reply. */
-static const char *
+const char *
 hub_room(wsh_conn_t *c, json_t *root, const char *type, size_t *len)
 {
     json_t *room = json_object_get(root, "room");
@@ -511,23 +515,12 @@ hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
     const char *name, size_t len)
 {
     wsh_publish_ack_t ack = { NULL, 0, 0, 0 };
-    hub_pending_t *p;
+    const char *type = json_string_value(json_object_get(root, "type"));
     char *text;
 
     if (hc->npending == HUB_PENDING_MAX) {
-        hub_error(c, "Too many messages waiting for their ack",
-                  json_string_value(json_object_get(root, "type")));
+        hub_error(c, "Too many messages waiting for their ack", type);
         return;
-    }
-    if (hc->npending == hc->pending_cap) {
-        p = realloc(hc->pending, (hc->pending_cap ? hc->pending_cap * 2 : 4)
-                                 * sizeof(*p));
-        if (p == NULL) {
-            hub_error(c, "Server error", NULL);
-            return;
-        }
-        hc->pending = p;
-        hc->pending_cap = hc->pending_cap ? hc->pending_cap * 2 : 4;
     }
     text = json_dumps(root, JSON_COMPACT);
     if (text == NULL) {
@@ -537,38 +530,75 @@ hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
     (void) wsh_publish_acked(kind, name, len, text, strlen(text), c, 0, &ack);
     free(text);
     if (ack.refused) {
-        hub_error(c, "Server error",
-                  json_string_value(json_object_get(root, "type")));
+        hub_error(c, "Server error", type);
         return;
     }
     if (ack.ticket == 0) {
         hub_send_ack(c, hc->request_id, NULL);
         return;
     }
+    if (hub_wait(c, ack.ticket, HUB_WAIT_ACK) != 0) {
+        hub_error(c, "Server error", type);
+    }
+}
+
+int
+hub_wait(wsh_conn_t *c, uint64_t ticket, int what)
+{
+    hub_conn_t *hc = wsh_conn_get_data(c);
+    hub_pending_t *p;
+    size_t cap;
+
+    if (hc == NULL || hc->npending == HUB_PENDING_MAX) {
+        return -1;
+    }
+    if (hc->npending == hc->pending_cap) {
+        cap = hc->pending_cap ? hc->pending_cap * 2 : 4;
+        p = realloc(hc->pending, cap * sizeof(*p));
+        if (p == NULL) {
+            return -1;
+        }
+        hc->pending = p;
+        hc->pending_cap = cap;
+    }
     p = &hc->pending[hc->npending++];
-    p->ticket = ack.ticket;
+    p->ticket = ticket;
     p->id = json_incref(hc->request_id);
+    p->what = what;
+    return 0;
+}
+
+bool
+hub_waited(wsh_conn_t *c, uint64_t ticket, int *what, json_t **id)
+{
+    hub_conn_t *hc = wsh_conn_get_data(c);
+    size_t i;
+
+    if (hc == NULL) {
+        return false;
+    }
+    for (i = 0; i < hc->npending && hc->pending[i].ticket != ticket; i++) { }
+    if (i == hc->npending) {
+        return false;
+    }
+    *id = hc->pending[i].id;
+    *what = hc->pending[i].what;
+    memmove(&hc->pending[i], &hc->pending[i + 1],
+            (hc->npending - i - 1) * sizeof(*hc->pending));
+    hc->npending--;
+    return true;
 }
 
 /* The sequencer's answer to a message with an "id". */
 static void
 hub_acked(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack)
 {
-    hub_conn_t *hc = wsh_conn_get_data(c);
     json_t *obj, *id;
-    size_t i;
+    int what;
 
-    if (hc == NULL) {
+    if (!hub_waited(c, ticket, &what, &id)) {
         return;
     }
-    for (i = 0; i < hc->npending && hc->pending[i].ticket != ticket; i++) { }
-    if (i == hc->npending) {
-        return;
-    }
-    id = hc->pending[i].id;
-    memmove(&hc->pending[i], &hc->pending[i + 1],
-            (hc->npending - i - 1) * sizeof(*hc->pending));
-    hc->npending--;
     if (!ack->failed) {
         hub_send_ack(c, id, ack);
     } else {
@@ -694,6 +724,10 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
         hub_join_room(c, hc, root);
     } else if (strcmp(t, "leave_room") == 0) {
         hub_leave_room(c, hc, root);
+    } else if (strcmp(t, "room_members") == 0
+               || strcmp(t, "room_count") == 0)
+    {
+        hub_room_presence_request(c, root, t);
     } else if (strcmp(t, "room_message") == 0
                || strcmp(t, "private_message") == 0
                || strcmp(t, "broadcast") == 0)
@@ -784,7 +818,7 @@ hub_room_full(wsh_conn_t *c, const hub_room_rule_t *r, const char *topic,
 
 static void
 hub_members(wsh_conn_t *c, const char *topic, size_t len,
-    const char *const *ids, const size_t *lens, size_t n)
+    const char *const *ids, const size_t *lens, size_t n, size_t count)
 {
     const hub_room_rule_t *r = hub_room_rule(hub_conf(), topic, len);
     size_t rlen = len;
@@ -794,7 +828,7 @@ hub_members(wsh_conn_t *c, const char *topic, size_t len,
     char *rest, *text = NULL;
     size_t i, tlen;
 
-    if (hub_room_full(c, r, topic, len, n)) {
+    if (hub_room_full(c, r, topic, len, count)) {
         return;
     }
     obj = json_pack("{s:s, s:s%}", "type", "room_joined", "room", room,
@@ -813,14 +847,13 @@ hub_members(wsh_conn_t *c, const char *topic, size_t len,
                                 json_boolean(pos.recovered));
         }
     }
-    if (r != NULL && (r->presence != HUB_PRESENCE_FULL
-                      || n > r->presence_limit))
-    {
-        /* A count past the limit: a list of N ids to each of N joiners
+    if (n < count) {
+        /* Past the room's presence_limit, or its presence is not full
+         * (hub_room_presence): a list of N ids to each of N joiners
          * costs O(N^2). */
-        if (r->presence != HUB_PRESENCE_OFF) {
+        if (r == NULL || r->presence != HUB_PRESENCE_OFF) {
             json_object_set_new(obj, "member_count",
-                                json_integer((json_int_t) n));
+                                json_integer((json_int_t) count));
         }
         hub_send(c, obj);
         return;
@@ -905,6 +938,7 @@ const wsh_module_t wsh_hub_module = {
     .default_endpoint = &hub_default,
     .conf = &hub_section,
     .room_history = hub_room_history,
+    .room_presence = hub_room_presence,
     .open = hub_open,
     .message = hub_message,
     .shutdown = hub_shutdown,
@@ -913,5 +947,6 @@ const wsh_module_t wsh_hub_module = {
     .presence = hub_presence,
     .publish_result = hub_publish_result,
     .acked = hub_acked,
+    .presence_page = hub_presence_page,
     .room_reset = hub_room_reset,
 };

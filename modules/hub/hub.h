@@ -93,4 +93,51 @@ void hub_reserve_position(json_t *obj, int kind, const char *topic,
 /* "offset" and "epoch" of a numbered message into OBJ (may be NULL). */
 void hub_ack_position(json_t *obj, const wsh_ack_t *ack);
 
+/* Serialize and send OBJ to C (steals the reference). */
+void hub_send(wsh_conn_t *c, json_t *obj);
+
+/* An error reply to the request of type REQUEST (may be NULL); it
+ * carries the "id" of the request being handled. */
+void hub_error(wsh_conn_t *c, const char *error, const char *request);
+
+/* The "room" string of a request of TYPE, validated; NULL after an
+ * error reply. */
+const char *hub_room(wsh_conn_t *c, json_t *root, const char *type,
+    size_t *len);
+
+/* NAME's topic in C's realm, into BUF (HUB_TOPIC_MAX bytes). */
+size_t hub_conn_room_topic(wsh_conn_t *c, char *buf, const char *name,
+    size_t len);
+
+/* Requests of a WebSocket client waiting for the engine's answer, by
+ * ticket: what they are, and the "id" of the request (hub_wait keeps
+ * the one being handled). hub_wait: 0, or -1 when C has too many
+ * waiting (or ENOMEM); hub_waited: false when TICKET is not C's, else
+ * the request's kind and its id, a reference the caller drops. */
+enum { HUB_WAIT_ACK, HUB_WAIT_MEMBERS, HUB_WAIT_COUNT };
+int  hub_wait(wsh_conn_t *c, uint64_t ticket, int what);
+bool hub_waited(wsh_conn_t *c, uint64_t ticket, int *what, json_t **id);
+
+/* api.c: what the publish API (hub_api) and the presence API
+ * (hub_presence) share. An answer of STATUS with OBJ (steals it); one
+ * with {"error": ERROR}, returning 0 for the http hook; the http_head
+ * hook (POST with the API key, else an answer before the body is read);
+ * the realm a request goes to (the body's "realm", else the
+ * endpoint's), NULL after an error answer. */
+void hub_http_reply(wsh_conn_t *c, int status, json_t *obj);
+int  hub_api_error(wsh_conn_t *c, int status, const char *error);
+int  hub_api_head(wsh_conn_t *c, const wsh_request_t *r, size_t *max_body);
+const char *hub_api_realm(wsh_conn_t *c, json_t *root, size_t *len);
+
+/* presence.c: the presence rules the engine obeys (room_presence
+ * hook), room_members and room_count from clients, and their answers
+ * (presence_page hook). */
+#define HUB_PRESENCE_LIMIT 1000     /* hub.rooms[].presence_limit */
+void hub_room_presence(const void *conf, const char *room, size_t len,
+    wsh_presence_rule_t *rule);
+void hub_room_presence_request(wsh_conn_t *c, json_t *root,
+    const char *type);
+void hub_presence_page(wsh_conn_t *c, uint64_t ticket,
+    const wsh_presence_page_t *page);
+
 #endif /* WSH_HUB_H */

@@ -534,7 +534,7 @@ wsh_hash_scan(const wsh_hash_t *h, size_t cursor, size_t max,
         }
         for (e = h->buckets[cursor & (h->size - 1)]; e; e = e->next) {
             if (!fn(arg, e->key, e->len, e->value)) {
-                return 0;
+                return cursor;  /* this bucket again, from its start */
             }
         }
         n += chain;

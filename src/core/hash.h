@@ -60,7 +60,8 @@ bool wsh_hash_next(wsh_hash_iter_t *it, const void **key, size_t *len,
  * call with CURSOR 0 first, then with the cursor returned, until that is
  * 0. Each call passes whole buckets to FN (KEY, LEN, VALUE), at most MAX
  * entries unless a single bucket holds more, and stops early when FN
- * returns false. An entry present from the first call to the last is
+ * returns false (the cursor returned then passes that bucket again, from
+ * its first entry). An entry present from the first call to the last is
  * passed at least once whatever is inserted or removed between calls
  * (the cursor counts in reversed bits, so a table that doubled meanwhile
  * is not visited twice where it was visited once); one added or removed

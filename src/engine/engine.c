@@ -89,6 +89,25 @@ wsh_engine_exit_worker(void)
     engine_acks = NULL;
 }
 
+/* The presence rule of ROOM here: v1's (no limit) unless a module
+ * lowers it. */
+static void
+engine_presence_rule(const char *room, size_t len, wsh_presence_rule_t *rule)
+{
+    const wsh_module_t *m;
+    size_t i;
+
+    rule->list_max = SIZE_MAX;
+    rule->announce_max = SIZE_MAX;
+    for (i = 0; i < wsh_module_count(); i++) {
+        m = wsh_module_at(i);
+        if (m->room_presence != NULL) {
+            m->room_presence(wsh_conf_section(wsh_worker.conf, m), room, len,
+                             rule);
+        }
+    }
+}
+
 /* Join C to a topic; RECOVER: a room join that learns its position
  * (HISTORY: from the engine) before the members hook, see recovery.c. */
 static int
@@ -97,6 +116,7 @@ engine_join(wsh_conn_t *c, int kind, const char *name, size_t len,
     const wsh_since_t *since)
 {
     wsh_member_t *m;
+    wsh_presence_rule_t rule;
     bool first, last;
 
     if (wsh_topic_membership(c, kind, name, len) != NULL) {
@@ -129,7 +149,8 @@ engine_join(wsh_conn_t *c, int kind, const char *name, size_t len,
     }
     if (kind == WSH_TOPIC_ROOM) {
         wsh_stat_room_resized(m->topic->nmembers - 1, m->topic->nmembers);
-        engine->join(name, len, presence_id, idlen, wsh_conn_id(c));
+        engine_presence_rule(name, len, &rule);
+        engine->join(name, len, presence_id, idlen, wsh_conn_id(c), &rule);
     }
     return 0;
 }
@@ -165,6 +186,7 @@ static void
 engine_leave(wsh_member_t *m)
 {
     wsh_topic_t *t = m->topic;
+    wsh_presence_rule_t rule;
     bool last;
 
     wsh_recovery_free(m);
@@ -174,7 +196,8 @@ engine_leave(wsh_member_t *m)
     if (t->kind == WSH_TOPIC_ROOM) {
         /* Counted after the removal: the room had one member more. */
         wsh_stat_room_resized(t->nmembers + 1, t->nmembers);
-        engine->leave(t->name, t->len, m->id, m->idlen);
+        engine_presence_rule(t->name, t->len, &rule);
+        engine->leave(t->name, t->len, m->id, m->idlen, &rule);
     }
     if (last) {
         engine->unsubscribe(t->kind, t->name, t->len);
@@ -379,22 +402,30 @@ wsh_publish(int kind, const char *name, size_t len, const void *data,
                              NULL);
 }
 
+/* The connection TICKET was given to, now answered: NULL when it
+ * closed meanwhile (or the id is not CONN_ID's any more). */
+static wsh_conn_t *
+engine_answered(uint64_t ticket, uint64_t conn_id)
+{
+    wsh_conn_t *c = wsh_hash_remove(engine_acks, &ticket, sizeof(ticket));
+
+    if (c == NULL) {
+        return NULL;
+    }
+    (*wsh_engine_conns->acks(c))--;
+    return wsh_conn_id(c) == conn_id && !wsh_engine_conns->closed(c)
+           ? c : NULL;
+}
+
 void
 wsh_engine_acked(uint64_t conn_id, uint64_t ticket, int kind,
     bool failed, uint64_t offset, const char *epoch, size_t elen, int flags)
 {
-    wsh_conn_t *c = wsh_hash_remove(engine_acks, &ticket, sizeof(ticket));
+    wsh_conn_t *c = engine_answered(ticket, conn_id);
     const wsh_module_t *module;
     wsh_ack_t ack;
 
-    if (c == NULL) {
-        return;                 /* it closed meanwhile */
-    }
-    (*wsh_engine_conns->acks(c))--;
-    module = wsh_engine_conns->module(c);
-    if (wsh_conn_id(c) != conn_id || wsh_engine_conns->closed(c)
-        || module->acked == NULL)
-    {
+    if (c == NULL || (module = wsh_engine_conns->module(c))->acked == NULL) {
         return;
     }
     ack.kind = kind;
@@ -407,7 +438,105 @@ wsh_engine_acked(uint64_t conn_id, uint64_t ticket, int kind,
     module->acked(c, ticket, &ack);
 }
 
-/* A local connection by id among the members of a topic. */
+/* The (uint16 length, bytes) pairs of IDS as arrays into *V and *LENS
+ * (the caller frees both); returns their number, or -1 on ENOMEM. */
+static ssize_t
+engine_ids(const u_char *ids, size_t idslen, const char ***v, size_t **lens)
+{
+    const u_char *p = ids, *last = ids + idslen;
+    size_t n = 0, max = idslen / 2 + 1;
+    uint16_t l;
+
+    *v = malloc(max * sizeof(**v));
+    *lens = malloc(max * sizeof(**lens));
+    if (*v == NULL || *lens == NULL) {
+        free(*v);
+        free(*lens);
+        return -1;
+    }
+    while (last - p >= 2) {
+        memcpy(&l, p, 2);
+        p += 2;
+        if (l > last - p) {
+            break;
+        }
+        (*v)[n] = (const char *) p;
+        (*lens)[n++] = l;
+        p += l;
+    }
+    return (ssize_t) n;
+}
+
+uint64_t
+wsh_topic_presence(wsh_conn_t *c, const char *room, size_t len,
+    const char *cursor, size_t clen, size_t limit)
+{
+    uint64_t ticket;
+    size_t i;
+
+    if (cursor == NULL) {
+        cursor = "0";
+        clen = 1;
+    }
+    /* Every engine's cursors are decimal numbers below 2^63. */
+    for (i = 0; i < clen && cursor[i] >= '0' && cursor[i] <= '9'; i++) { }
+    if (clen == 0 || i < clen || clen > WSH_PRESENCE_CURSOR_MAX
+        || len > WSH_TOPIC_NAME_MAX || (ticket = engine_ticket(c)) == 0)
+    {
+        return 0;
+    }
+    if (engine->who(room, len, wsh_conn_id(c), ticket, cursor, clen,
+                    limit < WSH_PRESENCE_PAGE_MAX
+                    ? limit : WSH_PRESENCE_PAGE_MAX) != 0)
+    {
+        (void) wsh_hash_remove(engine_acks, &ticket, sizeof(ticket));
+        (*wsh_engine_conns->acks(c))--;
+        return 0;
+    }
+    return ticket;
+}
+
+void
+wsh_engine_page(const char *room, size_t len, uint64_t conn_id,
+    uint64_t ticket, bool failed, size_t count, const u_char *ids,
+    size_t idslen, const char *cursor, size_t clen)
+{
+    wsh_conn_t *c = engine_answered(ticket, conn_id);
+    const wsh_module_t *module;
+    wsh_presence_page_t page;
+    const char **v = NULL;
+    size_t *lens = NULL;
+    ssize_t n = 0;
+
+    if (c == NULL
+        || (module = wsh_engine_conns->module(c))->presence_page == NULL)
+    {
+        return;
+    }
+    memset(&page, 0, sizeof(page));
+    page.room = room;
+    page.room_len = len;
+    if (!failed && (n = engine_ids(ids, idslen, &v, &lens)) < 0) {
+        failed = true;
+    }
+    page.failed = failed;
+    if (!failed) {
+        page.count = count;
+        page.ids = v;
+        page.lens = lens;
+        page.n = (size_t) n;
+        page.cursor = cursor;
+        page.cursor_len = clen;
+    }
+    module->presence_page(c, ticket, &page);
+    free(v);
+    free(lens);
+}
+
+/* A local connection by id among the members of a topic, looked for
+ * from the newest member: the engine's answers about a member (the
+ * members of its join, the event of its join) come in the order of
+ * the joins, so only joins still waiting are passed, not the room. */
 static wsh_conn_t *
 engine_find_conn(int kind, const char *name, size_t len, uint64_t conn_id)
 {
@@ -418,7 +547,7 @@ engine_find_conn(int kind, const char *name, size_t len, uint64_t conn_id)
     if (t == NULL || conn_id == 0) {
         return NULL;
     }
-    for (q = t->members.next; q != &t->members; q = q->next) {
+    for (q = t->members.prev; q != &t->members; q = q->prev) {
         c = wsh_queue_data(q, wsh_member_t, topic_link)->owner;
         if (wsh_conn_id(c) == conn_id) {
             return c;
@@ -441,13 +570,12 @@ engine_members_done(wsh_conn_t *c, const char *room, size_t len)
 
 void
 wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
-    const u_char *ids, size_t idslen)
+    const u_char *ids, size_t idslen, size_t count)
 {
-    const u_char *p = ids, *last = ids + idslen;
     const char **v;
-    size_t *lens, n = 0, max = idslen / 2 + 1;
+    size_t *lens;
+    ssize_t n;
     const wsh_module_t *module;
-    uint16_t l;
     wsh_conn_t *c;
 
     c = engine_find_conn(WSH_TOPIC_ROOM, room, len, conn_id);
@@ -464,25 +592,13 @@ wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
         engine_members_done(c, room, len);
         return;
     }
-    v = malloc(max * sizeof(*v));
-    lens = malloc(max * sizeof(*lens));
-    if (v == NULL || lens == NULL) {
-        free(v);
-        free(lens);
+    n = engine_ids(ids, idslen, &v, &lens);
+    if (n < 0) {
         engine_members_done(c, room, len);
         return;
     }
-    while (last - p >= 2) {
-        memcpy(&l, p, 2);
-        p += 2;
-        if (l > last - p) {
-            break;
-        }
-        v[n] = (const char *) p;
-        lens[n++] = l;
-        p += l;
-    }
-    module->members(c, room, len, v, lens, n);
+    module->members(c, room, len, v, lens, (size_t) n,
+                    count > (size_t) n ? count : (size_t) n);
     free(v);
     free(lens);
     engine_members_done(c, room, len);

@@ -31,10 +31,19 @@ typedef struct {
     void (*publish)(int kind, const char *name, size_t len, int flags,
                     const char *sender, size_t slen, uint64_t conn_id,
                     const void *data, size_t dlen);
+    /* Presence: RULE (the room's, from its module) bounds what a join
+     * or leave costs: the member list is sent while the room is within
+     * list_max, the event while within announce_max. */
     void (*join)(const char *room, size_t len, const char *id, size_t idlen,
-                 uint64_t conn_id);
+                 uint64_t conn_id, const wsh_presence_rule_t *rule);
     void (*leave)(const char *room, size_t len, const char *id,
-                  size_t idlen);
+                  size_t idlen, const wsh_presence_rule_t *rule);
+    /* A page of ROOM's ids for CONN_ID's TICKET (wsh_topic_presence),
+     * answered later with wsh_engine_page; -1 (and no answer) when it
+     * cannot be asked now (Redis is down). */
+    int  (*who)(const char *room, size_t len, uint64_t conn_id,
+                uint64_t ticket, const char *cursor, size_t clen,
+                size_t limit);
     /* True while the engine reaches the other workers and hosts (NULL:
      * always). */
     bool (*up)(void);
@@ -121,10 +130,17 @@ void wsh_engine_conn_closed(wsh_conn_t *c);
 /* A publish from elsewhere for this worker's members of a topic. */
 void wsh_engine_deliver(int kind, const char *name, size_t len,
     const void *data, size_t dlen);
-/* The member ids of ROOM for the joining connection CONN_ID; IDS holds
- * (uint16 length in host order, bytes) pairs. */
+/* The member ids of ROOM for the joining connection CONN_ID, COUNT in
+ * all; IDS holds (uint16 length in host order, bytes) pairs, none when
+ * the room is past its list_max. */
 void wsh_engine_members(const char *room, size_t len, uint64_t conn_id,
-    const u_char *ids, size_t idslen);
+    const u_char *ids, size_t idslen, size_t count);
+/* The answer to CONN_ID's TICKET (who) about ROOM: COUNT ids in it, a
+ * page of them in IDS (as for wsh_engine_members), the next page's
+ * CURSOR ("0": none); FAILED: the engine could not answer. */
+void wsh_engine_page(const char *room, size_t len, uint64_t conn_id,
+    uint64_t ticket, bool failed, size_t count, const u_char *ids,
+    size_t idslen, const char *cursor, size_t clen);
 /* ID appeared in or left ROOM; EXCLUDE_CONN is the joining connection if
  * it is on this worker, else 0. */
 void wsh_engine_presence(const char *room, size_t len, const char *id,

@@ -9,6 +9,8 @@
 #include "engine/engine.h"
 #include "core/log.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 static wsh_local_send_pt local_send_fn;     /* the worker's channel */
@@ -65,19 +67,75 @@ local_publish(int kind, const char *name, size_t len, int flags,
                data, dlen);
 }
 
-static void
-local_join(const char *room, size_t len, const char *id, size_t idlen,
-    uint64_t conn_id)
+static uint32_t
+local_cap32(size_t v)
 {
-    local_send(WSH_ENG_JOIN, WSH_TOPIC_ROOM, 0, room, len, id, idlen,
-               conn_id, NULL, 0);
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t) v;
+}
+
+/* The master keeps presence (relay.c) and obeys RULE there. */
+static void
+local_presence(uint32_t cmd, const char *room, size_t len, const char *id,
+    size_t idlen, uint64_t conn_id, const wsh_presence_rule_t *rule)
+{
+    wsh_eng_rule_t r;
+
+    r.list_max = local_cap32(rule->list_max);
+    r.announce_max = local_cap32(rule->announce_max);
+    local_send(cmd, WSH_TOPIC_ROOM, 0, room, len, id, idlen, conn_id, &r,
+               sizeof(r));
 }
 
 static void
-local_leave(const char *room, size_t len, const char *id, size_t idlen)
+local_join(const char *room, size_t len, const char *id, size_t idlen,
+    uint64_t conn_id, const wsh_presence_rule_t *rule)
 {
-    local_send(WSH_ENG_LEAVE, WSH_TOPIC_ROOM, 0, room, len, id, idlen, 0,
-               NULL, 0);
+    local_presence(WSH_ENG_JOIN, room, len, id, idlen, conn_id, rule);
+}
+
+static void
+local_leave(const char *room, size_t len, const char *id, size_t idlen,
+    const wsh_presence_rule_t *rule)
+{
+    local_presence(WSH_ENG_LEAVE, room, len, id, idlen, 0, rule);
+}
+
+/* The master's cursors are wsh_hash_scan's, in decimal (checked by
+ * wsh_topic_presence). */
+static int
+local_who(const char *room, size_t len, uint64_t conn_id, uint64_t ticket,
+    const char *cursor, size_t clen, size_t limit)
+{
+    wsh_eng_who_t w;
+    size_t i;
+
+    memset(&w, 0, sizeof(w));
+    for (i = 0; i < clen; i++) {
+        w.cursor = w.cursor * 10 + (uint64_t) (cursor[i] - '0');
+    }
+    w.ticket = ticket;
+    w.limit = local_cap32(limit);
+    local_send(WSH_ENG_WHO, WSH_TOPIC_ROOM, 0, room, len, NULL, 0, conn_id,
+               &w, sizeof(w));
+    return 0;
+}
+
+static void
+local_page(const wsh_eng_msg_t *m)
+{
+    wsh_eng_page_t pg;
+    char cursor[24];
+    int n;
+
+    if (m->data_len < sizeof(pg)) {
+        wsh_log(WSH_LOG_ALERT, "malformed presence page from the master");
+        return;
+    }
+    memcpy(&pg, m->data, sizeof(pg));
+    n = snprintf(cursor, sizeof(cursor), "%" PRIu64, pg.cursor);
+    wsh_engine_page(m->name, m->h.name_len, m->h.conn_id, pg.ticket, false,
+                    (size_t) m->h.offset, m->data + sizeof(pg),
+                    m->data_len - sizeof(pg), cursor, (size_t) n);
 }
 
 /* The master is the sequencer (relay.c): it checks the key, numbers
@@ -115,6 +173,7 @@ const wsh_engine_ops_t wsh_engine_local = {
     .leave = local_leave,
     .publish_acked = local_publish_acked,
     .history = local_history,
+    .who = local_who,
 };
 
 void
@@ -134,7 +193,10 @@ wsh_local_message(uint32_t cmd, const u_char *p, size_t len)
         break;
     case WSH_ENG_MEMBERS:
         wsh_engine_members(m.name, m.h.name_len, m.h.conn_id, m.data,
-                           m.data_len);
+                           m.data_len, (size_t) m.h.offset);
+        break;
+    case WSH_ENG_PAGE:
+        local_page(&m);
         break;
     case WSH_ENG_PRESENCE:
         wsh_engine_presence(m.name, m.h.name_len, m.id, m.h.id_len,

@@ -877,6 +877,7 @@ const wsh_engine_ops_t wsh_engine_redis = {
     .publish = redis_publish,
     .join = redis_room_join,
     .leave = redis_room_leave,
+    .who = redis_who,
     .up = redis_up,
     .publish_acked = redis_publish_acked,
     .history = redis_history,

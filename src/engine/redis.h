@@ -78,7 +78,7 @@ void redis_breaker_info(wsh_server_info_t *info);
 
 /* Presence scripts (redis_script.c). */
 enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_HPUB,
-       REDIS_LUA_HREAD, REDIS_LUA_KPUB, REDIS_LUA_N };
+       REDIS_LUA_HREAD, REDIS_LUA_KPUB, REDIS_LUA_WHO, REDIS_LUA_N };
 int  redis_script_init(void);
 /* The command connection is (re)connected: SCRIPT LOAD them. */
 void redis_script_load(void);
@@ -103,9 +103,9 @@ void redis_history_message(const char *room, size_t len, bool own,
 /* A room's presence join and leave, behind its history reads that
  * wait for the subscription (engine ops). */
 void redis_room_join(const char *room, size_t len, const char *id,
-    size_t idlen, uint64_t conn_id);
+    size_t idlen, uint64_t conn_id, const wsh_presence_rule_t *rule);
 void redis_room_leave(const char *room, size_t len, const char *id,
-    size_t idlen);
+    size_t idlen, const wsh_presence_rule_t *rule);
 /* Redis confirmed our subscription to channel CH: the history reads
  * (and the joins and leaves behind them) that waited for it go. */
 void redis_history_subscribed(const char *ch, size_t n);
@@ -133,8 +133,10 @@ void redis_presence_tell(const char *room, size_t len, const char *id,
 /* Periodic: re-score our entries and sweep the expired ones. */
 void redis_presence_tick(void);
 void redis_join(const char *room, size_t len, const char *id, size_t idlen,
-    uint64_t conn_id);
+    uint64_t conn_id, const wsh_presence_rule_t *rule);
 void redis_leave(const char *room, size_t len, const char *id,
-    size_t idlen);
+    size_t idlen, const wsh_presence_rule_t *rule);
+int  redis_who(const char *room, size_t len, uint64_t conn_id,
+    uint64_t ticket, const char *cursor, size_t clen, size_t limit);
 
 #endif /* WSH_ENGINE_REDIS_H */

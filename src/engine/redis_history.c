@@ -41,6 +41,7 @@ struct redis_hist_req_s {
     bool     want;              /* the join came with since */
     size_t   elen;
     char     epoch[WSH_EPOCH_MAX];  /* since's, none: the current */
+    wsh_presence_rule_t rule;   /* JOIN, LEAVE: the room's */
     size_t   idlen;             /* JOIN, LEAVE: the id after the room */
     size_t   len;
     char     room[];
@@ -429,26 +430,33 @@ redis_history(const char *room, size_t len, uint64_t conn_id,
 
 void
 redis_room_join(const char *room, size_t len, const char *id, size_t idlen,
-    uint64_t conn_id)
+    uint64_t conn_id, const wsh_presence_rule_t *rule)
 {
     redis_hist_req_t *q;
 
     q = redis_history_req(REDIS_OP_JOIN, room, len, id, idlen, conn_id);
+    if (q != NULL) {
+        q->rule = *rule;
+    }
     if (q == NULL || !redis_history_defer(q, false)) {
         free(q);
-        redis_join(room, len, id, idlen, conn_id);
+        redis_join(room, len, id, idlen, conn_id, rule);
     }
 }
 
 void
-redis_room_leave(const char *room, size_t len, const char *id, size_t idlen)
+redis_room_leave(const char *room, size_t len, const char *id, size_t idlen,
+    const wsh_presence_rule_t *rule)
 {
     redis_hist_req_t *q;
 
     q = redis_history_req(REDIS_OP_LEAVE, room, len, id, idlen, 0);
+    if (q != NULL) {
+        q->rule = *rule;
+    }
     if (q == NULL || !redis_history_defer(q, false)) {
         free(q);
-        redis_leave(room, len, id, idlen);
+        redis_leave(room, len, id, idlen, rule);
     }
 }
 
@@ -470,10 +478,11 @@ redis_history_subscribed(const char *ch, size_t n)
             continue;           /* Q is the read's now */
         case REDIS_OP_JOIN:
             redis_join(q->room, q->len, q->room + q->len, q->idlen,
-                       q->conn_id);
+                       q->conn_id, &q->rule);
             break;
         case REDIS_OP_LEAVE:
-            redis_leave(q->room, q->len, q->room + q->len, q->idlen);
+            redis_leave(q->room, q->len, q->room + q->len, q->idlen,
+                        &q->rule);
             break;
         }
         free(q);

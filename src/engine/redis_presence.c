@@ -103,16 +103,21 @@ typedef struct {
     char        entry[UINT16_MAX + 160];
     char        ev[UINT16_MAX + 200];
     char        ttl[24];
-    const char *argv[6];
-    size_t      argl[6];
+    char        list_max[24];
+    char        announce_max[24];
+    const char *argv[8];
+    size_t      argl[8];
 } redis_args_t;
 
 /* KEYS[1], then ARGV: our entry of ID, ID, the room's channel and the
- * event E; the join's ttl last. Returns the count. */
+ * event E; then the join's ttl and list_max, and announce_max (RULE).
+ * Returns the count. */
 static int
 redis_args(redis_args_t *a, const char *room, size_t len, const char *id,
-    size_t idlen, char e, uint64_t conn_id)
+    size_t idlen, char e, uint64_t conn_id, const wsh_presence_rule_t *rule)
 {
+    int n = 5;
+
     a->argv[0] = a->key;
     a->argl[0] = redis_presence_key(a->key, room, len);
     a->argv[1] = a->entry;
@@ -123,14 +128,20 @@ redis_args(redis_args_t *a, const char *room, size_t len, const char *id,
     a->argl[3] = redis_channel(a->ch, WSH_TOPIC_ROOM, room, len);
     a->argv[4] = a->ev;
     a->argl[4] = redis_event(a->ev, e, conn_id, id, idlen);
-    if (e != 'J') {
-        return 5;
+    if (e == 'J') {
+        snprintf(a->ttl, sizeof(a->ttl), "%" PRIu64,
+                 (uint64_t) redis_conf()->presence_ttl);
+        a->argv[n] = a->ttl;
+        a->argl[n++] = strlen(a->ttl);
+        snprintf(a->list_max, sizeof(a->list_max), "%zu", rule->list_max);
+        a->argv[n] = a->list_max;
+        a->argl[n++] = strlen(a->list_max);
     }
-    snprintf(a->ttl, sizeof(a->ttl), "%" PRIu64,
-             (uint64_t) redis_conf()->presence_ttl);
-    a->argv[5] = a->ttl;
-    a->argl[5] = strlen(a->ttl);
-    return 6;
+    snprintf(a->announce_max, sizeof(a->announce_max), "%zu",
+             rule->announce_max);
+    a->argv[n] = a->announce_max;
+    a->argl[n++] = strlen(a->announce_max);
+    return n;
 }
 
 /* ---- rooms and what their members know ---------------------------------- */
@@ -248,6 +259,17 @@ redis_pending_note(const char *room, size_t len, const char *id,
 
 /* ---- join and leave ----------------------------------------------------- */
 
+/* Append ID to the (uint16 length, bytes) list at *P. */
+static void
+redis_put_id(u_char **p, const void *id, size_t len)
+{
+    uint16_t l = (uint16_t) len;
+
+    memcpy(*p, &l, 2);
+    memcpy(*p + 2, id, len);
+    *p += 2 + len;
+}
+
 /* The ids our members of ROOM know, for a joiner while Redis is down. */
 static void
 redis_known_members(const char *room, size_t len, uint64_t conn_id)
@@ -257,7 +279,6 @@ redis_known_members(const char *room, size_t len, uint64_t conn_id)
     const void *key;
     size_t klen, total = 0;
     u_char *buf, *p;
-    uint16_t l;
 
     if (r == NULL) {
         return;
@@ -273,12 +294,10 @@ redis_known_members(const char *room, size_t len, uint64_t conn_id)
     p = buf;
     wsh_hash_iter_init(r->known, &it);
     while (wsh_hash_next(&it, &key, &klen, NULL)) {
-        l = (uint16_t) klen;
-        memcpy(p, &l, 2);
-        memcpy(p + 2, key, klen);
-        p += 2 + klen;
+        redis_put_id(&p, key, klen);
     }
-    wsh_engine_members(room, len, conn_id, buf, total);
+    wsh_engine_members(room, len, conn_id, buf, total,
+                       wsh_hash_count(r->known));
     free(buf);
 }
 
@@ -289,8 +308,7 @@ redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
     redis_req_t *q = privdata;
     redis_room_t *room;
     u_char *buf, *p;
-    size_t i, total = 0;
-    uint16_t l;
+    size_t i, total = 0, count;
 
     (void) ac;
     if (redis_exiting) {
@@ -307,8 +325,12 @@ redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
         free(q);
         return;
     }
+    /* {count, ids...}: no ids past the room's list_max. */
+    count = reply->elements > 0
+            && reply->element[0]->type == REDIS_REPLY_INTEGER
+            ? (size_t) reply->element[0]->integer : 0;
     room = redis_room_get(q->name, q->len, false);
-    for (i = 0; i < reply->elements; i++) {
+    for (i = 1; i < reply->elements; i++) {
         e = reply->element[i];
         total += 2 + e->len;
         /* Members whose join event we missed: tell ours too. */
@@ -322,13 +344,10 @@ redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
     buf = malloc(total + 1);
     if (buf != NULL) {
         p = buf;
-        for (i = 0; i < reply->elements; i++) {
-            l = (uint16_t) reply->element[i]->len;
-            memcpy(p, &l, 2);
-            memcpy(p + 2, reply->element[i]->str, l);
-            p += 2 + l;
+        for (i = 1; i < reply->elements; i++) {
+            redis_put_id(&p, reply->element[i]->str, reply->element[i]->len);
         }
-        wsh_engine_members(q->name, q->len, q->conn_id, buf, total);
+        wsh_engine_members(q->name, q->len, q->conn_id, buf, total, count);
         free(buf);
     }
     free(q);
@@ -336,7 +355,7 @@ redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
 
 void
 redis_join(const char *room, size_t len, const char *id, size_t idlen,
-    uint64_t conn_id)
+    uint64_t conn_id, const wsh_presence_rule_t *rule)
 {
     redis_args_t a;
     redis_room_t *r;
@@ -354,8 +373,11 @@ redis_join(const char *room, size_t len, const char *id, size_t idlen,
         wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
         return;
     }
-    /* Our members hear of it now; our own event from Redis is known. */
-    redis_presence_tell(room, len, id, idlen, true, conn_id);
+    /* Our members hear of it now (unless the room is too big for it);
+     * our own event from Redis is known. */
+    if (wsh_hash_count(r->known) < rule->announce_max) {
+        redis_presence_tell(room, len, id, idlen, true, conn_id);
+    }
     q = count == 0 && redis_cmd.state == REDIS_UP
         ? redis_req(room, len, id, idlen, conn_id, 0) : NULL;
     if (q == NULL) {
@@ -365,7 +387,7 @@ redis_join(const char *room, size_t len, const char *id, size_t idlen,
         }
         return;
     }
-    n = redis_args(&a, room, len, id, idlen, 'J', conn_id);
+    n = redis_args(&a, room, len, id, idlen, 'J', conn_id, rule);
     if (redis_script(REDIS_LUA_JOIN, n, a.argv, a.argl, redis_join_cb, q)
         != WSH_OK)
     {
@@ -373,6 +395,90 @@ redis_join(const char *room, size_t len, const char *id, size_t idlen,
         redis_pending_note(room, len, id, idlen, REDIS_JOINED);
         free(q);
     }
+}
+
+/* A presence page asked of Redis: whose, and of which room. */
+typedef struct {
+    uint64_t conn_id;
+    uint64_t ticket;
+    size_t   len;
+    char     room[];
+} redis_who_t;
+
+static void
+redis_who_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    redis_who_t *w = privdata;
+    u_char *buf = NULL, *p;
+    size_t i, total = 0;
+
+    (void) ac;
+    if (redis_exiting) {
+        free(w);
+        return;
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+            wsh_log(WSH_LOG_ERR, "redis presence script failed: %s",
+                    reply->str);
+        }
+        wsh_engine_page(w->room, w->len, w->conn_id, w->ticket, true, 0,
+                        NULL, 0, NULL, 0);
+        free(w);
+        return;
+    }
+    for (i = 2; i < reply->elements; i++) {
+        total += 2 + reply->element[i]->len;
+    }
+    p = buf = malloc(total + 1);
+    if (buf != NULL) {
+        for (i = 2; i < reply->elements; i++) {
+            redis_put_id(&p, reply->element[i]->str, reply->element[i]->len);
+        }
+    }
+    wsh_engine_page(w->room, w->len, w->conn_id, w->ticket, buf == NULL,
+                    (size_t) reply->element[1]->integer, buf, total,
+                    reply->element[0]->str, reply->element[0]->len);
+    free(buf);
+    free(w);
+}
+
+int
+redis_who(const char *room, size_t len, uint64_t conn_id, uint64_t ticket,
+    const char *cursor, size_t clen, size_t limit)
+{
+    char key[REDIS_NAME_MAX], lim[24];
+    const char *argv[3];
+    size_t argl[3];
+    redis_who_t *w;
+
+    if (redis_cmd.state != REDIS_UP
+        || (w = malloc(sizeof(*w) + len)) == NULL)
+    {
+        return -1;
+    }
+    w->conn_id = conn_id;
+    w->ticket = ticket;
+    w->len = len;
+    memcpy(w->room, room, len);
+    argv[0] = key;
+    argl[0] = redis_presence_key(key, room, len);
+    argv[1] = cursor;
+    argl[1] = clen;
+    argl[2] = (size_t) snprintf(lim, sizeof(lim), "%zu", limit);
+    argv[2] = lim;
+    if (redis_script(REDIS_LUA_WHO, 3, argv, argl, redis_who_cb, w)
+        != WSH_OK)
+    {
+        free(w);
+        return -1;
+    }
+    return 0;
 }
 
 /* A leave Redis did not take: we cannot tell whether the id is on
@@ -398,7 +504,8 @@ redis_leave_cb(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 void
-redis_leave(const char *room, size_t len, const char *id, size_t idlen)
+redis_leave(const char *room, size_t len, const char *id, size_t idlen,
+    const wsh_presence_rule_t *rule)
 {
     redis_room_t *r = redis_room_get(room, len, false);
     redis_args_t a;
@@ -420,7 +527,7 @@ redis_leave(const char *room, size_t len, const char *id, size_t idlen)
     if (q == NULL) {
         redis_leave_offline(room, len, id, idlen);
     } else {
-        n = redis_args(&a, room, len, id, idlen, 'L', 0);
+        n = redis_args(&a, room, len, id, idlen, 'L', 0, rule);
         if (redis_script(REDIS_LUA_LEAVE, n, a.argv, a.argl, redis_leave_cb,
                          q) != WSH_OK)
         {

@@ -22,9 +22,11 @@
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n" \
     "local function idof(e) return string.match(e, '^([^\\t]*)') end\n"
 
-/* Join. ARGV: entry, id, channel, joined event, ttl. Adds the entry,
- * returns the live ids (the joiner's included) and announces the id
- * unless it was present already. */
+/* Join. ARGV: entry, id, channel, joined event, ttl, list_max,
+ * announce_max. Adds the entry and returns {count, ids...}: the number
+ * of live ids (the joiner's included), and the ids themselves while
+ * that is within list_max; announces the id unless it was present
+ * already or the room is past announce_max. */
 static const char redis_lua_join[] = REDIS_LUA_HEAD
     "local ids, seen = {}, {}\n"
     "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
@@ -36,20 +38,50 @@ static const char redis_lua_join[] = REDIS_LUA_HEAD
     "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[5])\n"
     "if not seen[ARGV[2]] then\n"
     "  ids[#ids + 1] = ARGV[2]\n"
-    "  redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "  if #ids <= tonumber(ARGV[7]) then\n"
+    "    redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "  end\n"
     "end\n"
+    "if #ids > tonumber(ARGV[6]) then return {#ids} end\n"
+    "table.insert(ids, 1, #ids)\n"
     "return ids\n";
 
-/* Leave. ARGV: entry, id, channel, left event. Announces the id when
- * no live entry of it remains. */
+/* Leave. ARGV: entry, id, channel, left event, announce_max. Announces
+ * the id when no live entry of it remains, while the room's entries
+ * (ids on several workers count once each) are within announce_max. */
 static const char redis_lua_leave[] = REDIS_LUA_HEAD
     "if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
+    "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then\n"
+    "  return 0\n"
+    "end\n"
     "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
     "                               '(' .. now, '+inf')) do\n"
     "  if idof(e) == ARGV[2] then return 0 end\n"
     "end\n"
     "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
     "return 1\n";
+
+/* Who. ARGV: cursor, limit (0: the count alone). Returns {next cursor,
+ * count, ids...}: the room's live ids counted, and a page of them from
+ * ZSCAN (an id held by several workers once within the page). */
+static const char redis_lua_who[] = REDIS_LUA_HEAD
+    "local seen, count = {}, 0\n"
+    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
+    "                               '(' .. now, '+inf')) do\n"
+    "  local id = idof(e)\n"
+    "  if not seen[id] then seen[id] = true; count = count + 1 end\n"
+    "end\n"
+    "if tonumber(ARGV[2]) == 0 then return {'0', count} end\n"
+    "local r = redis.call('ZSCAN', KEYS[1], ARGV[1], 'COUNT',\n"
+    "                     math.max(1, tonumber(ARGV[2]) - 16))\n"
+    "local out, page = {r[1], count}, {}\n"
+    "for i = 1, #r[2], 2 do\n"
+    "  local id = idof(r[2][i])\n"
+    "  if tonumber(r[2][i + 1]) > now and not page[id] then\n"
+    "    page[id] = true; out[#out + 1] = id\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
 
 /* Sync: refresh, sweep and (on reconnect) resync. ARGV: ttl, channel,
  * "J" event prefix, "L" event prefix, "\tNODE/PID" (empty: no resync),
@@ -195,7 +227,7 @@ static const char redis_lua_hread[] = REDIS_LUA_HEAD
 
 static const char *const redis_lua[REDIS_LUA_N] = {
     redis_lua_join, redis_lua_leave, redis_lua_sync, redis_lua_hpub,
-    redis_lua_hread, redis_lua_kpub
+    redis_lua_hread, redis_lua_kpub, redis_lua_who
 };
 static char redis_lua_sha[REDIS_LUA_N][41];
 

@@ -47,8 +47,15 @@ typedef struct {
     size_t         n;
 } relay_member_t;
 
+/* A room's presence: its ids, and its rule as the last join or leave
+ * brought it (for the leaves of a worker that died). */
+typedef struct {
+    wsh_hash_t     *ids;        /* id -> relay_member_t */
+    wsh_eng_rule_t  rule;
+} relay_room_t;
+
 static wsh_hash_t *relay_topics;    /* kind + name -> relay_subs_t */
-static wsh_hash_t *relay_rooms;     /* room -> (id -> relay_member_t) */
+static wsh_hash_t *relay_rooms;     /* room -> relay_room_t */
 static wsh_history_t *relay_history;
 static wsh_dedup_t *relay_dedup;           /* idempotency keys */
 static uint64_t relay_evicted;             /* keys evicted, as logged */
@@ -94,7 +101,10 @@ relay_free_member(void *p)
 static void
 relay_free_room(void *p)
 {
-    wsh_hash_free(p, relay_free_member);
+    relay_room_t *r = p;
+
+    wsh_hash_free(r->ids, relay_free_member);
+    free(r);
 }
 
 /* The master exits. */
@@ -242,15 +252,21 @@ relay_publish(size_t proc, const wsh_eng_msg_t *m)
     }
 }
 
-/* Tell the workers with members in ROOM that ID joined or left;
+/* Tell the workers with members in ROOM that ID joined or left, while
+ * the room (of SIZE ids) is within the rule's announce_max;
  * EXCLUDE_CONN (on worker ORIGIN) is the connection that joined. */
 static void
-relay_announce(const char *room, size_t rlen, const char *id, size_t idlen,
-    bool joined, size_t origin, uint64_t exclude_conn)
+relay_announce(const relay_room_t *r, size_t size, const char *room,
+    size_t rlen, const char *id, size_t idlen, bool joined, size_t origin,
+    uint64_t exclude_conn)
 {
-    relay_subs_t *s = relay_subs(WSH_TOPIC_ROOM, room, rlen);
+    relay_subs_t *s;
     size_t i;
 
+    if (size > r->rule.announce_max) {
+        return;         /* a big room: O(1) a join, nobody is told */
+    }
+    s = relay_subs(WSH_TOPIC_ROOM, room, rlen);
     for (i = 0; s != NULL && i < s->n; i++) {
         relay_send(s->procs[i], WSH_ENG_PRESENCE, WSH_TOPIC_ROOM,
                    joined ? WSH_ENG_F_JOINED : 0, room, rlen, id, idlen,
@@ -258,60 +274,85 @@ relay_announce(const char *room, size_t rlen, const char *id, size_t idlen,
     }
 }
 
-/* MEMBERS for a joining connection: every id present in the room. */
+/* Append ID to the (uint16 length, bytes) list at *P. */
 static void
-relay_members(size_t proc, const wsh_eng_msg_t *m, wsh_hash_t *ids)
+relay_put_id(u_char **p, const void *id, size_t len)
 {
+    uint16_t l = (uint16_t) len;
+
+    memcpy(*p, &l, 2);
+    memcpy(*p + 2, id, len);
+    *p += 2 + len;
+}
+
+/* MEMBERS for a joining connection: the room's count, and every id in
+ * it while that is within the rule's list_max. */
+static void
+relay_members(size_t proc, const wsh_eng_msg_t *m, const relay_room_t *r)
+{
+    size_t count = wsh_hash_count(r->ids), len, total = 0;
     wsh_hash_iter_t it;
     const void *key;
-    void *value;
-    size_t len, total = 0;
-    u_char *buf, *p;
-    uint16_t l;
+    u_char *buf = NULL, *p;
 
-    wsh_hash_iter_init(ids, &it);
-    while (wsh_hash_next(&it, &key, &len, &value)) {
-        total += 2 + len;
+    if (count <= r->rule.list_max) {
+        wsh_hash_iter_init(r->ids, &it);
+        while (wsh_hash_next(&it, NULL, &len, NULL)) {
+            total += 2 + len;
+        }
+        buf = malloc(total ? total : 1);
+        if (buf == NULL) {
+            wsh_log(WSH_LOG_ALERT, "out of memory for a member list");
+            return;
+        }
+        p = buf;
+        wsh_hash_iter_init(r->ids, &it);
+        while (wsh_hash_next(&it, &key, &len, NULL)) {
+            relay_put_id(&p, key, len);
+        }
     }
-    buf = malloc(total ? total : 1);
-    if (buf == NULL) {
-        wsh_log(WSH_LOG_ALERT, "out of memory for a member list");
-        return;
-    }
-    p = buf;
-    wsh_hash_iter_init(ids, &it);
-    while (wsh_hash_next(&it, &key, &len, &value)) {
-        l = (uint16_t) len;
-        memcpy(p, &l, 2);
-        memcpy(p + 2, key, len);
-        p += 2 + len;
-    }
-    relay_send(proc, WSH_ENG_MEMBERS, WSH_TOPIC_ROOM, 0, m->name,
-               m->h.name_len, NULL, 0, m->h.conn_id, buf, total);
+    relay_send_at(proc, WSH_ENG_MEMBERS, WSH_TOPIC_ROOM, 0, m->name,
+                  m->h.name_len, NULL, 0, m->h.conn_id, count, buf, total);
     free(buf);
+}
+
+/* The rule a JOIN or LEAVE brought: v1's (no limits) if none. */
+static void
+relay_rule(const wsh_eng_msg_t *m, wsh_eng_rule_t *rule)
+{
+    rule->list_max = UINT32_MAX;
+    rule->announce_max = UINT32_MAX;
+    if (m->data_len == sizeof(*rule)) {
+        memcpy(rule, m->data, sizeof(*rule));
+    }
 }
 
 static void
 relay_join(size_t proc, const wsh_eng_msg_t *m)
 {
-    wsh_hash_t *ids = wsh_hash_get(relay_rooms, m->name, m->h.name_len);
+    relay_room_t *r = wsh_hash_get(relay_rooms, m->name, m->h.name_len);
     relay_member_t *mb;
     relay_count_t *per;
     size_t i;
 
-    if (ids == NULL) {
-        ids = wsh_hash_new();
-        if (ids == NULL
-            || wsh_hash_put(relay_rooms, m->name, m->h.name_len, ids) != WSH_OK)
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL || (r->ids = wsh_hash_new()) == NULL
+            || wsh_hash_put(relay_rooms, m->name, m->h.name_len, r) != WSH_OK)
         {
-            wsh_hash_free(ids, NULL);
+            if (r != NULL) {
+                relay_free_room(r);
+            }
             goto nomem;
         }
     }
-    mb = wsh_hash_get(ids, m->id, m->h.id_len);
+    relay_rule(m, &r->rule);
+    mb = wsh_hash_get(r->ids, m->id, m->h.id_len);
     if (mb == NULL) {
         mb = calloc(1, sizeof(*mb));
-        if (mb == NULL || wsh_hash_put(ids, m->id, m->h.id_len, mb) != WSH_OK) {
+        if (mb == NULL
+            || wsh_hash_put(r->ids, m->id, m->h.id_len, mb) != WSH_OK)
+        {
             free(mb);
             goto nomem;
         }
@@ -329,10 +370,10 @@ relay_join(size_t proc, const wsh_eng_msg_t *m)
     }
     mb->per[i].count++;
     mb->total++;
-    relay_members(proc, m, ids);
+    relay_members(proc, m, r);
     if (mb->total == 1) {
-        relay_announce(m->name, m->h.name_len, m->id, m->h.id_len, true, proc,
-                       m->h.conn_id);
+        relay_announce(r, wsh_hash_count(r->ids), m->name, m->h.name_len,
+                       m->id, m->h.id_len, true, proc, m->h.conn_id);
     }
     return;
 
@@ -340,10 +381,10 @@ nomem:
     wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
 }
 
-/* Take COUNT connections of worker slot I from member MB (of ID in ROOM);
- * announces and frees when the id is gone. */
+/* Take COUNT connections of worker slot I from member MB (of ID in
+ * room R); announces and frees when the id is gone. */
 static void
-relay_drop(wsh_hash_t *ids, relay_member_t *mb, size_t i, size_t count,
+relay_drop(relay_room_t *r, relay_member_t *mb, size_t i, size_t count,
     const char *room, size_t rlen, const void *id, size_t idlen)
 {
     mb->per[i].count -= count;
@@ -354,30 +395,100 @@ relay_drop(wsh_hash_t *ids, relay_member_t *mb, size_t i, size_t count,
     if (mb->total > 0) {
         return;
     }
-    relay_announce(room, rlen, id, idlen, false, SIZE_MAX, 0);
-    wsh_hash_remove(ids, id, idlen);
+    relay_announce(r, wsh_hash_count(r->ids), room, rlen, id, idlen, false,
+                   SIZE_MAX, 0);
+    wsh_hash_remove(r->ids, id, idlen);
     relay_free_member(mb);
 }
 
 static void
 relay_leave(size_t proc, const wsh_eng_msg_t *m)
 {
-    wsh_hash_t *ids = wsh_hash_get(relay_rooms, m->name, m->h.name_len);
-    relay_member_t *mb = ids ? wsh_hash_get(ids, m->id, m->h.id_len) : NULL;
+    relay_room_t *r = wsh_hash_get(relay_rooms, m->name, m->h.name_len);
+    relay_member_t *mb = r ? wsh_hash_get(r->ids, m->id, m->h.id_len) : NULL;
     size_t i;
 
     if (mb == NULL) {
         return;
     }
+    relay_rule(m, &r->rule);
     for (i = 0; i < mb->n && mb->per[i].proc != proc; i++) { }
     if (i < mb->n) {
-        relay_drop(ids, mb, i, 1, m->name, m->h.name_len, m->id,
+        relay_drop(r, mb, i, 1, m->name, m->h.name_len, m->id,
                    m->h.id_len);
     }
-    if (wsh_hash_count(ids) == 0) {
+    if (wsh_hash_count(r->ids) == 0) {
         wsh_hash_remove(relay_rooms, m->name, m->h.name_len);
-        wsh_hash_free(ids, NULL);
+        relay_free_room(r);
     }
+}
+
+/* A page of a room's ids (wsh_hash_scan): the buffer it fills, after
+ * room for the answer's head. */
+typedef struct {
+    u_char *buf;
+    size_t  len;
+    size_t  cap;
+} relay_page_t;
+
+static bool
+relay_page_id(void *arg, const void *key, size_t len, void *value)
+{
+    relay_page_t *pg = arg;
+    size_t cap = pg->cap;
+    u_char *p;
+
+    (void) value;
+    while (cap - pg->len < 2 + len) {
+        cap *= 2;
+    }
+    if (cap != pg->cap) {
+        if ((p = realloc(pg->buf, cap)) == NULL) {
+            return false;       /* a shorter page */
+        }
+        pg->buf = p;
+        pg->cap = cap;
+    }
+    p = pg->buf + pg->len;
+    relay_put_id(&p, key, len);
+    pg->len += 2 + len;
+    return true;
+}
+
+/* WHO: the count of a room's ids and a page of them, from a cursor of
+ * its table; an unknown room is an empty one. */
+static void
+relay_who(size_t proc, const wsh_eng_msg_t *m)
+{
+    relay_room_t *r = wsh_hash_get(relay_rooms, m->name, m->h.name_len);
+    size_t count = r ? wsh_hash_count(r->ids) : 0;
+    wsh_eng_page_t answer;
+    relay_page_t pg;
+    wsh_eng_who_t w;
+
+    if (m->data_len != sizeof(w)) {
+        wsh_log(WSH_LOG_ALERT, "malformed presence request from a worker");
+        return;
+    }
+    memcpy(&w, m->data, sizeof(w));
+    pg.cap = sizeof(answer) + 64 * (w.limit ? w.limit : 1);
+    pg.len = sizeof(answer);
+    if ((pg.buf = malloc(pg.cap)) == NULL) {
+        wsh_log(WSH_LOG_ALERT, "out of memory for a presence page");
+        return;
+    }
+    answer.ticket = w.ticket;
+    answer.cursor = r != NULL && w.limit > 0
+                    ? wsh_hash_scan(r->ids, w.cursor,
+                                    w.limit < WSH_PRESENCE_PAGE_MAX
+                                    ? w.limit : WSH_PRESENCE_PAGE_MAX,
+                                    relay_page_id, &pg)
+                    : 0;
+    memcpy(pg.buf, &answer, sizeof(answer));
+    relay_send_at(proc, WSH_ENG_PAGE, WSH_TOPIC_ROOM, 0, m->name,
+                  m->h.name_len, NULL, 0, m->h.conn_id, count, pg.buf,
+                  pg.len);
+    free(pg.buf);
 }
 
 /* ACKED for a SEQPUB of PROC: its ticket rode in the offset. */
@@ -606,6 +717,7 @@ relay_message(size_t proc, uint32_t cmd, const u_char *p, size_t len)
     case WSH_ENG_LEAVE: relay_leave(proc, &m); break;
     case WSH_ENG_SEQPUB: relay_seqpub(proc, &m); break;
     case WSH_ENG_HISTORY: relay_history_request(proc, &m); break;
+    case WSH_ENG_WHO:   relay_who(proc, &m); break;
     default:
         wsh_log(WSH_LOG_ALERT, "unknown engine message %u from a worker",
                 cmd);
@@ -623,6 +735,7 @@ relay_proc_gone(size_t proc)
     size_t klen, idlen, i;
     void *value, *mv;
     relay_member_t *mb;
+    relay_room_t *r;
 
     if (relay_topics == NULL) {
         return;
@@ -634,16 +747,17 @@ relay_proc_gone(size_t proc)
     /* Its connections are gone without saying so: tell the survivors. */
     wsh_hash_iter_init(relay_rooms, &it);
     while (wsh_hash_next(&it, &key, &klen, &value)) {
-        wsh_hash_iter_init(value, &mit);
+        r = value;
+        wsh_hash_iter_init(r->ids, &mit);
         while (wsh_hash_next(&mit, &id, &idlen, &mv)) {
             mb = mv;
             for (i = 0; i < mb->n && mb->per[i].proc != proc; i++) { }
             if (i < mb->n) {
-                relay_drop(value, mb, i, mb->per[i].count, key, klen, id,
+                relay_drop(r, mb, i, mb->per[i].count, key, klen, id,
                            idlen);
             }
         }
-        if (wsh_hash_count(value) == 0) {
+        if (wsh_hash_count(r->ids) == 0) {
             wsh_hash_remove(relay_rooms, key, klen);
             relay_free_room(value);
         }

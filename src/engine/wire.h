@@ -24,7 +24,8 @@ enum {
     WSH_ENG_LEAVE,          /* presence: one connection of id left room */
     /* master -> worker */
     WSH_ENG_DELIVER,        /* deliver to local members */
-    WSH_ENG_MEMBERS,        /* answer to JOIN: data = ids */
+    WSH_ENG_MEMBERS,        /* answer to JOIN: offset = the room's count,
+                             * data = ids (none past list_max) */
     WSH_ENG_PRESENCE,       /* id joined (flags) or left room */
     WSH_ENG_RESULT,         /* a private PUB reached nobody (or, when
                              * confirmed, somebody: F_FOUND) */
@@ -46,9 +47,33 @@ enum {
                              * data = its ticket, offset (0: not
                              * numbered), id = epoch, F_FOUND (somebody
                              * is subscribed), F_DUPLICATE */
-    WSH_ENG_GAP             /* m->w: frames for this worker were dropped
+    WSH_ENG_GAP,            /* m->w: frames for this worker were dropped
                              * (it did not read its channel) */
+    /* presence on demand */
+    WSH_ENG_WHO,            /* w->m: a page of a room's ids for conn_id:
+                             * data wsh_eng_who_t */
+    WSH_ENG_PAGE            /* m->w: its answer: offset = the room's
+                             * count, data wsh_eng_page_t then ids */
 };
+
+/* JOIN and LEAVE data: the room's presence rule (wshub.h), each limit
+ * capped at UINT32_MAX (no room gets that big). */
+typedef struct {
+    uint32_t list_max;
+    uint32_t announce_max;
+} wsh_eng_rule_t;
+
+typedef struct {
+    uint64_t ticket;
+    uint64_t cursor;        /* 0: the first page */
+    uint32_t limit;         /* ids wanted, 0: the count only */
+    uint32_t reserved;
+} wsh_eng_who_t;
+
+typedef struct {
+    uint64_t ticket;
+    uint64_t cursor;        /* the next page's, 0: none */
+} wsh_eng_page_t;
 
 #define WSH_ENG_F_JOINED    0x1     /* PRESENCE: joined, else left */
 #define WSH_ENG_F_DELIVERED 0x2     /* PUB: the origin delivered locally */

@@ -27,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 extern const wsh_module_t wsh_hub_module;
 extern const wsh_module_t wsh_hub_api_module;
+extern const wsh_module_t wsh_hub_presence_module;
 
 #define FUZZ_CONNS   3
 #define FUZZ_TOPICS  64
@@ -351,8 +352,43 @@ wsh_publish(int kind, const char *name, size_t len, const void *data,
 static struct {
     wsh_conn_t *c;
     uint64_t    ticket;
+    int         page;           /* wsh_topic_presence's, not an ack */
 } fuzz_tickets[FUZZ_TICKETS];
 static uint64_t fuzz_last_ticket;
+
+static uint64_t
+fuzz_ticket(wsh_conn_t *c, int page)
+{
+    size_t i;
+
+    for (i = 0; i < FUZZ_TICKETS && fuzz_tickets[i].c != NULL; i++) { }
+    if (i == FUZZ_TICKETS) {
+        return 0;               /* as the engine does past its cap */
+    }
+    fuzz_tickets[i].c = c;
+    fuzz_tickets[i].page = page;
+    return fuzz_tickets[i].ticket = ++fuzz_last_ticket;
+}
+
+uint64_t
+wsh_topic_presence(wsh_conn_t *c, const char *room, size_t len,
+    const char *cursor, size_t clen, size_t limit)
+{
+    size_t i;
+
+    if (c == NULL || len == 0 || len > HUB_TOPIC_MAX
+        || limit > WSH_PRESENCE_PAGE_MAX
+        || (cursor != NULL && (clen == 0 || clen > WSH_PRESENCE_CURSOR_MAX)))
+    {
+        abort();                /* the hub checks all of these */
+    }
+    for (i = 0; cursor != NULL && i < clen; i++) {
+        if (cursor[i] < '0' || cursor[i] > '9') {
+            abort();
+        }
+    }
+    return fuzz_ticket(c, 1);
+}
 
 size_t
 wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
@@ -373,14 +409,34 @@ wsh_publish_acked(int kind, const char *name, size_t len, const void *data,
     if (sender == NULL || ack->key_len > WSH_IDEMPOTENCY_KEY_MAX) {
         abort();
     }
-    for (i = 0; i < FUZZ_TICKETS && fuzz_tickets[i].c != NULL; i++) { }
-    if (i == FUZZ_TICKETS) {
-        ack->refused = 1;       /* as the engine does past its cap */
+    ack->ticket = fuzz_ticket(sender, 0);
+    if (ack->ticket == 0) {
+        ack->refused = 1;
         return 0;
     }
-    fuzz_tickets[i].c = sender;
-    fuzz_tickets[i].ticket = ack->ticket = ++fuzz_last_ticket;
+    (void) i;
     return n;
+}
+
+/* The engine's answer to a presence request of C. */
+static void
+fuzz_page(wsh_conn_t *c, uint64_t ticket, unsigned how)
+{
+    static const char *const ids[] = { "alice", "bob", "u-1" };
+    static const size_t lens[] = { 5, 3, 3 };
+    wsh_presence_page_t page = { 0 };
+
+    page.room = "/ws#lobby";
+    page.room_len = 9;
+    page.failed = how & 1;
+    page.count = how * 1000;
+    page.ids = ids;
+    page.lens = lens;
+    page.n = (how >> 1) % 4;
+    page.cursor = how & 0x40 ? "4096" : "0";
+    page.cursor_len = strlen(page.cursor);
+    (c == fuzz_http_conn ? &wsh_hub_presence_module : &wsh_hub_module)
+        ->presence_page(c, ticket, &page);
 }
 
 /* Answer the oldest ticket of C, as the sequencer would; false if it
@@ -402,6 +458,11 @@ fuzz_ack(wsh_conn_t *c, unsigned how)
     }
     if (first == FUZZ_TICKETS) {
         return 0;
+    }
+    if (fuzz_tickets[first].page) {
+        fuzz_tickets[first].c = NULL;
+        fuzz_page(c, fuzz_tickets[first].ticket, how);
+        return 1;
     }
     ack.failed = how & 1;
     ack.duplicate = (how >> 1) & 1;
@@ -542,12 +603,14 @@ fuzz_api(const uint8_t *body, size_t len, int keyed)
     wsh_request_t r = { keyed & 4 ? "GET" : "POST", NULL,
                         keyed & 1 ? "apikey fuzz-key" : "apikey x",
                         (const char *) body, len };
+    const wsh_module_t *m = keyed & 8 ? &wsh_hub_presence_module
+                                      : &wsh_hub_api_module;
     size_t max = 0;
 
     api.realm = keyed & 2 ? NULL : "/ws";
     fuzz_http_conn = &api;
     fuzz_http_status = 0;
-    if (wsh_hub_api_module.http_head(&api, &r, &max) != 0) {
+    if (m->http_head(&api, &r, &max) != 0) {
         if (fuzz_http_status == 0 || max != 0) {
             abort();            /* refused: answered, and no body read */
         }
@@ -556,12 +619,12 @@ fuzz_api(const uint8_t *body, size_t len, int keyed)
     if (max != fuzz_conf.api_max_body || fuzz_http_status != 0) {
         abort();
     }
-    if (wsh_hub_api_module.http(&api, &r) != 0 || fuzz_http_status == 0) {
+    if (m->http(&api, &r) != 0 || fuzz_http_status == 0) {
         /* Answered later: by the sequencer for a publish with a ticket;
          * else a private publish that reached nobody here, by the
          * cluster. Give the answer now. */
-        if (!fuzz_ack(&api, (unsigned) len)) {
-            wsh_hub_api_module.publish_result(&api, "x", 1, len & 1);
+        if (!fuzz_ack(&api, (unsigned) len) && m->publish_result != NULL) {
+            m->publish_result(&api, "x", 1, len & 1);
         }
         if (fuzz_http_status == 0) {
             abort();
@@ -587,11 +650,13 @@ fuzz_step(uint8_t op, const uint8_t *chunk, size_t len)
         wsh_hub_module.message(c, WSH_OPCODE_BINARY, chunk, len);
         break;
     case 7: case 8:
-        fuzz_api(chunk, len, (op & 1) | ((op >> 4) & 6));
+        fuzz_api(chunk, len, (op & 1) | ((op >> 4) & 14));
         break;
     case 9:
+        /* Past the presence limit, the engine gives a count alone. */
         wsh_hub_module.members(c, (const char *) chunk, len < 128 ? len : 128,
-                               ids, lens, 2);
+                               ids, lens, len & 2 ? 0 : 2,
+                               len & 2 ? 5000 : 2);
         break;
     case 10:
         wsh_hub_module.presence((const char *) chunk, len < 128 ? len : 128,

@@ -2,7 +2,11 @@
 """Room rules (hub.rooms, issue 21 item 1): presence full|count|off and
 presence_limit, announce, max_members ("Room full"), client_publish and
 history, each as wshub-protocol(7) and wshub.yaml(5) say; a room that
-matches no rule behaves as v1; the old hub.history still works."""
+matches no rule behaves as v1; the old hub.history still works. Past
+presence_limit a joiner gets a count and nobody hears of joins (item
+2); presence on demand: room_members pages, room_count and POST
+/api/presence, complete and without duplicates across workers (item
+3)."""
 import asyncio
 import json
 import os
@@ -49,7 +53,9 @@ class RoomRulesTest(unittest.TestCase):
     def setUpClass(cls):
         cls.srv = Server(workers=2, endpoints=[
             {"path": "/ws", "module": "hub"},
-            {"path": "/api/publish", "module": "hub_api"}], raw_yaml=RULES)
+            {"path": "/api/publish", "module": "hub_api"},
+            {"path": "/api/presence", "module": "hub_presence"}],
+            raw_yaml=RULES)
         cls.srv.__enter__()
 
     @classmethod
@@ -100,7 +106,134 @@ class RoomRulesTest(unittest.TestCase):
             third = await join(ws[2], "limit:a")
             self.assertEqual(third["member_count"], 3)
             self.assertNotIn("members", third)
+            # c1's join (2 members, within the limit) was announced to
+            # c0; c2's (3) to nobody, and neither is its leave.
+            await ws[2].send(json.dumps({"type": "leave_room",
+                                         "room": "limit:a"}))
+            self.assertEqual((await recv_json(ws[2]))["type"], "room_left")
+            got = await quiet(ws[0], 0.5)
+            self.assertEqual([(m["type"], m["userId"]) for m in got],
+                             [("user_joined_room", "c1")])
+            self.assertEqual(await quiet(ws[1], 0.2), [])
         self.run_with(3, body)
+
+    def presence_api(self, body, key=API_KEY, method="POST"):
+        data = json.dumps(body)
+        return http(self.srv.port, (
+            "%s /api/presence HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            "apikey %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (method, key, len(data), data)).encode())
+
+    def test_members_paged(self):
+        """25 members over 2 workers, pages of 7 from clients and from
+        the API: every id exactly once, the count on every page."""
+        n = 25
+
+        async def pages(ws, ask):
+            ids, cursor = [], None
+            for _ in range(20):
+                req = {"type": "room_members", "room": "limit:p",
+                       "limit": 7, "id": len(ids)}
+                if cursor is not None:
+                    req["cursor"] = cursor
+                await ws.send(json.dumps(req))
+                page = await recv_json(ws)
+                ask.assertEqual((page["type"], page["member_count"],
+                                 page["id"], page["room"]),
+                                ("room_members", n, len(ids), "limit:p"))
+                ask.assertLessEqual(len(page["members"]), 7 + 4)
+                ids += page["members"]
+                cursor = page.get("cursor")
+                if cursor is None:
+                    return ids
+            ask.fail("no last page after 20")
+
+        async def body(ws):
+            for c in ws:
+                await join(c, "limit:p")
+            await quiet(ws[0], 0.3)
+            ids = await pages(ws[0], self)
+            self.assertEqual(sorted(ids), sorted("c%d" % i for i in range(n)))
+            await ws[3].send(json.dumps({"type": "room_count",
+                                         "room": "limit:p"}))
+            self.assertEqual(await recv_json(ws[3]),
+                             {"type": "room_count", "room": "limit:p",
+                              "member_count": n})
+            got, cursor = [], None
+            for _ in range(20):
+                req = {"room": "limit:p", "limit": 7}
+                if cursor:
+                    req["cursor"] = cursor
+                status, _, page = await asyncio.to_thread(self.presence_api,
+                                                          req)
+                self.assertEqual(status, 200)
+                page = json.loads(page)
+                self.assertEqual(page["member_count"], n)
+                got += page["members"]
+                cursor = page.get("cursor")
+                if cursor is None:
+                    break
+            self.assertEqual(sorted(got), sorted(ids))
+            status, _, page = await asyncio.to_thread(
+                self.presence_api, {"room": "limit:p", "limit": 0})
+            self.assertEqual((status, json.loads(page)["member_count"]),
+                             (200, n))
+        self.run_with(n, body)
+
+    def test_presence_requests_refused(self):
+        async def body(ws):
+            async def ask(req):
+                await ws[0].send(json.dumps(req))
+                return (await recv_json(ws[0])).get("error")
+            self.assertEqual(await ask({"type": "room_members",
+                                        "room": "limit:x"}), "Not in room")
+            await join(ws[0], "limit:x")
+            await join(ws[0], "count:x")
+            await join(ws[0], "hidden:x")
+            for cursor in ("", "abc", "1" * 19, 5, "-1"):
+                self.assertEqual(await ask({"type": "room_members",
+                                            "room": "limit:x",
+                                            "cursor": cursor}),
+                                 "Invalid cursor")
+            for limit in (0, 1001, "10", 2.5):
+                self.assertEqual(await ask({"type": "room_members",
+                                            "room": "limit:x",
+                                            "limit": limit}),
+                                 "Invalid limit")
+            self.assertEqual(await ask({"type": "room_members",
+                                        "room": "count:x"}),
+                             "Member lists are off in this room")
+            self.assertEqual(await ask({"type": "room_members",
+                                        "room": "hidden:x"}),
+                             "Presence is off in this room")
+            self.assertEqual(await ask({"type": "room_count",
+                                        "room": "hidden:x"}),
+                             "Presence is off in this room")
+            await ws[0].send(json.dumps({"type": "room_count",
+                                         "room": "count:x"}))
+            self.assertEqual((await recv_json(ws[0]))["member_count"], 1)
+            # The API: its key, POST, and its own checks.
+            status, headers, _ = await asyncio.to_thread(
+                self.presence_api, {"room": "limit:x"}, key="wrong")
+            self.assertEqual((status, headers.get("www-authenticate")),
+                             (401, "apikey"))
+            status, headers, _ = await asyncio.to_thread(
+                self.presence_api, {"room": "limit:x"}, method="PUT")
+            self.assertEqual((status, headers.get("allow")), (405, "POST"))
+            for bad, why in (({"room": "a b"}, "Invalid room name"),
+                             ({"room": "x", "cursor": "z"}, "Invalid cursor"),
+                             ({"room": "x", "limit": 5000},
+                              '"limit": 0 to 1000')):
+                status, _, text = await asyncio.to_thread(self.presence_api,
+                                                          bad)
+                self.assertEqual((status, json.loads(text)["error"]),
+                                 (400, why))
+            status, _, text = await asyncio.to_thread(
+                self.presence_api, {"room": "nobody-here"})
+            self.assertEqual((status, json.loads(text)),
+                             (200, {"room": "nobody-here", "member_count": 0,
+                                    "members": []}))
+        self.run_with(1, body)
 
     def test_announce_off_and_presence_off(self):
         async def body(ws):
