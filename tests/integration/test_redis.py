@@ -230,6 +230,53 @@ class TestAcrossNodes(RedisTestCase):
 
         self.run_pools(body)
 
+    def test_members_paged_across_nodes(self):
+        """room_members walks a room held by two nodes in pages (150
+        members: past Redis's small-set encoding, so ZSCAN really pages):
+        every id exactly once, and the same count on every page (issue
+        21, item 3)."""
+        self.redis.start()
+        self.start_node()
+        self.start_node()
+        room, n = "big", 150
+
+        async def body(pa, pb):
+            ids = ["m%d" % i for i in range(n)]
+            clients = (await pa.open_many(ids[:n // 2])
+                       + await pb.open_many(ids[n // 2:]))
+            async def answer(c, type_):
+                # Announcements of the others' joins come in between.
+                while True:
+                    m = await c.recv(10)
+                    if m["type"] != "user_joined_room":
+                        assert m["type"] == type_, m
+                        return m
+
+            for c in clients:
+                await c.send({"type": "join_room", "room": room})
+                await answer(c, "room_joined")
+            got, cursor, pages = [], None, 0
+            while True:
+                req = {"type": "room_members", "room": room, "limit": 40}
+                if cursor is not None:
+                    req["cursor"] = cursor
+                await clients[-1].send(req)
+                page = await answer(clients[-1], "room_members")
+                assert page["member_count"] == n, page
+                assert len(page["members"]) <= 40 + 16, page
+                got += page["members"]
+                pages += 1
+                cursor = page.get("cursor")
+                if cursor is None or pages > 50:
+                    break
+            assert sorted(got) == sorted(ids), (len(got), pages)
+            assert pages >= 2, pages
+            await clients[0].send({"type": "room_count", "room": room})
+            page = await answer(clients[0], "room_count")
+            assert page["member_count"] == n, page
+
+        self.run_pools(body, timeout=120)
+
     def test_realms_stay_apart_across_nodes(self):
         """Node b's /other is another realm than /ws: its "alice" is not
         node a's, and gets none of her messages (issue 19)."""
