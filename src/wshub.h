@@ -217,6 +217,22 @@ typedef struct wsh_module_s {
      * the ring's SIZE (messages) and each message's TTL_MS, else 0. */
     int  (*room_history)(const void *conf, const char *room, size_t len,
                          size_t *size, uint64_t *ttl_ms);
+
+    /* How members get the messages of the module's rooms, asked by the
+     * engine in a worker (optional). */
+
+    /* A message of ROOM that the engine numbered: DATA as the module
+     * published it, OFFSET in EPOCH (ELEN hex digits). Writes the
+     * message as members get it into OUT, at most CAP bytes (OUT may be
+     * NULL when CAP is 0), and returns its whole length: when that is
+     * more than CAP the engine calls again with room enough. 0: DATA
+     * is delivered as is. Called once per message on each worker with
+     * members of ROOM (they share the one frame), and once per replayed
+     * message for a client that recovers. NULL: DATA is delivered as
+     * is. */
+    size_t (*numbered)(const char *room, size_t len, const void *data,
+                       size_t dlen, uint64_t offset, const char *epoch,
+                       size_t elen, void *out, size_t cap);
 } wsh_module_t;
 
 /* Queue one message. Returns 0, or -1 if the connection is closing or

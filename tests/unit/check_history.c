@@ -1,5 +1,7 @@
-/* check_history.c -- unit tests of room history: rules, ring, recovery. */
+/* check_history.c -- unit tests of room history: rules, ring, recovery,
+ * and the hub's writing of offsets into its numbered messages. */
 #include "engine/history.h"
+#include "wshub.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -49,6 +51,8 @@ members(const char *room, size_t len, void *arg)
 }
 
 static bool yes = true, no = false;
+
+extern const wsh_module_t wsh_hub_module;
 
 /* Rules come from the hub's section through its room_history hook:
  * loaded from a file, matched without the realm, first match wins. */
@@ -121,6 +125,55 @@ START_TEST(test_offsets_and_splice)
     ck_assert_str_ne(wsh_history_room(h, "chat:b", 6, true, 0)->epoch,
                      r->epoch);
     wsh_history_free(h);
+}
+END_TEST
+
+/* The hub's numbered hook writes what clients got before offsets
+ * travelled beside the message: the object with "offset" and "epoch"
+ * last, no comma in the empty object, and anything else as is. */
+START_TEST(test_hub_numbered)
+{
+    static const char epoch[] = "0123456789abcdef";
+    const char *msg = "{\"type\":\"room_message\",\"n\":7}";
+    size_t (*numbered)(const char *, size_t, const void *, size_t,
+                       uint64_t, const char *, size_t, void *, size_t);
+    char out[128], want[128];
+    size_t n, need;
+
+    numbered = wsh_hub_module.numbered;
+    ck_assert_ptr_nonnull(numbered);
+    snprintf(want, sizeof(want), "{\"type\":\"room_message\",\"n\":7,"
+             "\"offset\":1,\"epoch\":\"%s\"}", epoch);
+    need = strlen(want);
+    n = numbered("/ws#news", 8, msg, strlen(msg), 1, epoch, 16, out,
+                 sizeof(out));
+    ck_assert_uint_eq(n, need);
+    ck_assert_mem_eq(out, want, n);
+
+    /* Too small: nothing written, the length needed returned. */
+    memset(out, 'x', sizeof(out));
+    ck_assert_uint_eq(numbered("/ws#news", 8, msg, strlen(msg), 1, epoch,
+                               16, out, need - 1), need);
+    ck_assert_int_eq(out[0], 'x');
+    ck_assert_uint_eq(numbered("/ws#news", 8, msg, strlen(msg), 1, epoch,
+                               16, NULL, 0), need);
+    ck_assert_uint_eq(numbered("/ws#news", 8, msg, strlen(msg), 1, epoch,
+                               16, out, need), need);
+    ck_assert_mem_eq(out, want, need);
+
+    snprintf(want, sizeof(want), "{\"offset\":18446744073709551615,"
+             "\"epoch\":\"%s\"}", epoch);
+    n = numbered("/ws#news", 8, "{}", 2, UINT64_MAX, epoch, 16, out,
+                 sizeof(out));
+    ck_assert_uint_eq(n, strlen(want));
+    ck_assert_mem_eq(out, want, n);
+
+    ck_assert_uint_eq(numbered("/ws#news", 8, "[1]", 3, 2, epoch, 16, out,
+                               sizeof(out)), 0);
+    ck_assert_uint_eq(numbered("/ws#news", 8, "{", 1, 2, epoch, 16, out,
+                               sizeof(out)), 0);
+    ck_assert_uint_eq(numbered("/ws#news", 8, "", 0, 2, epoch, 16, out,
+                               sizeof(out)), 0);
 }
 END_TEST
 
@@ -217,6 +270,7 @@ main(void)
 
     tcase_add_test(tc, test_rules);
     tcase_add_test(tc, test_offsets_and_splice);
+    tcase_add_test(tc, test_hub_numbered);
     tcase_add_test(tc, test_ring_and_recovery);
     tcase_add_test(tc, test_ttl_and_sweep);
     tcase_add_test(tc, test_resize);
