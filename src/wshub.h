@@ -368,12 +368,14 @@ size_t wsh_publish_acked(int kind, const char *name, size_t len,
 
 /* Rooms with history (hub.history): the engine numbers every message
  * published to them with an offset, strictly increasing within the
- * room's epoch (an id that changes when the history is lost), splices
- * "offset" and "epoch" into the JSON object as delivered, and delivers
- * it only once numbered, so every member sees the same order (the
- * publisher's worker included: wsh_publish then returns the number of
- * local members it will reach). A client coming back asks for what it
- * missed since the last offset it saw. */
+ * room's epoch (an id that changes when the history is lost), keeps and
+ * carries the message as published with its offset and epoch beside
+ * it, and delivers it only once numbered, so every member sees the same
+ * order (the publisher's worker included: wsh_publish then returns the
+ * number of local members it will reach). The module of the room's
+ * members writes the offset and epoch into the message as delivered
+ * (its numbered hook): the engine knows no message format. A client
+ * coming back asks for what it missed since the last offset it saw. */
 #define WSH_EPOCH_MAX 32
 
 typedef struct {
