@@ -245,6 +245,22 @@ typedef struct wsh_module_s {
      * the worker at each join and leave of ROOM. */
     void (*room_presence)(const void *conf, const char *room, size_t len,
                           wsh_presence_rule_t *rule);
+
+    /* How members get the messages of the module's rooms, asked by the
+     * engine in a worker (optional). */
+
+    /* A message of ROOM that the engine numbered: DATA as the module
+     * published it, OFFSET in EPOCH (ELEN hex digits). Writes the
+     * message as members get it into OUT, at most CAP bytes (OUT may be
+     * NULL when CAP is 0), and returns its whole length: when that is
+     * more than CAP the engine calls again with room enough. 0: DATA
+     * is delivered as is. Called once per message on each worker with
+     * members of ROOM (they share the one frame), and once per replayed
+     * message for a client that recovers. NULL: DATA is delivered as
+     * is. */
+    size_t (*numbered)(const char *room, size_t len, const void *data,
+                       size_t dlen, uint64_t offset, const char *epoch,
+                       size_t elen, void *out, size_t cap);
 } wsh_module_t;
 
 /* Queue one message. Returns 0, or -1 if the connection is closing or
@@ -380,12 +396,14 @@ size_t wsh_publish_acked(int kind, const char *name, size_t len,
 
 /* Rooms with history (hub.history): the engine numbers every message
  * published to them with an offset, strictly increasing within the
- * room's epoch (an id that changes when the history is lost), splices
- * "offset" and "epoch" into the JSON object as delivered, and delivers
- * it only once numbered, so every member sees the same order (the
- * publisher's worker included: wsh_publish then returns the number of
- * local members it will reach). A client coming back asks for what it
- * missed since the last offset it saw. */
+ * room's epoch (an id that changes when the history is lost), keeps and
+ * carries the message as published with its offset and epoch beside
+ * it, and delivers it only once numbered, so every member sees the same
+ * order (the publisher's worker included: wsh_publish then returns the
+ * number of local members it will reach). The module of the room's
+ * members writes the offset and epoch into the message as delivered
+ * (its numbered hook): the engine knows no message format. A client
+ * coming back asks for what it missed since the last offset it saw. */
 #define WSH_EPOCH_MAX 32
 
 typedef struct {

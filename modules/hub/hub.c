@@ -10,6 +10,7 @@
  */
 #include "hub/hub.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -507,6 +508,43 @@ hub_reserve_position(json_t *obj, int kind, const char *room, size_t len)
     }
 }
 
+/* The numbered hook: a message of a room with history as members get
+ * it, "offset" and "epoch" its last keys. Every message the hub
+ * publishes is an object serialised compactly by jansson, so its text
+ * ends with the object's '}', and hub_reserve_position removed any
+ * "offset" or "epoch" of the publisher's, so the keys stay unique: the
+ * two are written before that '}', without serialising again. Anything
+ * else goes as is. */
+static size_t
+hub_numbered(const char *room, size_t len, const void *data, size_t dlen,
+    uint64_t offset, const char *epoch, size_t elen, void *out, size_t cap)
+{
+    const char *p = data;
+    char head[64];
+    size_t body, hlen, n;
+    char *o = out;
+
+    (void) room;
+    (void) len;
+    if (dlen < 2 || p[0] != '{' || p[dlen - 1] != '}') {
+        return 0;
+    }
+    body = dlen - 1;
+    /* No comma after "{": the empty object. */
+    hlen = (size_t) snprintf(head, sizeof(head),
+                             "%s\"offset\":%" PRIu64 ",\"epoch\":\"",
+                             body > 1 ? "," : "", offset);
+    n = body + hlen + elen + 2;
+    if (n > cap) {
+        return n;
+    }
+    memcpy(o, data, body);
+    memcpy(o + body, head, hlen);
+    memcpy(o + body + hlen, epoch, elen);
+    memcpy(o + body + hlen + elen, "\"}", 2);
+    return n;
+}
+
 /* A message with an "id": acknowledged at once when this worker is
  * where it is accepted, else (a room with history) when the sequencer
  * has numbered it (hub_acked). The id stays in the relayed message. */
@@ -939,6 +977,7 @@ const wsh_module_t wsh_hub_module = {
     .conf = &hub_section,
     .room_history = hub_room_history,
     .room_presence = hub_room_presence,
+    .numbered = hub_numbered,
     .open = hub_open,
     .message = hub_message,
     .shutdown = hub_shutdown,

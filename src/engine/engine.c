@@ -11,7 +11,10 @@
  *
  * Delivery builds the WebSocket frame once and hands the same bytes to
  * every recipient by reference, so fan-out to N members costs one encode
- * and N queue appends. Connections are reached only through the
+ * and N queue appends. A numbered message (rooms with history) comes
+ * as published with its offset and epoch beside it; the module of the
+ * room's members writes them in (its numbered hook) once, before the
+ * frame is built. Connections are reached only through the
  * operations the worker gave (engine.h, wsh_engine_conn_ops_t).
  */
 #include "engine/engine.h"
@@ -36,6 +39,12 @@ const wsh_engine_conn_ops_t *wsh_engine_conns;
  * forgets them). */
 static wsh_hash_t *engine_acks;
 static uint64_t engine_last_ticket;
+
+/* Numbered messages as the room's module writes them: one buffer,
+ * grown to the longest and kept, so that in the steady state writing
+ * them costs no allocation; the frame copies it. */
+static u_char *engine_numbered_buf;
+static size_t engine_numbered_cap;
 
 int
 wsh_engine_init_worker(const wsh_engine_conn_ops_t *conns)
@@ -87,6 +96,9 @@ wsh_engine_exit_worker(void)
     wsh_recovery_exit();
     wsh_hash_free(engine_acks, NULL);
     engine_acks = NULL;
+    free(engine_numbered_buf);
+    engine_numbered_buf = NULL;
+    engine_numbered_cap = 0;
 }
 
 /* The presence rule of ROOM here: v1's (no limit) unless a module
@@ -630,14 +642,56 @@ wsh_engine_deliver(int kind, const char *name, size_t len, const void *data,
     (void) engine_deliver(kind, name, len, data, dlen, 0, 0);
 }
 
+const void *
+wsh_engine_numbered(const wsh_module_t *module, const char *room,
+    size_t len, uint64_t offset, const char *epoch, size_t elen,
+    const void *data, size_t *dlen)
+{
+    size_t n, cap;
+
+    if (offset == 0 || module->numbered == NULL) {
+        return data;
+    }
+    n = module->numbered(room, len, data, *dlen, offset, epoch, elen,
+                         engine_numbered_buf, engine_numbered_cap);
+    if (n > engine_numbered_cap) {
+        /* Replaced, not realloc'd: nothing in it is worth copying. */
+        cap = (n + 4095) & ~(size_t) 4095;
+        free(engine_numbered_buf);
+        engine_numbered_cap = 0;
+        engine_numbered_buf = malloc(cap);
+        if (engine_numbered_buf == NULL) {
+            wsh_log(WSH_LOG_ALERT, "out of memory for a %zu-byte message",
+                    n);
+            return NULL;
+        }
+        engine_numbered_cap = cap;
+        n = module->numbered(room, len, data, *dlen, offset, epoch, elen,
+                             engine_numbered_buf, engine_numbered_cap);
+        if (n > engine_numbered_cap) {
+            wsh_log(WSH_LOG_ALERT, "module \"%s\" asked for more room "
+                    "for a message of \"%.*s\" than it said it needed",
+                    module->name, (int) len, room);
+            return NULL;
+        }
+    }
+    if (n == 0) {
+        return data;
+    }
+    *dlen = n;
+    return engine_numbered_buf;
+}
+
 void
 wsh_engine_deliver_seq(const char *room, size_t len, uint64_t exclude_conn,
     uint64_t offset, const char *epoch, size_t elen, const void *data,
     size_t dlen)
 {
+    wsh_topic_t *t = wsh_topic_find(WSH_TOPIC_ROOM, room, len);
     wsh_room_position_t since;
+    wsh_member_t *m;
 
-    if (wsh_topic_find(WSH_TOPIC_ROOM, room, len) == NULL) {
+    if (t == NULL || wsh_queue_empty(&t->members)) {
         return;
     }
     if (offset != 0
@@ -647,8 +701,16 @@ wsh_engine_deliver_seq(const char *room, size_t len, uint64_t exclude_conn,
         wsh_engine_room_gap(room, len, &since);
         return;
     }
-    (void) engine_deliver(WSH_TOPIC_ROOM, room, len, data, dlen,
-                          exclude_conn, offset);
+    /* Written once for all the members here: one module serves a
+     * room's topic (its name is the module's "REALM#NAME"). */
+    m = wsh_queue_data(wsh_queue_head(&t->members), wsh_member_t,
+                       topic_link);
+    data = wsh_engine_numbered(wsh_engine_conns->module(m->owner), room, len,
+                               offset, epoch, elen, data, &dlen);
+    if (data != NULL) {
+        (void) engine_deliver(WSH_TOPIC_ROOM, room, len, data, dlen,
+                              exclude_conn, offset);
+    }
 }
 
 void

@@ -149,15 +149,27 @@ void wsh_engine_presence(const char *room, size_t len, const char *id,
 void wsh_engine_result(const char *to, size_t len, const char *sender,
     size_t slen, uint64_t conn_id, bool found);
 
-/* A message of a room with history from the sequencer: OFFSET in
- * EPOCH (0: it is not in the history, deliver as is), for every local
- * member but the connection EXCLUDE_CONN (its sender, if local). */
+/* A message of a room with history from the sequencer, DATA as
+ * published: OFFSET in EPOCH (0: it is not in the history, deliver as
+ * is), for every local member but the connection EXCLUDE_CONN (its
+ * sender, if local), formatted once by their module (numbered). */
 void wsh_engine_deliver_seq(const char *room, size_t len,
     uint64_t exclude_conn, uint64_t offset, const char *epoch, size_t elen,
     const void *data, size_t dlen);
-/* One message CONN_ID missed in ROOM, in offset order. */
+/* One message CONN_ID missed in ROOM, in offset order: DATA as
+ * published, OFFSET in EPOCH. */
 void wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
-    uint64_t offset, const void *data, size_t dlen);
+    uint64_t offset, const char *epoch, size_t elen, const void *data,
+    size_t dlen);
+
+/* DATA (*DLEN bytes), OFFSET in EPOCH of ROOM, as MODULE's members get
+ * it (its numbered hook): DATA itself when the module leaves it as is
+ * (or OFFSET is 0), else the engine's buffer, valid until the next
+ * call, with *DLEN its length. NULL (logged) out of memory. Worker
+ * only. */
+const void *wsh_engine_numbered(const wsh_module_t *module,
+    const char *room, size_t len, uint64_t offset, const char *epoch,
+    size_t elen, const void *data, size_t *dlen);
 /* CONN_ID's position in ROOM for its request JOIN: the room's last
  * OFFSET and EPOCH, whether it keeps history and whether every missed
  * message was replayed. */

@@ -2,16 +2,16 @@
  *
  * See history.h. Each room's messages sit in a circular array of at
  * most rule->size entries, oldest first, each one malloc'd block holding
- * the delivered bytes (offset and epoch already spliced in), so a replay
- * sends stored bytes as they are. Memory is bounded by size per room,
- * by ttl per entry, and rooms nobody is in are forgotten after ttl.
+ * its offset and the bytes as published; a replay sends them with the
+ * offset and the room's epoch beside, as a live delivery does. Memory
+ * is bounded by size per room, by ttl per entry, and rooms nobody is in
+ * are forgotten after ttl.
  */
 #include "engine/history.h"
 #include "core/module.h"
 #include "core/hash.h"
 #include "wshub.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,35 +152,19 @@ const wsh_history_entry_t *
 wsh_history_append(wsh_history_room_t *r, const wsh_history_rule_t *rule,
     const void *data, size_t dlen, wsh_msec_t now)
 {
-    const u_char *p = data;
     wsh_history_entry_t *e;
-    char tail[96];
-    size_t body, tlen;
-    int n;
 
-    /* The splice point is the object's final '}': the hub serialises
-     * compactly with jansson, so the text ends there, and it removed any
-     * client "offset"/"epoch", so the keys stay unique. */
-    if (dlen < 2 || p[0] != '{' || p[dlen - 1] != '}') {
-        return NULL;
-    }
     if (r->cap != rule->size && history_resize(r, rule->size) != WSH_OK) {
         return NULL;
     }
-    body = dlen - 1;
-    n = snprintf(tail, sizeof(tail), "%s\"offset\":%" PRIu64
-                 ",\"epoch\":\"%s\"}", body > 1 ? "," : "", r->offset + 1,
-                 r->epoch);
-    tlen = (size_t) n;
-    e = malloc(sizeof(*e) + body + tlen);
+    e = malloc(sizeof(*e) + dlen);
     if (e == NULL) {
         return NULL;
     }
     e->offset = ++r->offset;
     e->time = now;
-    e->len = body + tlen;
-    memcpy(e->data, data, body);
-    memcpy(e->data + body, tail, tlen);
+    e->len = dlen;
+    memcpy(e->data, data, dlen);
     if (r->n == r->cap) {
         history_drop_oldest(r);
     }

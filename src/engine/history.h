@@ -7,9 +7,11 @@
  * local engine) numbers every message of such a room with a strictly
  * increasing offset within the room's epoch, a random id that changes
  * whenever the history is lost (the room was forgotten, the master
- * restarted). This file is the pure part: rules, the per-room ring,
- * recovery decisions; it knows no process or socket, so the unit tests
- * drive it directly with their own clock.
+ * restarted). Offset and epoch travel beside the message, which is kept
+ * and carried as published. This file is the pure part: rules, the
+ * per-room ring, recovery decisions; it knows no process, socket or
+ * message format, so the unit tests drive it directly with their own
+ * clock.
  */
 #ifndef WSH_HISTORY_H
 #define WSH_HISTORY_H
@@ -23,7 +25,7 @@ typedef struct {
     uint64_t    offset;
     wsh_msec_t  time;                       /* when it was sequenced */
     size_t      len;
-    u_char      data[];                     /* JSON with offset/epoch */
+    u_char      data[];                     /* as published */
 } wsh_history_entry_t;
 
 typedef struct {
@@ -58,12 +60,12 @@ void wsh_history_free(wsh_history_t *h);
 wsh_history_room_t *wsh_history_room(wsh_history_t *h, const char *room,
     size_t len, bool create, wsh_msec_t now);
 
-/* Sequence DATA (a JSON object as compact text) in R under RULE: the
- * next offset, the text with "offset" and "epoch" spliced in before its
- * final '}' (no re-serialisation), stored in the ring, which keeps the
- * newest rule->size entries. Returns the entry (owned by R, valid until
- * the next change of R), or NULL on ENOMEM or when DATA is not an
- * object, in which case nothing was sequenced. */
+/* Sequence DATA in R under RULE: the next offset, stored with DATA as
+ * published (whatever its format: the module of the room's members
+ * writes offset and epoch into it on delivery, wshub.h numbered) in the
+ * ring, which keeps the newest rule->size entries. Returns the entry
+ * (owned by R, valid until the next change of R), or NULL on ENOMEM, in
+ * which case nothing was sequenced. */
 const wsh_history_entry_t *wsh_history_append(wsh_history_room_t *r,
     const wsh_history_rule_t *rule, const void *data, size_t dlen,
     wsh_msec_t now);

@@ -208,7 +208,7 @@ wsh_local_message(uint32_t cmd, const u_char *p, size_t len)
         break;
     case WSH_ENG_REPLAY:
         wsh_engine_replay(m.name, m.h.name_len, m.h.conn_id, m.h.offset,
-                          m.data, m.data_len);
+                          m.id, m.h.id_len, m.data, m.data_len);
         break;
     case WSH_ENG_POSITION:
         join = 0;

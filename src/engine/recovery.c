@@ -186,15 +186,22 @@ recovery_member(const char *room, size_t len, uint64_t conn_id)
 
 void
 wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
-    uint64_t offset, const void *data, size_t dlen)
+    uint64_t offset, const char *epoch, size_t elen, const void *data,
+    size_t dlen)
 {
     wsh_member_t *m = recovery_member(room, len, conn_id);
-    wsh_shared_frame_t *f;
+    wsh_shared_frame_t *f = NULL;
 
     if (m == NULL || m->recovery->positioned) {
         return;
     }
-    f = wsh_engine_conns->frame(WSH_OPCODE_TEXT, data, dlen);
+    /* As the live message was: written by the module of the one that
+     * recovers, the module of the room's members. */
+    data = wsh_engine_numbered(wsh_engine_conns->module(m->owner), room,
+                               len, offset, epoch, elen, data, &dlen);
+    if (data != NULL) {
+        f = wsh_engine_conns->frame(WSH_OPCODE_TEXT, data, dlen);
+    }
     if (f == NULL || recovery_list_push(&m->recovery->queue, offset, f)
                      != WSH_OK)
     {

@@ -2,16 +2,18 @@
  *
  * Redis is the sequencer, so every node sees one order and the same
  * offsets: one script (REDIS_LUA_HPUB) takes the room's next offset
- * (INCR), splices "offset" and "epoch" into the message, appends it to
- * the room's list (trimmed to the rule's size, keys expiring after its
- * ttl of silence) and PUBLISHes it, atomically. Every subscribed worker,
- * the publisher's included, delivers it from the channel; the publisher
- * only skips its own connection. A join reads the position and what was
- * missed with REDIS_LUA_HREAD on the command connection, ahead of the
- * presence join sent after it, so the position comes before the members
- * (engine.h). Keys: PREFIX "hist:" ROOM ":s" (offset), ":e" (epoch:
- * Redis TIME in hex when the history starts, so a lost history gets a
- * new one), ":l" (entries "MSEC MESSAGE").
+ * (INCR), appends the message as published to the room's list (trimmed
+ * to the rule's size, keys expiring after its ttl of silence) and
+ * PUBLISHes it behind its offset and epoch, atomically. Every
+ * subscribed worker, the publisher's included, delivers it from the
+ * channel, formatted for its members by their module
+ * (wsh_engine_deliver_seq); the publisher only skips its own
+ * connection. A join reads the position and what was missed with
+ * REDIS_LUA_HREAD on the command connection, ahead of the presence join
+ * sent after it, so the position comes before the members (engine.h).
+ * Keys: PREFIX "hist:" ROOM ":s" (offset), ":e" (epoch: Redis TIME in
+ * hex when the history starts, so a lost history gets a new one), ":l"
+ * (entries "MSEC MESSAGE", the message as published).
  */
 #include "engine/redis.h"
 #include "engine/history.h"
@@ -201,7 +203,6 @@ redis_publish_acked(int kind, const char *name, size_t len,
     uint64_t conn_id, uint64_t ticket, const char *key, size_t klen,
     const void *data, size_t dlen)
 {
-    const u_char *p = data;
     redis_ack_t *q = NULL;
     wsh_history_rule_t rule;
     bool history;
@@ -220,7 +221,7 @@ redis_publish_acked(int kind, const char *name, size_t len,
         q->kind = kind;
     }
     if (len <= WSH_TOPIC_NAME_MAX && redis_cmd_up()) {
-        if (history && dlen >= 2 && p[0] == '{' && p[dlen - 1] == '}') {
+        if (history) {
             rv = redis_publish_numbered(&rule, name, len, conn_id, key, klen,
                                         data, dlen, q);
         } else if (key != NULL) {
@@ -307,7 +308,7 @@ redis_history_cb(redisAsyncContext *ac, void *r, void *privdata)
                 break;
             }
             wsh_engine_replay(q->room, q->len, q->conn_id, ++offset,
-                              el->str, el->len);
+                              epoch, elen, el->str, el->len);
         }
     } else if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         wsh_log(WSH_LOG_ERR, "redis history read of \"%.*s\" failed: %s",

@@ -132,13 +132,14 @@ static const char redis_lua_sync[] = REDIS_LUA_HEAD
     "return ids\n";
 
 /* History publish (redis_history.c). KEYS[1]: the room's key base; ARGV:
- * size, ttl (ms), channel, publish prefix, message (a JSON object),
- * idempotency key ('': none), its window (ms). A key seen within its
- * window returns the first {offset, epoch, 1} and publishes nothing.
- * Otherwise the next offset (a new epoch, Redis TIME in hex, when the
- * history starts or was lost), "offset" and "epoch" spliced in before
- * the final '}', kept as "MSEC MESSAGE" in the list, published after
- * the prefix as "OFFSET EPOCH\n" MESSAGE. Returns {offset, epoch, 0}. */
+ * size, ttl (ms), channel, publish prefix, message (as published, of
+ * any format), idempotency key ('': none), its window (ms). A key seen
+ * within its window returns the first {offset, epoch, 1} and publishes
+ * nothing. Otherwise the next offset (a new epoch, Redis TIME in hex,
+ * when the history starts or was lost); the message is kept as is as
+ * "MSEC MESSAGE" in the list (its offset follows from its place) and
+ * published after the prefix as "OFFSET EPOCH\n" MESSAGE. Returns
+ * {offset, epoch, 0}. */
 static const char redis_lua_hpub[] = REDIS_LUA_HEAD
     "local sk, ek, lk = KEYS[1] .. ':s', KEYS[1] .. ':e', KEYS[1] .. ':l'\n"
     "local dk = KEYS[1] .. ':k:' .. ARGV[6]\n"
@@ -158,18 +159,13 @@ static const char redis_lua_hpub[] = REDIS_LUA_HEAD
     "  redis.call('DEL', lk)\n"
     "end\n"
     "local seq = redis.call('INCR', sk)\n"
-    "local body = string.sub(ARGV[5], 1, -2)\n"
-    "local sep = ','\n"
-    "if body == '{' then sep = '' end\n"
-    "local msg = body .. sep .. '\"offset\":' .. seq .. ',\"epoch\":\"'\n"
-    "            .. epoch .. '\"}'\n"
-    "redis.call('RPUSH', lk, now .. ' ' .. msg)\n"
+    "redis.call('RPUSH', lk, now .. ' ' .. ARGV[5])\n"
     "redis.call('LTRIM', lk, -tonumber(ARGV[1]), -1)\n"
     "for _, k in ipairs({sk, ek, lk}) do\n"
     "  redis.call('PEXPIRE', k, ARGV[2])\n"
     "end\n"
     "redis.call('PUBLISH', ARGV[3], ARGV[4] .. seq .. ' ' .. epoch .. '\\n'\n"
-    "           .. msg)\n"
+    "           .. ARGV[5])\n"
     "if ARGV[6] ~= '' then\n"
     "  redis.call('SET', dk, seq .. ' ' .. epoch, 'PX', ARGV[7])\n"
     "end\n"
@@ -191,7 +187,7 @@ static const char redis_lua_kpub[] =
  * Starts the history when there is none (an epoch for the position),
  * drops entries past ttl, and returns {last offset, epoch, 1 if every
  * message after the since offset is kept (then those messages follow,
- * in order) else 0}. */
+ * as published, in order: offsets since + 1, since + 2...) else 0}. */
 static const char redis_lua_hread[] = REDIS_LUA_HEAD
     "local sk, ek, lk = KEYS[1] .. ':s', KEYS[1] .. ':e', KEYS[1] .. ':l'\n"
     "local epoch = redis.call('GET', ek)\n"

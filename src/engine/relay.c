@@ -14,7 +14,10 @@
  * For rooms with history (hub.history) the master is the sequencer:
  * SEQPUB messages get the room's next offset and go to every subscribed
  * worker, the publisher's included, and are kept in the room's ring
- * (history.c). The master survives reloads, so does the history.
+ * (history.c). A message travels and is kept as published, its offset
+ * and epoch in the frame's header fields (wire.h); the workers format
+ * it for their members. The master survives reloads, so does the
+ * history.
  */
 #include "engine/relay.h"
 #include "engine/engine.h"
@@ -522,7 +525,7 @@ relay_sequence(const wsh_eng_msg_t *m, wsh_history_room_t **r)
     e = *r ? wsh_history_append(*r, &rule, m->data, m->data_len, now) : NULL;
     if (e == NULL) {
         wsh_log(WSH_LOG_ALERT, "a message of a history room was not "
-                "sequenced (out of memory or not a JSON object)");
+                "sequenced (out of memory)");
     }
     return e;
 }

@@ -38,9 +38,11 @@ enum {
                              * ticket in offset, answered with ACKED */
     WSH_ENG_HISTORY,        /* w->m: position (and missed messages) of a
                              * joining conn_id; F_SINCE: offset, id epoch */
-    WSH_ENG_SEQ,            /* m->w: a sequenced message; conn_id is the
-                             * sender to skip, offset 0: not in history */
-    WSH_ENG_REPLAY,         /* m->w: one missed message for conn_id */
+    WSH_ENG_SEQ,            /* m->w: a sequenced message as published;
+                             * conn_id is the sender to skip, offset 0:
+                             * not in history, else id = epoch */
+    WSH_ENG_REPLAY,         /* m->w: one missed message for conn_id, as
+                             * published: offset, id = epoch */
     WSH_ENG_POSITION,       /* m->w: the answer to HISTORY, after any
                              * REPLAY: F_HISTORY, F_RECOVERED, offset */
     WSH_ENG_ACKED,          /* m->w: a SEQPUB's outcome for conn_id:

@@ -258,11 +258,16 @@ wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
     return fuzz_find(c, kind, name, len) != NULL;
 }
 
-/* Rooms with history: "chat:" rooms have it here, at a fixed position. */
+/* Rooms with history: "chat:" rooms have it here, at a fixed position.
+ * ROOM is a topic, "REALM#NAME". */
 int
 wsh_topic_has_history(const char *room, size_t len)
 {
-    return len >= 5 && memcmp(room, "chat:", 5) == 0;
+    const char *name = memchr(room, WSH_REALM_SEP, len);
+
+    name = name != NULL ? name + 1 : room;
+    len -= (size_t) (name - room);
+    return len >= 5 && memcmp(name, "chat:", 5) == 0;
 }
 
 int
@@ -311,6 +316,43 @@ wsh_topic_positions(const wsh_conn_t *c, void (*cb)(void *arg,
     }
 }
 
+/* A message the hub published to the room NAME, as members get it when
+ * the engine numbered it (the numbered hook): an object with "type",
+ * the offset and epoch given, and, in a room with history (where the
+ * hub drops the publisher's), no key twice. */
+static void
+fuzz_numbered(const char *name, size_t len, const void *data, size_t dlen)
+{
+    static const char epoch[] = "0123456789abcdef";
+    size_t n, cap;
+    json_t *root;
+    char *out;
+
+    n = wsh_hub_module.numbered(name, len, data, dlen, 42, epoch, 16, NULL,
+                                0);
+    cap = n + (dlen & 7);
+    out = malloc(cap ? cap : 1);
+    if (n == 0 || out == NULL
+        || wsh_hub_module.numbered(name, len, data, dlen, 42, epoch, 16,
+                                   out, cap) != n)
+    {
+        abort();                /* the hub publishes objects only */
+    }
+    root = json_loadb(out, n, JSON_ALLOW_NUL
+                      | (wsh_topic_has_history(name, len)
+                         ? JSON_REJECT_DUPLICATES : 0), NULL);
+    if (json_integer_value(json_object_get(root, "offset")) != 42
+        || !json_is_string(json_object_get(root, "epoch"))
+        || strcmp(json_string_value(json_object_get(root, "epoch")), epoch)
+           != 0)
+    {
+        abort();
+    }
+    json_decref(root);
+    fuzz_check_object(out, n, "type");
+    free(out);
+}
+
 size_t
 wsh_publish(int kind, const char *name, size_t len, const void *data,
     size_t dlen, wsh_conn_t *sender, int flags)
@@ -329,6 +371,9 @@ wsh_publish(int kind, const char *name, size_t len, const void *data,
         fuzz_check_object(data, dlen, strstr(type, "_room") ? "userId" : "id");
         json_decref(root);
         return 0;
+    }
+    if (kind == WSH_TOPIC_ROOM) {
+        fuzz_numbered(name, len, data, dlen);
     }
     from = json_object_get(root, "from");
     if (sender != NULL && sender != fuzz_http_conn) {

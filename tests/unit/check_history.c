@@ -1,5 +1,7 @@
-/* check_history.c -- unit tests of room history: rules, ring, recovery. */
+/* check_history.c -- unit tests of room history: rules, ring, recovery,
+ * and the hub's writing of offsets into its numbered messages. */
 #include "engine/history.h"
+#include "wshub.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -50,6 +52,8 @@ members(const char *room, size_t len, void *arg)
 
 static bool yes = true, no = false;
 
+extern const wsh_module_t wsh_hub_module;
+
 /* Rules come from the hub's section through its room_history hook:
  * loaded from a file, matched without the realm, first match wins. */
 START_TEST(test_rules)
@@ -88,12 +92,12 @@ START_TEST(test_rules)
 }
 END_TEST
 
-START_TEST(test_offsets_and_splice)
+START_TEST(test_offsets_and_raw)
 {
     wsh_history_t *h = wsh_history_new();
     wsh_history_room_t *r;
     const wsh_history_entry_t *e;
-    char want[128];
+    const char *msg = "{\"type\":\"room_message\",\"n\":7}";
 
     ck_assert_ptr_null(wsh_history_room(h, "news", 4, false, 0));
     r = wsh_history_room(h, "news", 4, true, 0);
@@ -102,25 +106,75 @@ START_TEST(test_offsets_and_splice)
     ck_assert_uint_eq(r->offset, 0);
     e = append(r, &rules[1], 7, 10);
     ck_assert_uint_eq(e->offset, 1);
-    snprintf(want, sizeof(want), "{\"type\":\"room_message\",\"n\":7,"
-             "\"offset\":1,\"epoch\":\"%s\"}", r->epoch);
-    ck_assert_uint_eq(e->len, strlen(want));
-    ck_assert_mem_eq(e->data, want, e->len);
+    /* Kept as published: the offset and epoch go beside it. */
+    ck_assert_uint_eq(e->len, strlen(msg));
+    ck_assert_mem_eq(e->data, msg, e->len);
     ck_assert_uint_eq(append(r, &rules[1], 8, 10)->offset, 2);
 
-    /* The empty object gets no comma; non-objects are refused. */
-    e = wsh_history_append(r, &rules[1], "{}", 2, 10);
-    snprintf(want, sizeof(want), "{\"offset\":3,\"epoch\":\"%s\"}",
-             r->epoch);
-    ck_assert_mem_eq(e->data, want, e->len);
-    ck_assert_ptr_null(wsh_history_append(r, &rules[1], "[1]", 3, 10));
-    ck_assert_ptr_null(wsh_history_append(r, &rules[1], "{", 1, 10));
-    ck_assert_uint_eq(r->offset, 3);
+    /* The engine knows no format: any bytes are numbered and kept. */
+    e = wsh_history_append(r, &rules[1], "[1]", 3, 10);
+    ck_assert_uint_eq(e->offset, 3);
+    ck_assert_mem_eq(e->data, "[1]", 3);
+    e = wsh_history_append(r, &rules[1], "", 0, 10);
+    ck_assert_uint_eq(e->offset, 4);
+    ck_assert_uint_eq(e->len, 0);
+    ck_assert_uint_eq(r->offset, 4);
+    ck_assert_uint_eq(r->n, 4);
+    ck_assert_mem_eq(wsh_history_at(r, 0)->data, msg, strlen(msg));
 
     /* Another room, another epoch, its own offsets. */
     ck_assert_str_ne(wsh_history_room(h, "chat:b", 6, true, 0)->epoch,
                      r->epoch);
     wsh_history_free(h);
+}
+END_TEST
+
+/* The hub's numbered hook writes what clients got before offsets
+ * travelled beside the message: the object with "offset" and "epoch"
+ * last, no comma in the empty object, and anything else as is. */
+START_TEST(test_hub_numbered)
+{
+    static const char epoch[] = "0123456789abcdef";
+    const char *msg = "{\"type\":\"room_message\",\"n\":7}";
+    size_t (*numbered)(const char *, size_t, const void *, size_t,
+                       uint64_t, const char *, size_t, void *, size_t);
+    char out[128], want[128];
+    size_t n, need;
+
+    numbered = wsh_hub_module.numbered;
+    ck_assert_ptr_nonnull(numbered);
+    snprintf(want, sizeof(want), "{\"type\":\"room_message\",\"n\":7,"
+             "\"offset\":1,\"epoch\":\"%s\"}", epoch);
+    need = strlen(want);
+    n = numbered("/ws#news", 8, msg, strlen(msg), 1, epoch, 16, out,
+                 sizeof(out));
+    ck_assert_uint_eq(n, need);
+    ck_assert_mem_eq(out, want, n);
+
+    /* Too small: nothing written, the length needed returned. */
+    memset(out, 'x', sizeof(out));
+    ck_assert_uint_eq(numbered("/ws#news", 8, msg, strlen(msg), 1, epoch,
+                               16, out, need - 1), need);
+    ck_assert_int_eq(out[0], 'x');
+    ck_assert_uint_eq(numbered("/ws#news", 8, msg, strlen(msg), 1, epoch,
+                               16, NULL, 0), need);
+    ck_assert_uint_eq(numbered("/ws#news", 8, msg, strlen(msg), 1, epoch,
+                               16, out, need), need);
+    ck_assert_mem_eq(out, want, need);
+
+    snprintf(want, sizeof(want), "{\"offset\":18446744073709551615,"
+             "\"epoch\":\"%s\"}", epoch);
+    n = numbered("/ws#news", 8, "{}", 2, UINT64_MAX, epoch, 16, out,
+                 sizeof(out));
+    ck_assert_uint_eq(n, strlen(want));
+    ck_assert_mem_eq(out, want, n);
+
+    ck_assert_uint_eq(numbered("/ws#news", 8, "[1]", 3, 2, epoch, 16, out,
+                               sizeof(out)), 0);
+    ck_assert_uint_eq(numbered("/ws#news", 8, "{", 1, 2, epoch, 16, out,
+                               sizeof(out)), 0);
+    ck_assert_uint_eq(numbered("/ws#news", 8, "", 0, 2, epoch, 16, out,
+                               sizeof(out)), 0);
 }
 END_TEST
 
@@ -216,7 +270,8 @@ main(void)
     int failed;
 
     tcase_add_test(tc, test_rules);
-    tcase_add_test(tc, test_offsets_and_splice);
+    tcase_add_test(tc, test_offsets_and_raw);
+    tcase_add_test(tc, test_hub_numbered);
     tcase_add_test(tc, test_ring_and_recovery);
     tcase_add_test(tc, test_ttl_and_sweep);
     tcase_add_test(tc, test_resize);
