@@ -534,6 +534,10 @@ enum {
     WSH_STAT_REFUSED_PENDING,           /* accept: per_ip_pending */
     WSH_STAT_REFUSED_EVICTED,           /* out of sockets: oldest closed */
     WSH_STAT_REFUSED_SOCKETS,           /* out of sockets, all WebSockets */
+    WSH_STAT_RELAY_DROPPED_MESSAGE,     /* master: deliveries to a worker
+                                         * that does not read */
+    WSH_STAT_RELAY_DROPPED_PRESENCE,    /* ... join and leave events */
+    WSH_STAT_RELAY_DROPPED_OTHER,       /* ... anything else */
     WSH_STAT_ERRORS,                    /* WSH_ERR_N counters follow */
     WSH_STAT_N = WSH_STAT_ERRORS + 24
 };

@@ -129,6 +129,15 @@ static const struct {
       WSH_STAT_REFUSED_EVICTED },
     { "wshub_refused_total", NULL, "reason=\"sockets\"",
       WSH_STAT_REFUSED_SOCKETS },
+    { "wshub_relay_dropped_total",
+      "Engine frames the master dropped for a worker that stopped reading "
+      "its channel: deliveries (their members of rooms with history get "
+      "room_reset), join and leave events (shed first), other.",
+      "kind=\"message\"", WSH_STAT_RELAY_DROPPED_MESSAGE },
+    { "wshub_relay_dropped_total", NULL, "kind=\"presence\"",
+      WSH_STAT_RELAY_DROPPED_PRESENCE },
+    { "wshub_relay_dropped_total", NULL, "kind=\"other\"",
+      WSH_STAT_RELAY_DROPPED_OTHER },
 };
 
 static void

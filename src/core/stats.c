@@ -268,6 +268,17 @@ wsh_stats_release(int slot)
 }
 
 void
+wsh_stats_master_add(int i, uint64_t n)
+{
+    if (stats_region == NULL) {
+        return;
+    }
+    stats_seq_bump();
+    stats_region->retired.v[i] += n;
+    stats_seq_bump();
+}
+
+void
 wsh_stats_reloaded(void)
 {
     __atomic_add_fetch(&stats_region->reloads, 1, __ATOMIC_RELAXED);

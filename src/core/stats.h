@@ -71,6 +71,9 @@ void wsh_stats_started(int slot, pid_t pid);
 void wsh_stats_attach(int slot);
 /* Master: the worker of SLOT is gone; fold its counters. */
 void wsh_stats_release(int slot);
+/* Master: count N at counter I, as an exited worker's (the master has
+ * no slot of its own). */
+void wsh_stats_master_add(int i, uint64_t n);
 /* Master: a reload was done. */
 void wsh_stats_reloaded(void);
 /* Worker, exiting: free its snapshot (wsh_stats_snapshot). */

@@ -48,6 +48,8 @@ typedef struct {
     wsh_msec_t  started;
     bool        exiting;        /* told to quit: do not respawn */
     bool        overflow;       /* its channel is over the limit */
+    uint64_t    dropped[3];     /* frames dropped in this overflow, by
+                                 * master_drop_kind */
 } master_proc_t;
 
 typedef struct {
@@ -142,7 +144,40 @@ master_channel_write_cb(struct bufferevent *bev, void *arg)
     wsh_eng_pack(&h, gap, 0, 0, NULL, 0, NULL, 0, 0, NULL, 0);
     (void) wsh_channel_write(bev, WSH_ENG_GAP, gap, 4);
     wsh_log(WSH_LOG_NOTICE, "worker %d, pid %d, reads its channel again: "
-            "told of the messages it missed", p->slot, (int) p->pid);
+            "told of the messages it missed (%llu deliveries, %llu join "
+            "and leave events, %llu others were dropped)", p->slot,
+            (int) p->pid, (unsigned long long) p->dropped[0],
+            (unsigned long long) p->dropped[1],
+            (unsigned long long) p->dropped[2]);
+    memset(p->dropped, 0, sizeof(p->dropped));
+}
+
+/* Which counter a dropped engine frame CMD goes to: 0 a delivery, 1 a
+ * join or leave event, 2 anything else (answers to joins, acks...). */
+static int
+master_drop_kind(uint32_t cmd)
+{
+    switch (cmd) {
+    case WSH_ENG_DELIVER:
+    case WSH_ENG_SEQ:
+        return 0;
+    case WSH_ENG_PRESENCE:
+        return 1;
+    default:
+        return 2;
+    }
+}
+
+static void
+master_dropped(master_proc_t *p, uint32_t cmd)
+{
+    static const int stat[3] = { WSH_STAT_RELAY_DROPPED_MESSAGE,
+                                 WSH_STAT_RELAY_DROPPED_PRESENCE,
+                                 WSH_STAT_RELAY_DROPPED_OTHER };
+    int kind = master_drop_kind(cmd);
+
+    p->dropped[kind]++;
+    wsh_stats_master_add(stat[kind], 1);
 }
 
 /* Queue a channel frame to the worker tracked as process entry PROC
@@ -160,6 +195,13 @@ master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
     /* A stopped or wedged worker must not make the master grow: past
      * the limit its engine traffic is dropped (commands still go). */
     queued = evbuffer_get_length(bufferevent_get_output(p->chan));
+    /* Join and leave events are shed first, from half the limit: a
+     * member that misses one can ask for the list (room_members);
+     * one that misses a message cannot. They are counted, not told. */
+    if (cmd == WSH_ENG_PRESENCE && queued > MASTER_CHANNEL_MAX / 2) {
+        master_dropped(p, cmd);
+        return WSH_ERROR;
+    }
     if (queued > MASTER_CHANNEL_MAX) {
         if (!p->overflow) {
             wsh_log(WSH_LOG_ALERT, "worker %d, pid %d, is not reading its "
@@ -170,6 +212,7 @@ master_send(size_t proc, uint32_t cmd, const struct iovec *iov, int n)
                                      MASTER_CHANNEL_MAX / 2, 0);
         }
         p->overflow = true;
+        master_dropped(p, cmd);
         return WSH_ERROR;
     }
     return wsh_channel_write(p->chan, cmd, iov, n);
@@ -280,6 +323,7 @@ master_spawn(int slot)
     p->started = wsh_monotonic_msec();
     p->exiting = false;
     p->overflow = false;
+    memset(p->dropped, 0, sizeof(p->dropped));
     wsh_log(WSH_LOG_NOTICE, "started worker %d, pid %d (generation %u)",
             slot, (int) pid, master_generation);
 }

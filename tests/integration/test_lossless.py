@@ -255,7 +255,8 @@ class RelayOverloadTest(unittest.TestCase):
                      pong_wait="5m",
                      endpoints=[{"path": "/ws", "module": "hub"},
                                 {"path": "/api/publish",
-                                 "module": "hub_api"}],
+                                 "module": "hub_api"},
+                                {"path": "/metrics", "module": "metrics"}],
                      raw_yaml=HISTORY_YAML
                      + "  api_key: 0123456789abcdef0123\n"
                      + "  api_max_body: 2m\n")
@@ -332,6 +333,18 @@ class RelayOverloadTest(unittest.TestCase):
             self.assertEqual([got[o] for o in sorted(got)],
                              list(range(count)))
             srv.wait_log("told of the messages it missed")
+            # Counted too (issue 21, item 4): every dropped delivery.
+            def scrape():
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port,
+                                                  timeout=5)
+                conn.request("GET", "/metrics")
+                return conn.getresponse().read().decode()
+            metrics = await asyncio.to_thread(scrape)
+            dropped = [line for line in metrics.splitlines()
+                       if line.startswith('wshub_relay_dropped_total{'
+                                          'kind="message"}')]
+            self.assertEqual(len(dropped), 1, metrics)
+            self.assertGreaterEqual(float(dropped[0].split()[-1]), 1)
             await m.close()
         arun(go(), timeout=120)
 
