@@ -300,12 +300,11 @@ engine_deliver(int kind, const char *name, size_t len, const void *data,
         next = q->next;
         m = wsh_queue_data(q, wsh_member_t, topic_link);
         c = m->owner;
-        if (exclude_id != 0 && wsh_conn_id(c) == exclude_id) {
-            continue;
-        }
         if (offset != 0 && m->recovery != NULL) {
-            wsh_recovery_live(m, offset, f);
-        } else if (conns->deliver(c, f) == 0) {
+            if (exclude_id == 0 || wsh_conn_id(c) != exclude_id) {
+                wsh_recovery_live(m, offset, f);
+            }
+        } else if (conns->deliver(c, f, exclude_id) == 0) {
             n++;
         }
     }
@@ -456,14 +455,15 @@ static ssize_t
 engine_ids(const u_char *ids, size_t idslen, const char ***v, size_t **lens)
 {
     const u_char *p = ids, *last = ids + idslen;
-    size_t n = 0, max = idslen / 2 + 1;
+    size_t n = 0, max = idslen / 2 + 1, *ls;
+    const char **vs;
     uint16_t l;
 
-    *v = malloc(max * sizeof(**v));
-    *lens = malloc(max * sizeof(**lens));
-    if (*v == NULL || *lens == NULL) {
-        free(*v);
-        free(*lens);
+    *v = vs = malloc(max * sizeof(*vs));
+    *lens = ls = malloc(max * sizeof(*ls));
+    if (vs == NULL || ls == NULL) {
+        free(vs);
+        free(ls);
         return -1;
     }
     while (last - p >= 2) {
@@ -472,8 +472,8 @@ engine_ids(const u_char *ids, size_t idslen, const char ***v, size_t **lens)
         if (l > last - p) {
             break;
         }
-        (*v)[n] = (const char *) p;
-        (*lens)[n++] = l;
+        vs[n] = (const char *) p;
+        ls[n++] = l;
         p += l;
     }
     return (ssize_t) n;

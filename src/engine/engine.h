@@ -92,8 +92,11 @@ typedef struct {
     void (*frame_hold)(wsh_shared_frame_t *f);
     void (*frame_release)(wsh_shared_frame_t *f);
     /* Queue F on C: 0, or -1 when it was not (C is not an open
-     * WebSocket, or over send_buffer: dropped, or closing). */
-    int  (*deliver)(wsh_conn_t *c, wsh_shared_frame_t *f);
+     * WebSocket, or over send_buffer: dropped, or closing), or 1 when
+     * C is the connection EXCEPT (a publisher, skipped; 0: none). The
+     * id is compared on the far side: one call a recipient, in the
+     * loop that fans a message out. */
+    int  (*deliver)(wsh_conn_t *c, wsh_shared_frame_t *f, uint64_t except);
     /* C is an open WebSocket / C is closed (freed on the next loop
      * turn: it hears no more answers). */
     bool (*open)(const wsh_conn_t *c);

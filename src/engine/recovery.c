@@ -421,7 +421,7 @@ wsh_recovery_finish(wsh_member_t *m)
     /* A failed send closes the connection later, never here. */
     for (i = 0; m->recovery != NULL && i < m->recovery->queue.n; i++) {
         (void) wsh_engine_conns->deliver(m->owner,
-                                         m->recovery->queue.v[i].f);
+                                         m->recovery->queue.v[i].f, 0);
     }
     wsh_recovery_free(m);
 }

@@ -106,6 +106,9 @@ void wsh_shared_frame_release(wsh_shared_frame_t *f);
  * dropped (slow_consumer: drop) or C is closed with 1008; returns -1
  * then, and when C is not an open WebSocket. */
 int wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f);
+/* The same for the engine's members (wsh_engine_conn_ops_t): 1, and
+ * nothing sent, when C is the connection EXCEPT (a publisher skipped). */
+int wsh_conn_deliver(wsh_conn_t *c, wsh_shared_frame_t *f, uint64_t except);
 
 /* Take over a socket accepted on LS (worker only); on a TLS listener the
  * TLS handshake comes first, within handshake_timeout. */

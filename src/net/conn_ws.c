@@ -153,8 +153,17 @@ conn_count_out(wsh_conn_t *c, int opcode, size_t len)
 int
 wsh_conn_send_shared(wsh_conn_t *c, wsh_shared_frame_t *f)
 {
+    return wsh_conn_deliver(c, f, 0);
+}
+
+int
+wsh_conn_deliver(wsh_conn_t *c, wsh_shared_frame_t *f, uint64_t except)
+{
     wsh_shared_frame_t *v;
 
+    if (c->id == except) {
+        return 1;
+    }
     if (c->state != WSH_CONN_WS) {
         return -1;
     }
