@@ -620,10 +620,21 @@ void
 wsh_engine_presence(const char *room, size_t len, const char *id,
     size_t idlen, bool joined, uint64_t exclude_conn)
 {
+    wsh_presence_rule_t rule;
     wsh_conn_t *exclude;
+    wsh_topic_t *t;
     size_t i;
 
-    if (wsh_topic_find(WSH_TOPIC_ROOM, room, len) == NULL) {
+    if ((t = wsh_topic_find(WSH_TOPIC_ROOM, room, len)) == NULL) {
+        return;
+    }
+    /* The engine counts a join when it hears of it, but the joiner is a
+     * member here at once: while a crowd joins, the engine's count lags
+     * and it announces joins to members it has not counted yet. Past
+     * announce_max members here, the room is past it everywhere: a
+     * crowd of N costs N messages, not announce_max x N. */
+    engine_presence_rule(room, len, &rule);
+    if (t->nmembers > rule.announce_max) {
         return;
     }
     exclude = engine_find_conn(WSH_TOPIC_ROOM, room, len, exclude_conn);
