@@ -428,11 +428,10 @@ struct wsh_room_position_s {
  * presence_page hook with the returned ticket (0: refused, C has too
  * many requests waiting, the engine is down, or the cursor is not 1 to
  * 18 decimal digits).
- * Pages are cut at whatever the
- * room holds when each is asked: an id present throughout comes at
- * least once, and may come twice (when the room grew meanwhile, or the
- * id is held on several Redis nodes); ids that join or leave meanwhile
- * may or may not come. */
+ * Pages are cut at whatever the room holds when each is asked: an id
+ * present throughout comes at least once, and may come twice when the
+ * room grew meanwhile; ids that join or leave meanwhile may or may not
+ * come. */
 #define WSH_PRESENCE_PAGE_MAX   1000
 #define WSH_PRESENCE_CURSOR_MAX 18      /* decimal digits */
 

@@ -82,7 +82,8 @@ enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_HPUB,
 int  redis_script_init(void);
 /* The command connection is (re)connected: SCRIPT LOAD them. */
 void redis_script_load(void);
-/* Run SCRIPT with the key and arguments ARGV/ARGL; DONE (may be NULL)
+/* Run SCRIPT with its keys, then its arguments, in ARGV/ARGL (how many
+ * are keys is the script's: redis_script.c); DONE (may be NULL)
  * gets the reply, NULL when the connection went away. WSH_ERROR: not
  * sent, DONE will not be called. */
 int  redis_script(int script, int argc, const char *const *argv,

@@ -3,7 +3,10 @@
  * Presence lives in the sorted set PREFIX "presence:" ROOM: members
  * "ID\tNODE/PID" (one per id and worker; the worker counts its own
  * connections), scores the expiry in ms of Redis TIME, so hosts with
- * skewed clocks agree on what expired. Every worker re-scores its own
+ * skewed clocks agree on what expired; beside it the hash PREFIX
+ * "presence_ids:" ROOM counts each id's entries, so the room's size is
+ * HLEN and pages of ids come from HSCAN, and no join, leave or refresh
+ * walks the room (redis_script.c). Every worker re-scores its own
  * entries every presence_ttl/3 and sweeps the expired ones of its rooms,
  * announcing who left: the Lua scripts make each step atomic, so a
  * crashed node's members are announced gone exactly once.
@@ -48,6 +51,8 @@ typedef struct {
     wsh_hash_t *count;          /* our ids -> connections of ours */
     wsh_hash_t *known;          /* ids our members know of -> REDIS_WHEN */
     wsh_hash_t *left;           /* ids told gone lately -> REDIS_WHEN */
+    size_t      announce_max;   /* the room's rule, as our last join or
+                                 * leave brought it (for refreshes) */
 } redis_room_t;
 
 /* When an id was told of, as a hash value (never NULL). */
@@ -61,16 +66,29 @@ static wsh_msec_t   redis_settled;     /* leaves by difference from then */
 
 /* ---- names -------------------------------------------------------------- */
 
-/* The presence key of ROOM into BUF; returns its length. */
+/* A presence key of ROOM into BUF: KIND "presence:" (the entries) or
+ * "presence_ids:" (the ids and their entry counts); returns its length. */
 static size_t
-redis_presence_key(char *buf, const char *room, size_t len)
+redis_room_key(char *buf, const char *kind, const char *room, size_t len)
 {
-    size_t n = strlen(redis_conf()->prefix);
+    size_t n = strlen(redis_conf()->prefix), k = strlen(kind);
 
     memcpy(buf, redis_conf()->prefix, n);
-    memcpy(buf + n, "presence:", 9);
-    memcpy(buf + n + 9, room, len);
-    return n + 9 + len;
+    memcpy(buf + n, kind, k);
+    memcpy(buf + n + k, room, len);
+    return n + k + len;
+}
+
+/* The two keys of ROOM's presence as the scripts' KEYS[1] and KEYS[2]
+ * (redis_script.c) into ARGV/ARGL, in buffers of REDIS_NAME_MAX. */
+static void
+redis_presence_keys(char *zkey, char *hkey, const char *room, size_t len,
+    const char **argv, size_t *argl)
+{
+    argv[0] = zkey;
+    argl[0] = redis_room_key(zkey, "presence:", room, len);
+    argv[1] = hkey;
+    argl[1] = redis_room_key(hkey, "presence_ids:", room, len);
 }
 
 /* This worker's presence entry of ID, "ID\tNODE/PID", into BUF. */
@@ -99,35 +117,35 @@ redis_event(char *buf, char event, uint64_t conn_id, const char *id,
 /* The key and arguments shared by the join and leave scripts. */
 typedef struct {
     char        key[REDIS_NAME_MAX];
+    char        hkey[REDIS_NAME_MAX];
     char        ch[REDIS_NAME_MAX];
     char        entry[UINT16_MAX + 160];
     char        ev[UINT16_MAX + 200];
     char        ttl[24];
     char        list_max[24];
     char        announce_max[24];
-    const char *argv[8];
-    size_t      argl[8];
+    const char *argv[9];
+    size_t      argl[9];
 } redis_args_t;
 
-/* KEYS[1], then ARGV: our entry of ID, ID, the room's channel and the
- * event E; then the join's ttl and list_max, and announce_max (RULE).
- * Returns the count. */
+/* KEYS[1] and KEYS[2], then ARGV: our entry of ID, ID, the room's
+ * channel and the event E; then the join's ttl and list_max, and
+ * announce_max (RULE). Returns the count. */
 static int
 redis_args(redis_args_t *a, const char *room, size_t len, const char *id,
     size_t idlen, char e, uint64_t conn_id, const wsh_presence_rule_t *rule)
 {
-    int n = 5;
+    int n = 6;
 
-    a->argv[0] = a->key;
-    a->argl[0] = redis_presence_key(a->key, room, len);
-    a->argv[1] = a->entry;
-    a->argl[1] = redis_entry(a->entry, id, idlen);
-    a->argv[2] = id;
-    a->argl[2] = idlen;
-    a->argv[3] = a->ch;
-    a->argl[3] = redis_channel(a->ch, WSH_TOPIC_ROOM, room, len);
-    a->argv[4] = a->ev;
-    a->argl[4] = redis_event(a->ev, e, conn_id, id, idlen);
+    redis_presence_keys(a->key, a->hkey, room, len, a->argv, a->argl);
+    a->argv[2] = a->entry;
+    a->argl[2] = redis_entry(a->entry, id, idlen);
+    a->argv[3] = id;
+    a->argl[3] = idlen;
+    a->argv[4] = a->ch;
+    a->argl[4] = redis_channel(a->ch, WSH_TOPIC_ROOM, room, len);
+    a->argv[5] = a->ev;
+    a->argl[5] = redis_event(a->ev, e, conn_id, id, idlen);
     if (e == 'J') {
         snprintf(a->ttl, sizeof(a->ttl), "%" PRIu64,
                  (uint64_t) redis_conf()->presence_ttl);
@@ -368,6 +386,7 @@ redis_join(const char *room, size_t len, const char *id, size_t idlen,
     {
         return;
     }
+    r->announce_max = rule->announce_max;
     count = (uintptr_t) wsh_hash_get(r->count, id, idlen);
     if (wsh_hash_put(r->count, id, idlen, (void *) (count + 1)) != WSH_OK) {
         wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
@@ -452,9 +471,9 @@ int
 redis_who(const char *room, size_t len, uint64_t conn_id, uint64_t ticket,
     const char *cursor, size_t clen, size_t limit)
 {
-    char key[REDIS_NAME_MAX], lim[24];
-    const char *argv[3];
-    size_t argl[3];
+    char key[REDIS_NAME_MAX], hkey[REDIS_NAME_MAX], lim[24];
+    const char *argv[4];
+    size_t argl[4];
     redis_who_t *w;
 
     if (redis_cmd.state != REDIS_UP
@@ -466,13 +485,12 @@ redis_who(const char *room, size_t len, uint64_t conn_id, uint64_t ticket,
     w->ticket = ticket;
     w->len = len;
     memcpy(w->room, room, len);
-    argv[0] = key;
-    argl[0] = redis_presence_key(key, room, len);
-    argv[1] = cursor;
-    argl[1] = clen;
-    argl[2] = (size_t) snprintf(lim, sizeof(lim), "%zu", limit);
-    argv[2] = lim;
-    if (redis_script(REDIS_LUA_WHO, 3, argv, argl, redis_who_cb, w)
+    redis_presence_keys(key, hkey, room, len, argv, argl);
+    argv[2] = cursor;
+    argl[2] = clen;
+    argl[3] = (size_t) snprintf(lim, sizeof(lim), "%zu", limit);
+    argv[3] = lim;
+    if (redis_script(REDIS_LUA_WHO, 4, argv, argl, redis_who_cb, w)
         != WSH_OK)
     {
         free(w);
@@ -517,6 +535,7 @@ redis_leave(const char *room, size_t len, const char *id, size_t idlen,
     if (count == 0) {
         return;
     }
+    r->announce_max = rule->announce_max;
     if (count > 1) {
         (void) wsh_hash_put(r->count, id, idlen, (void *) (count - 1));
         return;         /* another connection of the id is still here */
@@ -601,13 +620,18 @@ redis_sync_cb(redisAsyncContext *ac, void *r, void *privdata)
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         wsh_log(WSH_LOG_ERR, "redis presence refresh failed: %s", reply->str);
     }
+    /* {count, ids...}; a room past its announce_max gives {count}: no
+     * join or leave is told there, so nothing to compare. */
     if (redis_exiting || reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements == 0
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || (size_t) reply->element[0]->integer != reply->elements - 1
         || (room = redis_room_get(q->name, q->len, false)) == NULL
         || (live = wsh_hash_new()) == NULL)
     {
         goto done;
     }
-    for (i = 0; i < reply->elements; i++) {
+    for (i = 1; i < reply->elements; i++) {
         e = reply->element[i];
         (void) wsh_hash_put(live, e->str, e->len, (void *) 1);
         if (redis_may_tell_joined(room, e->str, e->len, q->sent)) {
@@ -665,10 +689,12 @@ redis_sync_room(const char *room, size_t rlen, wsh_hash_t *ids,
     wsh_hash_t *pending, bool resync)
 {
     char key[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], ttl[24], nj[24], nl[24];
-    char evJ[200], evL[200], sfx[sizeof(redis_tag) + 1];
+    char evJ[200], evL[200], sfx[sizeof(redis_tag) + 1], hkey[REDIS_NAME_MAX];
+    char amax[24];
+    redis_room_t *r = redis_room_get(room, rlen, false);
     size_t nids = ids ? wsh_hash_count(ids) : 0;
     size_t npend = pending ? wsh_hash_count(pending) : 0;
-    size_t argc = 8 + npend + nids, i, j, n, idlen, bytes = 0;
+    size_t argc = 10 + npend + nids, i, j, n, idlen, bytes = 0;
     const char **argv = calloc(argc, sizeof(*argv));
     size_t *argl = calloc(argc, sizeof(*argl));
     char *entries = NULL, *p;
@@ -681,28 +707,30 @@ redis_sync_room(const char *room, size_t rlen, wsh_hash_t *ids,
     }
     snprintf(ttl, sizeof(ttl), "%" PRIu64,
              (uint64_t) redis_conf()->presence_ttl);
-    argv[0] = key;
-    argl[0] = redis_presence_key(key, room, rlen);
-    argv[1] = ttl;
-    argv[2] = ch;
-    argl[2] = redis_channel(ch, WSH_TOPIC_ROOM, room, rlen);
-    argv[3] = evJ;
-    argl[3] = redis_event(evJ, 'J', 0, "", 0);
-    argv[4] = evL;
-    argl[4] = redis_event(evL, 'L', 0, "", 0);
+    redis_presence_keys(key, hkey, room, rlen, argv, argl);
+    argv[2] = ttl;
+    argv[3] = ch;
+    argl[3] = redis_channel(ch, WSH_TOPIC_ROOM, room, rlen);
+    argv[4] = evJ;
+    argl[4] = redis_event(evJ, 'J', 0, "", 0);
+    argv[5] = evL;
+    argl[5] = redis_event(evL, 'L', 0, "", 0);
     sfx[0] = '\t';
     memcpy(sfx + 1, redis_tag, redis_taglen);
-    argv[5] = sfx;
-    argl[5] = resync ? redis_taglen + 1 : 0;
-    i = 8;
+    argv[6] = sfx;
+    argl[6] = resync ? redis_taglen + 1 : 0;
+    /* A room none of ours is in any more: as v1, announce its leaves. */
+    snprintf(amax, sizeof(amax), "%zu", r ? r->announce_max : SIZE_MAX);
+    argv[9] = amax;
+    i = 10;
     n = redis_sync_ids(pending, REDIS_JOINED, argv + i, argl + i);
     snprintf(nj, sizeof(nj), "%zu", n);
     i += n;
     n = redis_sync_ids(pending, REDIS_LEFT, argv + i, argl + i);
     snprintf(nl, sizeof(nl), "%zu", n);
     i += n;
-    argv[6] = nj;
-    argv[7] = nl;
+    argv[7] = nj;
+    argv[8] = nl;
     argc = i + nids;
     if (nids > 0) {
         wsh_hash_iter_init(ids, &it);
@@ -721,8 +749,8 @@ redis_sync_room(const char *room, size_t rlen, wsh_hash_t *ids,
             p += argl[i++];
         }
     }
-    for (j = 0; j < 8; j++) {
-        if (argl[j] == 0 && j != 5) {
+    for (j = 0; j < 10; j++) {
+        if (argl[j] == 0 && j != 6) {
             argl[j] = strlen(argv[j]);
         }
     }

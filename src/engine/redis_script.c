@@ -22,114 +22,122 @@
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n" \
     "local function idof(e) return string.match(e, '^([^\\t]*)') end\n"
 
+/* Presence is two keys per room (redis_presence.c): KEYS[1], the
+ * sorted set of entries "ID\tNODE/PID" scored by their expiry, and
+ * KEYS[2], the hash of the room's ids, each with its number of entries.
+ * Every script that adds or removes an entry keeps the hash in step, so
+ * a room's count is HLEN and no script walks the room: a join, a leave
+ * and a refresh cost O(1) whatever the room's size (the member list
+ * given while a room is within list_max is at most that long). The hash
+ * may count an id whose entries expired until a refresh sweeps them
+ * (presence_ttl / 3). */
+
 /* Join. ARGV: entry, id, channel, joined event, ttl, list_max,
- * announce_max. Adds the entry and returns {count, ids...}: the number
- * of live ids (the joiner's included), and the ids themselves while
+ * announce_max. Adds the entry and returns {count, ids...}: the room's
+ * number of ids (the joiner's included), and the ids themselves while
  * that is within list_max; announces the id unless it was present
  * already or the room is past announce_max. */
 static const char redis_lua_join[] = REDIS_LUA_HEAD
-    "local ids, seen = {}, {}\n"
-    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
-    "                               '(' .. now, '+inf')) do\n"
-    "  local id = idof(e)\n"
-    "  if not seen[id] then seen[id] = true; ids[#ids + 1] = id end\n"
+    "local ttl = tonumber(ARGV[5])\n"
+    "if redis.call('ZADD', KEYS[1], now + ttl, ARGV[1]) == 1\n"
+    "   and redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1\n"
+    "   and redis.call('HLEN', KEYS[2]) <= tonumber(ARGV[7]) then\n"
+    "  redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
     "end\n"
-    "redis.call('ZADD', KEYS[1], now + ARGV[5], ARGV[1])\n"
-    "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[5])\n"
-    "if not seen[ARGV[2]] then\n"
-    "  ids[#ids + 1] = ARGV[2]\n"
-    "  if #ids <= tonumber(ARGV[7]) then\n"
-    "    redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
-    "  end\n"
-    "end\n"
-    "if #ids > tonumber(ARGV[6]) then return {#ids} end\n"
-    "table.insert(ids, 1, #ids)\n"
-    "return ids\n";
+    "redis.call('PEXPIRE', KEYS[1], 2 * ttl)\n"
+    "redis.call('PEXPIRE', KEYS[2], 2 * ttl)\n"
+    "local n = redis.call('HLEN', KEYS[2])\n"
+    "if n > tonumber(ARGV[6]) then return {n} end\n"
+    "local out = redis.call('HKEYS', KEYS[2])\n"
+    "table.insert(out, 1, n)\n"
+    "return out\n";
 
 /* Leave. ARGV: entry, id, channel, left event, announce_max. Announces
- * the id when no live entry of it remains, while the room's entries
- * (ids on several workers count once each) are within announce_max. */
+ * the id when its last entry goes, while the room (before the leave) is
+ * within announce_max. */
 static const char redis_lua_leave[] = REDIS_LUA_HEAD
     "if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
-    "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then\n"
-    "  return 0\n"
+    "local n = redis.call('HLEN', KEYS[2])\n"
+    "if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) > 0 then return 0 end\n"
+    "redis.call('HDEL', KEYS[2], ARGV[2])\n"
+    "if n <= tonumber(ARGV[5]) then\n"
+    "  redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
     "end\n"
-    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
-    "                               '(' .. now, '+inf')) do\n"
-    "  if idof(e) == ARGV[2] then return 0 end\n"
-    "end\n"
-    "redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
     "return 1\n";
 
 /* Who. ARGV: cursor, limit (0: the count alone). Returns {next cursor,
- * count, ids...}: the room's live ids counted, and a page of them from
- * ZSCAN (an id held by several workers once within the page). */
+ * count, ids...}: a page of the room's ids by HSCAN (each id once, on
+ * however many workers it is). */
 static const char redis_lua_who[] = REDIS_LUA_HEAD
-    "local seen, count = {}, 0\n"
-    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1],\n"
-    "                               '(' .. now, '+inf')) do\n"
-    "  local id = idof(e)\n"
-    "  if not seen[id] then seen[id] = true; count = count + 1 end\n"
-    "end\n"
-    "if tonumber(ARGV[2]) == 0 then return {'0', count} end\n"
-    "local r = redis.call('ZSCAN', KEYS[1], ARGV[1], 'COUNT',\n"
+    "local n = redis.call('HLEN', KEYS[2])\n"
+    "if tonumber(ARGV[2]) == 0 then return {'0', n} end\n"
+    "local r = redis.call('HSCAN', KEYS[2], ARGV[1], 'COUNT',\n"
     "                     math.max(1, tonumber(ARGV[2]) - 16))\n"
-    "local out, page = {r[1], count}, {}\n"
-    "for i = 1, #r[2], 2 do\n"
-    "  local id = idof(r[2][i])\n"
-    "  if tonumber(r[2][i + 1]) > now and not page[id] then\n"
-    "    page[id] = true; out[#out + 1] = id\n"
-    "  end\n"
-    "end\n"
+    "local out = {r[1], n}\n"
+    "for i = 1, #r[2], 2 do out[#out + 1] = r[2][i] end\n"
     "return out\n";
 
 /* Sync: refresh, sweep and (on reconnect) resync. ARGV: ttl, channel,
  * "J" event prefix, "L" event prefix, "\tNODE/PID" (empty: no resync),
- * NJ, NL, NJ ids joined and NL ids left while we were cut off, then this
- * worker's entries. Re-scores our entries; on a resync drops our entries
- * not listed (their leave was lost); removes the expired ones; announces
- * each joined id no other worker holds, and each left or expired id
- * with no live entry left, once. Returns the live ids. */
+ * NJ, NL, announce_max, NJ ids joined and NL ids left while we were cut
+ * off, then this worker's entries. Re-scores our entries (putting back
+ * those a restarted Redis lost); on a resync drops our entries not
+ * listed (their leave was lost; the only walk of the room, once per
+ * reconnect); removes the expired ones. While the room is within
+ * announce_max it announces each joined id that only we hold, and each
+ * left or expired id with no entry left, once, and returns {count,
+ * ids...}; past it {count}. */
 static const char redis_lua_sync[] = REDIS_LUA_HEAD
-    "local nj, nl = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-    "local first = 8 + nj + nl\n"
-    "local mine, left, sfx = {}, {}, ARGV[5]\n"
+    "local ttl, nj, nl = tonumber(ARGV[1]), tonumber(ARGV[6]),\n"
+    "                    tonumber(ARGV[7])\n"
+    "local first = 9 + nj + nl\n"
+    "local mine, gone, sfx = {}, {}, ARGV[5]\n"
+    "local function drop(e)\n"
+    "  local id = idof(e)\n"
+    "  if redis.call('HINCRBY', KEYS[2], id, -1) <= 0 then\n"
+    "    redis.call('HDEL', KEYS[2], id)\n"
+    "    gone[#gone + 1] = id\n"
+    "  end\n"
+    "end\n"
     "for i = first, #ARGV do mine[ARGV[i]] = true end\n"
-    "for i = 8 + nj, first - 1 do left[#left + 1] = ARGV[i] end\n"
     "if sfx ~= '' then\n"
     "  for _, e in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
     "    if not mine[e] and string.sub(e, -#sfx) == sfx then\n"
     "      redis.call('ZREM', KEYS[1], e)\n"
-    "      left[#left + 1] = idof(e)\n"
+    "      drop(e)\n"
     "    end\n"
     "  end\n"
     "end\n"
     "for i = first, #ARGV do\n"
-    "  redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i])\n"
+    "  if redis.call('ZADD', KEYS[1], now + ttl, ARGV[i]) == 1 then\n"
+    "    redis.call('HINCRBY', KEYS[2], idof(ARGV[i]), 1)\n"
+    "  end\n"
     "end\n"
-    "redis.call('PEXPIRE', KEYS[1], 2 * ARGV[1])\n"
-    "local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-    "local ids, others, all, told = {}, {}, {}, {}\n"
-    "for _, e in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
-    "  local id = idof(e)\n"
-    "  if not all[id] then all[id] = true; ids[#ids + 1] = id end\n"
-    "  if not mine[e] then others[id] = true end\n"
+    "for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do\n"
+    "  redis.call('ZREM', KEYS[1], e)\n"
+    "  drop(e)\n"
     "end\n"
-    "for i = 8, 7 + nj do\n"
-    "  if not others[ARGV[i]] then\n"
+    "redis.call('PEXPIRE', KEYS[1], 2 * ttl)\n"
+    "redis.call('PEXPIRE', KEYS[2], 2 * ttl)\n"
+    "local n = redis.call('HLEN', KEYS[2])\n"
+    "if n > tonumber(ARGV[8]) then return {n} end\n"
+    "for i = 9, 8 + nj do\n"
+    "  if tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') == 1 then\n"
     "    redis.call('PUBLISH', ARGV[2], ARGV[3] .. ARGV[i])\n"
     "  end\n"
     "end\n"
+    "local told = {}\n"
     "local function tell(id)\n"
-    "  if not all[id] and not told[id] then\n"
+    "  if not told[id] and redis.call('HEXISTS', KEYS[2], id) == 0 then\n"
     "    told[id] = true\n"
     "    redis.call('PUBLISH', ARGV[2], ARGV[4] .. id)\n"
     "  end\n"
     "end\n"
-    "for _, id in ipairs(left) do tell(id) end\n"
-    "for _, e in ipairs(gone) do tell(idof(e)) end\n"
-    "return ids\n";
+    "for i = 9 + nj, first - 1 do tell(ARGV[i]) end\n"
+    "for _, id in ipairs(gone) do tell(id) end\n"
+    "local out = redis.call('HKEYS', KEYS[2])\n"
+    "table.insert(out, 1, n)\n"
+    "return out\n";
 
 /* History publish (redis_history.c). KEYS[1]: the room's key base; ARGV:
  * size, ttl (ms), channel, publish prefix, message (as published, of
@@ -226,6 +234,10 @@ static const char *const redis_lua[REDIS_LUA_N] = {
     redis_lua_hread, redis_lua_kpub, redis_lua_who
 };
 static char redis_lua_sha[REDIS_LUA_N][41];
+/* How many of a script's arguments are keys (the first ones). */
+static const char *const redis_lua_nkeys[REDIS_LUA_N] = {
+    "2", "2", "2", "1", "1", "1", "2"
+};
 
 /* A script call, kept until its reply so that NOSCRIPT can resend it. */
 typedef struct {
@@ -234,7 +246,7 @@ typedef struct {
     redisCallbackFn *done;          /* NULL: reply ignored */
     void            *privdata;
     int              argc;
-    const char     **argv;          /* KEYS[1], then ARGV */
+    const char     **argv;          /* the keys, then ARGV */
     size_t          *argl;
 } redis_call_t;
 
@@ -272,12 +284,12 @@ redis_call_send(redis_call_t *k, bool eval)
     if (v != NULL && l != NULL && redis_cmd.state == REDIS_UP) {
         v[0] = eval ? "EVAL" : "EVALSHA";
         v[1] = eval ? redis_lua[k->script] : redis_lua_sha[k->script];
-        v[2] = "1";
+        v[2] = redis_lua_nkeys[k->script];
         memcpy(v + 3, k->argv, (size_t) k->argc * sizeof(*v));
         memcpy(l + 3, k->argl, (size_t) k->argc * sizeof(*l));
         l[0] = strlen(v[0]);
         l[1] = strlen(v[1]);
-        l[2] = 1;
+        l[2] = strlen(v[2]);
         if (redisAsyncCommandArgv(redis_cmd.ac, redis_call_cb, k,
                                   k->argc + 3, v, l) == REDIS_OK)
         {
