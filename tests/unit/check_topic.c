@@ -1,5 +1,6 @@
 /* check_topic.c -- unit tests of the per-worker topic index. */
 #include "engine/topic.h"
+#include "wshub.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -20,13 +21,8 @@ owner_init(owner_t *o)
 static void
 leave(wsh_member_t *m, bool *last)
 {
-    wsh_topic_t *t = m->topic;
-
     wsh_topic_remove(m, last);
-    if (*last) {
-        free(t);
-    }
-    free(m);
+    wsh_topic_member_free(m);
 }
 
 START_TEST(test_join_find_leave)
@@ -34,6 +30,8 @@ START_TEST(test_join_find_leave)
     owner_t a, b;
     wsh_member_t *ma, *mb;
     wsh_topic_t *t;
+    const char *id;
+    size_t len;
     bool first, last;
 
     ck_assert_int_eq(wsh_topic_index_init(), WSH_OK);
@@ -49,18 +47,20 @@ START_TEST(test_join_find_leave)
     t = wsh_topic_find(1, "lobby", 5);
     ck_assert_ptr_eq(t, ma->topic);
     ck_assert_uint_eq(t->nmembers, 2);
-    ck_assert_mem_eq(mb->id, "bob", 3);
+    id = wsh_topic_member_id(mb, &len);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_mem_eq(id, "bob", 3);
 
     /* Kinds are separate namespaces; memberships are per owner. */
     ck_assert_ptr_null(wsh_topic_find(2, "lobby", 5));
-    ck_assert_ptr_eq(wsh_topic_membership(&a, 1, "lobby", 5), ma);
-    ck_assert_ptr_eq(wsh_topic_membership(&b, 1, "lobby", 5), mb);
-    ck_assert_ptr_null(wsh_topic_membership(&a, 2, "lobby", 5));
-    ck_assert_ptr_null(wsh_topic_membership(&a, 1, "lobb", 4));
+    ck_assert_ptr_eq(wsh_topic_membership(&a.topics, 1, "lobby", 5), ma);
+    ck_assert_ptr_eq(wsh_topic_membership(&b.topics, 1, "lobby", 5), mb);
+    ck_assert_ptr_null(wsh_topic_membership(&a.topics, 2, "lobby", 5));
+    ck_assert_ptr_null(wsh_topic_membership(&a.topics, 1, "lobb", 4));
 
     leave(ma, &last);
     ck_assert(!last);
-    ck_assert_ptr_null(wsh_topic_membership(&a, 1, "lobby", 5));
+    ck_assert_ptr_null(wsh_topic_membership(&a.topics, 1, "lobby", 5));
     ck_assert_uint_eq(wsh_topic_find(1, "lobby", 5)->nmembers, 1);
     leave(mb, &last);
     ck_assert(last);
@@ -111,6 +111,53 @@ START_TEST(test_many)
 }
 END_TEST
 
+/* A room membership's presence id is the end of its owner's client
+ * topic ("REALM#ID"), which outlives the client membership as long as a
+ * room needs it; another id gets a copy of its own. */
+START_TEST(test_shared_id)
+{
+    owner_t a, b;
+    wsh_member_t *client, *room, *other;
+    const char *id;
+    size_t len;
+    bool first, last;
+
+    ck_assert_int_eq(wsh_topic_index_init(), WSH_OK);
+    owner_init(&a);
+    owner_init(&b);
+    client = wsh_topic_add(&a.topics, &a, WSH_TOPIC_CLIENT, "/ws#alice", 9,
+                           NULL, 0, &first);
+    room = wsh_topic_add(&a.topics, &a, WSH_TOPIC_ROOM, "/ws#lobby", 9,
+                         "alice", 5, &first);
+    ck_assert_ptr_nonnull(room);
+    id = wsh_topic_member_id(room, &len);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_ptr_eq(id, client->topic->name + 4);
+
+    /* Closing leaves the client topic first: the id stays readable. */
+    leave(client, &last);
+    ck_assert(last);
+    ck_assert_ptr_null(wsh_topic_find(WSH_TOPIC_CLIENT, "/ws#alice", 9));
+    id = wsh_topic_member_id(room, &len);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_mem_eq(id, "alice", 5);
+
+    /* A presence id that is no client topic's: a copy. */
+    other = wsh_topic_add(&b.topics, &b, WSH_TOPIC_ROOM, "/ws#lobby", 9,
+                          "x#y", 3, &first);
+    ck_assert(!first);
+    id = wsh_topic_member_id(other, &len);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_mem_eq(id, "x#y", 3);
+    leave(other, &last);
+    ck_assert(!last);
+    leave(room, &last);
+    ck_assert(last);
+    ck_assert(wsh_queue_empty(&a.topics));
+    wsh_topic_index_free();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -121,6 +168,7 @@ main(void)
 
     tcase_add_test(tc, test_join_find_leave);
     tcase_add_test(tc, test_many);
+    tcase_add_test(tc, test_shared_id);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
