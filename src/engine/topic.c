@@ -17,6 +17,7 @@
  */
 #include "engine/topic.h"
 #include "core/hash.h"
+#include "core/slab.h"
 #include "wshub.h"
 
 #include <stdlib.h>
@@ -34,6 +35,9 @@ typedef struct {
     wsh_member_t  m;
     wsh_topic_t  *id;           /* NULL: no presence id */
 } topic_room_member_t;
+
+static wsh_slab_t topic_members = WSH_SLAB(sizeof(wsh_member_t));
+static wsh_slab_t topic_room_members = WSH_SLAB(sizeof(topic_room_member_t));
 
 static wsh_topic_t **topic_buckets;     /* NULL while the index is empty */
 static size_t        topic_size;        /* 0 or a power of two */
@@ -278,10 +282,10 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
         return NULL;
     }
     if (kind == WSH_TOPIC_ROOM) {
-        rm = malloc(sizeof(*rm));
+        rm = wsh_slab_calloc(&topic_room_members);
         m = rm != NULL ? &rm->m : NULL;
     } else {
-        m = malloc(sizeof(*m));
+        m = wsh_slab_calloc(&topic_members);
     }
     if (m == NULL) {
         return NULL;
@@ -289,7 +293,7 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
     if (rm != NULL && idlen > 0
         && (holder = topic_id_holder(owned, id, idlen)) == NULL)
     {
-        free(m);
+        wsh_slab_free(&topic_room_members, rm);
         return NULL;
     }
     t = wsh_topic_find(kind, name, len);
@@ -299,7 +303,7 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
             holder->pins--;
             topic_release(holder);
         }
-        free(m);
+        wsh_slab_free(rm != NULL ? &topic_room_members : &topic_members, m);
         return NULL;
     }
     if (rm != NULL) {
@@ -345,10 +349,14 @@ wsh_topic_member_free(wsh_member_t *m)
     topic_room_member_t *rm = (topic_room_member_t *) m;
     wsh_topic_t *t = m->topic;
 
-    if (t->kind == WSH_TOPIC_ROOM && rm->id != NULL) {
-        rm->id->pins--;
-        topic_release(rm->id);
+    if (t->kind == WSH_TOPIC_ROOM) {
+        if (rm->id != NULL) {
+            rm->id->pins--;
+            topic_release(rm->id);
+        }
+        wsh_slab_free(&topic_room_members, rm);
+    } else {
+        wsh_slab_free(&topic_members, m);
     }
-    free(m);
     topic_release(t);
 }
