@@ -100,44 +100,56 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
+def drive(n, start, input, window, what, timeout, progress):
+    """N exchanges over non-blocking sockets, WINDOW at a time: START(i)
+    sends exchange i's request and returns its socket, INPUT(s, data)
+    takes what arrived and returns true once s's exchange is over."""
+    sel = selectors.DefaultSelector()
+    started = done = 0
+    deadline = time.monotonic() + timeout
+    while done < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out with %d of %d %s" % (done, n, what))
+        while started - done < window and started < n:
+            sel.register(start(started), selectors.EVENT_READ)
+            started += 1
+        for key, _ in sel.select(5):
+            s = key.fileobj
+            data = s.recv(65536)
+            if not data:
+                raise RuntimeError("server closed a connection")
+            if input(s, data):
+                sel.unregister(s)
+                done += 1
+                if done % 1000 == 0:
+                    progress("  %d connections %s" % (done, what))
+
+
 def open_idle(port, n, progress, extra="", target=None, welcome=False):
     """Open n connections and complete their handshakes, in batches so
     the listen backlog never overflows. TARGET(i) is connection i's
     request target (default /echo); WELCOME: wait for the first message
     too (the hub's welcome), so the module has opened the connection."""
-    sel = selectors.DefaultSelector()
     socks, pending = [], {}
-    done = 0
     target = target or (lambda i: "/echo")
-    deadline = time.monotonic() + 120
-    while done < n:
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out with %d of %d open" % (done, n))
-        while len(pending) < 256 and len(socks) < n:
-            s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(request(extra, target(len(socks))))
-            s.setblocking(False)
-            pending[s] = b""
-            socks.append(s)
-            sel.register(s, selectors.EVENT_READ)
-        for key, _ in sel.select(5):
-            s = key.fileobj
-            data = s.recv(4096)
-            if not data:
-                raise RuntimeError("server closed a connection")
-            pending[s] += data
-            head, sep, rest = pending[s].partition(b"\r\n\r\n")
-            if sep and welcome:
-                check_head(head)
-                if not server_frames(rest)[0]:
-                    continue
-            if sep:
-                check_head(head)
-                sel.unregister(s)
-                del pending[s]
-                done += 1
-                if done % 1000 == 0:
-                    progress("  %d connections open" % done)
+
+    def start(i):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(request(extra, target(i)))
+        s.setblocking(False)
+        pending[s] = b""
+        socks.append(s)
+        return s
+
+    def input(s, data):
+        pending[s] += data
+        head, sep, rest = pending[s].partition(b"\r\n\r\n")
+        if not sep:
+            return False
+        check_head(head)
+        return not welcome or bool(server_frames(rest)[0])
+
+    drive(n, start, input, 256, "open", 120, progress)
     return socks
 
 
@@ -171,43 +183,27 @@ def join_rooms(socks, rooms, progress):
     and waits for as many room_joined. A few connections at a time: the
     master sends each joiner of a shared room the room's member list (up
     to N ids), and drops what a worker has not read past 64 MiB."""
-    sel = selectors.DefaultSelector()
     pending = {}
-    done = 0
-    deadline = time.monotonic() + 600
-    it = iter(enumerate(socks))
-    window = max(4, 256 // max(1, len(rooms(0))))
-    while done < len(socks):
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out with %d of %d joined"
-                               % (done, len(socks)))
-        while len(pending) < window:
-            i, s = next(it, (None, None))
-            if s is None:
-                break
-            names = rooms(i)
-            s.sendall(b"".join(frame(1, json.dumps(
-                {"type": "join_room", "room": r}).encode()) for r in names))
-            pending[s] = [b"", len(names)]
-            sel.register(s, selectors.EVENT_READ)
-        for key, _ in sel.select(5):
-            s = key.fileobj
-            data = s.recv(65536)
-            if not data:
-                raise RuntimeError("server closed a connection")
-            st = pending[s]
-            frames, st[0] = server_frames(st[0] + data)
-            for op, payload in frames:
-                msg = json.loads(payload)
-                if msg.get("type") != "room_joined":
-                    raise RuntimeError("join answered with %r" % msg)
-                st[1] -= 1
-            if st[1] == 0:
-                sel.unregister(s)
-                del pending[s]
-                done += 1
-                if done % 1000 == 0:
-                    progress("  %d connections joined" % done)
+
+    def start(i):
+        names = rooms(i)
+        socks[i].sendall(b"".join(frame(1, json.dumps(
+            {"type": "join_room", "room": r}).encode()) for r in names))
+        pending[socks[i]] = [b"", len(names)]
+        return socks[i]
+
+    def input(s, data):
+        st = pending[s]
+        frames, st[0] = server_frames(st[0] + data)
+        for op, payload in frames:
+            msg = json.loads(payload)
+            if msg.get("type") != "room_joined":
+                raise RuntimeError("join answered with %r" % msg)
+            st[1] -= 1
+        return st[1] == 0
+
+    drive(len(socks), start, input, max(4, 256 // max(1, len(rooms(0)))),
+          "joined", 600, progress)
 
 
 def warm(socks, deflate):

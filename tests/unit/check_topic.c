@@ -12,10 +12,27 @@ typedef struct {
     wsh_queue_t topics;
 } owner_t;
 
+static owner_t a, b;
+
 static void
 owner_init(owner_t *o)
 {
     wsh_queue_init(&o->topics);
+}
+
+/* Each test starts with an empty index and two owners in no topic. */
+static void
+setup(void)
+{
+    ck_assert_int_eq(wsh_topic_index_init(), WSH_OK);
+    owner_init(&a);
+    owner_init(&b);
+}
+
+static void
+teardown(void)
+{
+    wsh_topic_index_free();
 }
 
 static void
@@ -27,16 +44,12 @@ leave(wsh_member_t *m, bool *last)
 
 START_TEST(test_join_find_leave)
 {
-    owner_t a, b;
     wsh_member_t *ma, *mb;
     wsh_topic_t *t;
     const char *id;
     size_t len;
     bool first, last;
 
-    ck_assert_int_eq(wsh_topic_index_init(), WSH_OK);
-    owner_init(&a);
-    owner_init(&b);
     ck_assert_ptr_null(wsh_topic_find(1, "lobby", 5));
 
     ma = wsh_topic_add(&a.topics, &a, 1, "lobby", 5, "alice", 5, &first);
@@ -66,7 +79,6 @@ START_TEST(test_join_find_leave)
     ck_assert(last);
     ck_assert_ptr_null(wsh_topic_find(1, "lobby", 5));
     ck_assert(wsh_queue_empty(&a.topics));
-    wsh_topic_index_free();
 }
 END_TEST
 
@@ -80,7 +92,6 @@ START_TEST(test_many)
     bool first, last;
     int i, j, n;
 
-    ck_assert_int_eq(wsh_topic_index_init(), WSH_OK);
     for (i = 0; i < OWNERS; i++) {
         owner_init(&o[i]);
         for (j = 0; j < ROOMS; j++) {
@@ -95,6 +106,14 @@ START_TEST(test_many)
         n = snprintf(name, sizeof(name), "room-%d", j);
         ck_assert_uint_eq(wsh_topic_find(1, name, (size_t) n)->nmembers,
                           OWNERS);
+        /* Found from either end: the owner's list or the room's. */
+        for (i = 0; i < OWNERS; i += OWNERS - 1) {
+            m = wsh_topic_membership(&o[i].topics, 1, name, (size_t) n);
+            ck_assert_ptr_nonnull(m);
+            ck_assert_ptr_eq(m->owner, &o[i]);
+            ck_assert_ptr_null(wsh_topic_membership(&o[i].topics, 2, name,
+                                                    (size_t) n));
+        }
     }
     /* Owners leave everything through their own lists, as a closing
      * connection does. */
@@ -107,7 +126,6 @@ START_TEST(test_many)
         }
     }
     ck_assert_ptr_null(wsh_topic_find(1, "room-0", 6));
-    wsh_topic_index_free();
 }
 END_TEST
 
@@ -116,15 +134,11 @@ END_TEST
  * room needs it; another id gets a copy of its own. */
 START_TEST(test_shared_id)
 {
-    owner_t a, b;
     wsh_member_t *client, *room, *other;
     const char *id;
     size_t len;
     bool first, last;
 
-    ck_assert_int_eq(wsh_topic_index_init(), WSH_OK);
-    owner_init(&a);
-    owner_init(&b);
     client = wsh_topic_add(&a.topics, &a, WSH_TOPIC_CLIENT, "/ws#alice", 9,
                            NULL, 0, &first);
     room = wsh_topic_add(&a.topics, &a, WSH_TOPIC_ROOM, "/ws#lobby", 9,
@@ -154,7 +168,6 @@ START_TEST(test_shared_id)
     leave(room, &last);
     ck_assert(last);
     ck_assert(wsh_queue_empty(&a.topics));
-    wsh_topic_index_free();
 }
 END_TEST
 
@@ -166,6 +179,7 @@ main(void)
     SRunner *sr;
     int failed;
 
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_join_find_leave);
     tcase_add_test(tc, test_many);
     tcase_add_test(tc, test_shared_id);
