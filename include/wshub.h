@@ -317,9 +317,10 @@ int  wsh_conn_may(const wsh_conn_t *c, int action, const char *room,
 
 /* Topics: the engine's pub/sub across all workers (and hosts). A topic
  * is the set of every client (WSH_TOPIC_ALL, name ""), a room, or one
- * client id (private messages). Joining and leaving are O(1) locally;
- * the worker tells the engine only when its first member joins or its
- * last one leaves. */
+ * client id (private messages). Joining, leaving and
+ * wsh_topic_is_member() take as many steps locally as C has topics or
+ * the topic has local members, whichever is fewer; the worker tells the
+ * engine only when its first member joins or its last one leaves. */
 #define WSH_TOPIC_ALL    0
 #define WSH_TOPIC_ROOM   1
 #define WSH_TOPIC_CLIENT 2

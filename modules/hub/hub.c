@@ -33,17 +33,28 @@ typedef struct {
     int      what;              /* HUB_WAIT_* */
 } hub_pending_t;
 
+/* The acknowledgements a connection waits for, in publish order; only
+ * while it waits for some. */
 typedef struct {
-    unsigned       nrooms;
-    size_t         idlen;
-    char           id[WSH_CLIENT_ID_MAX + 1];
-    size_t         realmlen;    /* "REALM#", the start of its topics */
-    char           realm[WSH_REALM_MAX + 2];
-    json_t        *request_id;  /* "id" of the message being handled */
-    hub_pending_t *pending;     /* in publish order */
-    size_t         npending;
-    size_t         pending_cap;
+    size_t        n;
+    size_t        cap;
+    hub_pending_t v[];
+} hub_pending_list_t;
+
+/* Every open connection has one, so it holds only what an idle one
+ * needs: its id (the realm is its endpoint's), its number of rooms, and
+ * a pointer to what a busy one waits for. 13 bytes and the id. */
+typedef struct {
+    hub_pending_list_t *pending;
+    uint32_t            nrooms;
+    uint8_t             idlen;
+    char                id[];   /* NUL-terminated */
 } hub_conn_t;
+
+/* The message being handled, and its "id", which the errors and the
+ * ack answering it carry: a worker handles one message at a time. */
+static wsh_conn_t *hub_request_conn;
+static json_t     *hub_request_id;
 
 extern const wsh_module_t wsh_hub_module;
 
@@ -75,18 +86,22 @@ hub_topic_name(const char *topic, size_t *len)
     return sep + 1;
 }
 
-/* NAME in HC's realm, into BUF (HUB_TOPIC_MAX bytes). */
+/* NAME in C's realm, into BUF (HUB_TOPIC_MAX bytes); the realm's
+ * all-clients topic ("REALM#") for an empty NAME. */
 static size_t
-hub_conn_topic(const hub_conn_t *hc, char *buf, const char *name,
+hub_conn_topic(const wsh_conn_t *c, char *buf, const char *name,
     size_t len)
 {
-    return hub_topic(buf, hc->realm, hc->realmlen - 1, name, len);
+    size_t rlen;
+    const char *realm = wsh_conn_realm(c, &rlen, NULL);
+
+    return hub_topic(buf, realm != NULL ? realm : "", rlen, name, len);
 }
 
 size_t
 hub_conn_room_topic(wsh_conn_t *c, char *buf, const char *name, size_t len)
 {
-    return hub_conn_topic(wsh_conn_get_data(c), buf, name, len);
+    return hub_conn_topic(c, buf, name, len);
 }
 
 void
@@ -105,13 +120,12 @@ void
 hub_error(wsh_conn_t *c, const char *error, const char *request)
 {
     json_t *obj = json_pack("{s:s, s:s}", "type", "error", "error", error);
-    hub_conn_t *hc = wsh_conn_get_data(c);
 
     if (obj != NULL && request != NULL) {
         json_object_set_new(obj, "request", json_string(request));
     }
-    if (obj != NULL && hc != NULL && hc->request_id != NULL) {
-        json_object_set(obj, "id", hc->request_id);
+    if (obj != NULL && c == hub_request_conn && hub_request_id != NULL) {
+        json_object_set(obj, "id", hub_request_id);
     }
     if (obj != NULL) {
         hub_send(c, obj);
@@ -220,8 +234,9 @@ hub_reserved_id(const char *id, size_t len)
            || (len >= 2 && memcmp(id, "u-", 2) == 0);
 }
 
-static void
-hub_generate_id(hub_conn_t *hc)
+/* A random id into ID (WSH_CLIENT_ID_MAX bytes); returns its length. */
+static size_t
+hub_generate_id(char *id)
 {
     unsigned char rnd[12];
     size_t i;
@@ -231,73 +246,77 @@ hub_generate_id(hub_conn_t *hc)
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd)) {
         memset(rnd, 0, sizeof(rnd));
     }
-    memcpy(hc->id, "u-", 2);
+    memcpy(id, "u-", 2);
     for (i = 0; i < sizeof(rnd); i++) {
-        snprintf(hc->id + 2 + 2 * i, 3, "%02x", rnd[i]);
+        snprintf(id + 2 + 2 * i, 3, "%02x", rnd[i]);
     }
-    hc->idlen = 2 + 2 * sizeof(rnd);
+    return 2 + 2 * sizeof(rnd);
 }
 
-/* The client id, in the order of wshub-protocol(7) "Identity": the
- * verified one (auth: jwt, its sub), else a valid ?id= when client_ids
- * allows it and the realm has no endpoint with auth (whose verified ids
- * it would borrow), else a random one. False when an auth module
- * verified an id the protocol cannot carry. */
+/* The client id into ID (WSH_CLIENT_ID_MAX bytes), its length in *LEN,
+ * in the order of wshub-protocol(7) "Identity": the verified one (auth:
+ * jwt, its sub), else a valid ?id= when client_ids allows it and the
+ * realm has no endpoint with auth (whose verified ids it would borrow),
+ * else a random one. False when the endpoint has no realm, or an auth
+ * module verified an id the protocol cannot carry. */
 static bool
-hub_client_id(wsh_conn_t *c, const wsh_request_t *r, hub_conn_t *hc)
+hub_client_id(wsh_conn_t *c, const wsh_request_t *r, char *id, size_t *len)
 {
     const char *p;
-    size_t len;
+    size_t n;
     int verified;
 
-    p = wsh_conn_realm(c, &len, &verified);
-    if (p == NULL) {
+    *len = 0;
+    if (wsh_conn_realm(c, &n, &verified) == NULL) {
         return false;
     }
-    memcpy(hc->realm, p, len);
-    hc->realm[len] = WSH_REALM_SEP;
-    hc->realmlen = len + 1;
-    p = wsh_conn_user(c, &len);
+    p = wsh_conn_user(c, &n);
     if (p != NULL) {
-        if (!wsh_valid_client_id(p, len)) {
+        if (!wsh_valid_client_id(p, n)) {
             return false;
         }
-        memcpy(hc->id, p, len);
-        hc->idlen = len;
+        memcpy(id, p, n);
+        *len = n;
     } else if (!hub_conf()->client_ids || verified
-               || (p = wsh_request_query(r, &len)) == NULL
-               || !hub_query_param(p, len, "id", hc->id, WSH_CLIENT_ID_MAX,
-                                   &hc->idlen)
-               || !wsh_valid_client_id(hc->id, hc->idlen)
-               || hub_reserved_id(hc->id, hc->idlen))
+               || (p = wsh_request_query(r, &n)) == NULL
+               || !hub_query_param(p, n, "id", id, WSH_CLIENT_ID_MAX, len)
+               || !wsh_valid_client_id(id, *len)
+               || hub_reserved_id(id, *len))
     {
-        hub_generate_id(hc);
+        *len = hub_generate_id(id);
     }
-    hc->id[hc->idlen] = '\0';
     return true;
 }
 
 static void
 hub_open(wsh_conn_t *c, const wsh_request_t *r)
 {
-    hub_conn_t *hc = calloc(1, sizeof(*hc));
-    char topic[HUB_TOPIC_MAX];
+    char id[WSH_CLIENT_ID_MAX], topic[HUB_TOPIC_MAX];
+    size_t idlen;
+    bool valid = hub_client_id(c, r, id, &idlen);
+    hub_conn_t *hc;
     json_t *obj;
 
+    hc = malloc(sizeof(*hc) + idlen + 1);
     if (hc == NULL) {
         wsh_conn_close(c, WSH_CLOSE_INTERNAL, "out of memory");
         return;
     }
+    hc->pending = NULL;
+    hc->nrooms = 0;
+    hc->idlen = (uint8_t) idlen;
+    memcpy(hc->id, id, idlen);
+    hc->id[idlen] = '\0';
     wsh_conn_set_data(c, hc);
-    if (!hub_client_id(c, r, hc)) {
+    if (!valid) {
         wsh_conn_close(c, WSH_CLOSE_POLICY, "invalid client id");
         return;
     }
     if (wsh_topic_join(c, WSH_TOPIC_CLIENT, topic,
-                       hub_conn_topic(hc, topic, hc->id, hc->idlen),
+                       hub_conn_topic(c, topic, hc->id, hc->idlen),
                        NULL, 0) != 0
-        || wsh_topic_join(c, WSH_TOPIC_ALL, hc->realm, hc->realmlen,
-                          NULL, 0) != 0)
+        || wsh_topic_join(c, WSH_TOPIC_ALL, topic,
+                          hub_conn_topic(c, topic, "", 0), NULL, 0) != 0)
     {
         wsh_conn_close(c, WSH_CLOSE_INTERNAL, "out of memory");
         return;
@@ -310,7 +329,8 @@ hub_open(wsh_conn_t *c, const wsh_request_t *r)
     if (hub_conf()->announce_connections) {
         obj = json_pack("{s:s, s:s}", "type", "user_joined", "id", hc->id);
         if (obj != NULL) {
-            hub_publish(WSH_TOPIC_ALL, hc->realm, hc->realmlen, obj, c, 0);
+            hub_publish(WSH_TOPIC_ALL, topic, hub_conn_topic(c, topic, "", 0),
+                        obj, c, 0);
         }
     }
 }
@@ -319,6 +339,7 @@ static void
 hub_close(wsh_conn_t *c, int code)
 {
     hub_conn_t *hc = wsh_conn_get_data(c);
+    char topic[HUB_TOPIC_MAX];
     json_t *obj;
 
     if (hc == NULL) {
@@ -327,11 +348,12 @@ hub_close(wsh_conn_t *c, int code)
     if (hub_conf()->announce_connections) {
         obj = json_pack("{s:s, s:s}", "type", "user_left", "id", hc->id);
         if (obj != NULL) {
-            hub_publish(WSH_TOPIC_ALL, hc->realm, hc->realmlen, obj, c, 0);
+            hub_publish(WSH_TOPIC_ALL, topic, hub_conn_topic(c, topic, "", 0),
+                        obj, c, 0);
         }
     }
-    while (hc->npending > 0) {
-        json_decref(hc->pending[--hc->npending].id);
+    while (hc->pending != NULL && hc->pending->n > 0) {
+        json_decref(hc->pending->v[--hc->pending->n].id);
     }
     free(hc->pending);
     free(hc);
@@ -457,7 +479,7 @@ hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
         hub_error(c, "Not allowed", "join_room");
         return;
     }
-    tlen = hub_conn_topic(hc, topic, room, len);
+    tlen = hub_conn_topic(c, topic, room, len);
     if (wsh_topic_is_member(c, WSH_TOPIC_ROOM, topic, tlen)) {
         hub_error(c, "Already in room", "join_room");
         return;
@@ -489,7 +511,7 @@ hub_leave_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
         return;
     }
     if (wsh_topic_leave(c, WSH_TOPIC_ROOM, topic,
-                        hub_conn_topic(hc, topic, room, len)) != 0)
+                        hub_conn_topic(c, topic, room, len)) != 0)
     {
         hub_error(c, "Not in room", "leave_room");
         return;
@@ -556,7 +578,7 @@ hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
     const char *type = json_string_value(json_object_get(root, "type"));
     char *text;
 
-    if (hc->npending == HUB_PENDING_MAX) {
+    if (hc->pending != NULL && hc->pending->n == HUB_PENDING_MAX) {
         hub_error(c, "Too many messages waiting for their ack", type);
         return;
     }
@@ -572,7 +594,7 @@ hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
         return;
     }
     if (ack.ticket == 0) {
-        hub_send_ack(c, hc->request_id, NULL);
+        hub_send_ack(c, hub_request_id, NULL);
         return;
     }
     if (hub_wait(c, ack.ticket, HUB_WAIT_ACK) != 0) {
@@ -584,24 +606,28 @@ int
 hub_wait(wsh_conn_t *c, uint64_t ticket, int what)
 {
     hub_conn_t *hc = wsh_conn_get_data(c);
+    hub_pending_list_t *l = hc != NULL ? hc->pending : NULL;
     hub_pending_t *p;
     size_t cap;
 
-    if (hc == NULL || hc->npending == HUB_PENDING_MAX) {
+    if (hc == NULL || (l != NULL && l->n == HUB_PENDING_MAX)) {
         return -1;
     }
-    if (hc->npending == hc->pending_cap) {
-        cap = hc->pending_cap ? hc->pending_cap * 2 : 4;
-        p = realloc(hc->pending, cap * sizeof(*p));
-        if (p == NULL) {
+    if (l == NULL || l->n == l->cap) {
+        cap = l != NULL ? l->cap * 2 : 4;
+        l = realloc(l, sizeof(*l) + cap * sizeof(*p));
+        if (l == NULL) {
             return -1;
         }
-        hc->pending = p;
-        hc->pending_cap = cap;
+        if (hc->pending == NULL) {
+            l->n = 0;
+        }
+        l->cap = cap;
+        hc->pending = l;
     }
-    p = &hc->pending[hc->npending++];
+    p = &l->v[l->n++];
     p->ticket = ticket;
-    p->id = json_incref(hc->request_id);
+    p->id = json_incref(hub_request_id);
     p->what = what;
     return 0;
 }
@@ -610,20 +636,23 @@ bool
 hub_waited(wsh_conn_t *c, uint64_t ticket, int *what, json_t **id)
 {
     hub_conn_t *hc = wsh_conn_get_data(c);
+    hub_pending_list_t *l = hc != NULL ? hc->pending : NULL;
     size_t i;
 
-    if (hc == NULL) {
+    if (l == NULL) {
         return false;
     }
-    for (i = 0; i < hc->npending && hc->pending[i].ticket != ticket; i++) { }
-    if (i == hc->npending) {
+    for (i = 0; i < l->n && l->v[i].ticket != ticket; i++) { }
+    if (i == l->n) {
         return false;
     }
-    *id = hc->pending[i].id;
-    *what = hc->pending[i].what;
-    memmove(&hc->pending[i], &hc->pending[i + 1],
-            (hc->npending - i - 1) * sizeof(*hc->pending));
-    hc->npending--;
+    *id = l->v[i].id;
+    *what = l->v[i].what;
+    memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*l->v));
+    if (--l->n == 0) {
+        free(l);
+        hc->pending = NULL;
+    }
     return true;
 }
 
@@ -678,7 +707,7 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
             hub_error(c, "Not allowed", type);
             return;
         }
-        len = hub_conn_topic(hc, topic, name, len);
+        len = hub_conn_topic(c, topic, name, len);
         name = topic;
         if (!wsh_topic_is_member(c, WSH_TOPIC_ROOM, name, len)) {
             hub_error(c, "Not in room", type);
@@ -694,17 +723,17 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
             hub_error(c, "Invalid target", type);
             return;
         }
-        len = hub_conn_topic(hc, topic, json_string_value(to),
+        len = hub_conn_topic(c, topic, json_string_value(to),
                              json_string_length(to));
         name = topic;
     } else {
         kind = WSH_TOPIC_ALL;
-        name = hc->realm;
-        len = hc->realmlen;
+        len = hub_conn_topic(c, topic, "", 0);
+        name = topic;
     }
     json_object_set_new(root, "from", json_stringn(hc->id, hc->idlen));
     hub_reserve_position(root, kind, name, len);
-    if (hc->request_id == NULL) {
+    if (hub_request_id == NULL) {
         json_incref(root);
         hub_publish(kind, name, len, root, c, 0);
         return;
@@ -712,15 +741,16 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
     hub_relay_acked(c, hc, root, kind, name, len);
 }
 
-/* The request's optional "id", any JSON value but null, echoed in its
- * ack and errors. Not checked further: v1 relayed every field as sent,
- * "id" included, and still does. */
+/* C's request ROOT is being handled: its optional "id", any JSON
+ * value but null, is echoed in its ack and errors. Not checked further:
+ * v1 relayed every field as sent, "id" included, and still does. */
 static void
-hub_request_id(hub_conn_t *hc, json_t *root)
+hub_request(wsh_conn_t *c, json_t *root)
 {
     json_t *id = json_object_get(root, "id");
 
-    hc->request_id = id != NULL && !json_is_null(id) ? id : NULL;
+    hub_request_conn = c;
+    hub_request_id = id != NULL && !json_is_null(id) ? id : NULL;
 }
 
 static void
@@ -752,7 +782,7 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
         return;
     }
     t = json_string_value(type);
-    hub_request_id(hc, root);
+    hub_request(c, root);
     if (strcmp(t, "ping") == 0) {
         hub_send(c, json_pack("{s:s}", "type", "pong"));
     } else if (strcmp(t, "echo") == 0) {
@@ -774,10 +804,8 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
     } else {
         hub_error(c, "Unknown message type", t);
     }
-    hc = wsh_conn_get_data(c);          /* an error may have closed it */
-    if (hc != NULL) {
-        hc->request_id = NULL;
-    }
+    hub_request_conn = NULL;
+    hub_request_id = NULL;
     json_decref(root);
 }
 

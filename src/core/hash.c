@@ -230,6 +230,18 @@ wsh_hash_seed(const uint8_t key[16])
     hash_seeded = true;
 }
 
+/* SipHash-1-3 of the LEN bytes at KEY (NULL is fine when LEN is 0),
+ * the first call in a process drawing the key, as wsh_hash_new() does.
+ * Any process. */
+uint64_t
+wsh_hash_bytes(const void *key, size_t len)
+{
+    if (!hash_seeded) {
+        hash_init_seed();
+    }
+    return hash_siphash(key, len);
+}
+
 /* Create an empty table. The bucket array is allocated by the first put,
  * so an empty table costs one small allocation. The first call in a
  * process draws the hash key.

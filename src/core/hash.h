@@ -24,6 +24,10 @@ typedef struct {
  * that need a reproducible layout. Call before creating any table. */
 void wsh_hash_seed(const uint8_t key[16]);
 
+/* SipHash-1-3 of the LEN bytes at KEY under the process key, for an
+ * index that keeps its entries in its own structures (topic.c). */
+uint64_t wsh_hash_bytes(const void *key, size_t len);
+
 /* New empty table; NULL on ENOMEM. Free with wsh_hash_free(). */
 wsh_hash_t *wsh_hash_new(void);
 

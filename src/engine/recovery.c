@@ -54,6 +54,23 @@ typedef struct {
 static wsh_hash_t *recovery_rooms;  /* room -> recovery_room_t */
 static uint64_t recovery_joins;     /* the last request id given */
 
+/* Joins under way: membership (the pointer's bytes) -> wsh_recovery_t.
+ * Beside the memberships rather than in them: few joins recover at a
+ * time, and a pointer in each membership would cost every connection 8
+ * bytes a room. Each topic counts its own (nrecovering), so a delivery
+ * to a room where none recovers looks nothing up. */
+static wsh_hash_t *recovery_members;
+
+/* M's recovery, or NULL when it is not joining. */
+static wsh_recovery_t *
+recovery_of(const wsh_member_t *m)
+{
+    if (m->topic->nrecovering == 0) {
+        return NULL;
+    }
+    return wsh_hash_get(recovery_members, &m, sizeof(m));
+}
+
 static void
 recovery_list_clear(recovery_list_t *l)
 {
@@ -97,38 +114,50 @@ recovery_list_push(recovery_list_t *l, uint64_t offset,
 int
 wsh_recovery_start(wsh_member_t *m, const wsh_since_t *since, bool history)
 {
-    wsh_recovery_t *r = calloc(1, sizeof(*r));
+    wsh_recovery_t *r;
 
-    if (r == NULL) {
+    if (recovery_members == NULL
+        && (recovery_members = wsh_hash_new()) == NULL)
+    {
+        return WSH_ERROR;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL
+        || wsh_hash_put(recovery_members, &m, sizeof(m), r) != WSH_OK)
+    {
+        free(r);
         return WSH_ERROR;
     }
     r->join = ++recovery_joins;
     r->pos.recovered = since != NULL ? 0 : -1;
     /* Without history there is nothing to ask: the position is known. */
     r->positioned = !history;
-    m->recovery = r;
+    m->topic->nrecovering++;
     return WSH_OK;
 }
 
 uint64_t
 wsh_recovery_join(const wsh_member_t *m)
 {
-    return m->recovery->join;
+    return recovery_of(m)->join;
 }
 
 bool
 wsh_recovery_waiting(const wsh_member_t *m)
 {
-    return m != NULL && m->recovery != NULL && !m->recovery->positioned;
+    wsh_recovery_t *r = m != NULL ? recovery_of(m) : NULL;
+
+    return r != NULL && !r->positioned;
 }
 
 void
 wsh_recovery_free(wsh_member_t *m)
 {
-    wsh_recovery_t *r = m->recovery;
+    wsh_recovery_t *r = recovery_of(m);
 
     if (r != NULL) {
-        m->recovery = NULL;
+        (void) wsh_hash_remove(recovery_members, &m, sizeof(m));
+        m->topic->nrecovering--;
         recovery_list_clear(&r->live);
         recovery_list_clear(&r->queue);
         free(r);
@@ -144,23 +173,28 @@ recovery_overflow(wsh_member_t *m)
     wsh_conn_close(m->owner, WSH_CLOSE_TRY_AGAIN, "history recovery");
 }
 
-void
+bool
 wsh_recovery_live(wsh_member_t *m, uint64_t offset, wsh_shared_frame_t *f)
 {
-    wsh_recovery_t *r = m->recovery;
-    recovery_list_t *l = r->positioned ? &r->queue : &r->live;
+    wsh_recovery_t *r = recovery_of(m);
     uint64_t last;
 
+    if (r == NULL) {
+        return false;
+    }
     if (r->positioned) {
         last = r->queue.n > 0 ? r->queue.v[r->queue.n - 1].offset
                               : r->pos.offset;
         if (offset <= last) {
-            return;             /* already replayed */
+            return true;        /* already replayed */
         }
     }
-    if (recovery_list_push(l, offset, f) != WSH_OK) {
+    if (recovery_list_push(r->positioned ? &r->queue : &r->live, offset, f)
+        != WSH_OK)
+    {
         recovery_overflow(m);
     }
+    return true;
 }
 
 /* The joining membership of CONN_ID in ROOM, or NULL if it is gone or
@@ -178,7 +212,7 @@ recovery_member(const char *room, size_t len, uint64_t conn_id)
     for (q = t->members.next; q != &t->members; q = q->next) {
         m = wsh_queue_data(q, wsh_member_t, topic_link);
         if (wsh_conn_id(m->owner) == conn_id) {
-            return m->recovery != NULL ? m : NULL;
+            return recovery_of(m) != NULL ? m : NULL;
         }
     }
     return NULL;
@@ -190,9 +224,10 @@ wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
     size_t dlen)
 {
     wsh_member_t *m = recovery_member(room, len, conn_id);
+    wsh_recovery_t *r = m != NULL ? recovery_of(m) : NULL;
     wsh_shared_frame_t *f = NULL;
 
-    if (m == NULL || m->recovery->positioned) {
+    if (r == NULL || r->positioned) {
         return;
     }
     /* As the live message was: written by the module of the one that
@@ -202,9 +237,7 @@ wsh_engine_replay(const char *room, size_t len, uint64_t conn_id,
     if (data != NULL) {
         f = wsh_engine_conns->frame(WSH_OPCODE_TEXT, data, dlen);
     }
-    if (f == NULL || recovery_list_push(&m->recovery->queue, offset, f)
-                     != WSH_OK)
-    {
+    if (f == NULL || recovery_list_push(&r->queue, offset, f) != WSH_OK) {
         recovery_overflow(m);
     }
     if (f != NULL) {
@@ -346,11 +379,24 @@ wsh_recovery_room_gone(const char *room, size_t len)
     }
 }
 
+/* A recovery left at exit (a wsh_hash_free callback). */
+static void
+recovery_destroy(void *value)
+{
+    wsh_recovery_t *r = value;
+
+    recovery_list_clear(&r->live);
+    recovery_list_clear(&r->queue);
+    free(r);
+}
+
 void
 wsh_recovery_exit(void)
 {
     wsh_hash_free(recovery_rooms, free);
     recovery_rooms = NULL;
+    wsh_hash_free(recovery_members, recovery_destroy);
+    recovery_members = NULL;
 }
 
 void
@@ -359,8 +405,8 @@ wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
     const char *epoch, size_t elen)
 {
     wsh_member_t *m = recovery_member(room, len, conn_id);
+    wsh_recovery_t *r = m != NULL ? recovery_of(m) : NULL;
     wsh_room_position_t since;
-    wsh_recovery_t *r;
     size_t i;
 
     if (conn_id == 0) {
@@ -373,10 +419,9 @@ wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
         }
         return;
     }
-    if (m == NULL || m->recovery->positioned || elen > WSH_EPOCH_MAX) {
+    if (r == NULL || r->positioned || elen > WSH_EPOCH_MAX) {
         return;
     }
-    r = m->recovery;
     if (join != r->join) {
         /* The answer to a join the connection left before: the replay
          * just received was its, not ours, which follows. */
@@ -416,12 +461,12 @@ wsh_engine_position(const char *room, size_t len, uint64_t conn_id,
 void
 wsh_recovery_finish(wsh_member_t *m)
 {
+    wsh_recovery_t *r = recovery_of(m);
     size_t i;
 
     /* A failed send closes the connection later, never here. */
-    for (i = 0; m->recovery != NULL && i < m->recovery->queue.n; i++) {
-        (void) wsh_engine_conns->deliver(m->owner,
-                                         m->recovery->queue.v[i].f, 0);
+    for (i = 0; r != NULL && i < r->queue.n; i++) {
+        (void) wsh_engine_conns->deliver(m->owner, r->queue.v[i].f, 0);
     }
     wsh_recovery_free(m);
 }
@@ -430,14 +475,16 @@ int
 wsh_topic_position(const wsh_conn_t *c, const char *room, size_t len,
     wsh_room_position_t *pos)
 {
-    wsh_member_t *m = wsh_topic_membership(c, WSH_TOPIC_ROOM, room, len);
+    wsh_member_t *m = wsh_topic_membership(wsh_engine_conns->topics(c),
+                                           WSH_TOPIC_ROOM, room, len);
+    wsh_recovery_t *r = m != NULL ? recovery_of(m) : NULL;
     recovery_room_t *rr;
 
     if (m == NULL) {
         return -1;
     }
-    if (m->recovery != NULL) {
-        *pos = m->recovery->pos;
+    if (r != NULL) {
+        *pos = r->pos;
         return 0;
     }
     memset(pos, 0, sizeof(*pos));
@@ -464,7 +511,7 @@ wsh_topic_positions(const wsh_conn_t *c, void (*cb)(void *arg,
     for (q = topics->next; q != topics; q = q->next) {
         m = wsh_queue_data(q, wsh_member_t, owner_link);
         /* A join still recovering has no position to give yet. */
-        if (m->topic->kind != WSH_TOPIC_ROOM || m->recovery != NULL) {
+        if (m->topic->kind != WSH_TOPIC_ROOM || recovery_of(m) != NULL) {
             continue;
         }
         if (wsh_topic_position(c, m->topic->name, m->topic->len, &pos) == 0

@@ -24,9 +24,9 @@ uint64_t wsh_recovery_join(const wsh_member_t *m);
  * for an earlier join of the same connection. */
 bool wsh_recovery_waiting(const wsh_member_t *m);
 
-/* A live message OFFSET for M, still joining: held, or dropped when the
- * replay has it already. */
-void wsh_recovery_live(wsh_member_t *m, uint64_t offset,
+/* A live message OFFSET for M: false when M is not joining (deliver it),
+ * else held, or dropped when the replay has it already. */
+bool wsh_recovery_live(wsh_member_t *m, uint64_t offset,
     wsh_shared_frame_t *f);
 
 /* After the members hook answered M's join: send what was held, in

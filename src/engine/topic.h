@@ -1,30 +1,39 @@
 /* topic.h -- a worker's pub/sub index: topic <-> local connections.
  *
  * Indexed both ways as in Redis: a topic lists its member connections,
- * and each connection lists its memberships, so joining and leaving are
- * O(1) and a closing connection leaves everything without a search.
+ * and each connection lists its memberships, so a closing connection
+ * leaves everything without a search. A membership is found by walking
+ * both lists at once, so in as many steps as the shorter has: the
+ * connection's topics (a hub client's rooms, at most
+ * max_rooms_per_connection) or the topic's local members. A table of
+ * memberships would make that one lookup, for more memory than a
+ * membership itself.
  */
 #ifndef WSH_TOPIC_H
 #define WSH_TOPIC_H
 
 #include "core/core.h"
 
-typedef struct {
-    wsh_queue_t members;        /* wsh_member_t.topic_link */
-    size_t      nmembers;
-    uint8_t     kind;
-    uint16_t    len;
-    char        name[];
-} wsh_topic_t;
+typedef struct wsh_topic_s wsh_topic_t;
+
+struct wsh_topic_s {
+    wsh_topic_t *next;          /* the index's hash chain */
+    wsh_queue_t  members;       /* wsh_member_t.topic_link */
+    uint32_t     nmembers;
+    /* Room memberships whose presence id this topic's name holds: a
+     * topic out of the index (no member left) lives on for them. */
+    uint32_t     pins;
+    uint32_t     nrecovering;   /* members with a recovery (recovery.c) */
+    uint16_t     len;
+    uint8_t      kind;
+    char         name[];
+};
 
 typedef struct {
     wsh_queue_t  topic_link;
     wsh_queue_t  owner_link;    /* the connection's list */
     wsh_topic_t *topic;
     void        *owner;         /* the connection */
-    struct wsh_recovery_s *recovery; /* joining a history room, or NULL */
-    uint16_t     idlen;         /* presence id, rooms only */
-    char         id[];
 } wsh_member_t;
 
 #define WSH_TOPIC_NAME_MAX 1024
@@ -35,19 +44,26 @@ void wsh_topic_index_free(void);
 /* The topic, or NULL when it has no local member. */
 wsh_topic_t *wsh_topic_find(int kind, const char *name, size_t len);
 
-/* OWNER's membership of a topic, or NULL; O(1). */
-wsh_member_t *wsh_topic_membership(const void *owner, int kind,
+/* The membership of a topic in OWNED (a connection's list), or NULL. */
+wsh_member_t *wsh_topic_membership(const wsh_queue_t *owned, int kind,
     const char *name, size_t len);
 
 /* Add OWNER (whose membership list is OWNED) to a topic, creating it;
- * *first tells whether it is the topic's first local member. NULL on
+ * *first tells whether it is the topic's first local member. ID is the
+ * presence id of a room membership (ignored for other kinds). NULL on
  * ENOMEM. */
 wsh_member_t *wsh_topic_add(wsh_queue_t *owned, void *owner, int kind,
     const char *name, size_t len, const char *id, size_t idlen, bool *first);
 
-/* Remove a membership (the caller frees m); when it was the topic's
- * last, the topic leaves the index, *last is set and the caller frees
- * m->topic after using it. */
+/* The presence id of room membership M ("" without one). */
+const char *wsh_topic_member_id(const wsh_member_t *m, size_t *len);
+
+/* Remove a membership; when it was the topic's last, the topic leaves
+ * the index and *last is set. M, its topic and its id stay readable
+ * until wsh_topic_member_free(M). */
 void wsh_topic_remove(wsh_member_t *m, bool *last);
+
+/* Free removed membership M, and its topic when nothing holds it. */
+void wsh_topic_member_free(wsh_member_t *m);
 
 #endif /* WSH_TOPIC_H */

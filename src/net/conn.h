@@ -37,7 +37,6 @@ struct wsh_conn_s {
         wsh_request_t    *req;          /* HTTP: the request being read */
         wsh_ws_t         *ws;           /* only while a frame is partial */
     };
-    wsh_deflate_t        *deflate;      /* permessage-deflate, or NULL */
 
     uint64_t              bytes_in;
     uint64_t              bytes_out;
@@ -52,11 +51,21 @@ struct wsh_conn_s {
     uint32_t              last_rx;      /* for pong_wait, msec mod 2^32 */
 
     wsh_queue_t           topics;       /* engine memberships */
-    float                 rate_tokens;  /* rate_limit bucket */
-    uint32_t              rate_last;    /* msec mod 2^32 */
     wsh_identity_t       *identity;     /* NULL: not authenticated */
-    wsh_queue_t           pending_link; /* its address's handshakes */
-    struct wsh_pending_ip_s *pending;   /* NULL: not counted (pending.h) */
+    /* The handshake slot (net/pending.h) until the upgrade, then the
+     * WebSocket's: wsh_pending_remove() zeroes the slot in between, and
+     * frees it before the connection is freed. */
+    union {
+        struct {
+            wsh_queue_t   pending_link; /* its address's handshakes */
+            struct wsh_pending_ip_s *pending; /* NULL: not counted */
+        };
+        struct {
+            wsh_deflate_t *deflate;     /* permessage-deflate, or NULL */
+            float         rate_tokens;  /* rate_limit bucket */
+            uint32_t      rate_last;    /* msec mod 2^32 */
+        };
+    };
 
     uint16_t              status;       /* HTTP status of the last answer */
     uint16_t              close_code;

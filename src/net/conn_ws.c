@@ -310,6 +310,9 @@ wsh_conn_upgrade(wsh_conn_t *c, const char *accept)
     wsh_deflate_params_t dp;
     int n;
 
+    /* Out of its handshake slot first: the WebSocket's fields below
+     * share its memory (net/conn.h). */
+    wsh_pending_remove(c);
     ext[0] = '\0';
     if (cf->compression.enabled
         && wsh_handshake_deflate(&cf->compression, c->req, &dp) == WSH_OK)
@@ -329,7 +332,6 @@ wsh_conn_upgrade(wsh_conn_t *c, const char *accept)
     }
     c->status = 101;
     c->state = WSH_CONN_WS;
-    wsh_pending_remove(c);
     c->websocket = 1;
     wsh_worker.nwebsockets++;
     wsh_stat_add(WSH_STAT_CONNECTIONS_ACTIVE, 1);
