@@ -208,6 +208,9 @@ typedef struct {
     wsh_url_t          *urls;
     char              **url_text;
     size_t              nurls;
+    struct sockaddr_storage *sources;   /* --source, connection i's is
+                                         * number i mod nsources */
+    size_t              nsources;
     size_t              conns;
     size_t              pubs;
     size_t              size;

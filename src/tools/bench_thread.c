@@ -306,6 +306,10 @@ conn_start(bench_conn_t *c)
     ctr_add(&t->started, 1);
     c->cl = wsh_client_connect(t->base, &bench_opt.urls[c->url],
                                bench_opt.ssl_ctx, bench_opt.headers,
+                               bench_opt.nsources > 0
+                               ? &bench_opt.sources[c->idx
+                                                    % bench_opt.nsources]
+                               : NULL,
                                &bench_handlers, c);
     if (c->cl == NULL) {
         c->state = CS_DONE;

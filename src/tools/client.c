@@ -37,6 +37,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -86,6 +87,7 @@ struct wsh_client_s {
 
     int                         naddrs;
     int                         addr;           /* index being tried */
+    const struct sockaddr_storage *source;      /* NULL: the kernel's */
     socklen_t                   addrlen[CLIENT_MAX_ADDRS];
     struct sockaddr_storage     addrs[CLIENT_MAX_ADDRS];
 };
@@ -396,14 +398,52 @@ client_io_error(wsh_client_t *cl, const char *prefix, char *buf, size_t len)
     return buf;
 }
 
+/* A socket bound to CL's source address for FAMILY, or -1 (none asked
+ * for, or another family: the kernel chooses). The port is left to the
+ * connect (IP_BIND_ADDRESS_NO_PORT), so that ports are chosen per
+ * 4-tuple: many connections from several local addresses then cost the
+ * kernel a short search each, not one over every port in use. */
+static evutil_socket_t
+client_source_socket(const wsh_client_t *cl, int family)
+{
+    const struct sockaddr_storage *src = cl->source;
+    evutil_socket_t fd;
+    int one = 1;
+
+    if (src == NULL || src->ss_family != family) {
+        return -1;
+    }
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    (void) setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                      sizeof(one));
+    if (bind(fd, (const struct sockaddr *) src,
+             family == AF_INET ? sizeof(struct sockaddr_in)
+                               : sizeof(struct sockaddr_in6)) != 0)
+    {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* A new bufferevent connecting to address number cl->addr. */
 static int
 client_start(wsh_client_t *cl)
 {
     u_char addr[sizeof(struct in6_addr)];
-    evutil_socket_t fd;
+    evutil_socket_t fd, bound;
     SSL *ssl;
     int rc, one = 1;
+
+    bound = client_source_socket(cl, cl->addrs[cl->addr].ss_family);
+    if (cl->source != NULL && bound < 0
+        && cl->source->ss_family == cl->addrs[cl->addr].ss_family)
+    {
+        return WSH_ERROR;       /* the asked address cannot be bound */
+    }
 
     if (cl->url.tls) {
         ssl = SSL_new(cl->ssl_ctx);
@@ -426,15 +466,22 @@ client_start(wsh_client_t *cl)
             SSL_free(ssl);
             return WSH_ERROR;
         }
-        cl->bev = bufferevent_openssl_socket_new(cl->base, -1, ssl,
+        cl->bev = bufferevent_openssl_socket_new(cl->base, bound, ssl,
                       BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
         if (cl->bev == NULL) {
             SSL_free(ssl);
+            if (bound >= 0) {
+                close(bound);
+            }
             return WSH_ERROR;
         }
     } else {
-        cl->bev = bufferevent_socket_new(cl->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        cl->bev = bufferevent_socket_new(cl->base, bound,
+                                         BEV_OPT_CLOSE_ON_FREE);
         if (cl->bev == NULL) {
+            if (bound >= 0) {
+                close(bound);
+            }
             return WSH_ERROR;
         }
     }
@@ -482,7 +529,8 @@ client_send_request(wsh_client_t *cl)
 wsh_client_t *
 wsh_client_connect(struct event_base *base, const wsh_url_t *url,
     SSL_CTX *ssl_ctx, const char *extra_headers,
-    const wsh_client_handlers_t *h, void *arg)
+    const struct sockaddr_storage *source, const wsh_client_handlers_t *h,
+    void *arg)
 {
     struct addrinfo hints, *res = NULL, *ai;
     wsh_client_t *cl;
@@ -500,6 +548,7 @@ wsh_client_connect(struct event_base *base, const wsh_url_t *url,
     cl->h = *h;
     cl->arg = arg;
     cl->url = *url;
+    cl->source = source;
     cl->close_code = 1006;
     wsh_ws_init_client(&cl->ws, CLIENT_MAX_MESSAGE);
 

@@ -13,6 +13,7 @@
 
 #include <openssl/ssl.h>
 #include <event2/event.h>
+#include <sys/socket.h>
 
 typedef struct {
     char     host[256];
@@ -46,10 +47,13 @@ typedef struct {
 
 /* Start connecting. EXTRA_HEADERS (may be NULL) are added to the
  * request verbatim, each ending with CRLF. SSL_CTX is required for
- * wss:// (the caller owns it). Returns NULL on immediate failure. */
+ * wss:// (the caller owns it). SOURCE (may be NULL; port 0) is the
+ * local address to connect from, for the addresses of its family.
+ * Returns NULL on immediate failure. */
 wsh_client_t *wsh_client_connect(struct event_base *base,
     const wsh_url_t *url, SSL_CTX *ssl_ctx, const char *extra_headers,
-    const wsh_client_handlers_t *h, void *arg);
+    const struct sockaddr_storage *source, const wsh_client_handlers_t *h,
+    void *arg);
 
 /* Queue a masked message; -1 if not open. */
 int wsh_client_send(wsh_client_t *cl, int opcode, const void *data,

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -100,6 +102,10 @@ usage(FILE *fp)
 "                            only count deliveries (0)\n"
 "      --join-timeout SEC    subscriptions must be acknowledged within it\n"
 "                            after the last connection opened (30)\n"
+"      --source ADDR[,ADDR...]  connect from these local addresses in turn\n"
+"                            (127.0.0.2,127.0.0.3...: past ~60,000\n"
+"                            connections to one host, one address is\n"
+"                            short of ports)\n"
 "      --room NAME           fanout room, {room} in templates (bench)\n"
 "      --subscribe-template STR   sent by each fanout client once open\n"
 "                            (hub: {\"type\":\"join_room\",\"room\":\n"
@@ -134,7 +140,8 @@ usage(FILE *fp)
 "  wshub-bench fanout -c 2000 ws://node1:8080/ws ws://node2:8080/ws\n"
 "  wshub-bench connect -c 10000 -r 2000 -H 60 -j 2 ws://127.0.0.1:8080/ws\n"
 "  wshub-bench fanout -P 6 -c 1000 --members 99000 --connect-rate 5000 \\\n"
-"      -r 10 -d 10 ws://127.0.0.1:8080/ws\n"
+"      -r 10 -d 10 --source 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 \\\n"
+"      ws://127.0.0.1:8080/ws ws://127.0.0.1:8081/ws\n"
 "  wshub-bench fanout -c 100 --subscribe-template "
 "'{\"sub\":\"{room}\"}' \\\n"
 "      --subscribe-ack '' --publish-template "
@@ -157,10 +164,50 @@ arg_num(const char *name, const char *s, double min, double max)
     return v;
 }
 
+/* --source: a comma-separated list of IPv4 or IPv6 literals. */
+static void
+bench_sources(const char *list)
+{
+    char *copy = strdup(list), *tok, *save = NULL;
+    struct sockaddr_storage *ss;
+    struct sockaddr_in6 *v6;
+    struct sockaddr_in *v4;
+
+    if (copy == NULL) {
+        bench_fatal("out of memory");
+    }
+    for (tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save))
+    {
+        ss = realloc(bench_opt.sources,
+                     (bench_opt.nsources + 1) * sizeof(*ss));
+        if (ss == NULL) {
+            bench_fatal("out of memory");
+        }
+        bench_opt.sources = ss;
+        ss += bench_opt.nsources++;
+        memset(ss, 0, sizeof(*ss));
+        v4 = (struct sockaddr_in *) ss;
+        v6 = (struct sockaddr_in6 *) ss;
+        if (inet_pton(AF_INET, tok, &v4->sin_addr) == 1) {
+            v4->sin_family = AF_INET;
+        } else if (inet_pton(AF_INET6, tok, &v6->sin6_addr) == 1) {
+            v6->sin6_family = AF_INET6;
+        } else {
+            bench_fatal("--source: \"%s\" is not an IPv4 or IPv6 address",
+                        tok);
+        }
+    }
+    free(copy);
+    if (bench_opt.nsources == 0) {
+        bench_fatal("--source: no address given");
+    }
+}
+
 enum {
     OPT_CONNECT_RATE = 256, OPT_ROOM, OPT_SUB, OPT_ACK, OPT_PUB, OPT_SETTLE,
     OPT_DRAIN, OPT_WINDOW, OPT_MAX_LOSS, OPT_HEADER, OPT_BINARY, OPT_JSON,
-    OPT_DEFLATE, OPT_MEMBERS, OPT_JOIN_TIMEOUT
+    OPT_DEFLATE, OPT_MEMBERS, OPT_JOIN_TIMEOUT, OPT_SOURCE
 };
 
 /* Append the request header H to bench_opt.headers (HLEN bytes so far). */
@@ -210,6 +257,7 @@ parse_args(int argc, char **argv)
         { "deflate", no_argument, NULL, OPT_DEFLATE },
         { "members", required_argument, NULL, OPT_MEMBERS },
         { "join-timeout", required_argument, NULL, OPT_JOIN_TIMEOUT },
+        { "source", required_argument, NULL, OPT_SOURCE },
         { NULL, 0, NULL, 0 }
     };
     bool conns_set = false, sub_set = false, ack_set = false;
@@ -349,6 +397,9 @@ parse_args(int argc, char **argv)
         case OPT_JOIN_TIMEOUT:
             bench_opt.join_timeout = arg_num("--join-timeout", optarg, 0.001,
                                              1e6);
+            break;
+        case OPT_SOURCE:
+            bench_sources(optarg);
             break;
         case OPT_BINARY:
             bench_opt.binary = true;

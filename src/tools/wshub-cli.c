@@ -1018,7 +1018,7 @@ cli_connect(cli_t *cli)
      * failure it sees at once is a NULL return. */
     cli->state = CLI_CONNECTING;
     cli->cl = wsh_client_connect(cli->base, &cli->url, cli->ssl_ctx,
-                                 cli->headers, &cli_handlers, cli);
+                                 cli->headers, NULL, &cli_handlers, cli);
     if (cli->cl == NULL) {
         cli_lost(cli, 1006, "cannot resolve the host or start connecting");
     }

@@ -173,6 +173,21 @@ class BenchTest(unittest.TestCase):
         self.assertEqual(out["connections"]["opened"], 50)
         self.assertGreater(out["handshakes_per_s"], 0)
 
+    def test_source_addresses(self):
+        # Connections from the --source addresses in turn, as the
+        # server's access log sees them; a bad address is a usage error.
+        rc, out, err = bench("connect", "-c", "4", "-H", "0.2", "--source",
+                             "127.0.0.2,127.0.0.3", self.url("/ws"))
+        self.assertEqual(rc, 0, err + str(out))
+        self.assertEqual(out["connections"]["opened"], 4)
+        for addr in ("127.0.0.2", "127.0.0.3"):
+            self.srv.wait_log(" %s:" % addr, access=True)
+        p = subprocess.run([BENCH, "connect", "--source", "127.0.0.2,nowhere",
+                            self.url("/ws")], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn('--source: "nowhere" is not an IPv4 or IPv6 address',
+                      p.stderr)
+
     def test_closed_port_fails(self):
         rc, out, err = bench("echo", "-c", "2", "-d", "1",
                              "ws://127.0.0.1:%d/echo" % free_port())
