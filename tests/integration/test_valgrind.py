@@ -59,11 +59,16 @@ class ValgrindTest(unittest.TestCase):
 
     def test_hub_session_has_no_definite_leak(self):
         """Rooms, presence, private messages, the publish API and a
-        dropped member through the master's relay, on two workers."""
+        dropped member through the master's relay, on two workers; a
+        room past its presence_limit, room_members pages and room_count,
+        the presence API, and a member that closes with a page on its
+        way."""
         srv = self.valgrind_server(
-            workers=2, raw_yaml="hub:\n  api_key: 0123456789abcdef\n",
+            workers=2, raw_yaml="hub:\n  api_key: 0123456789abcdef\n"
+            "  rooms:\n    - match: r\n      presence_limit: 1\n",
             endpoints=[{"path": "/ws", "module": "hub"},
-                       {"path": "/api/publish", "module": "hub_api"}])
+                       {"path": "/api/publish", "module": "hub_api"},
+                       {"path": "/api/presence", "module": "hub_presence"}])
         with srv:
             async def session():
                 a = await websockets.connect(srv.url("/ws?id=a"))
@@ -79,9 +84,31 @@ class ValgrindTest(unittest.TestCase):
                 await b.send(json.dumps({"type": "private_message",
                                          "to": "nobody"}))
                 await b.send("not json")
+                for req in ({"type": "room_members", "room": "r",
+                             "limit": 1},
+                            {"type": "room_members", "room": "r",
+                             "cursor": "1"},
+                            {"type": "room_count", "room": "r"},
+                            {"type": "room_members", "room": "r",
+                             "cursor": "x"},
+                            {"type": "room_count", "room": "nope"}):
+                    await b.send(json.dumps(req))
                 await b.send(json.dumps({"type": "leave_room",
                                          "room": "r"}))
                 await asyncio.sleep(1)
+                body = b'{"room":"r","limit":1}'
+                st, _, _ = await asyncio.to_thread(http, srv.port, (
+                    b'POST /api/presence HTTP/1.1\r\nHost: x\r\n'
+                    b'Authorization: apikey 0123456789abcdef\r\n'
+                    b'Content-Length: %d\r\n\r\n%s' % (len(body), body)))
+                self.assertEqual(st, 200)
+                c = await websockets.connect(srv.url("/ws?id=c"))
+                await c.recv()                              # welcome
+                await c.send(json.dumps({"type": "join_room", "room": "r"}))
+                await c.recv()                              # room_joined
+                await c.send(json.dumps({"type": "room_members",
+                                         "room": "r"}))
+                await c.close()                     # its page on the way
                 body = b'{"room":"r","data":{"z":3}}'
                 st, _, _ = await asyncio.to_thread(http, srv.port, (
                     b'POST /api/publish HTTP/1.1\r\nHost: x\r\n'
