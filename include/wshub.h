@@ -680,7 +680,9 @@ int wsh_room_matches(const char *pattern, size_t plen, const char *room,
 /* The request body (POST with Content-Length), or NULL. */
 const char *wsh_request_body(const wsh_request_t *r, size_t *len);
 
-/* Send a complete HTTP response from an http or http_head hook. */
+/* Send a complete HTTP response from an http or http_head hook. Its
+ * Content-Length is LEN; the body is not sent to HEAD, nor with a 304
+ * (pass the 200's body: RFC 9110 wants its length). */
 int  wsh_http_respond(wsh_conn_t *c, int status, const char *content_type,
     const void *body, size_t len);
 /* The same with HEADERS, header lines each ending in CRLF (may be

@@ -57,10 +57,14 @@ rm -f wshub-*.rpm
 make rpm RPMBUILD_FLAGS=--nodeps
 for f in /usr/sbin/wshubd /etc/wshub/wshub.yaml /etc/logrotate.d/wshub \
          /usr/lib/systemd/system/wshub.service /usr/lib/sysusers.d/wshub.conf \
-         /usr/share/man/man8/wshubd.8; do
+         /usr/share/man/man8/wshubd.8 /usr/share/wshub/wshub.js \
+         /usr/share/wshub/wshub.d.ts; do
     rpm -qlp wshub-*.rpm 2>/dev/null | grep -qx "$f" || fail "$f not in the rpm"
 done
 files=$(dpkg-deb -c wshub_*.deb | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }')
+for f in /usr/share/wshub/wshub.js /usr/share/wshub/wshub.d.ts; do
+    printf '%s\n' "$files" | grep -qx "$f" || fail "$f not in the deb"
+done
 
 installed=yes
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./wshub_*.deb

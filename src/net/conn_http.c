@@ -81,8 +81,10 @@ conn_http_respond(wsh_conn_t *c, int status, const char *extra,
 
     /* RFC 9110 section 9.3.2: HEAD gets the head a GET would get, its
      * Content-Length included, and never the body, which the client
-     * would read as the start of the next answer. */
-    if (r != NULL && r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0)
+     * would read as the start of the next answer. Section 15.4.5: nor
+     * does a 304, whose Content-Length is the 200's. */
+    if ((r != NULL && r->method_len == 4
+         && memcmp(r->method, "HEAD", 4) == 0) || status == 304)
     {
         sent = 0;
     }

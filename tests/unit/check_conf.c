@@ -267,7 +267,7 @@ START_TEST(test_load_shipped)
     ck_assert_uint_eq(cf->write_wait, 10000);
     ck_assert_uint_eq(cf->close_timeout, 5000);
     ck_assert_uint_eq(cf->shutdown_timeout, 30000);
-    ck_assert_uint_eq(cf->nendpoints, 6);
+    ck_assert_uint_eq(cf->nendpoints, 7);
     ep = wsh_conf_endpoint(cf, "/ws", 3);
     ck_assert_ptr_nonnull(ep);
     ck_assert_ptr_eq(ep->module, wsh_module_find("hub"));
@@ -315,7 +315,10 @@ START_TEST(test_load_empty)
         ck_assert_uint_eq(cf->write_wait, 10000);
         ck_assert_uint_eq(cf->close_timeout, 5000);
         ck_assert_uint_eq(cf->shutdown_timeout, 30000);
-        ck_assert_uint_eq(cf->nendpoints, 6);
+        ck_assert_uint_eq(cf->nendpoints, 7);
+        ck_assert_str_eq(cf->endpoints[6].path, "/client");
+        ck_assert_ptr_eq(cf->endpoints[6].module, wsh_module_find("client"));
+        ck_assert_uint_eq(cf->endpoints[6].nallow, 0);
         ck_assert_str_eq(cf->endpoints[3].path, "/api/presence");
         ck_assert_ptr_eq(cf->endpoints[3].module,
                          wsh_module_find("hub_presence"));
