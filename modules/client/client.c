@@ -18,6 +18,10 @@
 
 extern const char   wsh_client_wshub_js[];
 extern const size_t wsh_client_wshub_js_len;
+extern const char   wsh_client_index_html[];
+extern const size_t wsh_client_index_html_len;
+extern const char   wsh_client_chat_js[];
+extern const size_t wsh_client_chat_js_len;
 
 /* client: in wshub.yaml. */
 typedef struct {
@@ -48,6 +52,10 @@ typedef struct {
 static client_file_t client_files[] = {
     { "wshub.js", "text/javascript; charset=utf-8", wsh_client_wshub_js,
       &wsh_client_wshub_js_len, 0, "" },
+    { "", "text/html; charset=utf-8", wsh_client_index_html,
+      &wsh_client_index_html_len, 1, "" },
+    { "chat.js", "text/javascript; charset=utf-8", wsh_client_chat_js,
+      &wsh_client_chat_js_len, 1, "" },
 };
 
 extern const wsh_module_t wsh_client_module;
