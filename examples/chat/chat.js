@@ -26,6 +26,7 @@ const rooms = new Map();        /* name -> { room, log, tab, members } */
 let current = null;             /* the room shown */
 let target = null;              /* a member: private messages go to it */
 let seq = 0;
+let trouble = null;             /* a refusal, until a welcome */
 
 const chat = window.chat = { hub, me, recoveries: [], errors: [],
                              status: "connecting", say };
@@ -191,13 +192,16 @@ async function say(text, room = current) {
     }
 }
 
-hub.on("connect", (id) => setStatus("connected as " + id, "up",
-                                    $("#note").textContent));
+hub.on("connect", (id) => {
+    trouble = null;
+    setStatus("connected as " + id, "up", $("#note").textContent);
+});
 hub.on("disconnect", (code) => setStatus("disconnected (" + code + ")",
                                          "down"));
 hub.on("reconnecting", (attempt, delay) => setStatus(
-    "reconnecting… attempt " + attempt + " in " +
-    (delay / 1000).toFixed(1) + " s", "down"));
+    (trouble ? trouble + ": trying again" : "reconnecting… attempt " +
+     attempt) + " in " + (delay / 1000).toFixed(1) + " s",
+    trouble ? "bad" : "down"));
 hub.on("recovered", (room, ok, missed) => {
     const text = ok ? "recovered " + missed + " message" +
                       (missed === 1 ? "" : "s") + " in " + room
@@ -209,6 +213,7 @@ hub.on("recovered", (room, ok, missed) => {
 hub.on("error", (e) => {
     chat.errors.push({ code: e.code, message: e.message });
     if (e.code === "policy" || e.code === "refused" || e.code === "url") {
+        trouble = e.message;
         setStatus(e.message, "bad");
     } else {
         $("#note").textContent = "error: " + e.message;
