@@ -338,13 +338,13 @@ export class WsHub {
         if (this.stopped) {
             return;
         }
-        const url = new URL(this.url, globalThis.location &&
-                                      globalThis.location.href);
-        url.protocol = url.protocol.replace("http", "ws");
-        o.id && url.searchParams.set("id", o.id);
-        token && url.searchParams.set(o.tokenParam || "token", token);
         let opened = false, ws;
         try {
+            const url = new URL(this.url, globalThis.location &&
+                                          globalThis.location.href);
+            url.protocol = url.protocol.replace("http", "ws");
+            o.id && url.searchParams.set("id", o.id);
+            token && url.searchParams.set(o.tokenParam || "token", token);
             ws = this.ws = new this.WebSocket(url.href);
         } catch (e) {
             return this._stop(error("url", "" + e, { cause: e }));

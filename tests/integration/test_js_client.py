@@ -13,8 +13,9 @@ mid-run goes to tests/artifacts/js_client_chat.png.
 
 Two more pages are refused, one by its origin (403), one by its token
 (401): the client must not loop, which the access log tells by its
-handshakes: three, then nothing for the max back-off. Skipped (77) only
-without Chromium.
+handshakes: three, then nothing for the max back-off. The Chromium test
+is skipped only without Chromium; ServedTest checks the endpoint's ETag,
+304 and client.demo with plain HTTP.
 """
 
 import asyncio
@@ -164,6 +165,49 @@ async def history(port):
             if r["type"] == "room_message":
                 out.append([r["offset"], r.get("text")])
         return out
+
+
+def get(port, target, extra=""):
+    return wshub_harness.http(port, (
+        "GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n"
+        % (target, extra)).encode())
+
+
+class ServedTest(unittest.TestCase):
+    """What the client endpoint answers, without a browser."""
+
+    def test_etag_cache_and_demo(self):
+        with open(os.path.join(wshub_harness.SRCDIR, "clients", "js",
+                               "wshub.js"), "rb") as f:
+            lib = f.read()
+        with Server(workers=1, endpoints=[
+                {"path": "/client", "module": "client"}]) as srv:
+            status, h, body = get(srv.port, "/client?wshub.js")
+            self.assertEqual((status, body), (200, lib))
+            self.assertEqual(h["content-type"],
+                             "text/javascript; charset=utf-8")
+            self.assertEqual(h["cache-control"], "public, max-age=3600")
+            self.assertRegex(h["etag"], r'^"[0-9a-f]{16}"$')
+            etag = h["etag"]
+            # a cache buster after "&"; the same file, the same ETag
+            status, h, _ = get(srv.port, "/client?wshub.js&v=2")
+            self.assertEqual((status, h["etag"]), (200, etag))
+            status, h, body = get(srv.port, "/client?wshub.js",
+                                  "If-None-Match: W/%s, \"x\"\r\n" % etag)
+            self.assertEqual((status, body, h["etag"]), (304, b"", etag))
+            self.assertEqual(int(h["content-length"]), len(lib))
+            status, h, body = get(srv.port, "/client")
+            self.assertEqual(status, 200)
+            self.assertIn(b"?chat.js", body)
+            self.assertEqual(get(srv.port, "/client?chat.js")[0], 200)
+            self.assertEqual(get(srv.port, "/client?nope")[0], 404)
+        with Server(workers=1, endpoints=[
+                {"path": "/client", "module": "client"}],
+                raw_yaml="client:\n  demo: off\n  max_age: 0\n") as srv:
+            status, h, _ = get(srv.port, "/client?wshub.js")
+            self.assertEqual((status, h["cache-control"]), (200, "no-cache"))
+            self.assertEqual(get(srv.port, "/client")[0], 404)
+            self.assertEqual(get(srv.port, "/client?chat.js")[0], 404)
 
 
 @unittest.skipUnless(CHROMIUM, "chromium is not installed")

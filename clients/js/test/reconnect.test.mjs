@@ -191,3 +191,15 @@ test("close() stops; requests made meanwhile fail", async (tc) => {
     t.tick(60000);
     assert.equal(t.sockets.length, 1);
 });
+
+test("a URL no WebSocket can take stops with an error", async (tc) => {
+    const t = await hub(tc);
+    t.hub.close();
+    t.hub.url = "/ws";          /* relative, and no page to resolve it */
+    t.hub.connect();
+    await settle();
+    assert.equal(t.named("error").at(-1)[1].code, "url");
+    assert.equal(t.sockets.length, 1);
+    t.tick(60000);
+    assert.equal(t.sockets.length, 1);
+});
