@@ -49,17 +49,20 @@ def documented_publish():
 
 
 class Redis:
-    """A throw-away redis-server on 127.0.0.1:PORT, no persistence."""
+    """A throw-away redis-server on 127.0.0.1:PORT, no persistence; ARGS
+    are more of its options ("--replicaof", "127.0.0.1", "6379")."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, args=()):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="wshub-redis-")
+        self.args = list(args)
         self.proc = None
 
     def start(self):
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
+             "--save", "", "--appendonly", "no", "--dir", self.dir]
+            + self.args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.cli("PING") == "PONG", 10, "redis-server")
         return self

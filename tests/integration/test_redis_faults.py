@@ -388,7 +388,9 @@ class TestBreaker(RedisTestCase):
         self.assertEqual(doc["status"], "ok")
         self.assertEqual(doc["engine"], {"type": "redis", "up": True,
                                          "breaker": "closed",
-                                         "reconnects": 0, "failures": 0})
+                                         "reconnects": 0, "failures": 0,
+                                         "address": "127.0.0.1:%d"
+                                                    % self.redis.port})
         log = srv.log()
         self.assertEqual(log.count("redis circuit breaker closed"), 1, log)
 
