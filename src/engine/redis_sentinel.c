@@ -185,13 +185,27 @@ sentinel_ask_again(void)
     evtimer_add(sentinel_ask.timer, &now);
 }
 
+/* Hand each connection waiting for the answer to GO. */
+static void
+sentinel_ask_done(void (*go)(redis_conn_t *rc))
+{
+    redis_conn_t *rc;
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        rc = sentinel_ask.waiting[i];
+        if (rc != NULL) {
+            sentinel_ask.waiting[i] = NULL;
+            go(rc);
+        }
+    }
+}
+
 static void
 sentinel_ask_failed(void)
 {
     const wsh_conf_engine_t *e = redis_conf();
     wsh_msec_t now = wsh_monotonic_msec();
-    redis_conn_t *rc;
-    size_t i;
 
     if (sentinel_ask.logged == 0
         || now - sentinel_ask.logged >= SENTINEL_LOG_EVERY)
@@ -201,13 +215,7 @@ sentinel_ask_failed(void)
                 e->sentinel_master, sentinel_ask.err);
         sentinel_ask.logged = now;
     }
-    for (i = 0; i < 2; i++) {
-        rc = sentinel_ask.waiting[i];
-        if (rc != NULL) {
-            sentinel_ask.waiting[i] = NULL;
-            redis_connect_failed(rc);
-        }
-    }
+    sentinel_ask_done(redis_connect_failed);
 }
 
 static void
@@ -285,9 +293,6 @@ sentinel_ask_next(void)
 static void
 sentinel_ask_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    redis_conn_t *rc;
-    size_t i;
-
     (void) fd;
     (void) what;
     (void) arg;
@@ -303,13 +308,7 @@ sentinel_ask_timer_cb(evutil_socket_t fd, short what, void *arg)
     sentinel_ask.found = false;
     sentinel_ask.logged = 0;
     sentinel_use(sentinel_ask.host, sentinel_ask.port);
-    for (i = 0; i < 2; i++) {
-        rc = sentinel_ask.waiting[i];
-        if (rc != NULL) {
-            sentinel_ask.waiting[i] = NULL;
-            redis_connect_to(rc);
-        }
-    }
+    sentinel_ask_done(redis_connect_to);
 }
 
 /* ---- ROLE --------------------------------------------------------------- */
@@ -333,13 +332,16 @@ sentinel_role_cb(redisAsyncContext *ac, void *r, void *privdata)
         redis_setup(rc);
         return;
     }
-    snprintf(what, sizeof(what), "not the master of %s (ROLE: %s), asking "
-             "the sentinels again", redis_conf()->sentinel_master,
-             reply->type == REDIS_REPLY_ERROR ? reply->str
-             : reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
-               && reply->element[0]->type == REDIS_REPLY_STRING
-             ? reply->element[0]->str : "?");
-    redis_log_failure(rc, "ROLE", what);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        redis_log_failure(rc, "ROLE", reply->str);
+    } else {
+        snprintf(what, sizeof(what), "not the master of %s (ROLE: %s), "
+                 "asking the sentinels again", redis_conf()->sentinel_master,
+                 reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
+                 && reply->element[0]->type == REDIS_REPLY_STRING
+                 ? reply->element[0]->str : "?");
+        redis_log_failure(rc, "ROLE", what);
+    }
     redis_breaker_failed(rc);
     redisAsyncDisconnect(ac);   /* allowed in a reply callback */
 }

@@ -128,6 +128,8 @@ async def wait_connected(redis, n, timeout=15):
         await asyncio.sleep(0.05)
 
 
+
+
 async def chat_once(sender, others, room, text, quiet=1.0):
     """SENDER says TEXT in ROOM: every one of OTHERS gets it exactly
     once, the sender never."""
@@ -137,6 +139,24 @@ async def chat_once(sender, others, room, text, quiet=1.0):
         assert m["from"] == sender.id, m
     extra = await all_quiet(others + [sender], quiet)
     assert not extra, "duplicates or echoes: %r" % extra
+
+
+async def meet(redis, pa, pb, room):
+    """alice on PA's node joins ROOM, then bob on PB's: each knows the
+    other, both nodes are subscribed in REDIS, and what each says reaches
+    the other exactly once, never back to the sender. (alice, bob)."""
+    chan = "wshub:room:/ws#" + room         # realm /ws, the path
+    a1 = await pa.open("alice")
+    b1 = await pb.open("bob")
+    await join(a1, room, ["alice"])
+    await wait_subscribed(redis, chan, 1)
+    m = await join(b1, room)
+    assert sorted(m["members"]) == ["alice", "bob"], m
+    await a1.expect("user_joined_room", room=room, userId="bob")
+    await wait_subscribed(redis, chan, 2)
+    await chat_once(a1, [b1], room, "from a")
+    await chat_once(b1, [a1], room, "from b")
+    return a1, b1
 
 
 class RedisTestCase(unittest.TestCase):
@@ -171,21 +191,9 @@ class TestAcrossNodes(RedisTestCase):
         self.redis.start()
         a, b = self.start_node(), self.start_node()
         room = "lobby"
-        chan = "wshub:room:/ws#" + room         # realm /ws, the path
 
         async def body(pa, pb):
-            a1 = await pa.open("alice")
-            b1 = await pb.open("bob")
-            await join(a1, room, ["alice"])
-            await wait_subscribed(self.redis, chan, 1)
-            m = await join(b1, room)
-            assert sorted(m["members"]) == ["alice", "bob"], m
-            await a1.expect("user_joined_room", room=room, userId="bob")
-            await wait_subscribed(self.redis, chan, 2)
-
-            # Exactly once, never back to the sender, both directions.
-            await chat_once(a1, [b1], room, "from a")
-            await chat_once(b1, [a1], room, "from b")
+            a1, b1 = await meet(self.redis, pa, pb, room)
 
             # A third member on node a: the list spans nodes.
             a2 = await pa.open("carol")

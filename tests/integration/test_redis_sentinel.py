@@ -43,11 +43,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
-from wshub_harness import (Server, WSHUBD, arun, connect,  # noqa: E402
-                           free_port, recv_json, recv_type, wait_for)
+from wshub_harness import (Server, WSHUBD, arun, free_port,  # noqa: E402
+                           wait_for)
 from test_hub import join  # noqa: E402
+import test_lossless  # noqa: E402
 from test_redis import (REDIS_CLI, Redis, RedisTestCase,  # noqa: E402
-                        chat_once, wait_subscribed)
+                        chat_once, meet, wait_subscribed)
 
 REDIS_SENTINEL = "/usr/bin/redis-sentinel"
 NAME = "mymaster"
@@ -106,11 +107,6 @@ class Sentinel:
             self.proc.wait(timeout=10)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def role(port):
-    out = cli(port, "ROLE").split("\n")
-    return out[0] if out else ""
 
 
 def clients(port):
@@ -211,16 +207,7 @@ class TestThroughSentinel(SentinelTestCase):
         chan = "wshub:room:/ws#" + room
 
         async def body(pa, pb):
-            a1 = await pa.open("alice")
-            b1 = await pb.open("bob")
-            await join(a1, room, ["alice"])
-            await wait_subscribed(self.redis, chan, 1)
-            m = await join(b1, room)
-            self.assertEqual(sorted(m["members"]), ["alice", "bob"])
-            await a1.expect("user_joined_room", room=room, userId="bob")
-            await wait_subscribed(self.redis, chan, 2)
-            await chat_once(a1, [b1], room, "from a")
-            await chat_once(b1, [a1], room, "from b")
+            a1, b1 = await meet(self.redis, pa, pb, room)
             await b1.send({"type": "private_message", "to": "alice",
                            "text": "psst"})
             m = await a1.expect("private_message", text="psst")
@@ -262,45 +249,28 @@ class TestThroughSentinel(SentinelTestCase):
             self.assertNotIn("is not the master", n.log())
 
 
-class Member:
-    """A member of a room with history as a careful client is: it
-    rejoins with since when told (room_reset), and records every
-    delivery by (epoch, offset)."""
+class Member(test_lossless.Member):
+    """test_lossless's careful member, which also keeps every delivery
+    of a position, when each message first came, and the answers to
+    its rejoins."""
 
     def __init__(self, srv, name, room):
-        self.srv, self.name, self.room = srv, name, room
+        super().__init__(srv, name, room)
         self.got = {}               # (epoch, offset) -> [n, ...]
         self.first = {}             # n -> time of its first delivery
-        self.resets = 0
         self.rejoins = []           # room_joined answers to since
         self.joined = asyncio.Event()
 
-    async def run(self, stop):
-        ws = await connect(self.srv.url("/ws?id=" + self.name),
-                           max_queue=None)
-        await recv_type(ws, "welcome")
-        await ws.send(json.dumps({"type": "join_room", "room": self.room}))
-        quiet = False           # a second without messages after STOP
-        while not quiet:
-            try:
-                msg = await recv_json(ws, 1)
-            except asyncio.TimeoutError:
-                quiet = stop.is_set()
-                continue
-            if msg["type"] == "room_joined":
-                if self.joined.is_set():
-                    self.rejoins.append(msg)
-                self.joined.set()
-            elif msg["type"] == "room_message":
-                key = (msg["epoch"], msg["offset"])
-                self.got.setdefault(key, []).append(msg["n"])
-                self.first.setdefault(msg["n"], time.monotonic())
-            elif msg["type"] == "room_reset":
-                self.resets += 1
-                await ws.send(json.dumps({"type": "join_room",
-                                          "room": self.room,
-                                          "since": msg["since"]}))
-        await ws.close()
+    def on_joined(self, msg):
+        super().on_joined(msg)
+        if self.joined.is_set():
+            self.rejoins.append(msg)
+        self.joined.set()
+
+    def on_message(self, msg):
+        key = (msg["epoch"], msg["offset"])
+        self.got.setdefault(key, []).append(msg["n"])
+        self.first.setdefault(msg["n"], time.monotonic())
 
 
 def publish(srv, conn, n):
@@ -405,11 +375,7 @@ class TestFailover(SentinelTestCase):
             finally:
                 done.set()
                 await asyncio.to_thread(pub.join, 70)
-            last = max(acked, key=lambda k: acked[k])
-            for _ in range(200):
-                if all(last in m.got for m in members):
-                    break
-                await asyncio.sleep(0.05)
+            await test_lossless.until_all_got(members, acked, 10)
             stop.set()
             await asyncio.gather(*tasks)
         arun(go(), timeout=90)
