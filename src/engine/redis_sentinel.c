@@ -134,23 +134,24 @@ static void
 sentinel_use(const char *host, unsigned port)
 {
     const char *name = redis_conf()->sentinel_master;
+    bool first = redis_host[0] == '\0';
 
     if (strcmp(host, redis_host) == 0 && port == redis_port) {
         return;
     }
-    if (redis_host[0] == '\0') {
+    if (first) {
         wsh_log(WSH_LOG_NOTICE, "redis master of %s is %s:%u", name, host,
                 port);
-        snprintf(redis_host, sizeof(redis_host), "%s", host);
-        redis_port = port;
-        return;
+    } else {
+        wsh_log(WSH_LOG_NOTICE, "redis master of %s is now %s:%u (was "
+                "%s:%u)", name, host, port, redis_host, redis_port);
     }
-    wsh_log(WSH_LOG_NOTICE, "redis master of %s is now %s:%u (was %s:%u)",
-            name, host, port, redis_host, redis_port);
     snprintf(redis_host, sizeof(redis_host), "%s", host);
     redis_port = port;
-    redis_breaker_reset();
-    redis_restart();
+    if (!first) {
+        redis_breaker_reset();
+        redis_restart();
+    }
 }
 
 /* ---- the question ------------------------------------------------------- */
