@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define WSHUB_API_VERSION 2
+#define WSHUB_API_VERSION 3
 
 typedef struct wsh_conn_s    wsh_conn_t;
 typedef struct wsh_request_s wsh_request_t;
@@ -489,6 +489,9 @@ typedef struct {
                                  * the engine has no circuit breaker */
     uint64_t    engine_reconnects;  /* engine connections re-established */
     unsigned    engine_failures;    /* failed engine connects in a row */
+    const char *engine_address; /* the engine's server in use, "HOST:PORT"
+                                 * or a UNIX socket; NULL: none (local,
+                                 * or the sentinels not asked yet) */
 } wsh_server_info_t;
 
 void wsh_server_info(wsh_server_info_t *info);

@@ -41,7 +41,8 @@ if command -v apt-get >/dev/null 2>&1; then
         libssl-dev libhiredis-dev libjansson-dev libcyaml-dev libyaml-dev
         zlib1g-dev libedit-dev libjwt-dev"
     test="check python3 python3-websockets python3-prometheus-client
-        redis-server valgrind mandoc curl xz-utils chromium openssl iproute2"
+        redis-server redis-sentinel valgrind mandoc curl xz-utils chromium
+        openssl iproute2"
     pkgs=$build
     [ "$test_deps" = yes ] && pkgs="$pkgs $test"
     # systemd for systemd-analyze verify; python3-websockets and man-db

@@ -81,7 +81,7 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     obj = json_pack("{s:s, s:s, s:f, s:{s:s, s:s}, s:{s:f, s:s, s:s, s:i, "
-                    "s:i, s:I, s:i, s:I}, s:{s:s, s:b, s:s?, s:I, s:i}}",
+                    "s:i, s:I, s:i, s:I}, s:{s:s, s:b, s:s?, s:I, s:i, s:s?}}",
                     "status", status, "timestamp", stamp,
                     "duration", (double) (t1.tv_sec - t0.tv_sec)
                                 + (t1.tv_nsec - t0.tv_nsec) / 1e9,
@@ -101,7 +101,8 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
                     "type", info.engine, "up", info.engine_up,
                     "breaker", info.engine_breaker,
                     "reconnects", (json_int_t) info.engine_reconnects,
-                    "failures", (int) info.engine_failures);
+                    "failures", (int) info.engine_failures,
+                    "address", info.engine_address);
     text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6))
                : NULL;
     json_decref(obj);

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/module.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -61,6 +62,13 @@ typedef struct {
 } conf_raw_limits_t;
 
 typedef struct {
+    char     *master;
+    char    **addresses;
+    unsigned  addresses_count;
+    char     *password;
+} conf_raw_sentinel_t;
+
+typedef struct {
     char *host;
     char *port;
     char *unix_socket;
@@ -75,6 +83,7 @@ typedef struct {
     char *presence_ttl;
     char *breaker_failures;
     char *breaker_open;
+    conf_raw_sentinel_t *sentinel;
 } conf_raw_redis_t;
 
 typedef struct {
@@ -161,6 +170,14 @@ static const cyaml_schema_value_t conf_endpoint_schema = {
                         conf_endpoint_fields),
 };
 
+static const cyaml_schema_field_t conf_sentinel_fields[] = {
+    CONF_STR("master", conf_raw_sentinel_t, master, CYAML_FLAG_DEFAULT),
+    CYAML_FIELD_SEQUENCE("addresses", CYAML_FLAG_POINTER, conf_raw_sentinel_t,
+                         addresses, &conf_string_schema, 1, 64),
+    CONF_STR("password", conf_raw_sentinel_t, password, CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_END
+};
+
 #define CONF_REDIS(key) \
     CONF_STR(#key, conf_raw_redis_t, key, CYAML_FLAG_OPTIONAL)
 
@@ -179,6 +196,8 @@ static const cyaml_schema_field_t conf_redis_fields[] = {
     CONF_REDIS(presence_ttl),
     CONF_REDIS(breaker_failures),
     CONF_REDIS(breaker_open),
+    CYAML_FIELD_MAPPING_PTR("sentinel", CYAML_FLAG_OPTIONAL, conf_raw_redis_t,
+                            sentinel, conf_sentinel_fields),
     CYAML_FIELD_END
 };
 
@@ -440,6 +459,86 @@ conf_node_id(conf_ctx_t *ctx)
     return wsh_conf_strdup(ctx, id);
 }
 
+/* A sentinel's "HOST:PORT" or "[IPV6]:PORT" into S (host allocated). */
+static int
+conf_sentinel_address(const char *text, wsh_conf_sentinel_t *s)
+{
+    const char *colon = strrchr(text, ':'), *host = text;
+    unsigned long port;
+    size_t hlen;
+    char *end;
+
+    if (colon == NULL || !isdigit((unsigned char) colon[1])) {
+        return WSH_ERROR;
+    }
+    hlen = (size_t) (colon - text);
+    if (text[0] == '[') {
+        if (hlen < 3 || text[hlen - 1] != ']') {
+            return WSH_ERROR;
+        }
+        host++;
+        hlen -= 2;
+    } else if (memchr(text, ':', hlen) != NULL) {
+        return WSH_ERROR;       /* an IPv6 address without brackets */
+    }
+    errno = 0;
+    port = strtoul(colon + 1, &end, 10);
+    if (hlen == 0 || strcspn(host, " \t[]") < hlen || *end != '\0'
+        || errno != 0 || port < 1 || port > 65535)
+    {
+        return WSH_ERROR;
+    }
+    s->host = strndup(host, hlen);
+    s->port = (unsigned) port;
+    return s->host != NULL ? WSH_OK : WSH_ERROR;
+}
+
+/* engine.redis.sentinel: the sentinels name the server, so host, port
+ * and unix_socket would only be read by mistake. */
+static void
+conf_sentinel(conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
+{
+    conf_raw_sentinel_t *s = r->sentinel;
+    char path[64];
+    size_t i;
+
+    if (wsh_conf_is_set(r->host) || wsh_conf_is_set(r->port)
+        || wsh_conf_is_set(r->unix_socket))
+    {
+        wsh_conf_value_error(ctx, wsh_conf_is_set(r->unix_socket)
+                             ? "engine.redis.unix_socket"
+                             : wsh_conf_is_set(r->host) ? "engine.redis.host"
+                             : "engine.redis.port", "not used with "
+                             "sentinel, which names the master: remove it");
+        return;
+    }
+    if (!wsh_conf_is_set(s->master)) {
+        wsh_conf_value_error(ctx, "engine.redis.sentinel.master", "the name "
+                             "of the master the sentinels monitor is "
+                             "missing");
+        return;
+    }
+    e->sentinels = calloc(s->addresses_count, sizeof(*e->sentinels));
+    if (e->sentinels == NULL) {
+        wsh_conf_error(ctx, 1, 1, "out of memory");
+        return;
+    }
+    for (i = 0; i < s->addresses_count; i++) {
+        if (conf_sentinel_address(s->addresses[i], &e->sentinels[i])
+            != WSH_OK)
+        {
+            snprintf(path, sizeof(path), "engine.redis.sentinel.addresses[%zu]",
+                     i);
+            wsh_conf_value_error(ctx, path, "invalid address \"%s\" (use "
+                                 "HOST:PORT or [IPv6]:PORT)", s->addresses[i]);
+            return;
+        }
+        e->nsentinels++;
+    }
+    e->sentinel_master = wsh_conf_strdup(ctx, s->master);
+    e->sentinel_password = conf_strdup_or(ctx, s->password, NULL);
+}
+
 static void
 conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
 {
@@ -499,6 +598,9 @@ conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
         wsh_conf_value_error(ctx, "engine.redis.reconnect_max", "must not be "
                          "shorter than reconnect_min");
     }
+    if (r->sentinel != NULL) {
+        conf_sentinel(ctx, r, e);
+    }
 }
 
 static void
@@ -510,6 +612,12 @@ conf_engine_free(wsh_conf_engine_t *e)
     free(e->user);
     free(e->password);
     free(e->prefix);
+    while (e->nsentinels > 0) {
+        free(e->sentinels[--e->nsentinels].host);
+    }
+    free(e->sentinels);
+    free(e->sentinel_master);
+    free(e->sentinel_password);
 }
 
 /* user/group: looked up now, so a typo fails "wshubd -t" with its line

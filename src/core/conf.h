@@ -78,6 +78,12 @@ typedef struct {
     size_t              worker_send_buffer;     /* output of one worker */
 } wsh_conf_limits_t;
 
+/* A Redis Sentinel (engine.redis.sentinel.addresses). */
+typedef struct {
+    char               *host;
+    unsigned            port;
+} wsh_conf_sentinel_t;
+
 /* The engine section (engine:). */
 typedef struct {
     bool                redis;             /* type: redis, else local */
@@ -98,6 +104,11 @@ typedef struct {
     wsh_msec_t          presence_ttl;
     unsigned            breaker_failures;  /* 0: no circuit breaker */
     wsh_msec_t          breaker_open;
+    char               *sentinel_master;   /* NULL: no Sentinel, host and
+                                            * port name the server */
+    wsh_conf_sentinel_t *sentinels;
+    size_t              nsentinels;
+    char               *sentinel_password; /* NULL: no AUTH to them */
 } wsh_conf_engine_t;
 
 /* The tls section: the certificate of every "ADDRESS tls" listener. */

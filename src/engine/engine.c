@@ -81,6 +81,7 @@ wsh_engine_info(wsh_server_info_t *info)
     info->engine_breaker = NULL;
     info->engine_reconnects = 0;
     info->engine_failures = 0;
+    info->engine_address = NULL;
     if (engine != NULL && engine->info != NULL) {
         engine->info(info);
     }

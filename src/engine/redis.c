@@ -25,7 +25,8 @@
  * a hiredis callback; ac->data is NULL once we let go of a context and
  * every callback then returns.
  *
- * The circuit breaker is in redis_breaker.c.
+ * The circuit breaker is in redis_breaker.c; with engine.redis.sentinel
+ * the server is the master the sentinels name (redis_sentinel.c).
  */
 #include "engine/redis.h"
 #include "engine/recovery.h"
@@ -53,6 +54,8 @@ redis_conn_t  redis_cmd = { .name = "command" };
 bool          redis_exiting;
 char          redis_tag[128];
 size_t        redis_taglen;
+char          redis_host[256];
+unsigned      redis_port;
 
 static bool redis_up(void);
 
@@ -141,13 +144,14 @@ redis_envelope(char *buf)
 
 /* ---- connections -------------------------------------------------------- */
 
-static void
+/* RC failed at WHAT (connect, AUTH...) for ERR: logged once per
+ * REDIS_LOG_EVERY while it stays down, not at every retry. */
+void
 redis_log_failure(redis_conn_t *rc, const char *what, const char *err)
 {
     wsh_msec_t now = wsh_monotonic_msec();
     const wsh_conf_engine_t *e = redis_conf();
 
-    /* Once per REDIS_LOG_EVERY while it stays down: not at every retry. */
     if (rc->logged != 0 && now - rc->logged < REDIS_LOG_EVERY) {
         return;
     }
@@ -157,7 +161,7 @@ redis_log_failure(redis_conn_t *rc, const char *what, const char *err)
                 rc->name, e->unix_socket, what, err);
     } else {
         wsh_log(WSH_LOG_ERR, "redis %s connection to %s:%u: %s: %s, "
-                "retrying", rc->name, e->host, e->port, what, err);
+                "retrying", rc->name, redis_host, redis_port, what, err);
     }
 }
 
@@ -213,9 +217,10 @@ redis_lost(redis_conn_t *rc)
     redis_schedule(rc);
 }
 
-/* Let go of a live context from outside hiredis callbacks (a timer):
- * free it now, its pending callbacks see ac->data == NULL. */
-static void
+/* Let go of a live context from outside its own hiredis callbacks (a
+ * timer, another context's reply): free it now, its pending callbacks
+ * see ac->data == NULL. */
+void
 redis_drop(redis_conn_t *rc)
 {
     redisAsyncContext *ac = rc->ac;
@@ -344,8 +349,6 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
         redis_lost(rc);
         return;
     }
-    rc->state = REDIS_UP;
-    wsh_stat_set(WSH_STAT_ENGINE_UP, redis_up());
     (void) redisEnableKeepAlive(&ac->c);
     if (e->password != NULL) {
         if (e->user != NULL) {
@@ -357,6 +360,23 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
         }
         redis_sent(rc);
     }
+    if (e->sentinel_master != NULL) {
+        redis_sentinel_role(rc);    /* redis_setup once it is the master */
+        return;
+    }
+    redis_setup(rc);
+}
+
+/* RC is connected (and authenticated, AUTH being ahead in the
+ * pipeline) to the server to use: up, and set up. */
+void
+redis_setup(redis_conn_t *rc)
+{
+    const wsh_conf_engine_t *e = redis_conf();
+    redisAsyncContext *ac = rc->ac;
+
+    rc->state = REDIS_UP;
+    wsh_stat_set(WSH_STAT_ENGINE_UP, redis_up());
     if (rc == &redis_cmd && e->db != 0) {
         redisAsyncCommand(ac, redis_setup_cb, "SELECT", "SELECT %u", e->db);
         redis_sent(rc);
@@ -389,56 +409,116 @@ redis_timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void
-redis_connect(redis_conn_t *rc)
+/* A hiredis context connecting to HOST:PORT, or to the UNIX socket
+ * PATH when not NULL, attached to the worker's loop; NULL with the
+ * reason in ERR. For the Redis server and the sentinels. */
+redisAsyncContext *
+redis_open(const char *host, unsigned port, const char *path, char *err,
+    size_t len)
 {
-    const wsh_conf_engine_t *e = redis_conf();
     redisAsyncContext *ac;
-    struct timeval tv;
 
-    tv.tv_sec = (time_t) (e->connect_timeout / 1000);
-    tv.tv_usec = (suseconds_t) (e->connect_timeout % 1000) * 1000;
 #if HIREDIS_MAJOR >= 1
     {
+        const wsh_conf_engine_t *e = redis_conf();
         redisOptions opt;
+        struct timeval tv;
 
+        tv.tv_sec = (time_t) (e->connect_timeout / 1000);
+        tv.tv_usec = (suseconds_t) (e->connect_timeout % 1000) * 1000;
         memset(&opt, 0, sizeof(opt));
-        if (e->unix_socket != NULL) {
-            REDIS_OPTIONS_SET_UNIX(&opt, e->unix_socket);
+        if (path != NULL) {
+            REDIS_OPTIONS_SET_UNIX(&opt, path);
         } else {
-            REDIS_OPTIONS_SET_TCP(&opt, e->host, (int) e->port);
+            REDIS_OPTIONS_SET_TCP(&opt, host, (int) port);
         }
         opt.connect_timeout = &tv;
         ac = redisAsyncConnectWithOptions(&opt);
     }
 #else
-    ac = e->unix_socket != NULL ? redisAsyncConnectUnix(e->unix_socket)
-                                : redisAsyncConnect(e->host, (int) e->port);
+    ac = path != NULL ? redisAsyncConnectUnix(path)
+                      : redisAsyncConnect(host, (int) port);
 #endif
     if (ac == NULL || ac->err) {
-        redis_log_failure(rc, "connect", ac ? ac->errstr : strerror(ENOMEM));
-        redis_breaker_failed(rc);
+        snprintf(err, len, "%s", ac ? ac->errstr : strerror(ENOMEM));
         if (ac != NULL) {
             redisAsyncFree(ac);
         }
-        redis_schedule(rc);
+        return NULL;
+    }
+    if (redisLibeventAttach(ac, wsh_worker.base) != REDIS_OK) {
+        snprintf(err, len, "redisLibeventAttach() failed");
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    return ac;
+}
+
+/* With Sentinel, ask for the master first (redis_sentinel.c), which
+ * then calls redis_connect_to or redis_connect_failed. */
+static void
+redis_connect(redis_conn_t *rc)
+{
+    if (redis_conf()->sentinel_master != NULL) {
+        rc->state = REDIS_CONNECTING;
+        redis_sentinel_resolve(rc);
+        return;
+    }
+    redis_connect_to(rc);
+}
+
+/* Connect RC to the server in use, redis_host:redis_port (or the
+ * UNIX socket). */
+void
+redis_connect_to(redis_conn_t *rc)
+{
+    const wsh_conf_engine_t *e = redis_conf();
+    redisAsyncContext *ac;
+    struct timeval tv;
+    char err[128];
+
+    ac = redis_open(redis_host, redis_port, e->unix_socket, err, sizeof(err));
+    if (ac == NULL) {
+        redis_log_failure(rc, "connect", err);
+        redis_connect_failed(rc);
         return;
     }
     ac->data = rc;
-    if (redisLibeventAttach(ac, wsh_worker.base) != REDIS_OK) {
-        ac->data = NULL;
-        redisAsyncFree(ac);
-        redis_log_failure(rc, "connect", "redisLibeventAttach() failed");
-        redis_schedule(rc);
-        return;
-    }
     redisAsyncSetConnectCallback(ac, redis_connect_cb);
     redisAsyncSetDisconnectCallback(ac, redis_disconnect_cb);
     rc->ac = ac;
     rc->ready = false;
     rc->state = REDIS_CONNECTING;
     rc->pending = 0;
+    tv.tv_sec = (time_t) (e->connect_timeout / 1000);
+    tv.tv_usec = (suseconds_t) (e->connect_timeout % 1000) * 1000;
     evtimer_add(rc->timer, &tv);
+}
+
+/* RC could not connect (logged): retry after the back-off. */
+void
+redis_connect_failed(redis_conn_t *rc)
+{
+    redis_breaker_failed(rc);
+    redis_schedule(rc);
+}
+
+/* The server to use changed (a failover): let go of the old one and
+ * connect at once, whatever the back-off had reached. */
+void
+redis_restart(void)
+{
+    redis_conn_t *conns[2] = { &redis_sub, &redis_cmd };
+    struct timeval now = { 0, 0 };
+    size_t i;
+
+    for (i = 0; i < 2 && !redis_exiting; i++) {
+        redis_drop(conns[i]);
+        if (conns[i]->state == REDIS_DOWN) {
+            conns[i]->backoff = 0;
+            evtimer_add(conns[i]->timer, &now);
+        }
+    }
 }
 
 /* Every REDIS_TICK: command timeouts, and the presence refresh. */
@@ -786,6 +866,12 @@ redis_init_worker(void)
         wsh_log(WSH_LOG_EMERG, "out of memory for the redis engine");
         return WSH_ERROR;
     }
+    if (redis_conf()->sentinel_master == NULL) {
+        snprintf(redis_host, sizeof(redis_host), "%s", redis_conf()->host);
+        redis_port = redis_conf()->port;
+    } else if (redis_sentinel_init() != WSH_OK) {
+        return WSH_ERROR;
+    }
     evtimer_add(redis_tick, &tv);
     redis_connect(&redis_sub);
     redis_connect(&redis_cmd);
@@ -849,6 +935,7 @@ redis_exit_worker(void)
     }
     wsh_hash_free(redis_wanted, NULL);
     wsh_hash_free(redis_confirmed, NULL);
+    redis_sentinel_exit();
     redis_presence_exit();
     redis_history_exit();
     redis_wanted = redis_confirmed = NULL;
@@ -858,6 +945,22 @@ bool
 redis_cmd_up(void)
 {
     return redis_cmd.state == REDIS_UP;
+}
+
+/* The breaker's state, and the server in use, for /health. */
+static void
+redis_info(wsh_server_info_t *info)
+{
+    static char address[sizeof(redis_host) + 16];
+
+    redis_breaker_info(info);
+    if (redis_conf()->unix_socket != NULL) {
+        info->engine_address = redis_conf()->unix_socket;
+    } else if (redis_host[0] != '\0') {
+        snprintf(address, sizeof(address), strchr(redis_host, ':') != NULL
+                 ? "[%s]:%u" : "%s:%u", redis_host, redis_port);
+        info->engine_address = address;
+    }
 }
 
 /* Up when both connections are: a worker that can publish but not
@@ -881,5 +984,5 @@ const wsh_engine_ops_t wsh_engine_redis = {
     .up = redis_up,
     .publish_acked = redis_publish_acked,
     .history = redis_history,
-    .info = redis_breaker_info,
+    .info = redis_info,
 };

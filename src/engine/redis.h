@@ -1,6 +1,6 @@
 /* redis.h -- the parts of the Redis engine shared by its files:
- * connections (redis.c) and presence (redis_presence.c). Internal to
- * src/engine.
+ * connections (redis.c), the sentinels (redis_sentinel.c) and presence
+ * (redis_presence.c). Internal to src/engine.
  */
 #ifndef WSH_ENGINE_REDIS_H
 #define WSH_ENGINE_REDIS_H
@@ -52,12 +52,42 @@ extern redis_conn_t redis_cmd;
 extern bool         redis_exiting;
 extern char         redis_tag[128];     /* "NODE/PID" */
 extern size_t       redis_taglen;
+/* The server in use: engine.redis.host and port, or the master the
+ * sentinels named ("" until they did). */
+extern char         redis_host[256];
+extern unsigned     redis_port;
 
 const wsh_conf_engine_t *redis_conf(void);
 size_t redis_channel(char *buf, int kind, const char *name, size_t len);
 size_t redis_envelope(char *buf);
 redis_req_t *redis_req(const char *name, size_t len, const char *sender,
     size_t slen, uint64_t conn_id, int flags);
+
+/* Connections (redis.c). A context to HOST:PORT or the UNIX socket
+ * PATH, on the worker's loop; NULL with the reason in ERR. */
+redisAsyncContext *redis_open(const char *host, unsigned port,
+    const char *path, char *err, size_t len);
+/* RC failed at WHAT for ERR: logged, once in a while while it lasts. */
+void redis_log_failure(redis_conn_t *rc, const char *what, const char *err);
+/* Connect RC to redis_host:redis_port. */
+void redis_connect_to(redis_conn_t *rc);
+/* RC could not connect (the reason is logged): retry after the back-off. */
+void redis_connect_failed(redis_conn_t *rc);
+/* RC is connected to the server to use: up, and set up. */
+void redis_setup(redis_conn_t *rc);
+/* Let go of RC's context now (not from its own callbacks). */
+void redis_drop(redis_conn_t *rc);
+/* The server changed: drop both connections, reconnect at once. */
+void redis_restart(void);
+
+/* Sentinel (redis_sentinel.c), with engine.redis.sentinel. */
+int  redis_sentinel_init(void);
+void redis_sentinel_exit(void);
+/* Ask the sentinels for the master, then connect RC to it. */
+void redis_sentinel_resolve(redis_conn_t *rc);
+/* RC is connected: check with ROLE that it is the master before
+ * redis_setup. */
+void redis_sentinel_role(redis_conn_t *rc);
 
 /* Command accounting, for the command timeout. */
 void redis_sent(redis_conn_t *rc);
@@ -74,6 +104,8 @@ void redis_breaker_ok(redis_conn_t *rc);
 int  redis_breaker_wait(redis_conn_t *rc, wsh_msec_t *delay);
 /* The probe's timer fired: half-open. */
 void redis_breaker_probe(void);
+/* The sentinels named a new master: what failed was the old one. */
+void redis_breaker_reset(void);
 void redis_breaker_info(wsh_server_info_t *info);
 
 /* Presence scripts (redis_script.c). */

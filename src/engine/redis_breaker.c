@@ -129,6 +129,19 @@ redis_breaker_probe(void)
     }
 }
 
+/* A failover: the failures were the old master's, and the new one is
+ * to be tried at once (redis_restart wakes both connections). */
+void
+redis_breaker_reset(void)
+{
+    redis_breaker.failures = 0;
+    redis_breaker.probe = NULL;
+    if (redis_breaker.state != REDIS_BREAKER_CLOSED) {
+        redis_breaker_set(REDIS_BREAKER_CLOSED, WSH_LOG_NOTICE,
+                          "the sentinels named a new master");
+    }
+}
+
 void
 redis_breaker_info(wsh_server_info_t *info)
 {

@@ -244,14 +244,6 @@ redis_publish_acked(int kind, const char *name, size_t len,
     }
 }
 
-void
-redis_history_check(const char *room, size_t len,
-    const wsh_room_position_t *pos)
-{
-    (void) pos;
-    redis_history(room, len, 0, 0, NULL);
-}
-
 /* "\x02S CONN_ID OFFSET EPOCH\n" MESSAGE from the room's channel. */
 void
 redis_history_message(const char *room, size_t len, bool own,
@@ -277,6 +269,28 @@ redis_history_message(const char *room, size_t len, bool own,
     wsh_engine_deliver_seq(room, len, own ? conn_id : 0, offset, epoch,
                            (size_t) (nl - epoch), nl + 1,
                            (size_t) (end - nl - 1));
+}
+
+/* The check of Q's room found Redis at LAST, behind the members' offset
+ * in the same epoch: it lost the messages after LAST (a failover to a
+ * replica that had not got them, a restart from an older save) and will
+ * number the next ones with offsets the members already have. They are
+ * told to rejoin from where they are, which Redis answers with
+ * recovered: false and its own position. */
+static void
+redis_history_behind(const redis_hist_req_t *q, uint64_t last)
+{
+    wsh_room_position_t since;
+
+    memset(&since, 0, sizeof(since));
+    since.history = 1;
+    since.recovered = -1;
+    since.offset = q->since;
+    memcpy(since.epoch, q->epoch, q->elen);
+    wsh_log(WSH_LOG_WARN, "room \"%.*s\": redis is at offset %" PRIu64
+            " of epoch %s, behind the %" PRIu64 " delivered here: it lost "
+            "messages", (int) q->len, q->room, last, since.epoch, q->since);
+    wsh_engine_room_gap(q->room, q->len, &since);
 }
 
 static void
@@ -314,8 +328,14 @@ redis_history_cb(redisAsyncContext *ac, void *r, void *privdata)
         wsh_log(WSH_LOG_ERR, "redis history read of \"%.*s\" failed: %s",
                 (int) q->len, q->room, reply->str);
     }
-    wsh_engine_position(q->room, q->len, q->conn_id, q->join, true,
-                        recovered, last, epoch, elen);
+    if (q->conn_id == 0 && q->elen == elen && elen > 0
+        && memcmp(q->epoch, epoch, elen) == 0 && last < q->since)
+    {
+        redis_history_behind(q, last);
+    } else {
+        wsh_engine_position(q->room, q->len, q->conn_id, q->join, true,
+                            recovered, last, epoch, elen);
+    }
     free(q);
 }
 
@@ -407,9 +427,12 @@ redis_history_req(int op, const char *room, size_t len, const char *id,
     return q;
 }
 
-void
-redis_history(const char *room, size_t len, uint64_t conn_id,
-    uint64_t join, const wsh_since_t *since)
+/* A read of ROOM's position for CONN_ID's join JOIN, with the messages
+ * after SINCE if WANT (else SINCE, if any, is only kept for the
+ * check). */
+static void
+redis_history_read(const char *room, size_t len, uint64_t conn_id,
+    uint64_t join, const wsh_since_t *since, bool want)
 {
     redis_hist_req_t *q;
 
@@ -420,13 +443,36 @@ redis_history(const char *room, size_t len, uint64_t conn_id,
         return;
     }
     q->join = join;
-    q->want = since != NULL;
+    q->want = want;
     q->since = since ? since->offset : 0;
     q->elen = since && since->epoch ? since->epoch_len : 0;
     memcpy(q->epoch, since && since->epoch ? since->epoch : "", q->elen);
     if (!redis_history_defer(q, true)) {
         redis_history_send(q);
     }
+}
+
+void
+redis_history(const char *room, size_t len, uint64_t conn_id,
+    uint64_t join, const wsh_since_t *since)
+{
+    redis_history_read(room, len, conn_id, join, since, since != NULL);
+}
+
+/* After a reconnect: ROOM's position in Redis, compared with POS, its
+ * members' here when asked (redis_history_cb): everything delivered
+ * here by then was numbered before the read, so Redis can only be
+ * behind it if it lost those messages. */
+void
+redis_history_check(const char *room, size_t len,
+    const wsh_room_position_t *pos)
+{
+    wsh_since_t at;
+
+    at.offset = pos->offset;
+    at.epoch = pos->epoch;
+    at.epoch_len = strlen(pos->epoch);
+    redis_history_read(room, len, 0, 0, &at, false);
 }
 
 void

@@ -135,6 +135,12 @@ class Member:
         self.resets = 0
         self.epoch = None
 
+    def on_joined(self, msg):
+        self.epoch = msg.get("epoch", self.epoch)
+
+    def on_message(self, msg):
+        self.got[(msg["epoch"], msg["offset"])] = msg["n"]
+
     async def run(self, stop):
         ws = await connect(self.srv.url("/ws?id=" + self.name))
         await recv_type(ws, "welcome")
@@ -147,10 +153,10 @@ class Member:
                 quiet = stop.is_set()
                 continue
             if msg["type"] == "room_joined":
-                self.epoch = msg.get("epoch", self.epoch)
+                self.on_joined(msg)
             elif msg["type"] == "room_message":
                 self.epoch = msg["epoch"]
-                self.got[(msg["epoch"], msg["offset"])] = msg["n"]
+                self.on_message(msg)
             elif msg["type"] == "room_reset":
                 self.resets += 1
                 since = msg["since"]
@@ -160,6 +166,16 @@ class Member:
                                           "room": self.room,
                                           "since": since}))
         await ws.close()
+
+
+async def until_all_got(members, acked, timeout):
+    """Until every one of MEMBERS got the last of ACKED ((epoch, offset)
+    -> n), at most TIMEOUT seconds."""
+    last = max(acked, key=lambda k: acked[k])
+    deadline = time.monotonic() + timeout
+    while (not all(last in m.got for m in members)
+           and time.monotonic() < deadline):
+        await asyncio.sleep(0.1)
 
 
 class RedisRestartTest(unittest.TestCase):
@@ -216,11 +232,7 @@ class RedisRestartTest(unittest.TestCase):
                     redis.start()
             # Every worker reconnects in its own back-off time: until
             # then its members hear nothing, and then they are told.
-            last = max(acked, key=lambda k: acked[k])
-            for _ in range(300):
-                if all(last in m.got for m in members):
-                    break
-                await asyncio.sleep(0.1)
+            await until_all_got(members, acked, 30)
             stop.set()
             await asyncio.gather(*tasks)
         arun(go(), timeout=180)

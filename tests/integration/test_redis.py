@@ -49,17 +49,20 @@ def documented_publish():
 
 
 class Redis:
-    """A throw-away redis-server on 127.0.0.1:PORT, no persistence."""
+    """A throw-away redis-server on 127.0.0.1:PORT, no persistence; ARGS
+    are more of its options ("--replicaof", "127.0.0.1", "6379")."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, args=()):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="wshub-redis-")
+        self.args = list(args)
         self.proc = None
 
     def start(self):
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
+             "--save", "", "--appendonly", "no", "--dir", self.dir]
+            + self.args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.cli("PING") == "PONG", 10, "redis-server")
         return self
@@ -125,6 +128,8 @@ async def wait_connected(redis, n, timeout=15):
         await asyncio.sleep(0.05)
 
 
+
+
 async def chat_once(sender, others, room, text, quiet=1.0):
     """SENDER says TEXT in ROOM: every one of OTHERS gets it exactly
     once, the sender never."""
@@ -134,6 +139,24 @@ async def chat_once(sender, others, room, text, quiet=1.0):
         assert m["from"] == sender.id, m
     extra = await all_quiet(others + [sender], quiet)
     assert not extra, "duplicates or echoes: %r" % extra
+
+
+async def meet(redis, pa, pb, room):
+    """alice on PA's node joins ROOM, then bob on PB's: each knows the
+    other, both nodes are subscribed in REDIS, and what each says reaches
+    the other exactly once, never back to the sender. (alice, bob)."""
+    chan = "wshub:room:/ws#" + room         # realm /ws, the path
+    a1 = await pa.open("alice")
+    b1 = await pb.open("bob")
+    await join(a1, room, ["alice"])
+    await wait_subscribed(redis, chan, 1)
+    m = await join(b1, room)
+    assert sorted(m["members"]) == ["alice", "bob"], m
+    await a1.expect("user_joined_room", room=room, userId="bob")
+    await wait_subscribed(redis, chan, 2)
+    await chat_once(a1, [b1], room, "from a")
+    await chat_once(b1, [a1], room, "from b")
+    return a1, b1
 
 
 class RedisTestCase(unittest.TestCase):
@@ -168,21 +191,9 @@ class TestAcrossNodes(RedisTestCase):
         self.redis.start()
         a, b = self.start_node(), self.start_node()
         room = "lobby"
-        chan = "wshub:room:/ws#" + room         # realm /ws, the path
 
         async def body(pa, pb):
-            a1 = await pa.open("alice")
-            b1 = await pb.open("bob")
-            await join(a1, room, ["alice"])
-            await wait_subscribed(self.redis, chan, 1)
-            m = await join(b1, room)
-            assert sorted(m["members"]) == ["alice", "bob"], m
-            await a1.expect("user_joined_room", room=room, userId="bob")
-            await wait_subscribed(self.redis, chan, 2)
-
-            # Exactly once, never back to the sender, both directions.
-            await chat_once(a1, [b1], room, "from a")
-            await chat_once(b1, [a1], room, "from b")
+            a1, b1 = await meet(self.redis, pa, pb, room)
 
             # A third member on node a: the list spans nodes.
             a2 = await pa.open("carol")

@@ -520,6 +520,65 @@ START_TEST(test_error_engine)
 }
 END_TEST
 
+/* engine.redis.sentinel: the master's name and the sentinels, in the
+ * place of host and port. */
+START_TEST(test_sentinel)
+{
+    wsh_conf_t *cf;
+    loaded_t ld;
+
+    cf = load_text("engine:\n  type: redis\n  redis:\n    sentinel:\n"
+                   "      master: mymaster\n"
+                   "      addresses: [\"10.0.0.1:26379\", \"[::1]:26380\",\n"
+                   "                  \"sentinel-2.example:5000\"]\n"
+                   "      password: pw\n", &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert_str_eq(cf->engine.sentinel_master, "mymaster");
+    ck_assert_uint_eq(cf->engine.nsentinels, 3);
+    ck_assert_str_eq(cf->engine.sentinels[0].host, "10.0.0.1");
+    ck_assert_uint_eq(cf->engine.sentinels[0].port, 26379);
+    ck_assert_str_eq(cf->engine.sentinels[1].host, "::1");
+    ck_assert_uint_eq(cf->engine.sentinels[1].port, 26380);
+    ck_assert_str_eq(cf->engine.sentinels[2].host, "sentinel-2.example");
+    ck_assert_uint_eq(cf->engine.sentinels[2].port, 5000);
+    ck_assert_str_eq(cf->engine.sentinel_password, "pw");
+    wsh_conf_free(cf);
+    cf = load_text("engine:\n  type: redis\n", &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert_ptr_null(cf->engine.sentinel_master);
+    ck_assert_uint_eq(cf->engine.nsentinels, 0);
+    wsh_conf_free(cf);
+
+    expect_error("engine:\n  redis:\n    sentinel:\n"
+                 "      addresses: [\"h:1\"]\n", 4, 7,
+                 "engine.redis.sentinel", "missing required key \"master\"",
+                 NULL);
+    expect_error("engine:\n  redis:\n    sentinel:\n"
+                 "      master: \"\"\n      addresses: [\"h:1\"]\n", 4, 15,
+                 "engine.redis.sentinel.master", "missing", NULL);
+    expect_error("engine:\n  redis:\n    sentinel:\n      master: m\n"
+                 "      addresses: []\n", 5, 18,
+                 "engine.redis.sentinel.addresses", "at least 1", NULL);
+    expect_error("engine:\n  redis:\n    sentinel:\n      master: m\n"
+                 "      addresses:\n        - h:26379\n        - ::1:26379\n",
+                 7, 11, "engine.redis.sentinel.addresses[1]",
+                 "invalid address \"::1:26379\"", NULL);
+    expect_error("engine:\n  redis:\n    sentinel:\n      master: m\n"
+                 "      addresses: [\"h:70000\"]\n", 5, 19,
+                 "addresses[0]", "invalid address", NULL);
+    expect_error("engine:\n  redis:\n    sentinel:\n      master: m\n"
+                 "      addresses: [\"h\"]\n", 5, 19, "addresses[0]",
+                 "HOST:PORT", NULL);
+    expect_error("engine:\n  redis:\n    unix_socket: /run/r.sock\n"
+                 "    sentinel:\n      master: m\n      addresses: [\"h:1\"]\n",
+                 3, 18, "engine.redis.unix_socket", "not used with sentinel",
+                 NULL);
+    expect_error("engine:\n  redis:\n    host: 10.0.0.9\n"
+                 "    sentinel:\n      master: m\n      addresses: [\"h:1\"]\n",
+                 3, 11, "engine.redis.host", "not used with sentinel", NULL);
+}
+END_TEST
+
 START_TEST(test_error_bad_duration)
 {
     expect_error("daemon: off\n"
@@ -865,6 +924,7 @@ conf_suite(void)
     tcase_add_test(load, test_error_duplicate_key);
     tcase_add_test(load, test_error_unknown_module);
     tcase_add_test(load, test_error_engine);
+    tcase_add_test(load, test_sentinel);
     tcase_add_test(load, test_error_bad_duration);
     tcase_add_test(load, test_error_bad_size);
     tcase_add_test(load, test_error_pong_wait);
