@@ -133,6 +133,8 @@ const char *hub_api_realm(wsh_conn_t *c, json_t *root, size_t *len);
  * hook), room_members and room_count from clients, and their answers
  * (presence_page hook). */
 #define HUB_PRESENCE_LIMIT 1000     /* hub.rooms[].presence_limit */
+#define HUB_STR(x)  HUB_STR_(x)     /* the default as the field table's */
+#define HUB_STR_(x) #x
 void hub_room_presence(const void *conf, const char *room, size_t len,
     wsh_presence_rule_t *rule);
 void hub_room_presence_request(wsh_conn_t *c, json_t *root,

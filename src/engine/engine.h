@@ -133,6 +133,18 @@ void wsh_engine_conn_closed(wsh_conn_t *c);
 /* A publish from elsewhere for this worker's members of a topic. */
 void wsh_engine_deliver(int kind, const char *name, size_t len,
     const void *data, size_t dlen);
+/* Append ID to a list of ids as wsh_engine_members and wsh_engine_page
+ * take them at *P: (uint16 length in host order, bytes) pairs. */
+static inline void
+wsh_engine_put_id(u_char **p, const void *id, size_t len)
+{
+    uint16_t l = (uint16_t) len;
+
+    memcpy(*p, &l, 2);
+    memcpy(*p + 2, id, len);
+    *p += 2 + len;
+}
+
 /* The member ids of ROOM for the joining connection CONN_ID, COUNT in
  * all; IDS holds (uint16 length in host order, bytes) pairs, none when
  * the room is past its list_max. */

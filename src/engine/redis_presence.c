@@ -277,16 +277,6 @@ redis_pending_note(const char *room, size_t len, const char *id,
 
 /* ---- join and leave ----------------------------------------------------- */
 
-/* Append ID to the (uint16 length, bytes) list at *P. */
-static void
-redis_put_id(u_char **p, const void *id, size_t len)
-{
-    uint16_t l = (uint16_t) len;
-
-    memcpy(*p, &l, 2);
-    memcpy(*p + 2, id, len);
-    *p += 2 + len;
-}
 
 /* The ids our members of ROOM know, for a joiner while Redis is down. */
 static void
@@ -312,7 +302,7 @@ redis_known_members(const char *room, size_t len, uint64_t conn_id)
     p = buf;
     wsh_hash_iter_init(r->known, &it);
     while (wsh_hash_next(&it, &key, &klen, NULL)) {
-        redis_put_id(&p, key, klen);
+        wsh_engine_put_id(&p, key, klen);
     }
     wsh_engine_members(room, len, conn_id, buf, total,
                        wsh_hash_count(r->known));
@@ -363,7 +353,8 @@ redis_join_cb(redisAsyncContext *ac, void *r, void *privdata)
     if (buf != NULL) {
         p = buf;
         for (i = 1; i < reply->elements; i++) {
-            redis_put_id(&p, reply->element[i]->str, reply->element[i]->len);
+            wsh_engine_put_id(&p, reply->element[i]->str,
+                              reply->element[i]->len);
         }
         wsh_engine_members(q->name, q->len, q->conn_id, buf, total, count);
         free(buf);
@@ -457,7 +448,8 @@ redis_who_cb(redisAsyncContext *ac, void *r, void *privdata)
     p = buf = malloc(total + 1);
     if (buf != NULL) {
         for (i = 2; i < reply->elements; i++) {
-            redis_put_id(&p, reply->element[i]->str, reply->element[i]->len);
+            wsh_engine_put_id(&p, reply->element[i]->str,
+                              reply->element[i]->len);
         }
     }
     wsh_engine_page(w->room, w->len, w->conn_id, w->ticket, buf == NULL,

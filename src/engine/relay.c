@@ -277,16 +277,6 @@ relay_announce(const relay_room_t *r, size_t size, const char *room,
     }
 }
 
-/* Append ID to the (uint16 length, bytes) list at *P. */
-static void
-relay_put_id(u_char **p, const void *id, size_t len)
-{
-    uint16_t l = (uint16_t) len;
-
-    memcpy(*p, &l, 2);
-    memcpy(*p + 2, id, len);
-    *p += 2 + len;
-}
 
 /* MEMBERS for a joining connection: the room's count, and every id in
  * it while that is within the rule's list_max. */
@@ -311,7 +301,7 @@ relay_members(size_t proc, const wsh_eng_msg_t *m, const relay_room_t *r)
         p = buf;
         wsh_hash_iter_init(r->ids, &it);
         while (wsh_hash_next(&it, &key, &len, NULL)) {
-            relay_put_id(&p, key, len);
+            wsh_engine_put_id(&p, key, len);
         }
     }
     relay_send_at(proc, WSH_ENG_MEMBERS, WSH_TOPIC_ROOM, 0, m->name,
@@ -453,7 +443,7 @@ relay_page_id(void *arg, const void *key, size_t len, void *value)
         pg->cap = cap;
     }
     p = pg->buf + pg->len;
-    relay_put_id(&p, key, len);
+    wsh_engine_put_id(&p, key, len);
     pg->len += 2 + len;
     return true;
 }
