@@ -297,7 +297,7 @@ class TestFailover(SentinelTestCase):
         members = [Member(a, "a0", room), Member(a, "a1", room),
                    Member(b, "b0", room), Member(b, "b1", room)]
         acked = {}                  # (epoch, offset) -> n
-        acked_at = {}               # n -> when acknowledged
+        sent_at = {}                # n -> when its acknowledged try left
         killed = threading.Event()
         done = threading.Event()
         stats = {"refused": 0}
@@ -310,10 +310,11 @@ class TestFailover(SentinelTestCase):
             n = 0
             deadline = time.monotonic() + 60
             while not done.is_set() and time.monotonic() < deadline:
+                t0 = time.monotonic()
                 status, body = publish(a, conn, n)
                 if status == 202:
                     acked[(body["epoch"], body["offset"])] = n
-                    acked_at[n] = time.monotonic()
+                    sent_at[n] = t0
                     n += 1
                     time.sleep(0.02)
                     continue
@@ -344,13 +345,15 @@ class TestFailover(SentinelTestCase):
                 try:
                     before = len(acked)
                     self.redis.proc.kill()
-                    t_kill = time.monotonic()
                     killed.set()
                     self.redis.proc.wait(timeout=10)
-                    # The first message acknowledged after the kill,
-                    # delivered to the members of node a.
+                    t_kill = time.monotonic()
+                    # The first message sent once the master was gone
+                    # and acknowledged (so by the new one), delivered to
+                    # the members of node a. Not the first ack to arrive
+                    # after the kill: that may be the old master's.
                     while True:
-                        after = [n for n, t in acked_at.items()
+                        after = [n for n, t in list(sent_at.items())
                                  if t > t_kill]
                         if after and all(min(after) in m.first
                                          for m in members[:2]):
