@@ -391,8 +391,9 @@ export class WsHub {
             return;
         }
         if (code === 1008) {
-            /* Policy Violation: a rate limit, a slow consumer, or the
-             * server would not have us: coming back would do it again. */
+            /* Policy Violation: a rate limit, or the server would not
+             * have us: coming back would do it again. (A slow consumer
+             * is dropped without a close frame: 1006, and we retry.) */
             return this._stop(error("policy", "closed with 1008: " + reason,
                                     { reason }));
         }
