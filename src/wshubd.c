@@ -4,7 +4,6 @@
 #include "core/core.h"
 #include "core/conf.h"
 #include "process/cycle.h"
-#include "net/limit.h"
 #include "net/tls.h"
 #include "core/log.h"
 #include "core/module.h"
@@ -58,6 +57,11 @@ show_version(void)
            "zlib %s\n", event_get_version(), OpenSSL_version(OPENSSL_VERSION),
            HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, jansson_version_str(),
            cyaml_version_str, zlibVersion());
+#ifdef HAVE_HIREDIS_SSL
+    printf("TLS to Redis: yes (hiredis_ssl)\n");
+#else
+    printf("TLS to Redis: no (needs hiredis >= 1.0 with hiredis_ssl)\n");
+#endif
 }
 
 /* -s: send SIGNAL to the pid in the configured pid file. */
@@ -124,15 +128,13 @@ test_config(const char *file)
 {
     char err[WSH_CONF_ERR_MAX];
     wsh_conf_t *cf;
-    SSL_CTX *tls;
+    SSL_CTX *tls, *redis_tls;
 
     cf = wsh_conf_load(file, err, sizeof(err));
-    if (cf != NULL && wsh_limit_check(cf, err, sizeof(err)) != WSH_OK) {
-        wsh_conf_free(cf);
-        cf = NULL;
-    }
-    /* The certificate and key are read as a (re)start would read them. */
-    if (cf != NULL && wsh_tls_create(cf, &tls, err, sizeof(err)) != WSH_OK) {
+    /* Certificates and keys are read as a (re)start would read them. */
+    if (cf != NULL
+        && wsh_cycle_check(cf, &tls, &redis_tls, err, sizeof(err)) != WSH_OK)
+    {
         wsh_conf_free(cf);
         cf = NULL;
     }
@@ -142,6 +144,7 @@ test_config(const char *file)
         return 1;
     }
     SSL_CTX_free(tls);
+    SSL_CTX_free(redis_tls);
     fprintf(stderr, "wshubd: the configuration file %s syntax is ok\n", file);
     fprintf(stderr, "wshubd: configuration file %s test is successful\n",
             file);

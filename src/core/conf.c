@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <cyaml/cyaml.h>
+#include <hiredis/hiredis.h>
 #include <yaml.h>
 
 /* Pass 2 target: every scalar as the text the user wrote. */
@@ -69,6 +70,13 @@ typedef struct {
 } conf_raw_sentinel_t;
 
 typedef struct {
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *server_name;
+} conf_raw_tls_client_t;
+
+typedef struct {
     char *host;
     char *port;
     char *unix_socket;
@@ -84,6 +92,7 @@ typedef struct {
     char *breaker_failures;
     char *breaker_open;
     conf_raw_sentinel_t *sentinel;
+    conf_raw_tls_client_t *tls;
 } conf_raw_redis_t;
 
 typedef struct {
@@ -178,6 +187,16 @@ static const cyaml_schema_field_t conf_sentinel_fields[] = {
     CYAML_FIELD_END
 };
 
+static const cyaml_schema_field_t conf_tls_client_fields[] = {
+    CONF_STR("ca_file", conf_raw_tls_client_t, ca_file, CYAML_FLAG_OPTIONAL),
+    CONF_STR("cert_file", conf_raw_tls_client_t, cert_file,
+             CYAML_FLAG_OPTIONAL),
+    CONF_STR("key_file", conf_raw_tls_client_t, key_file, CYAML_FLAG_OPTIONAL),
+    CONF_STR("server_name", conf_raw_tls_client_t, server_name,
+             CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_END
+};
+
 #define CONF_REDIS(key) \
     CONF_STR(#key, conf_raw_redis_t, key, CYAML_FLAG_OPTIONAL)
 
@@ -198,6 +217,8 @@ static const cyaml_schema_field_t conf_redis_fields[] = {
     CONF_REDIS(breaker_open),
     CYAML_FIELD_MAPPING_PTR("sentinel", CYAML_FLAG_OPTIONAL, conf_raw_redis_t,
                             sentinel, conf_sentinel_fields),
+    CYAML_FIELD_MAPPING_PTR("tls", CYAML_FLAG_OPTIONAL, conf_raw_redis_t, tls,
+                            conf_tls_client_fields),
     CYAML_FIELD_END
 };
 
@@ -539,6 +560,43 @@ conf_sentinel(conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
     e->sentinel_password = conf_strdup_or(ctx, s->password, NULL);
 }
 
+/* engine.redis.tls: to the server and the sentinels alike. hiredis
+ * 0.14 (Debian 12) has no TLS: refused here, so that "wshubd -t" says
+ * so rather than a worker failing to connect. */
+static void
+conf_redis_tls(conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
+{
+    conf_raw_tls_client_t *t = r->tls;
+
+#ifndef HAVE_HIREDIS_SSL
+    (void) t;
+    (void) e;
+    wsh_conf_value_error(ctx, "engine.redis.tls", "this wshubd was built "
+                         "without TLS to Redis (hiredis %d.%d has no "
+                         "hiredis_ssl; configure says \"redis TLS: no\"): "
+                         "build it against hiredis >= 1.0 with hiredis_ssl, "
+                         "or remove the key", HIREDIS_MAJOR, HIREDIS_MINOR);
+#else
+    if (wsh_conf_is_set(r->unix_socket)) {
+        wsh_conf_value_error(ctx, "engine.redis.tls", "not over a UNIX "
+                             "socket (unix_socket is set): remove one");
+        return;
+    }
+    if (wsh_conf_is_set(t->cert_file) != wsh_conf_is_set(t->key_file)) {
+        wsh_conf_value_error(ctx, wsh_conf_is_set(t->cert_file)
+                             ? "engine.redis.tls.cert_file"
+                             : "engine.redis.tls.key_file", "a client "
+                             "certificate needs both cert_file and key_file");
+        return;
+    }
+    e->tls.on = true;
+    e->tls.ca_file = conf_strdup_or(ctx, t->ca_file, NULL);
+    e->tls.cert_file = conf_strdup_or(ctx, t->cert_file, NULL);
+    e->tls.key_file = conf_strdup_or(ctx, t->key_file, NULL);
+    e->tls.server_name = conf_strdup_or(ctx, t->server_name, NULL);
+#endif
+}
+
 static void
 conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
 {
@@ -601,6 +659,9 @@ conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
     if (r->sentinel != NULL) {
         conf_sentinel(ctx, r, e);
     }
+    if (r->tls != NULL) {
+        conf_redis_tls(ctx, r, e);
+    }
 }
 
 static void
@@ -618,6 +679,10 @@ conf_engine_free(wsh_conf_engine_t *e)
     free(e->sentinels);
     free(e->sentinel_master);
     free(e->sentinel_password);
+    free(e->tls.ca_file);
+    free(e->tls.cert_file);
+    free(e->tls.key_file);
+    free(e->tls.server_name);
 }
 
 /* user/group: looked up now, so a typo fails "wshubd -t" with its line

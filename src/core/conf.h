@@ -84,6 +84,15 @@ typedef struct {
     unsigned            port;
 } wsh_conf_sentinel_t;
 
+/* A TLS client block (engine.redis.tls). */
+typedef struct {
+    bool                on;
+    char               *ca_file;           /* NULL: the system's store */
+    char               *cert_file;         /* with key_file; NULL: none */
+    char               *key_file;
+    char               *server_name;       /* NULL: the host connected to */
+} wsh_conf_tls_client_t;
+
 /* The engine section (engine:). */
 typedef struct {
     bool                redis;             /* type: redis, else local */
@@ -109,6 +118,7 @@ typedef struct {
     wsh_conf_sentinel_t *sentinels;
     size_t              nsentinels;
     char               *sentinel_password; /* NULL: no AUTH to them */
+    wsh_conf_tls_client_t tls;             /* to the server and sentinels */
 } wsh_conf_engine_t;
 
 /* The tls section: the certificate of every "ADDRESS tls" listener. */

@@ -29,6 +29,7 @@ typedef struct {
     wsh_listening_t  *listening;
     size_t            nlistening;
     struct ssl_ctx_st *tls_ctx;     /* "ADDRESS tls" listeners', or NULL */
+    struct ssl_ctx_st *redis_tls_ctx; /* engine.redis.tls's, or NULL */
 } wsh_cycle_t;
 
 #endif /* WSH_CYCLE_H */

@@ -156,6 +156,7 @@ redis_log_failure(redis_conn_t *rc, const char *what, const char *err)
         return;
     }
     rc->logged = now;
+    err = redis_tls_why(err);
     if (e->unix_socket != NULL) {
         wsh_log(WSH_LOG_ERR, "redis %s connection to %s: %s: %s, retrying",
                 rc->name, e->unix_socket, what, err);
@@ -444,6 +445,10 @@ redis_open(const char *host, unsigned port, const char *path, char *err,
         if (ac != NULL) {
             redisAsyncFree(ac);
         }
+        return NULL;
+    }
+    if (path == NULL && redis_tls_start(ac, host, err, len) != WSH_OK) {
+        redisAsyncFree(ac);
         return NULL;
     }
     if (redisLibeventAttach(ac, wsh_worker.base) != REDIS_OK) {

@@ -67,6 +67,14 @@ redis_req_t *redis_req(const char *name, size_t len, const char *sender,
  * PATH, on the worker's loop; NULL with the reason in ERR. */
 redisAsyncContext *redis_open(const char *host, unsigned port,
     const char *path, char *err, size_t len);
+/* With engine.redis.tls, start TLS on AC, a connection to HOST (whose
+ * certificate must name it, or tls.server_name): WSH_OK, or WSH_ERROR
+ * with the reason in ERR (redis_tls.c). */
+int redis_tls_start(redisAsyncContext *ac, const char *host, char *err,
+    size_t len);
+/* ERR, hiredis's reason for a failure, or when it has none (hiredis_ssl
+ * leaves it empty) why the last TLS handshake failed. */
+const char *redis_tls_why(const char *err);
 /* RC failed at WHAT for ERR: logged, once in a while while it lasts. */
 void redis_log_failure(redis_conn_t *rc, const char *what, const char *err);
 /* Connect RC to redis_host:redis_port. */

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 /* Write "FILE:LINE:COL: PATH: message" about the value at PATH. */
 static void tls_conf_error(const wsh_conf_t *cf, const char *path,
@@ -121,38 +123,33 @@ tls_versions(const wsh_conf_tls_t *t, SSL_CTX *ctx)
            && SSL_CTX_set_max_proto_version(ctx, max) ? WSH_OK : WSH_ERROR;
 }
 
-/* Certificate, key and their match; errors name the file and the key. */
+/* Certificate CERT (the value at CPATH), key KEY (at KPATH) and their
+ * match; errors name the file and the key. */
 static int
-tls_certificate(const wsh_conf_t *cf, SSL_CTX *ctx, char *err,
+tls_certificate(const wsh_conf_t *cf, SSL_CTX *ctx, const char *cpath,
+    const char *cert, const char *kpath, const char *key, char *err,
     size_t errlen)
 {
-    const wsh_conf_tls_t *t = &cf->tls;
-
-    if (!tls_readable(cf, "tls.certificate", t->certificate, err, errlen)
-        || !tls_readable(cf, "tls.certificate_key", t->certificate_key, err,
-                         errlen))
+    if (!tls_readable(cf, cpath, cert, err, errlen)
+        || !tls_readable(cf, kpath, key, err, errlen))
     {
         return WSH_ERROR;
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, t->certificate) != 1) {
-        tls_conf_error(cf, "tls.certificate", err, errlen, "\"%s\" holds no "
-                       "usable PEM certificate (%s): it must hold the "
-                       "server certificate, then its intermediates, each "
-                       "from -----BEGIN CERTIFICATE-----", t->certificate,
-                       tls_reason());
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        tls_conf_error(cf, cpath, err, errlen, "\"%s\" holds no usable PEM "
+                       "certificate (%s): it must hold the certificate, then "
+                       "its intermediates, each from -----BEGIN "
+                       "CERTIFICATE-----", cert, tls_reason());
         return WSH_ERROR;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, t->certificate_key,
-                                    SSL_FILETYPE_PEM) != 1)
-    {
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
         {
             goto mismatch;
         }
-        tls_conf_error(cf, "tls.certificate_key", err, errlen, "\"%s\" holds "
-                       "no usable PEM private key (%s): it must hold the "
-                       "unencrypted key of \"%s\"", t->certificate_key,
-                       tls_reason(), t->certificate);
+        tls_conf_error(cf, kpath, err, errlen, "\"%s\" holds no usable PEM "
+                       "private key (%s): it must hold the unencrypted key of "
+                       "\"%s\"", key, tls_reason(), cert);
         return WSH_ERROR;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -162,10 +159,9 @@ tls_certificate(const wsh_conf_t *cf, SSL_CTX *ctx, char *err,
 
 mismatch:
     ERR_clear_error();
-    tls_conf_error(cf, "tls.certificate_key", err, errlen, "\"%s\" does not "
-                   "match the certificate in \"%s\": use the key the "
-                   "certificate was issued for", t->certificate_key,
-                   t->certificate);
+    tls_conf_error(cf, kpath, err, errlen, "\"%s\" does not match the "
+                   "certificate in \"%s\": use the key the certificate was "
+                   "issued for", key, cert);
     return WSH_ERROR;
 }
 
@@ -215,7 +211,10 @@ wsh_tls_create(const wsh_conf_t *cf, SSL_CTX **out, char *err,
                        t->ciphersuites, tls_reason());
         goto failed;
     }
-    if (tls_certificate(cf, ctx, err, errlen) != WSH_OK) {
+    if (tls_certificate(cf, ctx, "tls.certificate", t->certificate,
+                        "tls.certificate_key", t->certificate_key, err,
+                        errlen) != WSH_OK)
+    {
         goto failed;
     }
     *out = ctx;
@@ -224,6 +223,86 @@ wsh_tls_create(const wsh_conf_t *cf, SSL_CTX **out, char *err,
 failed:
     SSL_CTX_free(ctx);
     return WSH_ERROR;
+}
+
+int
+wsh_tls_client_create(const wsh_conf_t *cf, const char *section,
+    const wsh_conf_tls_client_t *t, SSL_CTX **out, char *err, size_t errlen)
+{
+    char cpath[128], kpath[128], apath[128];
+    SSL_CTX *ctx;
+
+    snprintf(apath, sizeof(apath), "%s.ca_file", section);
+    snprintf(cpath, sizeof(cpath), "%s.cert_file", section);
+    snprintf(kpath, sizeof(kpath), "%s.key_file", section);
+    *out = NULL;
+    if (t->ca_file != NULL && !tls_readable(cf, apath, t->ca_file, err, errlen))
+    {
+        return WSH_ERROR;
+    }
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "SSL_CTX_new() failed: %s", tls_reason());
+        return WSH_ERROR;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase);
+    /* The peer is always verified: a TLS link to an unchecked server
+     * would only look safe. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (t->ca_file != NULL
+        ? SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL) != 1
+        : SSL_CTX_set_default_verify_paths(ctx) != 1)
+    {
+        tls_conf_error(cf, apath, err, errlen, "\"%s\" holds no usable PEM "
+                       "CA certificate (%s)", t->ca_file ? t->ca_file
+                       : "the system's store", tls_reason());
+        goto failed;
+    }
+    if (t->cert_file != NULL
+        && tls_certificate(cf, ctx, cpath, t->cert_file, kpath, t->key_file,
+                           err, errlen) != WSH_OK)
+    {
+        goto failed;
+    }
+    *out = ctx;
+    return WSH_OK;
+
+failed:
+    SSL_CTX_free(ctx);
+    return WSH_ERROR;
+}
+
+SSL *
+wsh_tls_client_session(SSL_CTX *ctx, const char *name)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    X509_VERIFY_PARAM *vp;
+    SSL *ssl = SSL_new(ctx);
+
+    if (ssl == NULL) {
+        return NULL;
+    }
+    vp = SSL_get0_param(ssl);
+    /* An address is checked against the certificate's IP names, a host
+     * name against its DNS names, and sent as SNI. */
+    if (inet_pton(AF_INET, name, &a4) == 1
+        || inet_pton(AF_INET6, name, &a6) == 1)
+    {
+        if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1) {
+            goto failed;
+        }
+    } else if (SSL_set_tlsext_host_name(ssl, name) != 1
+               || SSL_set1_host(ssl, name) != 1)
+    {
+        goto failed;
+    }
+    return ssl;
+
+failed:
+    SSL_free(ssl);
+    return NULL;
 }
 
 SSL *

@@ -21,6 +21,18 @@
 int wsh_tls_create(const wsh_conf_t *cf, SSL_CTX **ctx, char *err,
     size_t errlen);
 
+/* A client SSL_CTX for the tls block at SECTION ("engine.redis.tls"):
+ * peers verified against T's ca_file (NULL: the system's store), T's
+ * cert_file and key_file presented when set. WSH_ERROR with
+ * "FILE:LINE:COL: ..." in ERR. Master only; free with SSL_CTX_free(). */
+int wsh_tls_client_create(const wsh_conf_t *cf, const char *section,
+    const wsh_conf_tls_client_t *t, SSL_CTX **ctx, char *err, size_t errlen);
+
+/* A client session for the server NAME (a host name, sent as SNI and
+ * checked against the certificate's DNS names, or an address checked
+ * against its IP names); NULL on ENOMEM. */
+SSL *wsh_tls_client_session(SSL_CTX *ctx, const char *name);
+
 /* A server session on the accepted socket FD, in accept state (the
  * handshake runs on the first reads, within handshake_timeout). NULL on
  * ENOMEM. */

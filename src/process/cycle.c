@@ -58,9 +58,8 @@ wsh_cycle_create(const char *file, wsh_cycle_t *old)
         return NULL;
     }
     /* Before any socket: a bad certificate fails a reload cleanly. */
-    if (wsh_limit_check(cycle->conf, err, sizeof(err)) != WSH_OK
-        || wsh_tls_create(cycle->conf, &cycle->tls_ctx, err, sizeof(err))
-           != WSH_OK)
+    if (wsh_cycle_check(cycle->conf, &cycle->tls_ctx, &cycle->redis_tls_ctx,
+                        err, sizeof(err)) != WSH_OK)
     {
         wsh_log(WSH_LOG_EMERG, "%s", err);
         goto failed;
@@ -143,6 +142,28 @@ wsh_cycle_abandon(wsh_cycle_t *cycle, wsh_cycle_t *old)
     wsh_cycle_free(cycle);
 }
 
+int
+wsh_cycle_check(const wsh_conf_t *cf, SSL_CTX **tls, SSL_CTX **redis_tls,
+    char *err, size_t errlen)
+{
+    *tls = NULL;
+    *redis_tls = NULL;
+    if (wsh_limit_check(cf, err, errlen) != WSH_OK
+        || wsh_tls_create(cf, tls, err, errlen) != WSH_OK)
+    {
+        return WSH_ERROR;
+    }
+    if (cf->engine.redis && cf->engine.tls.on
+        && wsh_tls_client_create(cf, "engine.redis.tls", &cf->engine.tls,
+                                 redis_tls, err, errlen) != WSH_OK)
+    {
+        SSL_CTX_free(*tls);
+        *tls = NULL;
+        return WSH_ERROR;
+    }
+    return WSH_OK;
+}
+
 void
 wsh_cycle_free(wsh_cycle_t *cycle)
 {
@@ -158,6 +179,7 @@ wsh_cycle_free(wsh_cycle_t *cycle)
     }
     free(cycle->listening);
     SSL_CTX_free(cycle->tls_ctx);
+    SSL_CTX_free(cycle->redis_tls_ctx);
     wsh_conf_free(cycle->conf);
     free(cycle);
 }

@@ -18,4 +18,12 @@ void wsh_cycle_abandon(wsh_cycle_t *cycle, wsh_cycle_t *old);
 /* Close the listeners not taken over by a newer cycle and free. */
 void wsh_cycle_free(wsh_cycle_t *cycle);
 
+/* The files CF names that a (re)start reads in the master: the limits'
+ * check, the listeners' certificate into *TLS and engine.redis.tls's
+ * into *REDIS_TLS (each NULL when not configured). WSH_ERROR with
+ * "FILE:LINE:COL: ..." in ERR, nothing left allocated. For the cycle
+ * and for "wshubd -t". */
+int wsh_cycle_check(const wsh_conf_t *cf, struct ssl_ctx_st **tls,
+    struct ssl_ctx_st **redis_tls, char *err, size_t errlen);
+
 #endif /* WSH_PROCESS_CYCLE_H */

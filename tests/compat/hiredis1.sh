@@ -25,7 +25,8 @@ if [ "${1:-}" = "-k" ]; then
     shift
 fi
 tests=${*:-tests/integration/test_redis.py \
-tests/integration/test_redis_faults.py tests/integration/test_redis_sentinel.py}
+tests/integration/test_redis_faults.py tests/integration/test_redis_sentinel.py \
+tests/integration/test_redis_tls.py}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wshub-hiredis1.XXXXXX")
 if [ -z "$keep" ]; then
@@ -54,6 +55,10 @@ for f in alloc async hiredis net read sds sockcompat; do
        -o "$work/hiredis-build/$f.o"
 done
 ar rcs "$work/hiredis-build/libhiredis.a" "$work"/hiredis-build/*.o
+# and libhiredis_ssl.a, for engine.redis.tls
+cc -std=c99 -O2 -fPIC -D_GNU_SOURCE -c "$src/ssl.c" \
+   -o "$work/hiredis-build/ssl.o"
+ar rcs "$work/hiredis-build/libhiredis_ssl.a" "$work/hiredis-build/ssl.o"
 ln -s "$src" "$work/include/hiredis"
 
 # A copy of the working tree, configured against it.
@@ -62,16 +67,23 @@ mkdir "$work/wshub"
     | xargs -0 tar cf - 2>/dev/null) | tar xf - -C "$work/wshub"
 cd "$work/wshub"
 autoreconf -fi >/dev/null 2>&1
-./configure --enable-werror \
+./configure --enable-werror --with-redis-tls \
     HIREDIS_CFLAGS="-I$work/include" \
-    HIREDIS_LIBS="$work/hiredis-build/libhiredis.a" >/dev/null
+    HIREDIS_LIBS="$work/hiredis-build/libhiredis.a" \
+    HIREDIS_SSL_CFLAGS="-I$work/include" \
+    HIREDIS_SSL_LIBS="$work/hiredis-build/libhiredis_ssl.a -lssl -lcrypto" \
+    >/dev/null
 make -j2 >/dev/null
 # Only 1.x has it, and only the HIREDIS_MAJOR >= 1 branch calls it.
 if ! nm wshubd | grep -q ' T redisAsyncConnectWithOptions$'; then
     echo "hiredis1.sh: wshubd is not linked with hiredis $major.$minor" >&2
     exit 1
 fi
-echo "hiredis1.sh: built with hiredis $major.$minor"
+if ! nm wshubd | grep -q ' T redisInitiateSSL$'; then
+    echo "hiredis1.sh: wshubd is not linked with hiredis_ssl" >&2
+    exit 1
+fi
+echo "hiredis1.sh: built with hiredis $major.$minor and hiredis_ssl"
 if [ "$tests" != "none" ]; then
     # shellcheck disable=SC2086
     make check TESTS="$tests"

@@ -24,8 +24,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wshub_harness  # noqa: E402
-from wshub_harness import (Server, arun, connect, free_port,  # noqa: E402
-                           http)
+from wshub_harness import (Server, WSHUBD, arun, connect,  # noqa: E402
+                           free_port, http)
 from test_hub import Pool, all_quiet, join, wait_for  # noqa: E402
 
 import websockets  # noqa: E402
@@ -183,6 +183,29 @@ class RedisTestCase(unittest.TestCase):
                     with contextlib.suppress(Exception):
                         await p.close_all()
         return arun(main(), timeout)
+
+
+class RedisConfigTestCase(unittest.TestCase):
+    """wshubd -t on engine.redis settings."""
+
+    def check(self, redis_yaml, where, *words):
+        """wshubd -t on engine.redis REDIS_YAML: refused at WHERE
+        (LINE:COL) with WORDS in the message, or accepted if WHERE is
+        None."""
+        with tempfile.TemporaryDirectory(prefix="wshub-conf-") as d:
+            path = os.path.join(d, "wshub.yaml")
+            with open(path, "w") as f:
+                f.write("engine:\n  type: redis\n  redis:\n" + redis_yaml)
+            r = subprocess.run([WSHUBD, "-t", "-c", path],
+                               capture_output=True, text=True, timeout=10)
+        if where is None:
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("test is successful", r.stderr)
+            return
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("%s:%s: " % (path, where), r.stderr)
+        for w in words:
+            self.assertIn(w, r.stderr)
 
 
 class TestAcrossNodes(RedisTestCase):

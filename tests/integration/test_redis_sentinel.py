@@ -47,8 +47,8 @@ from wshub_harness import (Server, WSHUBD, arun, free_port,  # noqa: E402
                            wait_for)
 from test_hub import join  # noqa: E402
 import test_lossless  # noqa: E402
-from test_redis import (REDIS_CLI, Redis, RedisTestCase,  # noqa: E402
-                        chat_once, meet, wait_subscribed)
+from test_redis import (REDIS_CLI, Redis, RedisConfigTestCase,  # noqa: E402
+                        RedisTestCase, chat_once, meet, wait_subscribed)
 
 REDIS_SENTINEL = "/usr/bin/redis-sentinel"
 NAME = "mymaster"
@@ -515,26 +515,7 @@ class TestRole(RedisTestCase):
                      "127.0.0.1:%d)" % (NAME, self.redis.port, replica.port))
 
 
-class TestConfig(unittest.TestCase):
-
-    def check(self, redis_yaml, where, *words):
-        """wshubd -t on engine.redis REDIS_YAML: refused at WHERE
-        (LINE:COL) with WORDS in the message, or accepted if WHERE is
-        None."""
-        with tempfile.TemporaryDirectory(prefix="wshub-conf-") as d:
-            path = os.path.join(d, "wshub.yaml")
-            with open(path, "w") as f:
-                f.write("engine:\n  type: redis\n  redis:\n" + redis_yaml)
-            r = subprocess.run([WSHUBD, "-t", "-c", path],
-                               capture_output=True, text=True, timeout=10)
-        if where is None:
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("test is successful", r.stderr)
-            return
-        self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn("%s:%s: " % (path, where), r.stderr)
-        for w in words:
-            self.assertIn(w, r.stderr)
+class TestConfig(RedisConfigTestCase):
 
     def test_sentinel_keys(self):
         self.check("    sentinel:\n      master: m\n"

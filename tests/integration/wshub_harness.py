@@ -296,24 +296,26 @@ class CertAuthority:
                      "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
                      "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
                      "/CN=wshub test CA")
-        with open(os.path.join(dir, "server.ext"), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                    "extendedKeyUsage=serverAuth\n")
+        for use in ("server", "client"):
+            with open(os.path.join(dir, use + ".ext"), "w") as f:
+                f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints="
+                        "CA:FALSE\nextendedKeyUsage=%sAuth\n" % use)
 
     def openssl(self, *args):
         subprocess.run(("openssl",) + args, cwd=self.dir, check=True,
                        capture_output=True, timeout=60)
 
-    def issue(self, name, serial):
-        """NAME.pem and NAME.key, serial number SERIAL; returns the tls
-        section for them."""
+    def issue(self, name, serial, client=False):
+        """NAME.pem and NAME.key, serial number SERIAL, for a server (or
+        a CLIENT); returns the tls section for them."""
         self.openssl("req", "-newkey", "ec", "-pkeyopt",
                      "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
                      name + ".key", "-out", name + ".csr", "-subj",
                      "/CN=127.0.0.1")
         self.openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem",
                      "-CAkey", "ca.key", "-set_serial", str(serial), "-days",
-                     "2", "-extfile", "server.ext", "-out", name + ".pem")
+                     "2", "-extfile", "client.ext" if client else "server.ext",
+                     "-out", name + ".pem")
         return {"certificate": os.path.join(self.dir, name + ".pem"),
                 "certificate_key": os.path.join(self.dir, name + ".key")}
 
