@@ -22,6 +22,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,30 @@ def _wait(pred, timeout, what, seen=None):
                                      timeout, what,
                                      "\n" + seen() if seen else ""))
         time.sleep(0.05)
+
+
+def _resp(f):
+    """One RESP2 reply from the binary file F."""
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise AssertionError("redis cluster: connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        return Exception(rest.decode(errors="replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp(f) for _ in range(n)]
+    raise AssertionError("redis cluster: bad reply %r" % line)
 
 
 class Node:
@@ -179,6 +204,25 @@ class RedisCluster:
             return None
         return out.stdout.strip()
 
+    def pipeline(self, port, commands, timeout=30):
+        """Send COMMANDS (lists of str or bytes arguments, binary safe)
+        to node PORT in one write and return their replies in order:
+        int, bytes, None, a list, or an Exception for an error reply."""
+        out = bytearray()
+        for cmd in commands:
+            out += b"*%d\r\n" % len(cmd)
+            for a in cmd:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection(("127.0.0.1", port), timeout) as sock:
+            sock.sendall(out)
+            f = sock.makefile("rb")
+            return [_resp(f) for _ in commands]
+
+    def command(self, port, *args):
+        """One command of binary-safe ARGS to node PORT (pipeline)."""
+        return self.pipeline(port, [args])[0]
+
     def live(self):
         """The ports of the nodes still running."""
         return [n.port for n in self.nodes if n.alive()]
@@ -283,6 +327,36 @@ class RedisCluster:
                     return False
             return True
         _wait(ok, timeout or self.timeout, "cluster_state:ok on every node",
+              self.describe)
+
+    def migrate_slot(self, slot, port):
+        """Move SLOT to the master at PORT as redis-cli --cluster reshard
+        does: IMPORTING on PORT, MIGRATING on the owner, MIGRATE of its
+        keys, then SETSLOT NODE on both and every other master; waits
+        until every running node sees PORT serve it."""
+        owner = self.node_for_slot(slot)
+        ids = {n["port"]: n["id"] for n in self.topology()}
+        if owner == port:
+            return
+        for p, args in ((port, ("IMPORTING", ids[owner])),
+                        (owner, ("MIGRATING", ids[port]))):
+            if self.command(p, "CLUSTER", "SETSLOT", slot, *args) != b"OK":
+                raise AssertionError("CLUSTER SETSLOT %d %s on %d failed"
+                                     % (slot, args[0], p))
+        for _ in range(10000):
+            keys = self.command(owner, "CLUSTER", "GETKEYSINSLOT", slot, 100)
+            if not keys:
+                break
+            rep = self.command(owner, "MIGRATE", "127.0.0.1", port, "", 0,
+                               5000, "KEYS", *keys)
+            if isinstance(rep, Exception):
+                raise AssertionError("MIGRATE: %s" % rep)
+        for p in [port, owner] + [m for m in self.masters()
+                                  if m not in (port, owner)]:
+            self.command(p, "CLUSTER", "SETSLOT", slot, "NODE", ids[port])
+        _wait(lambda: all(self.node_for_slot(slot, p) == port
+                          for p in self.live()), self.timeout,
+              "every node to see slot %d on %d" % (slot, port),
               self.describe)
 
     def kill_master(self, i):
