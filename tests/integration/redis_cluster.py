@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wshub_harness import free_port  # noqa: E402
+from wshub_harness import free_port, wait_for  # noqa: E402
 
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
@@ -57,22 +57,6 @@ def _cleanup():
     for cluster in list(_live):
         with contextlib.suppress(Exception):
             cluster.stop()
-
-
-def _wait(pred, timeout, what, seen=None):
-    """Poll PRED until true; AssertionError after TIMEOUT seconds with
-    SEEN() (what was last observed) in the message."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("redis cluster: timed out after %ss "
-                                 "waiting for %s%s" % (
-                                     timeout, what,
-                                     "\n" + seen() if seen else ""))
-        time.sleep(0.05)
 
 
 def _resp(f):
@@ -161,7 +145,7 @@ class RedisCluster:
         for n in self.nodes:
             n.start(self.node_timeout)
         for n in self.nodes:
-            _wait(lambda: self.cli(n.port, "PING") == "PONG", 10,
+            wait_for(lambda: self.cli(n.port, "PING") == "PONG", 10,
                   "redis-server on port %d" % n.port, self.logs)
         out = subprocess.run(
             [REDIS_CLI, "--cluster", "create"]
@@ -172,7 +156,7 @@ class RedisCluster:
             raise AssertionError("redis-cli --cluster create failed:\n"
                                  + out.stdout + out.stderr)
         self.wait_ok()
-        _wait(self._replicas_in_sync, self.timeout, "replicas in sync",
+        wait_for(self._replicas_in_sync, self.timeout, "replicas in sync",
               self.describe)
 
     def stop(self):
@@ -326,7 +310,7 @@ class RedisCluster:
                 if info.get("cluster_slots_ok") != str(SLOTS):
                     return False
             return True
-        _wait(ok, timeout or self.timeout, "cluster_state:ok on every node",
+        wait_for(ok, timeout or self.timeout, "cluster_state:ok on every node",
               self.describe)
 
     def migrate_slot(self, slot, port):
@@ -354,7 +338,7 @@ class RedisCluster:
         for p in [port, owner] + [m for m in self.masters()
                                   if m not in (port, owner)]:
             self.command(p, "CLUSTER", "SETSLOT", slot, "NODE", ids[port])
-        _wait(lambda: all(self.node_for_slot(slot, p) == port
+        wait_for(lambda: all(self.node_for_slot(slot, p) == port
                           for p in self.live()), self.timeout,
               "every node to see slot %d on %d" % (slot, port),
               self.describe)
@@ -383,7 +367,7 @@ class RedisCluster:
                 except AssertionError:
                     return False
             return True
-        _wait(promoted, self.timeout, "a replica of %d to serve slot %d"
+        wait_for(promoted, self.timeout, "a replica of %d to serve slot %d"
               % (port, slot), self.describe)
         self.wait_ok()
         return time.monotonic() - t0

@@ -26,8 +26,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import redis_cluster  # noqa: E402
+import wshub_harness  # noqa: E402
 from redis_cluster import RedisCluster  # noqa: E402
-from wshub_harness import WSHUBD, free_port  # noqa: E402
+from wshub_harness import WSHUBD, free_port, wait_for  # noqa: E402
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(WSHUBD)), "tests",
                      "tools", "cluster_probe")
@@ -51,7 +52,10 @@ class Probe:
     def __init__(self):
         self.proc = subprocess.Popen([PROBE], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        # The harness kills what is left at exit, whatever happens.
+        wshub_harness._live.add(self.proc)
         self.lines = queue.Queue()
         self.seen = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -71,20 +75,20 @@ class Probe:
     def expect(self, pred, what, timeout=WAIT):
         """The next line PRED accepts; the lines before it are kept in
         self.seen."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                line = self.lines.get(timeout=max(left, 0.01))
-            except queue.Empty:
-                line = False
-            if line is None or line is False:
-                raise AssertionError("no %s within %ss; seen:\n%s\n%s" % (
-                    what, timeout, "\n".join(self.seen[-30:]),
-                    self.stderr() if line is None else ""))
-            self.seen.append(line)
-            if pred(line):
-                return line.split()
+        def match():
+            while True:
+                try:
+                    line = self.lines.get_nowait()
+                except queue.Empty:
+                    return None
+                if line is None:
+                    raise AssertionError("cluster_probe exited before %s:\n"
+                                         "%s" % (what, self.stderr()))
+                self.seen.append(line)
+                if pred(line):
+                    return line.split()
+        return wait_for(match, timeout, what,
+                        lambda: "\n".join(self.seen[-30:]))
 
     def stop(self):
         if self.proc.poll() is None:
@@ -94,6 +98,7 @@ class Probe:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        wshub_harness._live.discard(self.proc)
         self.reader.join(timeout=5)
         err = self.stderr()
         self.proc.stdout.close()

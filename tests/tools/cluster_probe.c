@@ -166,13 +166,13 @@ done:
 static void
 command(char *line)
 {
-    char *argv[6], *save = NULL, buf[4096];
+    char *argv[6], *save = NULL, *t, buf[4096];
     int argc = 0, id = -1;
     long n;
     redis_ssub_conf_t conf;
     char err[256];
 
-    for (char *t = strtok_r(line, " ", &save); t != NULL && argc < 6;
+    for (t = strtok_r(line, " ", &save); t != NULL && argc < 6;
          t = strtok_r(NULL, " ", &save))
     {
         argv[argc++] = t;
