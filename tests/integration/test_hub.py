@@ -87,10 +87,15 @@ def conn_workers(srv):
     return out
 
 
-def worker_of_port(srv, port, timeout=5):
-    return wait_for(lambda: conn_workers(srv).get(port), timeout,
-                    "a worker to hold the connection from port %d" % port,
-                    srv.log)
+def workers_of_ports(srv, ports, timeout=5):
+    """{client port: worker pid} for PORTS, once workers hold them all:
+    one scan of /proc for all, which is slow on a machine with many
+    sockets."""
+    def held():
+        found = conn_workers(srv)
+        return found if all(p in found for p in ports) else None
+    return wait_for(held, timeout, "workers to hold the connections from "
+                    "ports %s" % ports, srv.log)
 
 
 def server_rss_kib(srv):
@@ -134,8 +139,9 @@ def http_conn(srv, pred=None, rounds=10, batch=4):
                         srv.port, os.strerror(err) if err else "timeout"))
                 s.setblocking(True)
                 s.settimeout(10)
+            held = workers_of_ports(srv, [s.getsockname()[1] for s in socks])
             for s in socks:
-                w = worker_of_port(srv, s.getsockname()[1])
+                w = held[s.getsockname()[1]]
                 if found is None and (pred is None or pred(w)):
                     found = (s, w)
         finally:
