@@ -50,7 +50,8 @@ struct wsh_conn_s {
     }                     peer;
     uint32_t              last_rx;      /* for pong_wait, msec mod 2^32 */
 
-    wsh_queue_t           topics;       /* engine memberships */
+    struct wsh_member_s  *topics;       /* engine memberships (the
+                                         * engine's topic.h), the first */
     wsh_identity_t       *identity;     /* NULL: not authenticated */
     /* The handshake slot (net/pending.h) until the upgrade, then the
      * WebSocket's: wsh_pending_remove() zeroes the slot in between, and
