@@ -96,6 +96,9 @@ typedef struct wsh_shared_frame_s wsh_shared_frame_t;
 
 struct wsh_shared_frame_s {
     unsigned            refs;
+    /* Deliveries not yet in the server's counters: counted once per
+     * frame (wsh_shared_frame_release), not once per recipient. */
+    unsigned            unstated;
     size_t              payload;    /* message bytes, for the counters */
     size_t              len;
     /* The permessage-deflate variant, built on first need for the
