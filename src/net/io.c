@@ -204,8 +204,11 @@ io_schedule_turn_end(void)
     }
 }
 
-/* Write at the end of this loop turn. */
-static void
+/* Write at the end of this loop turn. Inlined where output is
+ * queued, once per recipient of a broadcast: what a fan-out pays for
+ * its calls (the registers saved and restored at each of the four
+ * levels down from the engine's loop) was as much as their work. */
+static inline __attribute__((always_inline)) void
 io_pending(wsh_io_t *c)
 {
     if (c->stopped || c->stalled) {
@@ -245,8 +248,9 @@ io_delay(wsh_io_t *c)
 
 /* Append LEN bytes at P of B (one new reference) to C's output: the
  * last piece grows when P continues it. DELAY: a broadcast, which may
- * wait for write_delay. */
-static int
+ * wait for write_delay. Inlined into its three callers (see
+ * io_pending). */
+static inline __attribute__((always_inline)) int
 io_append(wsh_io_t *c, wsh_oblock_t *b, u_char *p, size_t len, bool delay)
 {
     wsh_opiece_t *last = c->out_last, *n;
