@@ -338,6 +338,15 @@ int  wsh_topic_leave(wsh_conn_t *c, int kind, const char *name, size_t len);
 int  wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
     size_t len);
 
+/* The name of the first topic of KIND that C joined (and has not left),
+ * *LEN its length; NULL (and 0) when it is in none. A module that joins
+ * a client topic first (the hub: "REALM#ID") reads C's id back from it
+ * at once, rather than keeping a copy per connection. */
+const char *wsh_topic_joined(const wsh_conn_t *c, int kind, size_t *len);
+
+/* The number of topics of KIND that C is in (a step per topic of C). */
+size_t wsh_topic_count(const wsh_conn_t *c, int kind);
+
 #define WSH_PUBLISH_LOCAL   0x1 /* this worker's members only */
 #define WSH_PUBLISH_CONFIRM 0x2 /* client topics: report back even when
                                  * found elsewhere, if not found here */

@@ -34,22 +34,16 @@ typedef struct {
 } hub_pending_t;
 
 /* The acknowledgements a connection waits for, in publish order; only
- * while it waits for some. */
+ * while it waits for some: the connection's data (wsh_conn_get_data),
+ * else NULL. That is all the hub keeps per connection. Its id is read
+ * back from its client topic (hub_conn_id), its rooms counted from its
+ * memberships: 32 bytes of a record per idle connection were an eighth
+ * of what it costs, and the engine holds both anyway. */
 typedef struct {
     size_t        n;
     size_t        cap;
     hub_pending_t v[];
 } hub_pending_list_t;
-
-/* Every open connection has one, so it holds only what an idle one
- * needs: its id (the realm is its endpoint's), its number of rooms, and
- * a pointer to what a busy one waits for. 13 bytes and the id. */
-typedef struct {
-    hub_pending_list_t *pending;
-    uint32_t            nrooms;
-    uint8_t             idlen;
-    char                id[];   /* NUL-terminated */
-} hub_conn_t;
 
 /* The message being handled, and its "id", which the errors and the
  * ack answering it carry: a worker handles one message at a time. */
@@ -102,6 +96,17 @@ size_t
 hub_conn_room_topic(wsh_conn_t *c, char *buf, const char *name, size_t len)
 {
     return hub_conn_topic(c, buf, name, len);
+}
+
+/* C's client id: the name of its client topic ("REALM#ID", the first
+ * topic it joins, in hub_open) without the realm. NULL until it joined
+ * it, or after: C is not (or no longer) the hub's open client. */
+static const char *
+hub_conn_id(const wsh_conn_t *c, size_t *len)
+{
+    const char *topic = wsh_topic_joined(c, WSH_TOPIC_CLIENT, len);
+
+    return topic != NULL ? hub_topic_name(topic, len) : NULL;
 }
 
 void
@@ -294,40 +299,29 @@ hub_open(wsh_conn_t *c, const wsh_request_t *r)
     char id[WSH_CLIENT_ID_MAX], topic[HUB_TOPIC_MAX];
     size_t idlen;
     bool valid = hub_client_id(c, r, id, &idlen);
-    hub_conn_t *hc;
     json_t *obj;
 
-    hc = malloc(sizeof(*hc) + idlen + 1);
-    if (hc == NULL) {
-        wsh_conn_close(c, WSH_CLOSE_INTERNAL, "out of memory");
-        return;
-    }
-    hc->pending = NULL;
-    hc->nrooms = 0;
-    hc->idlen = (uint8_t) idlen;
-    memcpy(hc->id, id, idlen);
-    hc->id[idlen] = '\0';
-    wsh_conn_set_data(c, hc);
     if (!valid) {
         wsh_conn_close(c, WSH_CLOSE_POLICY, "invalid client id");
         return;
     }
+    /* The client topic first: hub_conn_id reads the id from it. */
     if (wsh_topic_join(c, WSH_TOPIC_CLIENT, topic,
-                       hub_conn_topic(c, topic, hc->id, hc->idlen),
-                       NULL, 0) != 0
+                       hub_conn_topic(c, topic, id, idlen), NULL, 0) != 0
         || wsh_topic_join(c, WSH_TOPIC_ALL, topic,
                           hub_conn_topic(c, topic, "", 0), NULL, 0) != 0)
     {
         wsh_conn_close(c, WSH_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    obj = json_pack("{s:s, s:s, s:s}", "type", "welcome", "id", hc->id,
+    obj = json_pack("{s:s, s:s%, s:s}", "type", "welcome", "id", id, idlen,
                     "message", "Welcome to wshub");
     if (obj != NULL) {
         hub_send(c, obj);
     }
     if (hub_conf()->announce_connections) {
-        obj = json_pack("{s:s, s:s}", "type", "user_joined", "id", hc->id);
+        obj = json_pack("{s:s, s:s%}", "type", "user_joined", "id", id,
+                        idlen);
         if (obj != NULL) {
             hub_publish(WSH_TOPIC_ALL, topic, hub_conn_topic(c, topic, "", 0),
                         obj, c, 0);
@@ -338,25 +332,26 @@ hub_open(wsh_conn_t *c, const wsh_request_t *r)
 static void
 hub_close(wsh_conn_t *c, int code)
 {
-    hub_conn_t *hc = wsh_conn_get_data(c);
+    hub_pending_list_t *l = wsh_conn_get_data(c);
     char topic[HUB_TOPIC_MAX];
+    const char *id;
+    size_t idlen;
     json_t *obj;
 
-    if (hc == NULL) {
-        return;
-    }
-    if (hub_conf()->announce_connections) {
-        obj = json_pack("{s:s, s:s}", "type", "user_left", "id", hc->id);
+    /* Only a client that was welcomed (it joined its client topic; the
+     * engine takes it out after this hook) is announced as gone. */
+    id = hub_conn_id(c, &idlen);
+    if (id != NULL && hub_conf()->announce_connections) {
+        obj = json_pack("{s:s, s:s%}", "type", "user_left", "id", id, idlen);
         if (obj != NULL) {
             hub_publish(WSH_TOPIC_ALL, topic, hub_conn_topic(c, topic, "", 0),
                         obj, c, 0);
         }
     }
-    while (hc->pending != NULL && hc->pending->n > 0) {
-        json_decref(hc->pending->v[--hc->pending->n].id);
+    while (l != NULL && l->n > 0) {
+        json_decref(l->v[--l->n].id);
     }
-    free(hc->pending);
-    free(hc);
+    free(l);
     wsh_conn_set_data(c, NULL);
 }
 
@@ -463,7 +458,7 @@ hub_since(wsh_conn_t *c, json_t *root, wsh_since_t *since, bool *given)
 }
 
 static void
-hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
+hub_join_room(wsh_conn_t *c, const char *id, size_t idlen, json_t *root)
 {
     const char *room;
     char topic[HUB_TOPIC_MAX];
@@ -484,23 +479,23 @@ hub_join_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
         hub_error(c, "Already in room", "join_room");
         return;
     }
-    if (hc->nrooms >= hub_conf()->max_rooms_per_connection) {
+    if (wsh_topic_count(c, WSH_TOPIC_ROOM)
+        >= hub_conf()->max_rooms_per_connection)
+    {
         hub_error(c, "Too many rooms", "join_room");
         return;
     }
     /* room_joined is sent when the member list arrives (hub_members),
      * then, in a room with history, what the client missed. */
-    if (wsh_topic_join_since(c, topic, tlen, hc->id, hc->idlen,
+    if (wsh_topic_join_since(c, topic, tlen, id, idlen,
                              given ? &since : NULL) != 0)
     {
         hub_error(c, "Server error", "join_room");
-        return;
     }
-    hc->nrooms++;
 }
 
 static void
-hub_leave_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
+hub_leave_room(wsh_conn_t *c, json_t *root)
 {
     const char *room;
     char topic[HUB_TOPIC_MAX];
@@ -516,7 +511,6 @@ hub_leave_room(wsh_conn_t *c, hub_conn_t *hc, json_t *root)
         hub_error(c, "Not in room", "leave_room");
         return;
     }
-    hc->nrooms--;
     hub_send(c, json_pack("{s:s, s:s%}", "type", "room_left", "room", room,
                           len));
 }
@@ -571,14 +565,15 @@ hub_numbered(const char *room, size_t len, const void *data, size_t dlen,
  * where it is accepted, else (a room with history) when the sequencer
  * has numbered it (hub_acked). The id stays in the relayed message. */
 static void
-hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
-    const char *name, size_t len)
+hub_relay_acked(wsh_conn_t *c, json_t *root, int kind, const char *name,
+    size_t len)
 {
     wsh_publish_ack_t ack = { NULL, 0, 0, 0 };
     const char *type = json_string_value(json_object_get(root, "type"));
+    hub_pending_list_t *l = wsh_conn_get_data(c);
     char *text;
 
-    if (hc->pending != NULL && hc->pending->n == HUB_PENDING_MAX) {
+    if (l != NULL && l->n == HUB_PENDING_MAX) {
         hub_error(c, "Too many messages waiting for their ack", type);
         return;
     }
@@ -605,12 +600,13 @@ hub_relay_acked(wsh_conn_t *c, hub_conn_t *hc, json_t *root, int kind,
 int
 hub_wait(wsh_conn_t *c, uint64_t ticket, int what)
 {
-    hub_conn_t *hc = wsh_conn_get_data(c);
-    hub_pending_list_t *l = hc != NULL ? hc->pending : NULL;
+    hub_pending_list_t *l = wsh_conn_get_data(c), *old = l;
     hub_pending_t *p;
-    size_t cap;
+    size_t cap, idlen;
 
-    if (hc == NULL || (l != NULL && l->n == HUB_PENDING_MAX)) {
+    if (hub_conn_id(c, &idlen) == NULL
+        || (l != NULL && l->n == HUB_PENDING_MAX))
+    {
         return -1;
     }
     if (l == NULL || l->n == l->cap) {
@@ -619,11 +615,11 @@ hub_wait(wsh_conn_t *c, uint64_t ticket, int what)
         if (l == NULL) {
             return -1;
         }
-        if (hc->pending == NULL) {
+        if (old == NULL) {
             l->n = 0;
         }
         l->cap = cap;
-        hc->pending = l;
+        wsh_conn_set_data(c, l);
     }
     p = &l->v[l->n++];
     p->ticket = ticket;
@@ -635,8 +631,7 @@ hub_wait(wsh_conn_t *c, uint64_t ticket, int what)
 bool
 hub_waited(wsh_conn_t *c, uint64_t ticket, int *what, json_t **id)
 {
-    hub_conn_t *hc = wsh_conn_get_data(c);
-    hub_pending_list_t *l = hc != NULL ? hc->pending : NULL;
+    hub_pending_list_t *l = wsh_conn_get_data(c);
     size_t i;
 
     if (l == NULL) {
@@ -651,7 +646,7 @@ hub_waited(wsh_conn_t *c, uint64_t ticket, int *what, json_t **id)
     memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*l->v));
     if (--l->n == 0) {
         free(l);
-        hc->pending = NULL;
+        wsh_conn_set_data(c, NULL);
     }
     return true;
 }
@@ -682,7 +677,8 @@ hub_acked(wsh_conn_t *c, uint64_t ticket, const wsh_ack_t *ack)
 /* room_message, private_message, broadcast: relay the object as sent,
  * with "from" set here (never trusted from the client). */
 static void
-hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
+hub_relay(wsh_conn_t *c, const char *id, size_t idlen, json_t *root,
+    const char *type)
 {
     const hub_room_rule_t *rule;
     const char *name = "";
@@ -731,14 +727,14 @@ hub_relay(wsh_conn_t *c, hub_conn_t *hc, json_t *root, const char *type)
         len = hub_conn_topic(c, topic, "", 0);
         name = topic;
     }
-    json_object_set_new(root, "from", json_stringn(hc->id, hc->idlen));
+    json_object_set_new(root, "from", json_stringn(id, idlen));
     hub_reserve_position(root, kind, name, len);
     if (hub_request_id == NULL) {
         json_incref(root);
         hub_publish(kind, name, len, root, c, 0);
         return;
     }
-    hub_relay_acked(c, hc, root, kind, name, len);
+    hub_relay_acked(c, root, kind, name, len);
 }
 
 /* C's request ROOT is being handled: its optional "id", any JSON
@@ -756,12 +752,13 @@ hub_request(wsh_conn_t *c, json_t *root)
 static void
 hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
 {
-    hub_conn_t *hc = wsh_conn_get_data(c);
     json_error_t err;
     json_t *root, *type;
-    const char *t;
+    const char *t, *id;
+    size_t idlen;
 
-    if (hc == NULL) {
+    id = hub_conn_id(c, &idlen);
+    if (id == NULL) {
         return;
     }
     if (opcode != WSH_OPCODE_TEXT) {
@@ -789,9 +786,9 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
         hub_send(c, json_pack("{s:s, s:O?}", "type", "echo", "data",
                               json_object_get(root, "data")));
     } else if (strcmp(t, "join_room") == 0) {
-        hub_join_room(c, hc, root);
+        hub_join_room(c, id, idlen, root);
     } else if (strcmp(t, "leave_room") == 0) {
-        hub_leave_room(c, hc, root);
+        hub_leave_room(c, root);
     } else if (strcmp(t, "room_members") == 0
                || strcmp(t, "room_count") == 0)
     {
@@ -800,7 +797,7 @@ hub_message(wsh_conn_t *c, int opcode, const unsigned char *data, size_t len)
                || strcmp(t, "private_message") == 0
                || strcmp(t, "broadcast") == 0)
     {
-        hub_relay(c, hc, root, t);
+        hub_relay(c, id, idlen, root, t);
     } else {
         hub_error(c, "Unknown message type", t);
     }
@@ -863,19 +860,14 @@ static bool
 hub_room_full(wsh_conn_t *c, const hub_room_rule_t *r, const char *topic,
     size_t len, size_t n)
 {
-    hub_conn_t *hc = wsh_conn_get_data(c);
     const char *room = topic;
     size_t rlen = len;
 
-    if (r == NULL || r->max_members == 0 || n <= r->max_members
-        || hc == NULL)
-    {
+    if (r == NULL || r->max_members == 0 || n <= r->max_members) {
         return false;
     }
     room = hub_topic_name(topic, &rlen);
-    if (wsh_topic_leave(c, WSH_TOPIC_ROOM, topic, len) == 0) {
-        hc->nrooms--;
-    }
+    (void) wsh_topic_leave(c, WSH_TOPIC_ROOM, topic, len);
     hub_send(c, json_pack("{s:s, s:s, s:s, s:s%}", "type", "error", "error",
                           "Room full", "request", "join_room", "room", room,
                           rlen));
@@ -967,7 +959,9 @@ hub_presence(const char *topic, size_t len, const char *id, size_t idlen,
 static void
 hub_publish_result(wsh_conn_t *c, const char *to, size_t len, int found)
 {
-    if (!found && wsh_conn_get_data(c) != NULL) {
+    size_t idlen;
+
+    if (!found && hub_conn_id(c, &idlen) != NULL) {
         to = hub_topic_name(to, &len);
         hub_send(c, json_pack("{s:s, s:s, s:s, s:s%}", "type", "error",
                               "error", "User not found", "request",
@@ -982,12 +976,11 @@ static void
 hub_room_reset(wsh_conn_t *c, const char *room, size_t len,
     const wsh_room_position_t *since)
 {
-    hub_conn_t *hc = wsh_conn_get_data(c);
+    size_t idlen;
 
-    if (hc == NULL) {
+    if (hub_conn_id(c, &idlen) == NULL) {
         return;
     }
-    hc->nrooms--;
     room = hub_topic_name(room, &len);
     hub_send(c, json_pack("{s:s, s:s%, s:o, s:s}", "type", "room_reset",
                           "room", room, len, "since", hub_position(since),

@@ -148,6 +148,13 @@ wsh_stat_observe(int h, uint64_t value)
     stats_hist_add(&wsh_stats_self->hist[h], &stats_hists[h], value, 1);
 }
 
+void
+wsh_stat_observe_n(int h, uint64_t value, uint64_t n)
+{
+    stats_hist_add(&wsh_stats_self->hist[h], &stats_hists[h], value,
+                   (int64_t) n);
+}
+
 static int
 stats_room_class(uint64_t members)
 {

@@ -50,8 +50,10 @@ wsh_stat_error(int err)
     wsh_stat_add(WSH_STAT_ERRORS + err, 1);
 }
 
-/* Count VALUE (bytes, or microseconds) into histogram H. */
+/* Count VALUE (bytes, or microseconds) into histogram H; N times the
+ * same VALUE with wsh_stat_observe_n (a broadcast's N deliveries). */
 void wsh_stat_observe(int h, uint64_t value);
+void wsh_stat_observe_n(int h, uint64_t value, uint64_t n);
 
 /* A room's local member count went from FROM to TO (0: no room): moves
  * it between the size classes of WSH_STAT_ROOM_SIZES. Worker. */

@@ -126,7 +126,7 @@ static wsh_member_t *
 engine_membership(const wsh_conn_t *c, int kind, const char *name,
     size_t len)
 {
-    return wsh_topic_membership(wsh_engine_conns->topics(c), kind, name,
+    return wsh_topic_membership(*wsh_engine_conns->topics(c), kind, name,
                                 len);
 }
 
@@ -153,7 +153,7 @@ engine_join(wsh_conn_t *c, int kind, const char *name, size_t len,
         return -1;
     }
     if (recover && wsh_recovery_start(m, since, history) != WSH_OK) {
-        wsh_topic_remove(m, &last);
+        wsh_topic_remove(wsh_engine_conns->topics(c), m, &last);
         wsh_topic_member_free(m);
         return -1;
     }
@@ -213,7 +213,7 @@ engine_leave(wsh_member_t *m)
     wsh_recovery_free(m);
     /* Out of the topic first: an engine that announces the leave at
      * once (Redis down) must not tell the leaver. */
-    wsh_topic_remove(m, &last);
+    wsh_topic_remove(wsh_engine_conns->topics(m->owner), m, &last);
     if (t->kind == WSH_TOPIC_ROOM) {
         /* Counted after the removal: the room had one member more. */
         wsh_stat_room_resized(t->nmembers + 1, t->nmembers);
@@ -249,6 +249,33 @@ wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
     return engine_membership(c, kind, name, len) != NULL;
 }
 
+const char *
+wsh_topic_joined(const wsh_conn_t *c, int kind, size_t *len)
+{
+    const wsh_member_t *m;
+
+    for (m = *wsh_engine_conns->topics(c); m != NULL; m = m->owner_next) {
+        if (m->topic->kind == kind) {
+            *len = m->topic->len;
+            return m->topic->name;
+        }
+    }
+    *len = 0;
+    return NULL;
+}
+
+size_t
+wsh_topic_count(const wsh_conn_t *c, int kind)
+{
+    const wsh_member_t *m;
+    size_t n = 0;
+
+    for (m = *wsh_engine_conns->topics(c); m != NULL; m = m->owner_next) {
+        n += m->topic->kind == kind;
+    }
+    return n;
+}
+
 /* C is closing: its publishes' answers will find nobody. */
 static void
 engine_forget_acks(wsh_conn_t *c, uint16_t *acks)
@@ -271,14 +298,13 @@ void
 wsh_engine_conn_closed(wsh_conn_t *c)
 {
     uint16_t *acks = wsh_engine_conns->acks(c);
-    wsh_queue_t *topics = wsh_engine_conns->topics(c);
+    wsh_member_t **topics = wsh_engine_conns->topics(c);
 
     if (*acks > 0 && engine_acks != NULL) {
         engine_forget_acks(c, acks);
     }
-    while (!wsh_queue_empty(topics)) {
-        engine_leave(wsh_queue_data(wsh_queue_head(topics), wsh_member_t,
-                                    owner_link));
+    while (*topics != NULL) {
+        engine_leave(*topics);  /* the first: removed in one step */
     }
 }
 
@@ -328,13 +354,11 @@ engine_deliver(int kind, const char *name, size_t len, const void *data,
 /* The client id topic a connection joined (its own id), for replies
  * the master routes back to it. */
 static const wsh_topic_t *
-engine_own_client_topic(wsh_conn_t *c)
+engine_own_client_topic(const wsh_conn_t *c)
 {
-    wsh_queue_t *topics = wsh_engine_conns->topics(c), *q;
-    wsh_member_t *m;
+    const wsh_member_t *m;
 
-    for (q = topics->next; q != topics; q = q->next) {
-        m = wsh_queue_data(q, wsh_member_t, owner_link);
+    for (m = *wsh_engine_conns->topics(c); m != NULL; m = m->owner_next) {
         if (m->topic->kind == WSH_TOPIC_CLIENT) {
             return m->topic;
         }

@@ -80,6 +80,9 @@ extern const wsh_engine_ops_t wsh_engine_redis;
  * on every recipient (net/conn.h): the engine only passes it on. */
 typedef struct wsh_shared_frame_s wsh_shared_frame_t;
 
+/* A connection's membership of a topic (engine/topic.h). */
+typedef struct wsh_member_s wsh_member_t;
+
 /* The connections that join topics, which the engine knows only as the
  * public API's wsh_conn_t, and through these operations: net implements
  * them (net/conn.h, net/conn_member.h) and the worker hands them to
@@ -104,10 +107,11 @@ typedef struct {
     /* The module that C's hooks are called on. */
     const wsh_module_t *(*module)(const wsh_conn_t *c);
     /* The engine's state kept in C, the engine's to change even where
-     * C is const: its memberships (wsh_member_t's owner_link), its
-     * publishes awaiting the sequencer. */
-    wsh_queue_t *(*topics)(const wsh_conn_t *c);
-    uint16_t    *(*acks)(const wsh_conn_t *c);
+     * C is const: its memberships (the first, or NULL: wsh_member_t's
+     * owner_next chains the others), its publishes awaiting the
+     * sequencer. */
+    wsh_member_t **(*topics)(const wsh_conn_t *c);
+    uint16_t     *(*acks)(const wsh_conn_t *c);
     /* The connection with id ID, or NULL (a walk: rare answers only). */
     wsh_conn_t *(*find)(uint64_t id);
 } wsh_engine_conn_ops_t;

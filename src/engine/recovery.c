@@ -475,7 +475,7 @@ int
 wsh_topic_position(const wsh_conn_t *c, const char *room, size_t len,
     wsh_room_position_t *pos)
 {
-    wsh_member_t *m = wsh_topic_membership(wsh_engine_conns->topics(c),
+    wsh_member_t *m = wsh_topic_membership(*wsh_engine_conns->topics(c),
                                            WSH_TOPIC_ROOM, room, len);
     wsh_recovery_t *r = m != NULL ? recovery_of(m) : NULL;
     recovery_room_t *rr;
@@ -503,13 +503,10 @@ wsh_topic_positions(const wsh_conn_t *c, void (*cb)(void *arg,
     const char *room, size_t len, const wsh_room_position_t *pos),
     void *arg)
 {
-    const wsh_queue_t *topics = wsh_engine_conns->topics(c);
     wsh_room_position_t pos;
-    const wsh_queue_t *q;
-    wsh_member_t *m;
+    const wsh_member_t *m;
 
-    for (q = topics->next; q != topics; q = q->next) {
-        m = wsh_queue_data(q, wsh_member_t, owner_link);
+    for (m = *wsh_engine_conns->topics(c); m != NULL; m = m->owner_next) {
         /* A join still recovering has no position to give yet. */
         if (m->topic->kind != WSH_TOPIC_ROOM || recovery_of(m) != NULL) {
             continue;

@@ -248,15 +248,15 @@ topic_id(const wsh_topic_t *t, size_t *len)
  * the owner's client topic whose name ends with it, else one of its
  * own, "#ID", out of the index. NULL on ENOMEM. */
 static wsh_topic_t *
-topic_id_holder(const wsh_queue_t *owned, const char *id, size_t idlen)
+topic_id_holder(const wsh_member_t *owned, const char *id, size_t idlen)
 {
-    const wsh_queue_t *q;
+    const wsh_member_t *m;
     const char *p;
     wsh_topic_t *t;
     size_t n;
 
-    for (q = owned->next; q != owned; q = q->next) {
-        t = wsh_queue_data(q, wsh_member_t, owner_link)->topic;
+    for (m = owned; m != NULL; m = m->owner_next) {
+        t = m->topic;
         if (t->kind != WSH_TOPIC_CLIENT) {
             continue;
         }
@@ -276,28 +276,26 @@ topic_id_holder(const wsh_queue_t *owned, const char *id, size_t idlen)
 }
 
 wsh_member_t *
-wsh_topic_membership(const wsh_queue_t *owned, int kind, const char *name,
+wsh_topic_membership(const wsh_member_t *owned, int kind, const char *name,
     size_t len)
 {
-    const wsh_queue_t *a, *b;
+    const wsh_member_t *a;
+    const wsh_queue_t *b;
     wsh_member_t *m;
     wsh_topic_t *t;
     void *owner;
 
-    if (wsh_queue_empty(owned)
-        || (t = wsh_topic_find(kind, name, len)) == NULL)
-    {
+    if (owned == NULL || (t = wsh_topic_find(kind, name, len)) == NULL) {
         return NULL;
     }
-    owner = wsh_queue_data(owned->next, wsh_member_t, owner_link)->owner;
+    owner = owned->owner;
     /* A step along each list in turn: the membership is on both, so the
      * walk ends within twice the length of the shorter. */
-    for (a = owned->next, b = t->members.next;
-         a != owned && b != &t->members; a = a->next, b = b->next)
+    for (a = owned, b = t->members.next;
+         a != NULL && b != &t->members; a = a->owner_next, b = b->next)
     {
-        m = wsh_queue_data(a, wsh_member_t, owner_link);
-        if (m->topic == t) {
-            return m;
+        if (a->topic == t) {
+            return (wsh_member_t *) a;
         }
         m = wsh_queue_data(b, wsh_member_t, topic_link);
         if (m->owner == owner) {
@@ -308,12 +306,12 @@ wsh_topic_membership(const wsh_queue_t *owned, int kind, const char *name,
 }
 
 wsh_member_t *
-wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
+wsh_topic_add(wsh_member_t **owned, void *owner, int kind, const char *name,
     size_t len, const char *id, size_t idlen, bool *first)
 {
     topic_room_member_t *rm = NULL;
     wsh_topic_t *t, *holder = NULL;
-    wsh_member_t *m;
+    wsh_member_t *m, **tail;
 
     if (len > WSH_TOPIC_NAME_MAX || idlen >= UINT16_MAX) {
         return NULL;
@@ -328,7 +326,7 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
         return NULL;
     }
     if (rm != NULL && idlen > 0
-        && (holder = topic_id_holder(owned, id, idlen)) == NULL)
+        && (holder = topic_id_holder(*owned, id, idlen)) == NULL)
     {
         wsh_slab_free(&topic_room_members, rm);
         return NULL;
@@ -349,7 +347,11 @@ wsh_topic_add(wsh_queue_t *owned, void *owner, int kind, const char *name,
     m->topic = t;
     m->owner = owner;
     wsh_queue_insert_tail(&t->members, &m->topic_link);
-    wsh_queue_insert_tail(owned, &m->owner_link);
+    /* At the end, in the order joined: the client topic a hub joins
+     * first stays first, found in one step (wsh_topic_joined). */
+    for (tail = owned; *tail != NULL; tail = &(*tail)->owner_next) { }
+    m->owner_next = NULL;
+    *tail = m;
     t->nmembers++;
     return m;
 }
@@ -367,12 +369,17 @@ wsh_topic_member_id(const wsh_member_t *m, size_t *len)
 }
 
 void
-wsh_topic_remove(wsh_member_t *m, bool *last)
+wsh_topic_remove(wsh_member_t **owned, wsh_member_t *m, bool *last)
 {
     wsh_topic_t *t = m->topic;
+    wsh_member_t **p;
 
+    for (p = owned; *p != m; p = &(*p)->owner_next) {
+        wsh_assert(*p != NULL);
+    }
+    *p = m->owner_next;
+    m->owner_next = NULL;
     wsh_queue_remove(&m->topic_link);
-    wsh_queue_remove(&m->owner_link);
     t->nmembers--;
     *last = t->nmembers == 0;
     if (*last) {

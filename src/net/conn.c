@@ -197,7 +197,7 @@ wsh_conn_accept(int fd, const struct sockaddr *sa, socklen_t len,
     c->start = wsh_monotonic_msec();
     c->state = WSH_CONN_HTTP;
     c->keep_alive = 1;
-    wsh_queue_init(&c->topics);
+    c->topics = NULL;           /* calloc'd: said for the reader */
     wsh_queue_insert_tail(&wsh_worker.conns, &c->link);
     wsh_worker.nconns++;
     wsh_pending_add(c);

@@ -50,7 +50,8 @@ struct wsh_conn_s {
     }                     peer;
     uint32_t              last_rx;      /* for pong_wait, msec mod 2^32 */
 
-    wsh_queue_t           topics;       /* engine memberships */
+    struct wsh_member_s  *topics;       /* engine memberships (the
+                                         * engine's topic.h), the first */
     wsh_identity_t       *identity;     /* NULL: not authenticated */
     /* The handshake slot (net/pending.h) until the upgrade, then the
      * WebSocket's: wsh_pending_remove() zeroes the slot in between, and
@@ -95,6 +96,9 @@ typedef struct wsh_shared_frame_s wsh_shared_frame_t;
 
 struct wsh_shared_frame_s {
     unsigned            refs;
+    /* Deliveries not yet in the server's counters: counted once per
+     * frame (wsh_shared_frame_release), not once per recipient. */
+    unsigned            unstated;
     size_t              payload;    /* message bytes, for the counters */
     size_t              len;
     /* The permessage-deflate variant, built on first need for the

@@ -30,10 +30,10 @@ wsh_conn_module(const wsh_conn_t *c)
     return c->endpoint->module;
 }
 
-wsh_queue_t *
+struct wsh_member_s **
 wsh_conn_topics(const wsh_conn_t *c)
 {
-    return (wsh_queue_t *) &c->topics;
+    return (struct wsh_member_s **) &c->topics;
 }
 
 uint16_t *

@@ -24,9 +24,9 @@ bool wsh_conn_is_closed(const wsh_conn_t *c);
 const wsh_module_t *wsh_conn_module(const wsh_conn_t *c);
 
 /* The engine's state kept in C, the engine's to change even where C is
- * const: its memberships (wsh_member_t's owner_link) and its publishes
- * awaiting the sequencer. */
-wsh_queue_t *wsh_conn_topics(const wsh_conn_t *c);
+ * const: its memberships (the first; net knows no more of them) and
+ * its publishes awaiting the sequencer. */
+struct wsh_member_s **wsh_conn_topics(const wsh_conn_t *c);
 uint16_t *wsh_conn_acks(const wsh_conn_t *c);
 
 /* The connection with id ID, or NULL: a walk over all of them, for the

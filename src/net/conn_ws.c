@@ -27,28 +27,25 @@
 static bool
 conn_worker_output_full(size_t queued)
 {
-    size_t cap = wsh_worker.conf->limits.worker_send_buffer;
-    size_t backlog = wsh_io_backlog();
+    size_t cap = wsh_worker.conf->limits.worker_send_buffer, backlog;
 
-    return cap != 0 && backlog > cap && queued > 0
+    if (cap == 0 || (backlog = wsh_io_backlog()) <= cap) {
+        return false;
+    }
+    return queued > 0
            && queued >= backlog / (wsh_worker.nconns ? wsh_worker.nconns : 1);
 }
 
-/* May one more frame be queued on C? Not when its output is over
- * send_buffer: a client that does not read must not make the server
- * grow. Then, by slow_consumer, the frame is dropped (and counted)
- * or the client is closed with 1008. */
-static bool
-conn_output_allowed(wsh_conn_t *c)
+/* C's output is over send_buffer, or over its share of the worker's
+ * (QUEUED bytes): by slow_consumer, the frame is dropped (and counted)
+ * or the client is closed with 1008. Returns false. Apart from
+ * conn_output_allowed so that the check, made once per recipient of a
+ * broadcast, is a few instructions inlined into its callers. */
+static bool __attribute__((noinline, cold))
+conn_output_refused(wsh_conn_t *c, size_t queued)
 {
-    size_t queued = c->io.out_bytes;
     const char *over;
 
-    if (queued <= wsh_worker.conf->send_buffer
-        && !conn_worker_output_full(queued))
-    {
-        return true;
-    }
     over = queued > wsh_worker.conf->send_buffer
            ? "send_buffer" : "its share of limits.worker_send_buffer";
     if (wsh_worker.conf->slow_consumer_drop) {
@@ -68,6 +65,23 @@ conn_output_allowed(wsh_conn_t *c)
     return false;
 }
 
+/* May one more frame be queued on C? Not when its output is over
+ * send_buffer: a client that does not read must not make the server
+ * grow (conn_output_refused). */
+static inline bool
+conn_output_allowed(wsh_conn_t *c)
+{
+    size_t queued = c->io.out_bytes;
+
+    /* Nothing queued: always room (a fan-out's usual recipient). */
+    if (queued == 0
+        || (queued <= wsh_worker.conf->send_buffer
+            && !conn_worker_output_full(queued)))
+    {
+        return true;
+    }
+    return conn_output_refused(c, queued);
+}
 
 wsh_shared_frame_t *
 wsh_shared_frame_new(int opcode, const void *data, size_t len)
@@ -88,6 +102,7 @@ wsh_shared_frame_new(int opcode, const void *data, size_t len)
     memcpy(f->data, hdr, n);
     memcpy(f->data + n, data, len);
     f->refs = 1;
+    f->unstated = 0;
     f->payload = len;
     f->len = n + len;
     f->deflated = NULL;
@@ -95,9 +110,31 @@ wsh_shared_frame_new(int opcode, const void *data, size_t len)
     return f;
 }
 
+/* F's deliveries since the last time into the server's counters, as
+ * conn_count_out would have counted each. */
+static void
+conn_count_shared(wsh_shared_frame_t *f)
+{
+    uint64_t n = f->unstated;
+
+    f->unstated = 0;
+    wsh_stat_add((f->data[0] & 0x0f) == WSH_WS_OP_TEXT
+                 ? WSH_STAT_MSG_OUT_TEXT : WSH_STAT_MSG_OUT_BINARY, n);
+    wsh_stat_add(WSH_STAT_BYTES_OUT, n * f->payload);
+    wsh_stat_observe_n(WSH_HIST_SIZE_OUT, f->payload, n);
+}
+
 void
 wsh_shared_frame_release(wsh_shared_frame_t *f)
 {
+    /* The holder that fanned F out releases it once done: its
+     * deliveries are counted then, in the same loop turn. */
+    if (f->unstated > 0) {
+        conn_count_shared(f);
+    }
+    if (f->deflated != NULL && f->deflated->unstated > 0) {
+        conn_count_shared(f->deflated);
+    }
     if (--f->refs == 0) {
         if (f->deflated != NULL) {
             wsh_shared_frame_release(f->deflated);
@@ -179,7 +216,9 @@ wsh_conn_deliver(wsh_conn_t *c, wsh_shared_frame_t *f, uint64_t except)
     if (wsh_io_write_block(&c->io, f->block, f->data, f->len) != 0) {
         return -1;
     }
-    conn_count_out(c, f->data[0] & 0x0f, f->payload);
+    c->msgs_out++;
+    c->bytes_out += f->payload;
+    f->unstated++;              /* counted in wsh_shared_frame_release */
     return 0;
 }
 

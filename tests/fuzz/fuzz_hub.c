@@ -258,6 +258,32 @@ wsh_topic_is_member(const wsh_conn_t *c, int kind, const char *name,
     return fuzz_find(c, kind, name, len) != NULL;
 }
 
+const char *
+wsh_topic_joined(const wsh_conn_t *c, int kind, size_t *len)
+{
+    size_t i;
+
+    for (i = 0; i < FUZZ_TOPICS; i++) {
+        if (fuzz_members[i].c == c && fuzz_members[i].kind == kind) {
+            *len = fuzz_members[i].len;
+            return fuzz_members[i].name;
+        }
+    }
+    *len = 0;
+    return NULL;
+}
+
+size_t
+wsh_topic_count(const wsh_conn_t *c, int kind)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < FUZZ_TOPICS; i++) {
+        n += fuzz_members[i].c == c && fuzz_members[i].kind == kind;
+    }
+    return n;
+}
+
 /* Rooms with history: "chat:" rooms have it here, at a fixed position.
  * ROOM is a topic, "REALM#NAME". */
 int

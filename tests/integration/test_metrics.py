@@ -234,6 +234,69 @@ class MetricsTest(unittest.TestCase):
         self.assertIn('endpoints[1].listen[0]: "127.0.0.1:1" is not one of '
                       'the listen addresses', r.stderr)
 
+    def test_room_deliveries_counted(self):
+        """A room message's deliveries are counted once per publish (the
+        shared frame's count), not once per recipient: the counters must
+        still say exactly what each recipient got, with permessage-
+        deflate recipients counted at the size before compression."""
+        n_msgs = 7
+
+        def delta(before, after, name, **labels):
+            return value(after, name, **labels) - value(before, name,
+                                                         **labels)
+
+        async def go(srv):
+            url = srv.url("/ws")
+            pub = await connect(url)
+            members = [await connect(url) for _ in range(3)]
+            members += [await connect(url, compression="deflate")
+                        for _ in range(2)]
+            for ws in members[3:]:
+                self.assertIn("permessage-deflate", ws.response_headers.get(
+                    "Sec-WebSocket-Extensions", ""))
+            for ws in [pub] + members:
+                await recv_type(ws, "welcome")
+                await ws.send('{"type":"join_room","room":"count"}')
+                await recv_type(ws, "room_joined")
+            before, _ = scrape(srv.port)
+            for i in range(n_msgs):
+                await pub.send(json.dumps({"type": "room_message",
+                                           "room": "count",
+                                           "text": "x" * (10 * i)}))
+            got = []
+            for ws in members:
+                for i in range(n_msgs):
+                    text = await asyncio.wait_for(ws.recv(), 10)
+                    self.assertEqual(json.loads(text)["type"],
+                                     "room_message")
+                    got.append(len(text.encode()))
+            after, _ = scrape(srv.port)
+            for ws in [pub] + members:
+                await ws.close()
+            return before, after, got
+
+        # No join announcements: the members get the messages alone.
+        # Two members compress: they share the frame's deflated copy.
+        with Server(workers=1, endpoints=ENDPOINTS,
+                    hub={"rooms": [{"match": "count",
+                                    "announce": "off"}]},
+                    raw_yaml="compression:\n  enabled: on\n"
+                             "  min_size: 0\n") as srv:
+            before, after, got = arun(go(srv))
+        n = len(got)
+        self.assertEqual(n, 5 * n_msgs)
+        self.assertEqual(delta(before, after, "websocket_messages_total",
+                               direction="out", type="text"), n)
+        self.assertEqual(delta(before, after,
+                               "websocket_message_bytes_total",
+                               direction="out"), sum(got))
+        self.assertEqual(delta(before, after,
+                               "websocket_message_size_bytes_count",
+                               direction="out"), n)
+        self.assertEqual(delta(before, after,
+                               "websocket_message_size_bytes_sum",
+                               direction="out"), sum(got))
+
     def test_rooms(self):
         """wshub_rooms{size_le}: rooms now of at most size_le members.
         Sizes 1, 1, 2, 3 and 6, then 6 down to 2, then none."""
