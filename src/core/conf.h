@@ -84,6 +84,27 @@ typedef struct {
     unsigned            port;
 } wsh_conf_sentinel_t;
 
+/* Most shards of engine.redis.shards (their counters in shared memory:
+ * WSH_STATS_SHARDS). */
+#define WSH_REDIS_SHARDS_MAX 32
+
+/* A Redis server of the engine, as the engine connects to it: the one
+ * of engine.redis (host, port, unix_socket or sentinel), or one of
+ * engine.redis.shards, whose password, user and db default to
+ * engine.redis's. */
+typedef struct {
+    char               *host;
+    unsigned            port;
+    char               *unix_socket;       /* NULL: TCP */
+    char               *user;              /* ACL user, NULL: none */
+    char               *password;          /* NULL: no AUTH */
+    unsigned            db;
+    char               *sentinel_master;   /* NULL: no Sentinel */
+    wsh_conf_sentinel_t *sentinels;
+    size_t              nsentinels;
+    char               *sentinel_password; /* NULL: no AUTH to them */
+} wsh_conf_redis_server_t;
+
 /* The engine section (engine:). */
 typedef struct {
     bool                redis;             /* type: redis, else local */
@@ -109,6 +130,11 @@ typedef struct {
     wsh_conf_sentinel_t *sentinels;
     size_t              nsentinels;
     char               *sentinel_password; /* NULL: no AUTH to them */
+    /* The servers the engine uses: one (engine.redis's own) or the
+     * shards, in their order (placement depends on it). */
+    wsh_conf_redis_server_t *servers;
+    size_t              nservers;
+    bool                sharded;           /* engine.redis.shards */
 } wsh_conf_engine_t;
 
 /* The tls section: the certificate of every "ADDRESS tls" listener. */
