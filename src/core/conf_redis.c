@@ -27,7 +27,7 @@ static const cyaml_schema_field_t conf_sentinel_fields[] = {
 };
 
 /* The keys naming a server, in engine.redis and in each shard. */
-#define CONF_SERVER_FIELDS(type, m)                                          \
+#define SERVER_FIELDS(type, m)                                          \
     CONF_STR("host", type, m host, CYAML_FLAG_OPTIONAL),                     \
     CONF_STR("port", type, m port, CYAML_FLAG_OPTIONAL),                     \
     CONF_STR("unix_socket", type, m unix_socket, CYAML_FLAG_OPTIONAL),       \
@@ -38,7 +38,7 @@ static const cyaml_schema_field_t conf_sentinel_fields[] = {
                             m sentinel, conf_sentinel_fields)
 
 static const cyaml_schema_field_t conf_shard_fields[] = {
-    CONF_SERVER_FIELDS(conf_raw_server_t, ),
+    SERVER_FIELDS(conf_raw_server_t, ),
     CYAML_FIELD_END
 };
 
@@ -51,7 +51,7 @@ static const cyaml_schema_value_t conf_shard_schema = {
     CONF_STR(#key, conf_raw_redis_t, key, CYAML_FLAG_OPTIONAL)
 
 const cyaml_schema_field_t wsh_conf_redis_fields[] = {
-    CONF_SERVER_FIELDS(conf_raw_redis_t, server.),
+    SERVER_FIELDS(conf_raw_redis_t, server.),
     CONF_REDIS(prefix),
     CONF_REDIS(connect_timeout),
     CONF_REDIS(command_timeout),

@@ -270,6 +270,7 @@ class TestAddShard(ShardsTestCase):
 
     N = 4
     ROOMS = 400
+    HUB = HUB_YAML + "  max_rooms_per_connection: 1000\n"
 
     def test_reload_with_a_fourth_shard_moves_a_quarter(self):
         """A reload appending a fourth shard: each room channel stays on
@@ -279,7 +280,7 @@ class TestAddShard(ShardsTestCase):
         with since with recovered: false, its history being on its old
         shard."""
         three = self.redises[:3]
-        srv = self.start_node(workers=1, redises=three, more_yaml=HUB_YAML)
+        srv = self.start_node(workers=1, redises=three, more_yaml=self.HUB)
         rooms = ["move-%d" % i for i in range(self.ROOMS)]
         hist = next("log:%d" % i for i in range(1000)
                     if shard_of(room_channel("log:%d" % i), 4) == 3)
@@ -322,7 +323,7 @@ class TestAddShard(ShardsTestCase):
         wait_for(lambda: not placed(), 10, "the rooms unsubscribed")
 
         first = srv.workers()
-        srv.raw_yaml = shards_yaml(self.redises) + HUB_YAML
+        srv.raw_yaml = shards_yaml(self.redises) + self.HUB
         srv.write_conf()
         srv.signal(signal.SIGHUP)
         srv.wait_log("reload done", 15)
