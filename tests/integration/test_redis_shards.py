@@ -7,6 +7,7 @@ jump consistent hash (issue 22, items 3 and 5).
   the nodes, each room on the shard placement names;
 - rooms spread over all three shards (PUBSUB CHANNELS on each server)
   and the per-shard counters of /metrics;
+- a shard that is a Sentinel master switches over alone;
 - one shard's redis-server SIGKILLed: the other shards' rooms keep
   delivering, /health and /metrics show that shard down, and once it is
   restarted its rooms work again;
@@ -264,6 +265,74 @@ class TestShardDown(ShardsTestCase):
                 metric(a.port, 'wshub_redis_reconnects_total{shard="2"}'), 1)
 
         self.run_pools(body, timeout=120)
+
+
+@unittest.skipUnless(os.access(test_redis_sentinel.REDIS_SENTINEL, os.X_OK),
+                     "redis-sentinel is not installed")
+class TestSentinelShard(test_redis_sentinel.SentinelTestCase):
+    """Shards 0 and 2 plain servers, shard 1 a Sentinel master with a
+    replica: a switchover moves shard 1 alone."""
+
+    def test_a_sentinel_shard_switches_alone(self):
+        plain = [Redis(), Redis()]
+        for r in plain:
+            self.addCleanup(r.cleanup)
+            r.start()
+        name = test_redis_sentinel.NAME
+        master, replica = self.redis.port, self.replica.port
+        yaml = ("engine:\n  type: redis\n  redis:\n    presence_ttl: 3s\n"
+                "    reconnect_max: 1s\n    shards:\n"
+                "      - host: 127.0.0.1\n        port: %d\n"
+                "      - sentinel:\n          master: %s\n"
+                "          addresses: [%s]\n"
+                "      - host: 127.0.0.1\n        port: %d\n"
+                % (plain[0].port, name, ", ".join(
+                    '"127.0.0.1:%d"' % s.port for s in self.sentinels),
+                   plain[1].port))
+        for _ in range(2):
+            srv = Server(workers=2, endpoints=ENDPOINTS, raw_yaml=yaml)
+            self.addCleanup(srv.stop)
+            srv.start()
+            self.nodes.append(srv)
+        a = self.nodes[0]
+        servers = [plain[0], self.redis, plain[1]]
+        rooms = [named("room", 3, s) for s in range(3)]
+        for n in self.nodes:
+            n.wait_log("redis shard 1 master of %s is 127.0.0.1:%d"
+                       % (name, master))
+            wait_for(lambda: health(n.port)[1]["status"] == "ok", 10,
+                     "every shard up", n.log)
+
+        async def body(pa, pb):
+            a1, b1 = await meet(servers[0], pa, pb, rooms[0])
+            for s in (1, 2):
+                await join(a1, rooms[s])
+                await wait_subscribed(servers[s], room_channel(rooms[s]), 1)
+                await join(b1, rooms[s])
+                await a1.expect("user_joined_room", room=rooms[s],
+                                userId=b1.id)
+                await wait_subscribed(servers[s], room_channel(rooms[s]), 2)
+            self.assertEqual(self.sentinels[0].cli(
+                "SENTINEL", "FAILOVER", name), "OK")
+            self.wait_master(replica)
+            for n in self.nodes:
+                await asyncio.to_thread(
+                    n.wait_log, "redis shard 1 master of %s is now "
+                    "127.0.0.1:%d (was 127.0.0.1:%d)" % (name, replica,
+                                                         master), 15)
+            await wait_subscribed(Redis(port=replica),
+                                  room_channel(rooms[1]), 2)
+            for room in rooms:
+                await chat_once(a1, [b1], room, "after the switch")
+                await chat_once(b1, [a1], room, "and back")
+            shards = shard_health(a.port)[2]
+            self.assertEqual(shards[1]["address"], "127.0.0.1:%d" % replica)
+            self.assertEqual(shards[1]["role"], "master")
+            self.assertEqual([s["up"] for s in shards], [True] * 3)
+            self.assertEqual((shards[0]["reconnects"],
+                              shards[2]["reconnects"]), (0, 0))
+
+        self.run_pools(body, timeout=90)
 
 
 class TestAddShard(ShardsTestCase):
