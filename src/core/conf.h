@@ -111,12 +111,6 @@ typedef struct {
     char               *node_id;           /* this node in envelopes */
     wsh_msec_t          idempotency_window; /* retries answered, not
                                              * published again */
-    char               *host;
-    unsigned            port;
-    char               *unix_socket;       /* NULL: TCP */
-    char               *user;              /* ACL user, NULL: none */
-    char               *password;          /* NULL: no AUTH */
-    unsigned            db;
     char               *prefix;            /* channel and key prefix */
     wsh_msec_t          connect_timeout;
     wsh_msec_t          command_timeout;
@@ -125,13 +119,9 @@ typedef struct {
     wsh_msec_t          presence_ttl;
     unsigned            breaker_failures;  /* 0: no circuit breaker */
     wsh_msec_t          breaker_open;
-    char               *sentinel_master;   /* NULL: no Sentinel, host and
-                                            * port name the server */
-    wsh_conf_sentinel_t *sentinels;
-    size_t              nsentinels;
-    char               *sentinel_password; /* NULL: no AUTH to them */
-    /* The servers the engine uses: one (engine.redis's own) or the
-     * shards, in their order (placement depends on it). */
+    /* The servers the engine uses: one (engine.redis's own: host and
+     * port, unix_socket or sentinel) or the shards, in their order
+     * (placement depends on it). */
     wsh_conf_redis_server_t *servers;
     size_t              nservers;
     bool                sharded;           /* engine.redis.shards */

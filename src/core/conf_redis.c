@@ -148,22 +148,28 @@ conf_sentinel(wsh_conf_ctx_t *ctx, const char *path, conf_raw_server_t *r,
 }
 
 /* The server R at PATH into V; user, password and db default to
- * DEF's (NULL: none). */
+ * DEF's, as written (engine.redis's for a shard; NULL: none). */
 static void
 conf_server(wsh_conf_ctx_t *ctx, const char *path, conf_raw_server_t *r,
-    const wsh_conf_redis_server_t *def, wsh_conf_redis_server_t *v)
+    const conf_raw_server_t *def, wsh_conf_redis_server_t *v)
 {
+    const char *user = NULL, *password = NULL;
+    unsigned db = 0;
     char key[96];
 
+    if (def != NULL) {
+        wsh_conf_uint(ctx, "engine.redis.db", def->db, 0, 0, 1000000, &db);
+        user = wsh_conf_is_set(def->user) ? def->user : NULL;
+        password = wsh_conf_is_set(def->password) ? def->password : NULL;
+    }
     v->host = wsh_conf_strdup_or(ctx, r->host, "127.0.0.1");
     snprintf(key, sizeof(key), "%s.port", path);
     wsh_conf_uint(ctx, key, r->port, 6379, 1, 65535, &v->port);
     v->unix_socket = wsh_conf_strdup_or(ctx, r->unix_socket, NULL);
-    v->user = wsh_conf_strdup_or(ctx, r->user, def ? def->user : NULL);
-    v->password = wsh_conf_strdup_or(ctx, r->password,
-                                     def ? def->password : NULL);
+    v->user = wsh_conf_strdup_or(ctx, r->user, user);
+    v->password = wsh_conf_strdup_or(ctx, r->password, password);
     snprintf(key, sizeof(key), "%s.db", path);
-    wsh_conf_uint(ctx, key, r->db, def ? def->db : 0, 0, 1000000, &v->db);
+    wsh_conf_uint(ctx, key, r->db, db, 0, 1000000, &v->db);
     if (r->sentinel != NULL) {
         conf_sentinel(ctx, path, r, v);
     }
@@ -188,14 +194,11 @@ conf_same_server(const wsh_conf_redis_server_t *a,
     return strcmp(a->host, b->host) == 0 && a->port == b->port;
 }
 
-/* engine.redis.shards into E->servers, E's own server being the
- * defaults of the shards' user, password and db. */
+/* engine.redis.shards into E->servers, engine.redis's user, password and
+ * db being their defaults. */
 static void
 conf_shards(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
 {
-    const wsh_conf_redis_server_t def = {
-        .user = e->user, .password = e->password, .db = e->db
-    };
     conf_raw_server_t *raw;
     char path[64];
     size_t i, j;
@@ -236,7 +239,7 @@ conf_shards(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
             wsh_conf_value_error(ctx, path, "not used with host: keep one");
             return;
         }
-        conf_server(ctx, path, raw, &def, &e->servers[i]);
+        conf_server(ctx, path, raw, &r->server, &e->servers[i]);
         for (j = 0; j < i && !ctx->failed; j++) {
             if (conf_same_server(&e->servers[j], &e->servers[i])) {
                 wsh_conf_value_error(ctx, path, "the same server as "
@@ -251,19 +254,10 @@ void
 wsh_conf_redis(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
 {
     static conf_raw_redis_t none;
-    wsh_conf_redis_server_t *own;
 
     if (r == NULL) {
         r = &none;
     }
-    e->host = wsh_conf_strdup_or(ctx, r->server.host, "127.0.0.1");
-    wsh_conf_uint(ctx, "engine.redis.port", r->server.port, 6379, 1, 65535,
-                  &e->port);
-    e->unix_socket = wsh_conf_strdup_or(ctx, r->server.unix_socket, NULL);
-    e->user = wsh_conf_strdup_or(ctx, r->server.user, NULL);
-    e->password = wsh_conf_strdup_or(ctx, r->server.password, NULL);
-    wsh_conf_uint(ctx, "engine.redis.db", r->server.db, 0, 0, 1000000,
-                  &e->db);
     e->prefix = wsh_conf_strdup_or(ctx, r->prefix, "wshub:");
     wsh_conf_msec(ctx, "engine.redis.connect_timeout", r->connect_timeout,
                   2000, 1, &e->connect_timeout);
@@ -290,60 +284,36 @@ wsh_conf_redis(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
         conf_shards(ctx, r, e);
         return;
     }
-    own = calloc(1, sizeof(*own));
-    if (own == NULL) {
+    e->servers = calloc(1, sizeof(*e->servers));
+    if (e->servers == NULL) {
         wsh_conf_error(ctx, 1, 1, "out of memory");
         return;
     }
-    e->servers = own;
     e->nservers = 1;
-    conf_server(ctx, "engine.redis", &r->server, NULL, own);
-    if (own->sentinel_master != NULL) {
-        /* The single-server form's names, as before the shards. */
-        e->sentinel_master = wsh_conf_strdup(ctx, own->sentinel_master);
-        e->sentinel_password = wsh_conf_strdup_or(ctx,
-                                                  own->sentinel_password,
-                                                  NULL);
-        e->sentinels = own->sentinels;
-        e->nsentinels = own->nsentinels;
-    }
-}
-
-static void
-conf_server_free(wsh_conf_redis_server_t *v, bool sentinels)
-{
-    free(v->host);
-    free(v->unix_socket);
-    free(v->user);
-    free(v->password);
-    while (sentinels && v->nsentinels > 0) {
-        free(v->sentinels[--v->nsentinels].host);
-    }
-    if (sentinels) {
-        free(v->sentinels);
-    }
-    free(v->sentinel_master);
-    free(v->sentinel_password);
+    conf_server(ctx, "engine.redis", &r->server, NULL, e->servers);
 }
 
 void
 wsh_conf_redis_free(wsh_conf_engine_t *e)
 {
+    wsh_conf_redis_server_t *v;
     size_t i;
 
     for (i = 0; i < e->nservers; i++) {
-        conf_server_free(&e->servers[i], true);
+        v = &e->servers[i];
+        free(v->host);
+        free(v->unix_socket);
+        free(v->user);
+        free(v->password);
+        while (v->nsentinels > 0) {
+            free(v->sentinels[--v->nsentinels].host);
+        }
+        free(v->sentinels);
+        free(v->sentinel_master);
+        free(v->sentinel_password);
     }
     free(e->servers);
     e->servers = NULL;
     e->nservers = 0;
-    free(e->host);
-    free(e->unix_socket);
-    free(e->user);
-    free(e->password);
     free(e->prefix);
-    free(e->sentinel_master);
-    free(e->sentinel_password);
-    e->sentinels = NULL;    /* the server's */
-    e->nsentinels = 0;
 }

@@ -346,8 +346,8 @@ START_TEST(test_load_empty)
         ck_assert_uint_eq(hub_of(cf)->max_rooms_per_connection, 100);
         ck_assert_ptr_null(hub_of(cf)->api_key);
         ck_assert(!cf->engine.redis);
-        ck_assert_str_eq(cf->engine.host, "127.0.0.1");
-        ck_assert_uint_eq(cf->engine.port, 6379);
+        ck_assert_str_eq(cf->engine.servers[0].host, "127.0.0.1");
+        ck_assert_uint_eq(cf->engine.servers[0].port, 6379);
         ck_assert_str_eq(cf->engine.prefix, "wshub:");
         ck_assert_uint_eq(cf->engine.presence_ttl, 30000);
         ck_assert_uint_eq(cf->engine.breaker_failures, 20);
@@ -524,6 +524,7 @@ END_TEST
  * place of host and port. */
 START_TEST(test_sentinel)
 {
+    const wsh_conf_redis_server_t *v;
     wsh_conf_t *cf;
     loaded_t ld;
 
@@ -533,20 +534,22 @@ START_TEST(test_sentinel)
                    "                  \"sentinel-2.example:5000\"]\n"
                    "      password: pw\n", &ld);
     ck_assert_msg(cf != NULL, "%s", ld.err);
-    ck_assert_str_eq(cf->engine.sentinel_master, "mymaster");
-    ck_assert_uint_eq(cf->engine.nsentinels, 3);
-    ck_assert_str_eq(cf->engine.sentinels[0].host, "10.0.0.1");
-    ck_assert_uint_eq(cf->engine.sentinels[0].port, 26379);
-    ck_assert_str_eq(cf->engine.sentinels[1].host, "::1");
-    ck_assert_uint_eq(cf->engine.sentinels[1].port, 26380);
-    ck_assert_str_eq(cf->engine.sentinels[2].host, "sentinel-2.example");
-    ck_assert_uint_eq(cf->engine.sentinels[2].port, 5000);
-    ck_assert_str_eq(cf->engine.sentinel_password, "pw");
+    v = cf->engine.servers;
+    ck_assert_uint_eq(cf->engine.nservers, 1);
+    ck_assert_str_eq(v->sentinel_master, "mymaster");
+    ck_assert_uint_eq(v->nsentinels, 3);
+    ck_assert_str_eq(v->sentinels[0].host, "10.0.0.1");
+    ck_assert_uint_eq(v->sentinels[0].port, 26379);
+    ck_assert_str_eq(v->sentinels[1].host, "::1");
+    ck_assert_uint_eq(v->sentinels[1].port, 26380);
+    ck_assert_str_eq(v->sentinels[2].host, "sentinel-2.example");
+    ck_assert_uint_eq(v->sentinels[2].port, 5000);
+    ck_assert_str_eq(v->sentinel_password, "pw");
     wsh_conf_free(cf);
     cf = load_text("engine:\n  type: redis\n", &ld);
     ck_assert_msg(cf != NULL, "%s", ld.err);
-    ck_assert_ptr_null(cf->engine.sentinel_master);
-    ck_assert_uint_eq(cf->engine.nsentinels, 0);
+    ck_assert_ptr_null(cf->engine.servers[0].sentinel_master);
+    ck_assert_uint_eq(cf->engine.servers[0].nsentinels, 0);
     wsh_conf_free(cf);
 
     expect_error("engine:\n  redis:\n    sentinel:\n"
@@ -612,7 +615,7 @@ START_TEST(test_shards)
     ck_assert_str_eq(v[3].sentinel_master, "m");
     ck_assert_uint_eq(v[3].nsentinels, 1);
     ck_assert_uint_eq(v[3].sentinels[0].port, 26379);
-    ck_assert_ptr_null(cf->engine.sentinel_master);
+    ck_assert_ptr_null(v[0].sentinel_master);
     wsh_conf_free(cf);
 
     cf = load_text("engine:\n  type: redis\n  redis:\n    port: 6390\n",
