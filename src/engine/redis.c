@@ -1,8 +1,9 @@
-/* redis.c -- the Redis engine: workers and hosts meet in one Redis.
+/* redis.c -- the Redis engine: workers and hosts meet in one Redis, or
+ * in the shards of engine.redis.shards.
  *
- * Each worker holds two hiredis async connections on its event_base: one
- * in subscribe mode for the channels of its topics, one for commands
- * (PUBLISH and the presence scripts). Channels are PREFIX "all:" REALM
+ * Each worker holds, per shard, two hiredis async connections on its
+ * event_base: one in subscribe mode for the channels of its topics that
+ * live there, one for commands (PUBLISH and the presence scripts). Channels are PREFIX "all:" REALM
  * "#", PREFIX "room:" REALM "#" NAME and PREFIX "client:" REALM "#" ID
  * (topic names carry their realm, wshub.h), and PREFIX "all" for an
  * unnamed all-topic. What wshub publishes is
@@ -26,7 +27,6 @@
  * is the master the sentinels name (redis_sentinel.c).
  */
 #include "engine/redis.h"
-#include "engine/recovery.h"
 #include "engine/topic.h"
 #include "core/hash.h"
 #include "core/log.h"
