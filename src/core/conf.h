@@ -84,9 +84,9 @@ typedef struct {
     unsigned            port;
 } wsh_conf_sentinel_t;
 
-/* Most shards of engine.redis.shards (their counters in shared memory:
- * WSH_STATS_SHARDS). */
-#define WSH_REDIS_SHARDS_MAX 32
+/* Most shards of engine.redis.shards: as many as have counters in
+ * shared memory. */
+#define WSH_REDIS_SHARDS_MAX WSH_STATS_SHARDS
 
 /* A Redis server of the engine, as the engine connects to it: the one
  * of engine.redis (host, port, unix_socket or sentinel), or one of
