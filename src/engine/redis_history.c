@@ -13,7 +13,10 @@
  * sent after it, so the position comes before the members (engine.h).
  * Keys: PREFIX "hist:" ROOM ":s" (offset), ":e" (epoch: Redis TIME in
  * hex when the history starts, so a lost history gets a new one), ":l"
- * (entries "MSEC MESSAGE", the message as published).
+ * (entries "MSEC MESSAGE", the message as published), on the room's
+ * shard (redis_shard_for) beside its channel: a room that moves to
+ * another shard (engine.redis.shards changed) starts a new history
+ * there, a new epoch, so a rejoin with since is recovered: false.
  */
 #include "engine/redis.h"
 #include "engine/history.h"

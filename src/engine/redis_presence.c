@@ -30,6 +30,10 @@
  * than an event seen meanwhile: ids told of since the sync was sent are
  * left alone, as "known" and "left" record when.
  *
+ * A room's keys are on its shard (redis_shard_for), where its scripts
+ * run; "cut off" and "reconnect" above are of that shard, whose rooms
+ * alone are resynced when it comes back, and refreshed while it is up.
+ *
  * The Lua scripts are in redis_script.c.
  */
 #include "engine/redis.h"
