@@ -10,7 +10,8 @@ jump consistent hash (issue 22, items 3 and 5).
 - a shard that is a Sentinel master switches over alone;
 - one shard's redis-server SIGKILLed: the other shards' rooms keep
   delivering, /health and /metrics show that shard down, and once it is
-  restarted its rooms work again;
+  restarted (empty) its rooms work again, its room with history alone
+  getting room_reset and recovering with since;
 - a reload that appends a fourth shard moves about a quarter of the
   rooms, each to the new shard, and a moved room with history answers
   a rejoin with since with recovered: false;
@@ -213,18 +214,52 @@ def shard_health(port):
     return st, doc["status"], doc["engine"]["shards"]
 
 
+PRESENCE = ("user_joined_room", "user_left_room")
+
+
+async def reset_and_rejoin(c, room):
+    """C is told room_reset for ROOM (presence events of ROOM may come
+    first) and rejoins from its since; (the reset, room_joined)."""
+    while True:
+        m = await c.recv(20)
+        if m.get("room") == room and m["type"] in PRESENCE:
+            continue
+        assert m["type"] == "room_reset" and m["room"] == room, m
+        break
+    await c.send({"type": "join_room", "room": room, "since": m["since"]})
+    while True:
+        j = await c.recv(10)
+        if j.get("room") == room and j["type"] in PRESENCE:
+            continue
+        assert j["type"] == "room_joined" and j["room"] == room, j
+        return m, j
+
+
+async def settle(c, room, seconds=1.0):
+    """Only presence events of ROOM reach C within SECONDS."""
+    for m in await c.quiet(seconds):
+        assert m.get("room") == room and m["type"] in PRESENCE, m
+
+
 class TestShardDown(ShardsTestCase):
 
     def test_a_dead_shard_stops_only_its_rooms(self):
-        a = self.start_node()
-        self.start_node()
+        """Rooms on shards 0, 1 and 2, and rooms with history on shards 0
+        and 2; shard 2 SIGKILLed, then restarted empty: only its room
+        with history gets room_reset (a new epoch), and recovers."""
+        # The breaker opens during the outage; 2 s, not 30, until its
+        # next probe once the server is back.
+        more = "    breaker_open: 2s\n" + HUB_YAML
+        a = self.start_node(more_yaml=more)
+        self.start_node(more_yaml=more)
         rooms = [named("room", self.N, s) for s in range(self.N)]
+        logs = [named("log:r", self.N, s) for s in (0, 2)]
         dead = self.redises[2]
 
         async def body(pa, pb):
             a1, b1 = await meet(self.on(room_channel(rooms[0])), pa, pb,
                                 rooms[0])
-            for room in rooms[1:]:
+            for room in rooms[1:] + logs:
                 await join(a1, room)
                 await wait_subscribed(self.on(room_channel(room)),
                                       room_channel(room), 1)
@@ -247,7 +282,7 @@ class TestShardDown(ShardsTestCase):
             self.assertEqual(metric(a.port, 'wshub_redis_up{shard="2"}'), 0)
             self.assertEqual(metric(a.port, 'wshub_redis_up{shard="1"}'), 1)
             self.assertEqual(shard_health(a.port)[1], "degraded")
-            for room in rooms[:2]:
+            for room in rooms[:2] + logs[:1]:
                 await chat_once(a1, [b1], room, "while 2 is down")
                 await chat_once(b1, [a1], room, "still")
 
@@ -255,9 +290,17 @@ class TestShardDown(ShardsTestCase):
             await asyncio.to_thread(
                 wait_for, lambda: shard_health(a.port)[1] == "ok", 20,
                 "shard 2 back", a.log)
-            await wait_subscribed(dead, room_channel(rooms[2]), 2)
-            await chat_once(a1, [b1], rooms[2], "2 is back")
-            await chat_once(b1, [a1], rooms[2], "and answers")
+            for c in (a1, b1):
+                reset, j = await reset_and_rejoin(c, logs[1])
+                self.assertEqual(reset["since"]["offset"], 0, reset)
+                self.assertEqual(j["epoch"], reset["since"]["epoch"])
+            for c in (a1, b1):
+                await settle(c, logs[1])
+            for room in (rooms[2], logs[1]):
+                await wait_subscribed(dead, room_channel(room), 2)
+            for room in rooms + logs:
+                await chat_once(a1, [b1], room, "2 is back")
+                await chat_once(b1, [a1], room, "and answers")
             shards = shard_health(a.port)[2]
             self.assertGreaterEqual(shards[2]["reconnects"], 1)
             self.assertEqual(shards[0]["reconnects"], 0)
