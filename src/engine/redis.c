@@ -467,7 +467,8 @@ redis_exit_worker(void)
 }
 
 /* Each shard's state, and the engine's as one (the worst breaker, the
- * sum of reconnects, the only address), for /health. */
+ * sum of reconnects, the most failures, the address without shards),
+ * for /health. */
 static void
 redis_info(wsh_server_info_t *info)
 {
@@ -494,8 +495,8 @@ redis_info(wsh_server_info_t *info)
         }
     }
     info->engine_breaker = redis_breaker_name(worst);
-    info->engine_address = redis_nshards == 1 ? redis_shard_info[0].address
-                                              : NULL;
+    info->engine_address = redis_conf()->sharded ? NULL
+                                                 : redis_shard_info[0].address;
     info->engine_shards = redis_shard_info;
     info->engine_nshards = redis_nshards;
     info->engine_sharded = redis_conf()->sharded;

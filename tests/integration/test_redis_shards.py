@@ -274,6 +274,9 @@ class TestShardDown(ShardsTestCase):
             self.assertEqual([s["role"] for s in shards], ["master"] * 3)
             self.assertEqual([s["address"] for s in shards],
                              ["127.0.0.1:%d" % r.port for r in self.redises])
+            engine = health(a.port)[1]["engine"]
+            self.assertEqual((engine["address"], engine["breaker"],
+                              engine["up"]), (None, "closed", True))
 
             dead.stop()         # SIGKILL
             await asyncio.to_thread(
