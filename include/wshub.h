@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define WSHUB_API_VERSION 3
+#define WSHUB_API_VERSION 4
 
 typedef struct wsh_conn_s    wsh_conn_t;
 typedef struct wsh_request_s wsh_request_t;
@@ -484,6 +484,17 @@ void wsh_topic_positions(const wsh_conn_t *c, void (*cb)(void *arg,
     const char *room, size_t len, const wsh_room_position_t *pos),
     void *arg);
 
+/* One server of the engine (a Redis shard) as this worker sees it. */
+typedef struct {
+    const char *address;        /* "HOST:PORT" or a UNIX socket; NULL: not
+                                 * known yet (the sentinels not asked) */
+    int         up;             /* both connections up */
+    const char *role;           /* its ROLE ("master"...); NULL: unknown */
+    const char *breaker;        /* "closed", "open", "half-open" */
+    uint64_t    reconnects;     /* connections re-established */
+    unsigned    failures;       /* failed connects in a row */
+} wsh_engine_shard_t;
+
 /* The server as this worker sees it, for health checks. */
 typedef struct {
     const char *version;
@@ -500,7 +511,12 @@ typedef struct {
     unsigned    engine_failures;    /* failed engine connects in a row */
     const char *engine_address; /* the engine's server in use, "HOST:PORT"
                                  * or a UNIX socket; NULL: none (local,
-                                 * or the sentinels not asked yet) */
+                                 * or the sentinels not asked yet, or
+                                 * several shards) */
+    const wsh_engine_shard_t *engine_shards;   /* NULL: local */
+    size_t      engine_nshards;
+    int         engine_sharded; /* they are engine.redis.shards (else the
+                                 * one server of engine.redis) */
 } wsh_server_info_t;
 
 void wsh_server_info(wsh_server_info_t *info);
@@ -598,6 +614,20 @@ typedef struct {
     uint64_t sum;
 } wsh_hist_t;
 
+/* Per Redis shard (engine.redis.shards, or the one server), the first
+ * WSH_STATS_SHARDS of them: wshub_redis_*{shard} in /metrics. */
+#define WSH_STATS_SHARDS 32
+
+enum {
+    WSH_SHARD_STAT_UP = 0,          /* gauge: both connections up */
+    WSH_SHARD_STAT_BREAKER_OPEN,    /* gauge: its breaker open or probing */
+    WSH_SHARD_STAT_GAUGES,          /* --- counters from here --- */
+    WSH_SHARD_STAT_RECONNECTS = WSH_SHARD_STAT_GAUGES,
+    WSH_SHARD_STAT_PUBLISHES,       /* PUBLISH and publish scripts */
+    WSH_SHARD_STAT_COMMANDS,        /* every command, publishes too */
+    WSH_SHARD_STAT_N
+};
+
 typedef struct {
     uint64_t    in_use;         /* set by the master */
     uint64_t    pid;
@@ -605,6 +635,7 @@ typedef struct {
     uint64_t    generation;
     uint64_t    v[WSH_STAT_N];
     wsh_hist_t  hist[WSH_HIST_N];
+    uint64_t    shard[WSH_STATS_SHARDS][WSH_SHARD_STAT_N];
 } wsh_stats_slot_t;
 
 /* A consistent sum of all slots for a scrape: counters over every

@@ -6,7 +6,8 @@
  * the engine cannot reach the other workers and hosts (503 with
  * health.engine_required: on). The object "engine" details the engine
  * as this worker sees it: type, up, circuit breaker state (null without
- * one), connections re-established, failed connects in a row.
+ * one), connections re-established, failed connects in a row, and with
+ * engine.redis.shards each of them the same way, with its role.
  * "connections" counts the WebSockets of every worker (from the shared
  * counters), "worker_connections" this worker's; the rest of the
  * counters summed over all workers are the metrics module's business.
@@ -49,6 +50,30 @@ health_conf(void)
     return wsh_module_conf(&wsh_health_module);
 }
 
+/* The engine's servers (Redis shards), each as this worker sees it;
+ * NULL out of memory. */
+static json_t *
+health_shards(const wsh_server_info_t *info)
+{
+    const wsh_engine_shard_t *d;
+    json_t *list = json_array(), *o;
+    size_t i;
+
+    for (i = 0; list != NULL && i < info->engine_nshards; i++) {
+        d = &info->engine_shards[i];
+        o = json_pack("{s:I, s:s?, s:b, s:s?, s:s, s:I, s:i}",
+                      "shard", (json_int_t) i, "address", d->address,
+                      "up", d->up, "role", d->role, "breaker", d->breaker,
+                      "reconnects", (json_int_t) d->reconnects,
+                      "failures", (int) d->failures);
+        if (o == NULL || json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
 static int
 health_http(wsh_conn_t *c, const wsh_request_t *r)
 {
@@ -57,7 +82,7 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
     const char *status;
     char stamp[32], *text;
     struct tm tm;
-    json_t *obj;
+    json_t *obj, *shards;
     int code;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -103,6 +128,16 @@ health_http(wsh_conn_t *c, const wsh_request_t *r)
                     "reconnects", (json_int_t) info.engine_reconnects,
                     "failures", (int) info.engine_failures,
                     "address", info.engine_address);
+    if (obj != NULL && info.engine_sharded) {
+        shards = health_shards(&info);
+        if (shards == NULL
+            || json_object_set_new(json_object_get(obj, "engine"), "shards",
+                                   shards) != 0)
+        {
+            json_decref(obj);
+            obj = NULL;
+        }
+    }
     text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6))
                : NULL;
     json_decref(obj);

@@ -236,6 +236,66 @@ metrics_room_sizes(wsh_text_t *t, const wsh_stats_slot_t *s)
     wsh_text_printf(t, "wshub_rooms{size_le=\"+Inf\"} %" PRIu64 "\n", cum);
 }
 
+/* The Redis engine's servers, by shard (the index in
+ * engine.redis.shards, 0 for the one server): the gauges over the live
+ * workers, the counters over all that ever ran. */
+static void
+metrics_shards(wsh_text_t *t, const wsh_stats_snapshot_t *snap,
+    const wsh_server_info_t *info)
+{
+    static const struct {
+        const char *name, *type, *help;
+        int         stat;
+    } rows[] = {
+        { "wshub_redis_up", "gauge", "1 when every worker has both its "
+          "connections to the shard up.", WSH_SHARD_STAT_UP },
+        { "wshub_redis_breaker_open", "gauge", "Workers whose circuit "
+          "breaker for the shard is open or half-open.",
+          WSH_SHARD_STAT_BREAKER_OPEN },
+        { "wshub_redis_reconnects_total", "counter", "Connections to the "
+          "shard re-established.", WSH_SHARD_STAT_RECONNECTS },
+        { "wshub_redis_publishes_total", "counter", "Publishes sent to the "
+          "shard (PUBLISH and the publish scripts).",
+          WSH_SHARD_STAT_PUBLISHES },
+        { "wshub_redis_commands_total", "counter", "Commands sent to the "
+          "shard, publishes included.", WSH_SHARD_STAT_COMMANDS },
+    };
+    size_t n = info->engine_nshards, i, r, w;
+    uint64_t v;
+
+    if (n > WSH_STATS_SHARDS) {
+        n = WSH_STATS_SHARDS;
+    }
+    if (n == 0) {
+        return;
+    }
+    metrics_family(t, "wshub_redis_shard_info", "gauge",
+                   "The Redis server of each shard, as the answering "
+                   "worker uses it.");
+    for (i = 0; i < n; i++) {
+        wsh_text_printf(t, "wshub_redis_shard_info{shard=\"%zu\","
+                        "address=\"", i);
+        metrics_label(t, info->engine_shards[i].address
+                         ? info->engine_shards[i].address : "");
+        wsh_text_printf(t, "\"} 1\n");
+    }
+    for (r = 0; r < metrics_nelems(rows); r++) {
+        metrics_family(t, rows[r].name, rows[r].type, rows[r].help);
+        for (i = 0; i < n; i++) {
+            if (rows[r].stat == WSH_SHARD_STAT_UP) {
+                v = snap->nlive > 0;
+                for (w = 0; w < snap->nlive; w++) {
+                    v &= snap->live[w].shard[i][WSH_SHARD_STAT_UP] != 0;
+                }
+            } else {
+                v = snap->total.shard[i][rows[r].stat];
+            }
+            wsh_text_printf(t, "%s{shard=\"%zu\"} %" PRIu64 "\n",
+                            rows[r].name, i, v);
+        }
+    }
+}
+
 static int
 metrics_render(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
 {
@@ -270,6 +330,7 @@ metrics_render(wsh_text_t *t, const wsh_stats_snapshot_t *snap)
     wsh_text_printf(t, "wshub_engine_up{engine=\"");
     metrics_label(t, wsh_engine_name());
     wsh_text_printf(t, "\"} %" PRIu64 "\n", up);
+    metrics_shards(t, snap, &info);
 
     metrics_counters(t, s);
     for (h = 0; h < WSH_HIST_N; h++) {

@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include <cyaml/cyaml.h>
-#include <hiredis/hiredis.h>
 #include <yaml.h>
 
 /* Pass 2 target: every scalar as the text the user wrote. */
@@ -61,39 +60,6 @@ typedef struct {
     char *max_fragments;
     char *worker_send_buffer;
 } conf_raw_limits_t;
-
-typedef struct {
-    char     *master;
-    char    **addresses;
-    unsigned  addresses_count;
-    char     *password;
-} conf_raw_sentinel_t;
-
-typedef struct {
-    char *ca_file;
-    char *cert_file;
-    char *key_file;
-    char *server_name;
-} conf_raw_tls_client_t;
-
-typedef struct {
-    char *host;
-    char *port;
-    char *unix_socket;
-    char *user;
-    char *password;
-    char *db;
-    char *prefix;
-    char *connect_timeout;
-    char *command_timeout;
-    char *reconnect_min;
-    char *reconnect_max;
-    char *presence_ttl;
-    char *breaker_failures;
-    char *breaker_open;
-    conf_raw_sentinel_t *sentinel;
-    conf_raw_tls_client_t *tls;
-} conf_raw_redis_t;
 
 typedef struct {
     char             *type;
@@ -151,10 +117,7 @@ typedef struct {
     void                *sections[WSH_MODULES_MAX];  /* conf_section.c */
 } conf_raw_t;
 
-#define CONF_STR(key, type, member, flags)                                   \
-    CYAML_FIELD_STRING_PTR(key, (flags), type, member, 0, CYAML_UNLIMITED)
-
-static const cyaml_schema_value_t conf_string_schema = {
+const cyaml_schema_value_t wsh_conf_string_schema = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
 };
 
@@ -164,11 +127,11 @@ static const cyaml_schema_field_t conf_endpoint_fields[] = {
     CONF_STR("max_message_size", conf_raw_endpoint_t, max_message_size,
              CYAML_FLAG_OPTIONAL),
     CYAML_FIELD_SEQUENCE("allow", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         conf_raw_endpoint_t, allow, &conf_string_schema, 1,
+                         conf_raw_endpoint_t, allow, &wsh_conf_string_schema, 1,
                          1024),
     CONF_STR("auth", conf_raw_endpoint_t, auth, CYAML_FLAG_OPTIONAL),
     CYAML_FIELD_SEQUENCE("listen", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         conf_raw_endpoint_t, listen, &conf_string_schema, 1,
+                         conf_raw_endpoint_t, listen, &wsh_conf_string_schema, 1,
                          64),
     CONF_STR("realm", conf_raw_endpoint_t, realm, CYAML_FLAG_OPTIONAL),
     CYAML_FIELD_END
@@ -177,49 +140,6 @@ static const cyaml_schema_field_t conf_endpoint_fields[] = {
 static const cyaml_schema_value_t conf_endpoint_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, conf_raw_endpoint_t,
                         conf_endpoint_fields),
-};
-
-static const cyaml_schema_field_t conf_sentinel_fields[] = {
-    CONF_STR("master", conf_raw_sentinel_t, master, CYAML_FLAG_DEFAULT),
-    CYAML_FIELD_SEQUENCE("addresses", CYAML_FLAG_POINTER, conf_raw_sentinel_t,
-                         addresses, &conf_string_schema, 1, 64),
-    CONF_STR("password", conf_raw_sentinel_t, password, CYAML_FLAG_OPTIONAL),
-    CYAML_FIELD_END
-};
-
-static const cyaml_schema_field_t conf_tls_client_fields[] = {
-    CONF_STR("ca_file", conf_raw_tls_client_t, ca_file, CYAML_FLAG_OPTIONAL),
-    CONF_STR("cert_file", conf_raw_tls_client_t, cert_file,
-             CYAML_FLAG_OPTIONAL),
-    CONF_STR("key_file", conf_raw_tls_client_t, key_file, CYAML_FLAG_OPTIONAL),
-    CONF_STR("server_name", conf_raw_tls_client_t, server_name,
-             CYAML_FLAG_OPTIONAL),
-    CYAML_FIELD_END
-};
-
-#define CONF_REDIS(key) \
-    CONF_STR(#key, conf_raw_redis_t, key, CYAML_FLAG_OPTIONAL)
-
-static const cyaml_schema_field_t conf_redis_fields[] = {
-    CONF_REDIS(host),
-    CONF_REDIS(port),
-    CONF_REDIS(unix_socket),
-    CONF_REDIS(user),
-    CONF_REDIS(password),
-    CONF_REDIS(db),
-    CONF_REDIS(prefix),
-    CONF_REDIS(connect_timeout),
-    CONF_REDIS(command_timeout),
-    CONF_REDIS(reconnect_min),
-    CONF_REDIS(reconnect_max),
-    CONF_REDIS(presence_ttl),
-    CONF_REDIS(breaker_failures),
-    CONF_REDIS(breaker_open),
-    CYAML_FIELD_MAPPING_PTR("sentinel", CYAML_FLAG_OPTIONAL, conf_raw_redis_t,
-                            sentinel, conf_sentinel_fields),
-    CYAML_FIELD_MAPPING_PTR("tls", CYAML_FLAG_OPTIONAL, conf_raw_redis_t, tls,
-                            conf_tls_client_fields),
-    CYAML_FIELD_END
 };
 
 static const cyaml_schema_field_t conf_rate_fields[] = {
@@ -275,7 +195,7 @@ static const cyaml_schema_field_t conf_engine_fields[] = {
     CONF_STR("idempotency_window", conf_raw_engine_t, idempotency_window,
              CYAML_FLAG_OPTIONAL),
     CYAML_FIELD_MAPPING_PTR("redis", CYAML_FLAG_OPTIONAL, conf_raw_engine_t,
-                            redis, conf_redis_fields),
+                            redis, wsh_conf_redis_fields),
     CYAML_FIELD_END
 };
 
@@ -293,7 +213,7 @@ static const cyaml_schema_field_t conf_top_fields[] = {
     CONF_OPT("access_log", access_log),
     CONF_OPT("access_log_format", access_log_format),
     CYAML_FIELD_SEQUENCE("listen", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         conf_raw_t, listen, &conf_string_schema, 1, 64),
+                         conf_raw_t, listen, &wsh_conf_string_schema, 1, 64),
     CONF_OPT("backlog", backlog),
     CONF_OPT("reuseport", reuseport),
     CONF_OPT("max_connections", max_connections),
@@ -314,7 +234,7 @@ static const cyaml_schema_field_t conf_top_fields[] = {
                          conf_raw_t, endpoints, &conf_endpoint_schema, 1, 256),
     CYAML_FIELD_SEQUENCE("allowed_origins",
                          CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, conf_raw_t,
-                         allowed_origins, &conf_string_schema, 0, 1024),
+                         allowed_origins, &wsh_conf_string_schema, 0, 1024),
     CYAML_FIELD_MAPPING_PTR("engine", CYAML_FLAG_OPTIONAL, conf_raw_t, engine,
                             conf_engine_fields),
     CYAML_FIELD_MAPPING_PTR("rate_limit", CYAML_FLAG_OPTIONAL, conf_raw_t,
@@ -452,8 +372,8 @@ conf_slow_consumer(conf_ctx_t *ctx, const char *text, wsh_conf_t *cf)
     }
 }
 
-static char *
-conf_strdup_or(conf_ctx_t *ctx, const char *value, const char *deflt)
+char *
+wsh_conf_strdup_or(conf_ctx_t *ctx, const char *value, const char *deflt)
 {
     if (wsh_conf_is_set(value)) {
         return wsh_conf_strdup(ctx, value);
@@ -480,134 +400,14 @@ conf_node_id(conf_ctx_t *ctx)
     return wsh_conf_strdup(ctx, id);
 }
 
-/* A sentinel's "HOST:PORT" or "[IPV6]:PORT" into S (host allocated). */
-static int
-conf_sentinel_address(const char *text, wsh_conf_sentinel_t *s)
-{
-    const char *colon = strrchr(text, ':'), *host = text;
-    unsigned long port;
-    size_t hlen;
-    char *end;
-
-    if (colon == NULL || !isdigit((unsigned char) colon[1])) {
-        return WSH_ERROR;
-    }
-    hlen = (size_t) (colon - text);
-    if (text[0] == '[') {
-        if (hlen < 3 || text[hlen - 1] != ']') {
-            return WSH_ERROR;
-        }
-        host++;
-        hlen -= 2;
-    } else if (memchr(text, ':', hlen) != NULL) {
-        return WSH_ERROR;       /* an IPv6 address without brackets */
-    }
-    errno = 0;
-    port = strtoul(colon + 1, &end, 10);
-    if (hlen == 0 || strcspn(host, " \t[]") < hlen || *end != '\0'
-        || errno != 0 || port < 1 || port > 65535)
-    {
-        return WSH_ERROR;
-    }
-    s->host = strndup(host, hlen);
-    s->port = (unsigned) port;
-    return s->host != NULL ? WSH_OK : WSH_ERROR;
-}
-
-/* engine.redis.sentinel: the sentinels name the server, so host, port
- * and unix_socket would only be read by mistake. */
-static void
-conf_sentinel(conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
-{
-    conf_raw_sentinel_t *s = r->sentinel;
-    char path[64];
-    size_t i;
-
-    if (wsh_conf_is_set(r->host) || wsh_conf_is_set(r->port)
-        || wsh_conf_is_set(r->unix_socket))
-    {
-        wsh_conf_value_error(ctx, wsh_conf_is_set(r->unix_socket)
-                             ? "engine.redis.unix_socket"
-                             : wsh_conf_is_set(r->host) ? "engine.redis.host"
-                             : "engine.redis.port", "not used with "
-                             "sentinel, which names the master: remove it");
-        return;
-    }
-    if (!wsh_conf_is_set(s->master)) {
-        wsh_conf_value_error(ctx, "engine.redis.sentinel.master", "the name "
-                             "of the master the sentinels monitor is "
-                             "missing");
-        return;
-    }
-    e->sentinels = calloc(s->addresses_count, sizeof(*e->sentinels));
-    if (e->sentinels == NULL) {
-        wsh_conf_error(ctx, 1, 1, "out of memory");
-        return;
-    }
-    for (i = 0; i < s->addresses_count; i++) {
-        if (conf_sentinel_address(s->addresses[i], &e->sentinels[i])
-            != WSH_OK)
-        {
-            snprintf(path, sizeof(path), "engine.redis.sentinel.addresses[%zu]",
-                     i);
-            wsh_conf_value_error(ctx, path, "invalid address \"%s\" (use "
-                                 "HOST:PORT or [IPv6]:PORT)", s->addresses[i]);
-            return;
-        }
-        e->nsentinels++;
-    }
-    e->sentinel_master = wsh_conf_strdup(ctx, s->master);
-    e->sentinel_password = conf_strdup_or(ctx, s->password, NULL);
-}
-
-/* engine.redis.tls: to the server and the sentinels alike. hiredis
- * 0.14 (Debian 12) has no TLS: refused here, so that "wshubd -t" says
- * so rather than a worker failing to connect. */
-static void
-conf_redis_tls(conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
-{
-    conf_raw_tls_client_t *t = r->tls;
-
-#ifndef HAVE_HIREDIS_SSL
-    (void) t;
-    (void) e;
-    wsh_conf_value_error(ctx, "engine.redis.tls", "this wshubd was built "
-                         "without TLS to Redis (hiredis %d.%d has no "
-                         "hiredis_ssl; configure says \"redis TLS: no\"): "
-                         "build it against hiredis >= 1.0 with hiredis_ssl, "
-                         "or remove the key", HIREDIS_MAJOR, HIREDIS_MINOR);
-#else
-    if (wsh_conf_is_set(r->unix_socket)) {
-        wsh_conf_value_error(ctx, "engine.redis.tls", "not over a UNIX "
-                             "socket (unix_socket is set): remove one");
-        return;
-    }
-    if (wsh_conf_is_set(t->cert_file) != wsh_conf_is_set(t->key_file)) {
-        wsh_conf_value_error(ctx, wsh_conf_is_set(t->cert_file)
-                             ? "engine.redis.tls.cert_file"
-                             : "engine.redis.tls.key_file", "a client "
-                             "certificate needs both cert_file and key_file");
-        return;
-    }
-    e->tls.on = true;
-    e->tls.ca_file = conf_strdup_or(ctx, t->ca_file, NULL);
-    e->tls.cert_file = conf_strdup_or(ctx, t->cert_file, NULL);
-    e->tls.key_file = conf_strdup_or(ctx, t->key_file, NULL);
-    e->tls.server_name = conf_strdup_or(ctx, t->server_name, NULL);
-#endif
-}
-
 static void
 conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
 {
     static conf_raw_engine_t none;
-    static conf_raw_redis_t no_redis;
-    conf_raw_redis_t *r;
 
     if (raw == NULL) {
         raw = &none;
     }
-    r = raw->redis ? raw->redis : &no_redis;
     /* How long a publish's idempotency key is remembered by the
      * sequencer (hub.idempotency_window before 0.2). */
     wsh_conf_msec(ctx, "engine.idempotency_window", raw->idempotency_window,
@@ -631,58 +431,14 @@ conf_engine(conf_ctx_t *ctx, conf_raw_engine_t *raw, wsh_conf_engine_t *e)
     }
     e->node_id = wsh_conf_is_set(raw->node_id) ? wsh_conf_strdup(ctx, raw->node_id)
                                            : conf_node_id(ctx);
-    e->host = conf_strdup_or(ctx, r->host, "127.0.0.1");
-    wsh_conf_uint(ctx, "engine.redis.port", r->port, 6379, 1, 65535, &e->port);
-    e->unix_socket = conf_strdup_or(ctx, r->unix_socket, NULL);
-    e->user = conf_strdup_or(ctx, r->user, NULL);
-    e->password = conf_strdup_or(ctx, r->password, NULL);
-    wsh_conf_uint(ctx, "engine.redis.db", r->db, 0, 0, 1000000, &e->db);
-    e->prefix = conf_strdup_or(ctx, r->prefix, "wshub:");
-    wsh_conf_msec(ctx, "engine.redis.connect_timeout", r->connect_timeout, 2000,
-              1, &e->connect_timeout);
-    wsh_conf_msec(ctx, "engine.redis.command_timeout", r->command_timeout, 2000,
-              1, &e->command_timeout);
-    wsh_conf_msec(ctx, "engine.redis.reconnect_min", r->reconnect_min, 100, 1,
-              &e->reconnect_min);
-    wsh_conf_msec(ctx, "engine.redis.reconnect_max", r->reconnect_max, 10000, 1,
-              &e->reconnect_max);
-    wsh_conf_msec(ctx, "engine.redis.presence_ttl", r->presence_ttl, 30000, 1000,
-              &e->presence_ttl);
-    wsh_conf_uint(ctx, "engine.redis.breaker_failures", r->breaker_failures, 20,
-              0, 1000000, &e->breaker_failures);
-    wsh_conf_msec(ctx, "engine.redis.breaker_open", r->breaker_open, 30000, 1,
-              &e->breaker_open);
-    if (!ctx->failed && e->reconnect_max < e->reconnect_min) {
-        wsh_conf_value_error(ctx, "engine.redis.reconnect_max", "must not be "
-                         "shorter than reconnect_min");
-    }
-    if (r->sentinel != NULL) {
-        conf_sentinel(ctx, r, e);
-    }
-    if (r->tls != NULL) {
-        conf_redis_tls(ctx, r, e);
-    }
+    wsh_conf_redis(ctx, raw->redis, e);
 }
 
 static void
 conf_engine_free(wsh_conf_engine_t *e)
 {
     free(e->node_id);
-    free(e->host);
-    free(e->unix_socket);
-    free(e->user);
-    free(e->password);
-    free(e->prefix);
-    while (e->nsentinels > 0) {
-        free(e->sentinels[--e->nsentinels].host);
-    }
-    free(e->sentinels);
-    free(e->sentinel_master);
-    free(e->sentinel_password);
-    free(e->tls.ca_file);
-    free(e->tls.cert_file);
-    free(e->tls.key_file);
-    free(e->tls.server_name);
+    wsh_conf_redis_free(e);
 }
 
 /* user/group: looked up now, so a typo fails "wshubd -t" with its line
@@ -803,9 +559,9 @@ conf_tls(conf_ctx_t *ctx, conf_raw_tls_t *raw, wsh_conf_tls_t *tls)
     tls->certificate_key = wsh_conf_strdup(ctx, raw->certificate_key);
     /* Forward secrecy and AEAD only, as Mozilla's "intermediate" profile
      * (no DHE: that would need dhparam files). */
-    tls->ciphers = conf_strdup_or(ctx, raw->ciphers,
+    tls->ciphers = wsh_conf_strdup_or(ctx, raw->ciphers,
                                   "ECDHE+AESGCM:ECDHE+CHACHA20");
-    tls->ciphersuites = conf_strdup_or(ctx, raw->ciphersuites, NULL);
+    tls->ciphersuites = wsh_conf_strdup_or(ctx, raw->ciphersuites, NULL);
 }
 
 const char *

@@ -93,18 +93,33 @@ typedef struct {
     char               *server_name;       /* NULL: the host connected to */
 } wsh_conf_tls_client_t;
 
-/* The engine section (engine:). */
+/* Most shards of engine.redis.shards: as many as have counters in
+ * shared memory. */
+#define WSH_REDIS_SHARDS_MAX WSH_STATS_SHARDS
+
+/* A Redis server of the engine, as the engine connects to it: the one
+ * of engine.redis (host, port, unix_socket or sentinel), or one of
+ * engine.redis.shards, whose password, user and db default to
+ * engine.redis's. */
 typedef struct {
-    bool                redis;             /* type: redis, else local */
-    char               *node_id;           /* this node in envelopes */
-    wsh_msec_t          idempotency_window; /* retries answered, not
-                                             * published again */
     char               *host;
     unsigned            port;
     char               *unix_socket;       /* NULL: TCP */
     char               *user;              /* ACL user, NULL: none */
     char               *password;          /* NULL: no AUTH */
     unsigned            db;
+    char               *sentinel_master;   /* NULL: no Sentinel */
+    wsh_conf_sentinel_t *sentinels;
+    size_t              nsentinels;
+    char               *sentinel_password; /* NULL: no AUTH to them */
+} wsh_conf_redis_server_t;
+
+/* The engine section (engine:). */
+typedef struct {
+    bool                redis;             /* type: redis, else local */
+    char               *node_id;           /* this node in envelopes */
+    wsh_msec_t          idempotency_window; /* retries answered, not
+                                             * published again */
     char               *prefix;            /* channel and key prefix */
     wsh_msec_t          connect_timeout;
     wsh_msec_t          command_timeout;
@@ -113,12 +128,14 @@ typedef struct {
     wsh_msec_t          presence_ttl;
     unsigned            breaker_failures;  /* 0: no circuit breaker */
     wsh_msec_t          breaker_open;
-    char               *sentinel_master;   /* NULL: no Sentinel, host and
-                                            * port name the server */
-    wsh_conf_sentinel_t *sentinels;
-    size_t              nsentinels;
-    char               *sentinel_password; /* NULL: no AUTH to them */
-    wsh_conf_tls_client_t tls;             /* to the server and sentinels */
+    /* The servers the engine uses: one (engine.redis's own: host and
+     * port, unix_socket or sentinel) or the shards, in their order
+     * (placement depends on it). */
+    wsh_conf_redis_server_t *servers;
+    size_t              nservers;
+    bool                sharded;           /* engine.redis.shards */
+    wsh_conf_tls_client_t tls;             /* engine.redis.tls: to every
+                                            * server and sentinel */
 } wsh_conf_engine_t;
 
 /* The tls section: the certificate of every "ADDRESS tls" listener. */

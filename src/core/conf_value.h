@@ -73,6 +73,67 @@ typedef struct {
     char *realm;
 } conf_raw_endpoint_t;
 
+/* A key whose value is kept as text (pass 2). */
+#define CONF_STR(key, type, member, flags)                                   \
+    CYAML_FIELD_STRING_PTR(key, (flags), type, member, 0, CYAML_UNLIMITED)
+
+/* A string, as an entry of a list. */
+extern const cyaml_schema_value_t wsh_conf_string_schema;
+
+/* VALUE if set, else DEFLT (may be NULL), allocated. */
+char *wsh_conf_strdup_or(wsh_conf_ctx_t *ctx, const char *value,
+    const char *deflt);
+
+/* engine.redis.sentinel, and a shard's, as written. */
+typedef struct {
+    char     *master;
+    char    **addresses;
+    unsigned  addresses_count;
+    char     *password;
+} conf_raw_sentinel_t;
+
+/* A Redis server as written: engine.redis's own keys, or a shard. */
+typedef struct {
+    char *host;
+    char *port;
+    char *unix_socket;
+    char *user;
+    char *password;
+    char *db;
+    conf_raw_sentinel_t *sentinel;
+} conf_raw_server_t;
+
+/* engine.redis.tls as written. */
+typedef struct {
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *server_name;
+} conf_raw_tls_client_t;
+
+/* engine.redis as written. */
+typedef struct {
+    conf_raw_server_t server;
+    char *prefix;
+    char *connect_timeout;
+    char *command_timeout;
+    char *reconnect_min;
+    char *reconnect_max;
+    char *presence_ttl;
+    char *breaker_failures;
+    char *breaker_open;
+    conf_raw_server_t *shards;
+    unsigned shards_count;
+    conf_raw_tls_client_t *tls;
+} conf_raw_redis_t;
+
+/* conf_redis.c: engine.redis's keys, and its values into E (R may be
+ * NULL: the defaults). */
+extern const cyaml_schema_field_t wsh_conf_redis_fields[];
+void wsh_conf_redis(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r,
+    wsh_conf_engine_t *e);
+void wsh_conf_redis_free(wsh_conf_engine_t *e);
+
 /* conf_shape.c: pass 1, the file against SCHEMA, remembering where each
  * value is; false after an error. libcyaml's log goes to the context
  * too (a last-resort message: pass 1 catches what it would say). */

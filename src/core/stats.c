@@ -264,6 +264,11 @@ wsh_stats_release(int slot)
     for (i = WSH_STAT_GAUGES; i < WSH_STAT_N; i++) {
         r->v[i] += s->v[i];
     }
+    for (i = 0; i < WSH_STATS_SHARDS; i++) {
+        for (b = WSH_SHARD_STAT_GAUGES; b < WSH_SHARD_STAT_N; b++) {
+            r->shard[i][b] += s->shard[i][b];
+        }
+    }
     for (i = 0; i < WSH_HIST_N; i++) {
         for (b = 0; b <= WSH_HIST_BUCKETS; b++) {
             r->hist[i].bucket[b] += s->hist[i].bucket[b];
@@ -298,6 +303,14 @@ stats_sum(wsh_stats_slot_t *to, const wsh_stats_slot_t *from, bool gauges)
 
     for (i = gauges ? 0 : WSH_STAT_GAUGES; i < WSH_STAT_N; i++) {
         to->v[i] += __atomic_load_n(&from->v[i], __ATOMIC_RELAXED);
+    }
+    for (i = 0; i < WSH_STATS_SHARDS; i++) {
+        for (b = gauges ? 0 : WSH_SHARD_STAT_GAUGES; b < WSH_SHARD_STAT_N;
+             b++)
+        {
+            to->shard[i][b] += __atomic_load_n(&from->shard[i][b],
+                                               __ATOMIC_RELAXED);
+        }
     }
     for (i = 0; i < WSH_HIST_N; i++) {
         for (b = 0; b <= WSH_HIST_BUCKETS; b++) {

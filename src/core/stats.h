@@ -44,6 +44,20 @@ wsh_stat_set(int i, uint64_t v)
     __atomic_store_n(&wsh_stats_self->v[i], v, __ATOMIC_RELAXED);
 }
 
+/* Counter (or gauge) I of Redis shard SHARD (< WSH_STATS_SHARDS). */
+static inline void
+wsh_stat_shard_add(unsigned shard, int i, uint64_t n)
+{
+    __atomic_store_n(&wsh_stats_self->shard[shard][i],
+                     wsh_stats_self->shard[shard][i] + n, __ATOMIC_RELAXED);
+}
+
+static inline void
+wsh_stat_shard_set(unsigned shard, int i, uint64_t v)
+{
+    __atomic_store_n(&wsh_stats_self->shard[shard][i], v, __ATOMIC_RELAXED);
+}
+
 static inline void
 wsh_stat_error(int err)
 {

@@ -82,6 +82,9 @@ wsh_engine_info(wsh_server_info_t *info)
     info->engine_reconnects = 0;
     info->engine_failures = 0;
     info->engine_address = NULL;
+    info->engine_shards = NULL;
+    info->engine_nshards = 0;
+    info->engine_sharded = 0;
     if (engine != NULL && engine->info != NULL) {
         engine->info(info);
     }

@@ -1,8 +1,9 @@
-/* redis.c -- the Redis engine: workers and hosts meet in one Redis.
+/* redis.c -- the Redis engine: workers and hosts meet in one Redis, or
+ * in the shards of engine.redis.shards.
  *
- * Each worker holds two hiredis async connections on its event_base: one
- * in subscribe mode for the channels of its topics, one for commands
- * (PUBLISH and the presence scripts). Channels are PREFIX "all:" REALM
+ * Each worker holds, per shard, two hiredis async connections on its
+ * event_base: one in subscribe mode for the channels of its topics that
+ * live there, one for commands (PUBLISH and the presence scripts). Channels are PREFIX "all:" REALM
  * "#", PREFIX "room:" REALM "#" NAME and PREFIX "client:" REALM "#" ID
  * (topic names carry their realm, wshub.h), and PREFIX "all" for an
  * unnamed all-topic. What wshub publishes is
@@ -20,55 +21,28 @@
  * The worker part of the tag is the pid, not the slot: after a reload a
  * draining worker and its successor share a slot, not a pid.
  *
- * hiredis 0.14 (Debian 12) has no timeouts: connect and command timeouts
- * are libevent timers. Reconnects run from a back-off timer, never from
- * a hiredis callback; ac->data is NULL once we let go of a context and
- * every callback then returns.
- *
- * The circuit breaker is in redis_breaker.c; with engine.redis.sentinel
- * the server is the master the sentinels name (redis_sentinel.c).
+ * The connections, one pair per shard (a Redis server: one, or those of
+ * engine.redis.shards), and where a topic lives are in redis_shard.c;
+ * the circuit breaker is in redis_breaker.c; with a sentinel the server
+ * is the master the sentinels name (redis_sentinel.c).
  */
 #include "engine/redis.h"
-#include "engine/recovery.h"
 #include "engine/topic.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "core/runtime.h"
 
-#include <hiredis/adapters/libevent.h>
-
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define REDIS_TICK      250         /* ms between timeout checks */
 #define REDIS_LOG_EVERY 10000       /* ms between repeated log lines */
-#define REDIS_FLUSH_MS  2000        /* for the last commands at exit */
 
-redis_conn_t  redis_sub = { .name = "subscriber" };
-redis_conn_t  redis_cmd = { .name = "command" };
 bool          redis_exiting;
 char          redis_tag[128];
 size_t        redis_taglen;
-char          redis_host[256];
-unsigned      redis_port;
-
-static bool redis_up(void);
-
-static struct event *redis_tick;
-static wsh_hash_t   *redis_wanted;      /* channel -> 1: local topics */
-static wsh_hash_t   *redis_confirmed;   /* channel -> 1: Redis said so */
-
-static wsh_msec_t    redis_drop_logged;
-static unsigned long redis_dropped;
-
-static bool redis_check_rooms;     /* the subscription was lost */
-static void redis_connect(redis_conn_t *rc);
-static void redis_subscribe_all(void);
 
 const wsh_conf_engine_t *
 redis_conf(void)
@@ -142,415 +116,6 @@ redis_envelope(char *buf)
     return sizeof(REDIS_ENVELOPE) + redis_taglen;
 }
 
-/* ---- connections -------------------------------------------------------- */
-
-/* RC failed at WHAT (connect, AUTH...) for ERR: logged once per
- * REDIS_LOG_EVERY while it stays down, not at every retry. */
-void
-redis_log_failure(redis_conn_t *rc, const char *what, const char *err)
-{
-    wsh_msec_t now = wsh_monotonic_msec();
-    const wsh_conf_engine_t *e = redis_conf();
-
-    if (rc->logged != 0 && now - rc->logged < REDIS_LOG_EVERY) {
-        return;
-    }
-    rc->logged = now;
-    err = redis_tls_why(err);
-    if (e->unix_socket != NULL) {
-        wsh_log(WSH_LOG_ERR, "redis %s connection to %s: %s: %s, retrying",
-                rc->name, e->unix_socket, what, err);
-    } else {
-        wsh_log(WSH_LOG_ERR, "redis %s connection to %s:%u: %s: %s, "
-                "retrying", rc->name, redis_host, redis_port, what, err);
-    }
-}
-
-/* Arm the reconnect timer: the back-off with jitter in [1/2, 1], then
- * doubled up to reconnect_max. While the breaker is open only one
- * connection waits for its end, the other for the breaker to close. */
-static void
-redis_schedule(redis_conn_t *rc)
-{
-    const wsh_conf_engine_t *e = redis_conf();
-    wsh_msec_t delay;
-    struct timeval tv;
-    int wait;
-
-    if (rc->state == REDIS_UP) {
-        wsh_stat_error(WSH_ERR_ENGINE_DISCONNECTED);
-    }
-    rc->state = REDIS_DOWN;
-    rc->pending = 0;
-    wsh_stat_set(WSH_STAT_ENGINE_UP, 0);
-    if (redis_exiting) {
-        return;
-    }
-    wait = redis_breaker_wait(rc, &delay);
-    if (wait < 0) {
-        return;
-    }
-    if (wait == 0) {
-        if (rc->backoff == 0) {
-            rc->backoff = e->reconnect_min;
-        }
-        delay = rc->backoff / 2
-                + (wsh_msec_t) random() % (rc->backoff / 2 + 1);
-        rc->backoff = rc->backoff * 2 > e->reconnect_max
-                      ? e->reconnect_max : rc->backoff * 2;
-    }
-    tv.tv_sec = (time_t) (delay / 1000);
-    tv.tv_usec = (suseconds_t) (delay % 1000) * 1000;
-    evtimer_add(rc->timer, &tv);
-}
-
-/* The connection went away (hiredis frees the context). */
-static void
-redis_lost(redis_conn_t *rc)
-{
-    if (rc == &redis_sub) {
-        wsh_hash_free(redis_confirmed, NULL);
-        redis_confirmed = wsh_hash_new();
-        /* Messages published meanwhile passed us by. */
-        redis_check_rooms = true;
-    }
-    rc->ac = NULL;
-    redis_schedule(rc);
-}
-
-/* Let go of a live context from outside its own hiredis callbacks (a
- * timer, another context's reply): free it now, its pending callbacks
- * see ac->data == NULL. */
-void
-redis_drop(redis_conn_t *rc)
-{
-    redisAsyncContext *ac = rc->ac;
-
-    if (ac == NULL) {
-        return;
-    }
-    ac->data = NULL;
-    rc->ac = NULL;
-    redisAsyncFree(ac);
-    redis_lost(rc);
-}
-
-static void
-redis_disconnect_cb(const redisAsyncContext *ac, int status)
-{
-    redis_conn_t *rc = ac->data;
-
-    if (rc == NULL) {
-        return;
-    }
-    ((redisAsyncContext *) ac)->data = NULL;
-    if (status != REDIS_OK && !rc->ready) {
-        /* Closed before it answered: a failed connect. */
-        redis_log_failure(rc, "connect", ac->errstr);
-        redis_breaker_failed(rc);
-    } else if (status != REDIS_OK) {
-        wsh_log(WSH_LOG_ERR, "redis %s connection lost: %s", rc->name,
-                ac->errstr);
-        rc->logged = wsh_monotonic_msec();
-    }
-    redis_lost(rc);
-}
-
-/* Count a command sent on RC, for the command timeout. */
-void
-redis_sent(redis_conn_t *rc)
-{
-    if (rc->pending++ == 0) {
-        rc->progress = wsh_monotonic_msec();
-    }
-}
-
-/* A reply arrived on the connection of AC; NULL if we let go of it. */
-redis_conn_t *
-redis_replied(const redisAsyncContext *ac)
-{
-    redis_conn_t *rc = ac->data;
-
-    if (rc != NULL) {
-        if (rc->pending > 0) {
-            rc->pending--;
-        }
-        rc->progress = wsh_monotonic_msec();
-    }
-    return rc;
-}
-
-/* AUTH and SELECT replies: a failure closes the connection, to retry. */
-static void
-redis_setup_cb(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply *reply = r;
-    redis_conn_t *rc = redis_replied(ac);
-
-    if (rc == NULL || reply == NULL) {
-        return;
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        redis_log_failure(rc, (const char *) privdata, reply->str);
-        redis_breaker_failed(rc);
-        redisAsyncDisconnect(ac);   /* allowed in a reply callback */
-    }
-}
-
-/* The PING after AUTH and SELECT: this connection works. */
-static void
-redis_ready_cb(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply *reply = r;
-    redis_conn_t *rc = redis_replied(ac);
-
-    (void) privdata;
-    if (rc != NULL && reply != NULL && reply->type == REDIS_REPLY_STATUS) {
-        rc->ready = true;
-        rc->backoff = 0;
-        if (rc->logged != 0) {
-            wsh_log(WSH_LOG_NOTICE, "redis %s connection restored",
-                    rc->name);
-            rc->logged = 0;
-        }
-        redis_breaker_ok(rc);
-        redis_presence_reconnected();
-        if (rc == &redis_sub) {
-            redis_presence_resync();    /* learn what we missed */
-        }
-        if (redis_check_rooms && redis_up() && redis_sub.ready
-            && redis_cmd.ready)
-        {
-            /* Rooms with history whose messages passed us by while the
-             * subscription was down, or whose history Redis lost: their
-             * members are told to rejoin with since (the next message
-             * would tell too, but a quiet room has none). */
-            redis_check_rooms = false;
-            wsh_recovery_each_room(redis_history_check);
-        }
-    }
-}
-
-static void
-redis_connect_cb(const redisAsyncContext *cac, int status)
-{
-    redisAsyncContext *ac = (redisAsyncContext *) cac;
-    redis_conn_t *rc = ac->data;
-    const wsh_conf_engine_t *e = redis_conf();
-
-    if (rc == NULL) {
-        return;
-    }
-    evtimer_del(rc->timer);
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after we return: no free here. */
-        ac->data = NULL;
-        redis_log_failure(rc, "connect", ac->errstr);
-        redis_breaker_failed(rc);
-        redis_lost(rc);
-        return;
-    }
-    (void) redisEnableKeepAlive(&ac->c);
-    if (e->password != NULL) {
-        if (e->user != NULL) {
-            redisAsyncCommand(ac, redis_setup_cb, "AUTH", "AUTH %s %s",
-                              e->user, e->password);
-        } else {
-            redisAsyncCommand(ac, redis_setup_cb, "AUTH", "AUTH %s",
-                              e->password);
-        }
-        redis_sent(rc);
-    }
-    if (e->sentinel_master != NULL) {
-        redis_sentinel_role(rc);    /* redis_setup once it is the master */
-        return;
-    }
-    redis_setup(rc);
-}
-
-/* RC is connected (and authenticated, AUTH being ahead in the
- * pipeline) to the server to use: up, and set up. */
-void
-redis_setup(redis_conn_t *rc)
-{
-    const wsh_conf_engine_t *e = redis_conf();
-    redisAsyncContext *ac = rc->ac;
-
-    rc->state = REDIS_UP;
-    wsh_stat_set(WSH_STAT_ENGINE_UP, redis_up());
-    if (rc == &redis_cmd && e->db != 0) {
-        redisAsyncCommand(ac, redis_setup_cb, "SELECT", "SELECT %u", e->db);
-        redis_sent(rc);
-    }
-    if (redisAsyncCommand(ac, redis_ready_cb, NULL, "PING") == REDIS_OK) {
-        redis_sent(rc);
-    }
-    if (rc == &redis_sub) {
-        redis_subscribe_all();
-        return;
-    }
-    redis_script_load();
-    redis_presence_resync();    /* what changed while we were cut off */
-}
-
-static void
-redis_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    redis_conn_t *rc = arg;
-
-    (void) fd;
-    (void) what;
-    if (rc->state == REDIS_CONNECTING) {
-        redis_log_failure(rc, "connect", "timed out");
-        redis_breaker_failed(rc);
-        redis_drop(rc);
-    } else if (rc->state == REDIS_DOWN) {
-        redis_breaker_probe();
-        redis_connect(rc);
-    }
-}
-
-/* A hiredis context connecting to HOST:PORT, or to the UNIX socket
- * PATH when not NULL, attached to the worker's loop; NULL with the
- * reason in ERR. For the Redis server and the sentinels. */
-redisAsyncContext *
-redis_open(const char *host, unsigned port, const char *path, char *err,
-    size_t len)
-{
-    redisAsyncContext *ac;
-
-#if HIREDIS_MAJOR >= 1
-    {
-        const wsh_conf_engine_t *e = redis_conf();
-        redisOptions opt;
-        struct timeval tv;
-
-        tv.tv_sec = (time_t) (e->connect_timeout / 1000);
-        tv.tv_usec = (suseconds_t) (e->connect_timeout % 1000) * 1000;
-        memset(&opt, 0, sizeof(opt));
-        if (path != NULL) {
-            REDIS_OPTIONS_SET_UNIX(&opt, path);
-        } else {
-            REDIS_OPTIONS_SET_TCP(&opt, host, (int) port);
-        }
-        opt.connect_timeout = &tv;
-        ac = redisAsyncConnectWithOptions(&opt);
-    }
-#else
-    ac = path != NULL ? redisAsyncConnectUnix(path)
-                      : redisAsyncConnect(host, (int) port);
-#endif
-    if (ac == NULL || ac->err) {
-        snprintf(err, len, "%s", ac ? ac->errstr : strerror(ENOMEM));
-        if (ac != NULL) {
-            redisAsyncFree(ac);
-        }
-        return NULL;
-    }
-    if (path == NULL && redis_tls_start(ac, host, err, len) != WSH_OK) {
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    if (redisLibeventAttach(ac, wsh_worker.base) != REDIS_OK) {
-        snprintf(err, len, "redisLibeventAttach() failed");
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    return ac;
-}
-
-/* With Sentinel, ask for the master first (redis_sentinel.c), which
- * then calls redis_connect_to or redis_connect_failed. */
-static void
-redis_connect(redis_conn_t *rc)
-{
-    if (redis_conf()->sentinel_master != NULL) {
-        rc->state = REDIS_CONNECTING;
-        redis_sentinel_resolve(rc);
-        return;
-    }
-    redis_connect_to(rc);
-}
-
-/* Connect RC to the server in use, redis_host:redis_port (or the
- * UNIX socket). */
-void
-redis_connect_to(redis_conn_t *rc)
-{
-    const wsh_conf_engine_t *e = redis_conf();
-    redisAsyncContext *ac;
-    struct timeval tv;
-    char err[128];
-
-    ac = redis_open(redis_host, redis_port, e->unix_socket, err, sizeof(err));
-    if (ac == NULL) {
-        redis_log_failure(rc, "connect", err);
-        redis_connect_failed(rc);
-        return;
-    }
-    ac->data = rc;
-    redisAsyncSetConnectCallback(ac, redis_connect_cb);
-    redisAsyncSetDisconnectCallback(ac, redis_disconnect_cb);
-    rc->ac = ac;
-    rc->ready = false;
-    rc->state = REDIS_CONNECTING;
-    rc->pending = 0;
-    tv.tv_sec = (time_t) (e->connect_timeout / 1000);
-    tv.tv_usec = (suseconds_t) (e->connect_timeout % 1000) * 1000;
-    evtimer_add(rc->timer, &tv);
-}
-
-/* RC could not connect (logged): retry after the back-off. */
-void
-redis_connect_failed(redis_conn_t *rc)
-{
-    redis_breaker_failed(rc);
-    redis_schedule(rc);
-}
-
-/* The server to use changed (a failover): let go of the old one and
- * connect at once, whatever the back-off had reached. */
-void
-redis_restart(void)
-{
-    redis_conn_t *conns[2] = { &redis_sub, &redis_cmd };
-    struct timeval now = { 0, 0 };
-    size_t i;
-
-    for (i = 0; i < 2 && !redis_exiting; i++) {
-        redis_drop(conns[i]);
-        if (conns[i]->state == REDIS_DOWN) {
-            conns[i]->backoff = 0;
-            evtimer_add(conns[i]->timer, &now);
-        }
-    }
-}
-
-/* Every REDIS_TICK: command timeouts, and the presence refresh. */
-static void
-redis_tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    redis_conn_t *conns[2] = { &redis_sub, &redis_cmd };
-    wsh_msec_t now = wsh_monotonic_msec();
-    size_t i;
-
-    (void) fd;
-    (void) what;
-    (void) arg;
-    for (i = 0; i < 2; i++) {
-        if (conns[i]->state == REDIS_UP && conns[i]->pending > 0
-            && now - conns[i]->progress > redis_conf()->command_timeout)
-        {
-            redis_log_failure(conns[i], "command", "timed out");
-            if (!conns[i]->ready) {
-                redis_breaker_failed(conns[i]);     /* AUTH or PING hung */
-            }
-            redis_drop(conns[i]);
-        }
-    }
-    redis_presence_tick();
-}
-
 /* ---- subscriptions ------------------------------------------------------ */
 
 static void
@@ -610,6 +175,7 @@ redis_sub_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r, **el;
     redis_conn_t *rc = ac->data;
+    redis_shard_t *s;
     const char *type;
 
     (void) privdata;
@@ -630,17 +196,18 @@ redis_sub_cb(redisAsyncContext *ac, void *r, void *privdata)
         }
         return;
     }
+    s = rc->shard;
     (void) redis_replied(ac);
     if (strcmp(type, "subscribe") == 0) {
         /* Only now does the subscription count (private "found"). */
-        (void) wsh_hash_put(redis_confirmed, el[1]->str, el[1]->len,
+        (void) wsh_hash_put(s->confirmed, el[1]->str, el[1]->len,
                             (void *) 1);
         redis_history_subscribed(el[1]->str, el[1]->len);
     } else if (strcmp(type, "unsubscribe") == 0) {
-        wsh_hash_remove(redis_confirmed, el[1]->str, el[1]->len);
+        wsh_hash_remove(s->confirmed, el[1]->str, el[1]->len);
         /* The topic came back while UNSUBSCRIBE was in flight; hiredis
          * 0.14 has just dropped the channel's callback: subscribe again. */
-        if (wsh_hash_get(redis_wanted, el[1]->str, el[1]->len) != NULL) {
+        if (wsh_hash_get(s->wanted, el[1]->str, el[1]->len) != NULL) {
             redisAsyncCommand(ac, redis_sub_cb, NULL, "SUBSCRIBE %b",
                               el[1]->str, el[1]->len);
             redis_sent(rc);
@@ -649,68 +216,83 @@ redis_sub_cb(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 static void
-redis_send_sub(const char *cmd, const char *ch, size_t chlen)
+redis_send_sub(redis_shard_t *s, const char *cmd, const char *ch,
+    size_t chlen)
 {
-    if (redis_sub.state != REDIS_UP) {
+    if (s->sub.state != REDIS_UP) {
         return;         /* done on connect */
     }
-    if (redisAsyncCommand(redis_sub.ac, redis_sub_cb, NULL, "%s %b", cmd, ch,
+    if (redisAsyncCommand(s->sub.ac, redis_sub_cb, NULL, "%s %b", cmd, ch,
                           chlen) == REDIS_OK)
     {
-        redis_sent(&redis_sub);
+        redis_sent(&s->sub);
     }
 }
 
-/* On (re)connect: SUBSCRIBE every channel of our local topics. */
-static void
-redis_subscribe_all(void)
+/* On (re)connect of S's subscriber: SUBSCRIBE every channel of our
+ * local topics there. */
+void
+redis_subscribe_all(redis_shard_t *s)
 {
     wsh_hash_iter_t it;
     const void *key;
     size_t len;
 
-    wsh_hash_iter_init(redis_wanted, &it);
+    wsh_hash_iter_init(s->wanted, &it);
     while (wsh_hash_next(&it, &key, &len, NULL)) {
-        redis_send_sub("SUBSCRIBE", key, len);
+        redis_send_sub(s, "SUBSCRIBE", key, len);
     }
 }
 
-bool
-redis_subscribed(const char *ch, size_t n)
+/* S's subscriber went away: no subscription holds, and messages
+ * published meanwhile pass us by. */
+void
+redis_subscriptions_lost(redis_shard_t *s)
 {
-    return redis_confirmed != NULL && wsh_hash_get(redis_confirmed, ch, n)
-                                      != NULL;
+    wsh_hash_free(s->confirmed, NULL);
+    s->confirmed = wsh_hash_new();
+    s->check_rooms = true;
+}
+
+bool
+redis_subscribed(const redis_shard_t *s, const char *ch, size_t n)
+{
+    return s->confirmed != NULL && wsh_hash_get(s->confirmed, ch, n) != NULL;
 }
 
 static void
 redis_subscribe(int kind, const char *name, size_t len)
 {
     char ch[REDIS_NAME_MAX];
+    redis_shard_t *s;
     size_t n;
 
     if (len > WSH_TOPIC_NAME_MAX) {
         return;
     }
     n = redis_channel(ch, kind, name, len);
-    if (wsh_hash_put(redis_wanted, ch, n, (void *) 1) != WSH_OK) {
+    s = redis_shard_of_channel(kind, ch, n);
+    if (wsh_hash_put(s->wanted, ch, n, (void *) 1) != WSH_OK) {
         wsh_log(WSH_LOG_ALERT, "out of memory for a subscription");
         return;
     }
-    redis_send_sub("SUBSCRIBE", ch, n);
+    redis_send_sub(s, "SUBSCRIBE", ch, n);
 }
 
 static void
 redis_unsubscribe(int kind, const char *name, size_t len)
 {
     char ch[REDIS_NAME_MAX];
+    redis_shard_t *s;
     size_t n;
 
     if (len > WSH_TOPIC_NAME_MAX) {
         return;
     }
     n = redis_channel(ch, kind, name, len);
-    wsh_hash_remove(redis_wanted, ch, n);
-    redis_send_sub("UNSUBSCRIBE", ch, n);
+    s = redis_shard_of_channel(kind, ch, n);
+    wsh_hash_remove(s->wanted, ch, n);
+    redis_send_sub(s, "UNSUBSCRIBE", ch, n);
 }
 
 /* ---- publish ------------------------------------------------------------ */
@@ -755,6 +337,7 @@ redis_publish_cb(redisAsyncContext *ac, void *r, void *privdata)
     redis_req_t *q = privdata;
     char ch[REDIS_NAME_MAX];
     long long n;
+    size_t m;
     bool found;
 
     (void) redis_replied(ac);
@@ -766,9 +349,9 @@ redis_publish_cb(redisAsyncContext *ac, void *r, void *privdata)
     if (!found && reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
         n = reply->integer;
         /* We are among the receivers when we are subscribed to it. */
-        if (wsh_hash_get(redis_confirmed, ch,
-                         redis_channel(ch, WSH_TOPIC_CLIENT, q->name, q->len))
-            != NULL)
+        m = redis_channel(ch, WSH_TOPIC_CLIENT, q->name, q->len);
+        if (redis_subscribed(redis_shard_of_channel(WSH_TOPIC_CLIENT, ch, m),
+                             ch, m))
         {
             n--;
         }
@@ -778,19 +361,20 @@ redis_publish_cb(redisAsyncContext *ac, void *r, void *privdata)
     free(q);
 }
 
+/* A publish for shard S, which is down: counted, logged once in a
+ * while. */
 static void
-redis_dropped_publish(void)
+redis_dropped_publish(redis_shard_t *s)
 {
     wsh_msec_t now = wsh_monotonic_msec();
 
-    redis_dropped++;
+    s->dropped++;
     wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
-    if (redis_drop_logged == 0 || now - redis_drop_logged >= REDIS_LOG_EVERY)
-    {
-        wsh_log(WSH_LOG_WARN, "redis is down: %lu publish(es) not sent to "
-                "other workers and hosts", redis_dropped);
-        redis_drop_logged = now;
-        redis_dropped = 0;
+    if (s->drop_logged == 0 || now - s->drop_logged >= REDIS_LOG_EVERY) {
+        wsh_log(WSH_LOG_WARN, "redis%s is down: %lu publish(es) not sent to "
+                "other workers and hosts", s->label, s->dropped);
+        s->drop_logged = now;
+        s->dropped = 0;
     }
 }
 
@@ -801,6 +385,7 @@ redis_publish(int kind, const char *name, size_t len, int flags,
 {
     char ch[REDIS_NAME_MAX];
     redis_req_t *q = NULL;
+    redis_shard_t *s;
     u_char *buf;
     size_t n, hlen;
 
@@ -813,8 +398,10 @@ redis_publish(int kind, const char *name, size_t len, int flags,
             return;
         }
     }
-    if (redis_cmd.state != REDIS_UP) {
-        redis_dropped_publish();
+    n = redis_channel(ch, kind, name, len);
+    s = redis_shard_of_channel(kind, ch, n);
+    if (!redis_cmd_up(s)) {
+        redis_dropped_publish(s);
         if (q != NULL) {
             redis_result(q, flags & WSH_ENG_F_DELIVERED);
             free(q);
@@ -829,8 +416,7 @@ redis_publish(int kind, const char *name, size_t len, int flags,
     }
     hlen = redis_envelope((char *) buf);
     memcpy(buf + hlen, data, dlen);
-    n = redis_channel(ch, kind, name, len);
-    if (redisAsyncCommand(redis_cmd.ac, q ? redis_publish_cb : NULL, q,
+    if (redisAsyncCommand(s->cmd.ac, q ? redis_publish_cb : NULL, q,
                           "PUBLISH %b %b", ch, n, buf, hlen + dlen)
         != REDIS_OK)
     {
@@ -839,141 +425,87 @@ redis_publish(int kind, const char *name, size_t len, int flags,
         }
         free(q);
     } else if (q != NULL) {
-        redis_sent(&redis_cmd);
+        redis_sent(&s->cmd);
+        redis_shard_count(s, 0, 1);
+    } else {
+        redis_shard_count(s, 1, 1);     /* no reply awaited */
     }
     free(buf);
 }
 
 /* ---- life cycle --------------------------------------------------------- */
 
+static wsh_engine_shard_t *redis_shard_info;    /* for /health */
+
 static int
 redis_init_worker(void)
 {
-    struct timeval tv = { 0, REDIS_TICK * 1000 };
     int n;
 
     n = snprintf(redis_tag, sizeof(redis_tag), "%s/%ld",
                  redis_conf()->node_id, (long) getpid());
     redis_taglen = (size_t) n;
     srandom((unsigned) getpid() ^ (unsigned) wsh_monotonic_msec());
-    redis_wanted = wsh_hash_new();
-    redis_confirmed = wsh_hash_new();
-    redis_sub.timer = evtimer_new(wsh_worker.base, redis_timer_cb,
-                                  &redis_sub);
-    redis_cmd.timer = evtimer_new(wsh_worker.base, redis_timer_cb,
-                                  &redis_cmd);
-    redis_tick = event_new(wsh_worker.base, -1, EV_PERSIST, redis_tick_cb,
-                           NULL);
-    if (redis_wanted == NULL || redis_confirmed == NULL
-        || redis_presence_init() != WSH_OK || redis_sub.timer == NULL
-        || redis_cmd.timer == NULL || redis_tick == NULL)
-    {
+    redis_shard_info = calloc(redis_conf()->nservers,
+                              sizeof(*redis_shard_info));
+    if (redis_shard_info == NULL || redis_presence_init() != WSH_OK) {
         wsh_log(WSH_LOG_EMERG, "out of memory for the redis engine");
         return WSH_ERROR;
     }
-    if (redis_conf()->sentinel_master == NULL) {
-        snprintf(redis_host, sizeof(redis_host), "%s", redis_conf()->host);
-        redis_port = redis_conf()->port;
-    } else if (redis_sentinel_init() != WSH_OK) {
-        return WSH_ERROR;
-    }
-    evtimer_add(redis_tick, &tv);
-    redis_connect(&redis_sub);
-    redis_connect(&redis_cmd);
-    return WSH_OK;
-}
-
-/* Push out what hiredis still buffers (the last leaves and
- * publishes), waiting for Redis to take it up to REDIS_FLUSH_MS; what
- * it does not take is logged (presence expiry removes the leaves). */
-static void
-redis_flush(redis_conn_t *rc)
-{
-    wsh_msec_t deadline = wsh_monotonic_msec() + REDIS_FLUSH_MS, now;
-    struct pollfd pfd;
-    int done = 0;
-
-    pfd.fd = rc->ac->c.fd;
-    pfd.events = POLLOUT;
-    while (redisBufferWrite(&rc->ac->c, &done) == REDIS_OK && !done) {
-        now = wsh_monotonic_msec();
-        if (now >= deadline) {
-            break;
-        }
-        (void) poll(&pfd, 1, (int) (deadline - now));
-    }
-    if (!done) {
-        wsh_log(WSH_LOG_WARN, "exiting with commands for redis unsent on "
-                "the %s connection (%s): presence entries of this worker "
-                "expire after presence_ttl", rc->name,
-                rc->ac->c.err ? rc->ac->c.errstr : "it did not read in "
-                "time");
-    }
+    return redis_shards_init();
 }
 
 static void
 redis_exit_worker(void)
 {
-    redis_conn_t *conns[2] = { &redis_sub, &redis_cmd };
-    redisAsyncContext *ac;
-    size_t i;
-
     redis_exiting = true;
-    for (i = 0; i < 2; i++) {
-        ac = conns[i]->ac;
-        if (ac != NULL) {
-            if (conns[i]->state == REDIS_UP) {
-                redis_flush(conns[i]);
-            }
-            ac->data = NULL;
-            conns[i]->ac = NULL;
-            redisAsyncFree(ac);
-        }
-        if (conns[i]->timer != NULL) {
-            event_free(conns[i]->timer);
-            conns[i]->timer = NULL;
-        }
-    }
-    if (redis_tick != NULL) {
-        event_free(redis_tick);
-        redis_tick = NULL;
-    }
-    wsh_hash_free(redis_wanted, NULL);
-    wsh_hash_free(redis_confirmed, NULL);
-    redis_sentinel_exit();
+    redis_shards_exit();
     redis_presence_exit();
     redis_history_exit();
-    redis_wanted = redis_confirmed = NULL;
+    free(redis_shard_info);
+    redis_shard_info = NULL;
 }
 
-bool
-redis_cmd_up(void)
-{
-    return redis_cmd.state == REDIS_UP;
-}
-
-/* The breaker's state, and the server in use, for /health. */
+/* Each shard's state, and the engine's as one (the worst breaker, the
+ * sum of reconnects, the most failures, the address without shards),
+ * for /health. */
 static void
 redis_info(wsh_server_info_t *info)
 {
-    static char address[sizeof(redis_host) + 16];
+    static const int rank[] = { 0, 2, 1 };  /* closed, open, half-open */
+    redis_shard_t *s, *worst = &redis_shards[0];
+    wsh_engine_shard_t *d;
+    size_t i;
 
-    redis_breaker_info(info);
-    if (redis_conf()->unix_socket != NULL) {
-        info->engine_address = redis_conf()->unix_socket;
-    } else if (redis_host[0] != '\0') {
-        snprintf(address, sizeof(address), strchr(redis_host, ':') != NULL
-                 ? "[%s]:%u" : "%s:%u", redis_host, redis_port);
-        info->engine_address = address;
+    for (i = 0; i < redis_nshards; i++) {
+        s = &redis_shards[i];
+        d = &redis_shard_info[i];
+        d->address = s->address[0] != '\0' ? s->address : NULL;
+        d->up = redis_shard_up(s);
+        d->role = s->role[0] != '\0' && redis_cmd_up(s) ? s->role : NULL;
+        d->breaker = redis_breaker_name(s);
+        d->reconnects = s->breaker.reconnects;
+        d->failures = s->breaker.failures;
+        info->engine_reconnects += d->reconnects;
+        if (d->failures > info->engine_failures) {
+            info->engine_failures = d->failures;
+        }
+        if (rank[s->breaker.state] > rank[worst->breaker.state]) {
+            worst = s;
+        }
     }
+    info->engine_breaker = redis_breaker_name(worst);
+    info->engine_address = redis_conf()->sharded ? NULL
+                                                 : redis_shard_info[0].address;
+    info->engine_shards = redis_shard_info;
+    info->engine_nshards = redis_nshards;
+    info->engine_sharded = redis_conf()->sharded;
 }
 
-/* Up when both connections are: a worker that can publish but not
- * receive (or the reverse) is cut off all the same. */
 static bool
 redis_up(void)
 {
-    return redis_sub.state == REDIS_UP && redis_cmd.state == REDIS_UP;
+    return redis_all_up();
 }
 
 const wsh_engine_ops_t wsh_engine_redis = {

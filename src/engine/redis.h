@@ -1,12 +1,18 @@
-/* redis.h -- the parts of the Redis engine shared by its files:
- * connections (redis.c), the sentinels (redis_sentinel.c) and presence
- * (redis_presence.c). Internal to src/engine.
+/* redis.h -- the parts of the Redis engine shared by its files: the
+ * engine operations and subscriptions (redis.c), the shards and their
+ * connections (redis_shard.c), the sentinels (redis_sentinel.c), the
+ * breaker (redis_breaker.c), presence (redis_presence.c), history
+ * (redis_history.c) and the scripts (redis_script.c). Internal to
+ * src/engine.
  */
 #ifndef WSH_ENGINE_REDIS_H
 #define WSH_ENGINE_REDIS_H
 
 #include "engine/engine.h"
 #include "core/conf.h"
+#include "core/hash.h"
+
+#include <event2/event.h>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -23,8 +29,12 @@ typedef enum {
     REDIS_UP
 } redis_state_e;
 
+typedef struct redis_shard_s    redis_shard_t;
+typedef struct redis_sentinel_s redis_sentinel_t;
+
 typedef struct {
     const char         *name;       /* "subscriber" or "command" */
+    redis_shard_t      *shard;      /* the shard it belongs to */
     redisAsyncContext  *ac;
     redis_state_e       state;
     struct event       *timer;      /* reconnect or connect timeout */
@@ -37,6 +47,50 @@ typedef struct {
                                      * reconnect */
 } redis_conn_t;
 
+typedef enum {
+    REDIS_BREAKER_CLOSED = 0,
+    REDIS_BREAKER_OPEN,
+    REDIS_BREAKER_HALF_OPEN
+} redis_breaker_e;
+
+/* A shard's circuit breaker (redis_breaker.c). */
+typedef struct {
+    redis_breaker_e  state;
+    unsigned         failures;      /* failed connects in a row */
+    wsh_msec_t       until;         /* open: the probe's time */
+    redis_conn_t    *probe;         /* the connection that will probe */
+    uint64_t         reconnects;    /* connections re-established */
+} redis_breaker_t;
+
+/* One Redis server of the engine, with its own two connections: the
+ * only one without engine.redis.shards, else one of them
+ * (redis_shard.c). A topic lives on one shard (redis_shard_for), with
+ * its channel, presence and history keys. */
+struct redis_shard_s {
+    unsigned        index;
+    const wsh_conf_redis_server_t *conf;
+    char            label[32];      /* "" alone, else " shard N": logs */
+    redis_conn_t    sub;
+    redis_conn_t    cmd;
+    /* The server in use: conf's host and port, or the master the
+     * sentinels named ("" until they did). */
+    char            host[256];
+    unsigned        port;
+    char            address[272];   /* for /health: HOST:PORT, a socket */
+    char            role[16];       /* ROLE's first word, "" unknown */
+    redis_sentinel_t *sentinel;     /* NULL: no Sentinel */
+    wsh_hash_t     *wanted;         /* channel -> 1: local topics here */
+    wsh_hash_t     *confirmed;      /* channel -> 1: Redis said so */
+    bool            check_rooms;    /* the subscription was lost */
+    wsh_msec_t      settled;        /* presence: leaves by difference from
+                                     * then (redis_presence.c) */
+    wsh_msec_t      refreshed;      /* presence: last refresh */
+    bool            refresh;        /* presence: due now */
+    redis_breaker_t breaker;
+    wsh_msec_t      drop_logged;    /* publishes dropped while down */
+    unsigned long   dropped;
+};
+
 /* Context of a reply callback. */
 typedef struct {
     wsh_msec_t    sent;         /* when the request was made */
@@ -47,15 +101,11 @@ typedef struct {
     char          name[];       /* name, then sender */
 } redis_req_t;
 
-extern redis_conn_t redis_sub;
-extern redis_conn_t redis_cmd;
-extern bool         redis_exiting;
-extern char         redis_tag[128];     /* "NODE/PID" */
-extern size_t       redis_taglen;
-/* The server in use: engine.redis.host and port, or the master the
- * sentinels named ("" until they did). */
-extern char         redis_host[256];
-extern unsigned     redis_port;
+extern redis_shard_t *redis_shards;
+extern size_t         redis_nshards;
+extern bool           redis_exiting;
+extern char           redis_tag[128];     /* "NODE/PID" */
+extern size_t         redis_taglen;
 
 const wsh_conf_engine_t *redis_conf(void);
 size_t redis_channel(char *buf, int kind, const char *name, size_t len);
@@ -63,8 +113,27 @@ size_t redis_envelope(char *buf);
 redis_req_t *redis_req(const char *name, size_t len, const char *sender,
     size_t slen, uint64_t conn_id, int flags);
 
-/* Connections (redis.c). A context to HOST:PORT or the UNIX socket
- * PATH, on the worker's loop; NULL with the reason in ERR. */
+/* Placement (redis_shard.c): the one place that says where a topic
+ * lives. The shard of topic KIND/NAME; of its channel CH (N bytes). */
+redis_shard_t *redis_shard_for(int kind, const char *name, size_t len);
+redis_shard_t *redis_shard_of_channel(int kind, const char *ch, size_t n);
+
+/* Shards (redis_shard.c). */
+int  redis_shards_init(void);
+void redis_shards_exit(void);
+/* Both connections of S are up. */
+bool redis_shard_up(const redis_shard_t *s);
+/* S's command connection is up. */
+bool redis_cmd_up(const redis_shard_t *s);
+/* Count COMMANDS sent to S, PUBLISHES of them publishes, for /metrics
+ * (redis_sent counts the commands awaiting a reply). */
+void redis_shard_count(redis_shard_t *s, unsigned commands,
+    unsigned publishes);
+/* The engine is up: every shard's both connections. */
+bool redis_all_up(void);
+
+/* Connections (redis_shard.c). A context to HOST:PORT or the UNIX
+ * socket PATH, on the worker's loop; NULL with the reason in ERR. */
 redisAsyncContext *redis_open(const char *host, unsigned port,
     const char *path, char *err, size_t len);
 /* With engine.redis.tls, start TLS on AC, a connection to HOST (whose
@@ -77,7 +146,7 @@ int redis_tls_start(redisAsyncContext *ac, const char *host, char *err,
 const char *redis_tls_why(const char *err);
 /* RC failed at WHAT for ERR: logged, once in a while while it lasts. */
 void redis_log_failure(redis_conn_t *rc, const char *what, const char *err);
-/* Connect RC to redis_host:redis_port. */
+/* Connect RC to its shard's host:port. */
 void redis_connect_to(redis_conn_t *rc);
 /* RC could not connect (the reason is logged): retry after the back-off. */
 void redis_connect_failed(redis_conn_t *rc);
@@ -85,12 +154,18 @@ void redis_connect_failed(redis_conn_t *rc);
 void redis_setup(redis_conn_t *rc);
 /* Let go of RC's context now (not from its own callbacks). */
 void redis_drop(redis_conn_t *rc);
-/* The server changed: drop both connections, reconnect at once. */
-void redis_restart(void);
+/* S's server changed: drop both connections, reconnect at once. */
+void redis_restart(redis_shard_t *s);
+/* Subscriptions (redis.c): S's subscriber is up, SUBSCRIBE its
+ * channels; S's subscriber is lost. */
+void redis_subscribe_all(redis_shard_t *s);
+void redis_subscriptions_lost(redis_shard_t *s);
+/* ROLE's reply REPLY on S, kept for /health. */
+void redis_shard_role(redis_shard_t *s, const redisReply *reply);
 
-/* Sentinel (redis_sentinel.c), with engine.redis.sentinel. */
-int  redis_sentinel_init(void);
-void redis_sentinel_exit(void);
+/* Sentinel (redis_sentinel.c), for a shard with a sentinel master. */
+int  redis_sentinel_init(redis_shard_t *s);
+void redis_sentinel_exit(redis_shard_t *s);
 /* Ask the sentinels for the master, then connect RC to it. */
 void redis_sentinel_resolve(redis_conn_t *rc);
 /* RC is connected: check with ROLE that it is the master before
@@ -101,7 +176,7 @@ void redis_sentinel_role(redis_conn_t *rc);
 void redis_sent(redis_conn_t *rc);
 redis_conn_t *redis_replied(const redisAsyncContext *ac);
 
-/* Circuit breaker (redis_breaker.c). */
+/* Circuit breaker (redis_breaker.c), one per shard. */
 /* A connect of RC failed (refused, timed out, not answered). */
 void redis_breaker_failed(redis_conn_t *rc);
 /* RC answered: the breaker closes, waking the other connection. */
@@ -111,26 +186,24 @@ void redis_breaker_ok(redis_conn_t *rc);
  * not arm it (the other connection probes). */
 int  redis_breaker_wait(redis_conn_t *rc, wsh_msec_t *delay);
 /* The probe's timer fired: half-open. */
-void redis_breaker_probe(void);
+void redis_breaker_probe(redis_shard_t *s);
 /* The sentinels named a new master: what failed was the old one. */
-void redis_breaker_reset(void);
-void redis_breaker_info(wsh_server_info_t *info);
+void redis_breaker_reset(redis_shard_t *s);
+const char *redis_breaker_name(const redis_shard_t *s);
 
 /* Presence scripts (redis_script.c). */
 enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_HPUB,
        REDIS_LUA_HREAD, REDIS_LUA_KPUB, REDIS_LUA_WHO, REDIS_LUA_N };
 int  redis_script_init(void);
-/* The command connection is (re)connected: SCRIPT LOAD them. */
-void redis_script_load(void);
-/* Run SCRIPT with its keys, then its arguments, in ARGV/ARGL (how many
- * are keys is the script's: redis_script.c); DONE (may be NULL)
- * gets the reply, NULL when the connection went away. WSH_ERROR: not
- * sent, DONE will not be called. */
-int  redis_script(int script, int argc, const char *const *argv,
-    const size_t *argl, redisCallbackFn *done, void *privdata);
-
-/* True while the command connection is up. */
-bool redis_cmd_up(void);
+/* S's command connection is (re)connected: SCRIPT LOAD them. */
+void redis_script_load(redis_shard_t *s);
+/* Run SCRIPT on shard S (the one of the keys) with its keys, then its
+ * arguments, in ARGV/ARGL (how many are keys is the script's:
+ * redis_script.c); DONE (may be NULL) gets the reply, NULL when the
+ * connection went away. WSH_ERROR: not sent, DONE will not be called. */
+int  redis_script(redis_shard_t *s, int script, int argc,
+    const char *const *argv, const size_t *argl, redisCallbackFn *done,
+    void *privdata);
 
 /* Rooms with history (redis_history.c): the engine operations, and a
  * numbered message ("\x02S ...") from a room's channel. */
@@ -151,22 +224,22 @@ void redis_room_leave(const char *room, size_t len, const char *id,
  * (and the joins and leaves behind them) that waited for it go. */
 void redis_history_subscribed(const char *ch, size_t n);
 void redis_history_exit(void);
-/* True once Redis confirmed our subscription to channel CH. */
-bool redis_subscribed(const char *ch, size_t n);
+/* True once Redis confirmed our subscription to channel CH, of S. */
+bool redis_subscribed(const redis_shard_t *s, const char *ch, size_t n);
 
-/* After a reconnect: read ROOM's position, which the worker compares
- * with POS, its members' (wsh_engine_position with no connection). */
-void redis_history_check(const char *room, size_t len,
-    const wsh_room_position_t *pos);
+/* After a reconnect of S: read the position of each of its rooms with
+ * history and members here, which the worker compares with theirs. */
+void redis_history_check(redis_shard_t *s);
 
 /* Presence (redis_presence.c). */
 int  redis_presence_init(void);
 void redis_presence_exit(void);
-/* A connection answers again: leaves by difference wait presence_ttl. */
-void redis_presence_reconnected(void);
-/* Put back and announce what changed while we were cut off, and learn
- * what we missed. */
-void redis_presence_resync(void);
+/* A connection of S answers again: leaves by difference wait
+ * presence_ttl. */
+void redis_presence_reconnected(redis_shard_t *s);
+/* Put back and announce what changed in S's rooms while we were cut
+ * off from it, and learn what we missed. */
+void redis_presence_resync(redis_shard_t *s);
 /* A join or leave event: tell our members of ROOM unless they know;
  * EXCLUDE_CONN is the joining connection if ours. */
 void redis_presence_tell(const char *room, size_t len, const char *id,

@@ -13,10 +13,14 @@
  * sent after it, so the position comes before the members (engine.h).
  * Keys: PREFIX "hist:" ROOM ":s" (offset), ":e" (epoch: Redis TIME in
  * hex when the history starts, so a lost history gets a new one), ":l"
- * (entries "MSEC MESSAGE", the message as published).
+ * (entries "MSEC MESSAGE", the message as published), on the room's
+ * shard (redis_shard_for) beside its channel: a room that moves to
+ * another shard (engine.redis.shards changed) starts a new history
+ * there, a new epoch, so a rejoin with since is recovered: false.
  */
 #include "engine/redis.h"
 #include "engine/history.h"
+#include "engine/recovery.h"
 #include "engine/topic.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -125,7 +129,7 @@ redis_window(char buf[24])
 /* A keyed publish to a topic without history: KPUB, in an envelope the
  * origin worker does not skip (it did not deliver locally). */
 static int
-redis_publish_keyed(int kind, const char *name, size_t len,
+redis_publish_keyed(redis_shard_t *s, int kind, const char *name, size_t len,
     const char *key, size_t klen, const void *data, size_t dlen,
     redis_ack_t *q)
 {
@@ -156,7 +160,7 @@ redis_publish_keyed(int kind, const char *name, size_t len,
     argv[1] = window;
     argv[2] = ch;
     argv[3] = msg;
-    rv = redis_script(REDIS_LUA_KPUB, 4, argv, argl,
+    rv = redis_script(s, REDIS_LUA_KPUB, 4, argv, argl,
                       q ? redis_acked_cb : NULL, q);
     free(msg);
     return rv;
@@ -164,8 +168,8 @@ redis_publish_keyed(int kind, const char *name, size_t len,
 
 /* A room with history: HPUB numbers, keeps and publishes it at once. */
 static int
-redis_publish_numbered(const wsh_history_rule_t *rule, const char *room,
-    size_t len, uint64_t conn_id, const char *key, size_t klen,
+redis_publish_numbered(redis_shard_t *s, const wsh_history_rule_t *rule,
+    const char *room, size_t len, uint64_t conn_id, const char *key, size_t klen,
     const void *data, size_t dlen, redis_ack_t *q)
 {
     char hk[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], size[24], ttl[24];
@@ -194,7 +198,7 @@ redis_publish_numbered(const wsh_history_rule_t *rule, const char *room,
     argv[5] = data;
     argv[6] = key ? key : "";
     argv[7] = window;
-    return redis_script(REDIS_LUA_HPUB, 8, argv, argl,
+    return redis_script(s, REDIS_LUA_HPUB, 8, argv, argl,
                         q ? redis_acked_cb : NULL, q);
 }
 
@@ -203,6 +207,7 @@ redis_publish_acked(int kind, const char *name, size_t len,
     uint64_t conn_id, uint64_t ticket, const char *key, size_t klen,
     const void *data, size_t dlen)
 {
+    redis_shard_t *s = redis_shard_for(kind, name, len);
     redis_ack_t *q = NULL;
     wsh_history_rule_t rule;
     bool history;
@@ -220,16 +225,17 @@ redis_publish_acked(int kind, const char *name, size_t len,
         q->ticket = ticket;
         q->kind = kind;
     }
-    if (len <= WSH_TOPIC_NAME_MAX && redis_cmd_up()) {
+    if (len <= WSH_TOPIC_NAME_MAX && redis_cmd_up(s)) {
         if (history) {
-            rv = redis_publish_numbered(&rule, name, len, conn_id, key, klen,
-                                        data, dlen, q);
+            rv = redis_publish_numbered(s, &rule, name, len, conn_id, key,
+                                        klen, data, dlen, q);
         } else if (key != NULL) {
-            rv = redis_publish_keyed(kind, name, len, key, klen, data, dlen,
-                                     q);
+            rv = redis_publish_keyed(s, kind, name, len, key, klen, data,
+                                     dlen, q);
         }
     }
     if (rv == WSH_OK) {
+        redis_shard_count(s, 0, 1);
         return;
     }
     wsh_stat_error(WSH_ERR_ENGINE_PUBLISH);
@@ -343,6 +349,7 @@ redis_history_cb(redisAsyncContext *ac, void *r, void *privdata)
 static void
 redis_history_send(redis_hist_req_t *q)
 {
+    redis_shard_t *s = redis_shard_for(WSH_TOPIC_ROOM, q->room, q->len);
     char key[REDIS_NAME_MAX], ttl[24], off[24];
     const char *argv[5];
     size_t argl[5];
@@ -350,7 +357,7 @@ redis_history_send(redis_hist_req_t *q)
     bool history;
 
     history = wsh_history_rule(wsh_worker.conf, q->room, q->len, &rule);
-    if (!history || !redis_cmd_up()) {
+    if (!history || !redis_cmd_up(s)) {
         /* Nothing to read now: the client resyncs. */
         wsh_engine_position(q->room, q->len, q->conn_id, q->join,
                             history, false, 0, "", 0);
@@ -368,7 +375,7 @@ redis_history_send(redis_hist_req_t *q)
     argv[3] = off;
     argv[4] = q->epoch;
     argl[4] = q->elen;
-    if (redis_script(REDIS_LUA_HREAD, 5, argv, argl, redis_history_cb, q)
+    if (redis_script(s, REDIS_LUA_HREAD, 5, argv, argl, redis_history_cb, q)
         != WSH_OK)
     {
         wsh_engine_position(q->room, q->len, q->conn_id, q->join, true,
@@ -386,6 +393,7 @@ redis_history_defer(redis_hist_req_t *q, bool always)
     char ch[REDIS_NAME_MAX];
     redis_hist_req_t *tail;
     size_t n = redis_channel(ch, WSH_TOPIC_ROOM, q->room, q->len);
+    redis_shard_t *s = redis_shard_of_channel(WSH_TOPIC_ROOM, ch, n);
 
     if (redis_hist_waiting == NULL
         && (!always || (redis_hist_waiting = wsh_hash_new()) == NULL))
@@ -394,7 +402,7 @@ redis_history_defer(redis_hist_req_t *q, bool always)
     }
     tail = wsh_hash_get(redis_hist_waiting, ch, n);
     if (tail == NULL) {
-        return always && !redis_subscribed(ch, n) && redis_cmd_up()
+        return always && !redis_subscribed(s, ch, n) && redis_cmd_up(s)
                && wsh_hash_put(redis_hist_waiting, ch, n, q) == WSH_OK;
     }
     while (tail->next != NULL) {        /* run in request order */
@@ -459,20 +467,34 @@ redis_history(const char *room, size_t len, uint64_t conn_id,
     redis_history_read(room, len, conn_id, join, since, since != NULL);
 }
 
+/* The shard whose rooms redis_history_check_room reads. */
+static redis_shard_t *redis_hist_checking;
+
 /* After a reconnect: ROOM's position in Redis, compared with POS, its
  * members' here when asked (redis_history_cb): everything delivered
  * here by then was numbered before the read, so Redis can only be
  * behind it if it lost those messages. */
-void
-redis_history_check(const char *room, size_t len,
+static void
+redis_history_check_room(const char *room, size_t len,
     const wsh_room_position_t *pos)
 {
     wsh_since_t at;
 
+    if (redis_shard_for(WSH_TOPIC_ROOM, room, len) != redis_hist_checking) {
+        return;                 /* another shard's: it was not cut off */
+    }
     at.offset = pos->offset;
     at.epoch = pos->epoch;
     at.epoch_len = strlen(pos->epoch);
     redis_history_read(room, len, 0, 0, &at, false);
+}
+
+void
+redis_history_check(redis_shard_t *s)
+{
+    redis_hist_checking = s;
+    wsh_recovery_each_room(redis_history_check_room);
+    redis_hist_checking = NULL;
 }
 
 void

@@ -30,6 +30,10 @@
  * than an event seen meanwhile: ids told of since the sync was sent are
  * left alone, as "known" and "left" record when.
  *
+ * A room's keys are on its shard (redis_shard_for), where its scripts
+ * run; "cut off" and "reconnect" above are of that shard, whose rooms
+ * alone are resynced when it comes back, and refreshed while it is up.
+ *
  * The Lua scripts are in redis_script.c.
  */
 #include "engine/redis.h"
@@ -61,8 +65,12 @@ typedef struct {
 
 static wsh_hash_t  *redis_rooms;       /* room -> redis_room_t */
 static wsh_hash_t  *redis_pending;     /* room -> (id -> J or L) */
-static wsh_msec_t   redis_refreshed;
-static wsh_msec_t   redis_settled;     /* leaves by difference from then */
+
+static redis_shard_t *
+redis_room_shard(const char *room, size_t len)
+{
+    return redis_shard_for(WSH_TOPIC_ROOM, room, len);
+}
 
 /* ---- names -------------------------------------------------------------- */
 
@@ -368,6 +376,7 @@ redis_join(const char *room, size_t len, const char *id, size_t idlen,
 {
     redis_args_t a;
     redis_room_t *r;
+    redis_shard_t *s;
     uintptr_t count;
     int n;
     redis_req_t *q;
@@ -388,7 +397,8 @@ redis_join(const char *room, size_t len, const char *id, size_t idlen,
     if (wsh_hash_count(r->known) < rule->announce_max) {
         redis_presence_tell(room, len, id, idlen, true, conn_id);
     }
-    q = count == 0 && redis_cmd.state == REDIS_UP
+    s = redis_room_shard(room, len);
+    q = count == 0 && redis_cmd_up(s)
         ? redis_req(room, len, id, idlen, conn_id, 0) : NULL;
     if (q == NULL) {
         redis_known_members(room, len, conn_id);
@@ -398,7 +408,7 @@ redis_join(const char *room, size_t len, const char *id, size_t idlen,
         return;
     }
     n = redis_args(&a, room, len, id, idlen, 'J', conn_id, rule);
-    if (redis_script(REDIS_LUA_JOIN, n, a.argv, a.argl, redis_join_cb, q)
+    if (redis_script(s, REDIS_LUA_JOIN, n, a.argv, a.argl, redis_join_cb, q)
         != WSH_OK)
     {
         redis_known_members(room, len, conn_id);
@@ -466,10 +476,10 @@ redis_who(const char *room, size_t len, uint64_t conn_id, uint64_t ticket,
     char key[REDIS_NAME_MAX], hkey[REDIS_NAME_MAX], lim[24];
     const char *argv[4];
     size_t argl[4];
+    redis_shard_t *s = redis_room_shard(room, len);
     redis_who_t *w;
 
-    if (redis_cmd.state != REDIS_UP
-        || (w = malloc(sizeof(*w) + len)) == NULL)
+    if (!redis_cmd_up(s) || (w = malloc(sizeof(*w) + len)) == NULL)
     {
         return -1;
     }
@@ -482,7 +492,7 @@ redis_who(const char *room, size_t len, uint64_t conn_id, uint64_t ticket,
     argl[2] = clen;
     argl[3] = (size_t) snprintf(lim, sizeof(lim), "%zu", limit);
     argv[3] = lim;
-    if (redis_script(REDIS_LUA_WHO, 4, argv, argl, redis_who_cb, w)
+    if (redis_script(s, REDIS_LUA_WHO, 4, argv, argl, redis_who_cb, w)
         != WSH_OK)
     {
         free(w);
@@ -518,6 +528,7 @@ redis_leave(const char *room, size_t len, const char *id, size_t idlen,
     const wsh_presence_rule_t *rule)
 {
     redis_room_t *r = redis_room_get(room, len, false);
+    redis_shard_t *s;
     redis_args_t a;
     uintptr_t count;
     int n;
@@ -533,14 +544,14 @@ redis_leave(const char *room, size_t len, const char *id, size_t idlen,
         return;         /* another connection of the id is still here */
     }
     wsh_hash_remove(r->count, id, idlen);
-    q = redis_cmd.state == REDIS_UP
-        ? redis_req(room, len, id, idlen, 0, 0) : NULL;
+    s = redis_room_shard(room, len);
+    q = redis_cmd_up(s) ? redis_req(room, len, id, idlen, 0, 0) : NULL;
     if (q == NULL) {
         redis_leave_offline(room, len, id, idlen);
     } else {
         n = redis_args(&a, room, len, id, idlen, 'L', 0, rule);
-        if (redis_script(REDIS_LUA_LEAVE, n, a.argv, a.argl, redis_leave_cb,
-                         q) != WSH_OK)
+        if (redis_script(s, REDIS_LUA_LEAVE, n, a.argv, a.argl,
+                         redis_leave_cb, q) != WSH_OK)
         {
             redis_leave_offline(room, len, id, idlen);
             free(q);
@@ -636,7 +647,7 @@ redis_sync_cb(redisAsyncContext *ac, void *r, void *privdata)
         memcpy(&l, p, 2);
         wsh_hash_remove(room->left, p + 2, l);
     }
-    if (now < redis_settled
+    if (now < redis_room_shard(q->name, q->len)->settled
         || (gone = redis_pick(room->known, live, q->sent, &bytes)) == NULL)
     {
         goto done;
@@ -677,8 +688,8 @@ redis_sync_ids(wsh_hash_t *ids, void *what, const char **argv, size_t *argl)
 /* The sync script for ROOM: our ids IDS (may be NULL), the changes
  * PENDING (may be NULL); RESYNC drops our entries not in IDS. */
 static void
-redis_sync_room(const char *room, size_t rlen, wsh_hash_t *ids,
-    wsh_hash_t *pending, bool resync)
+redis_sync_room(redis_shard_t *s, const char *room, size_t rlen,
+    wsh_hash_t *ids, wsh_hash_t *pending, bool resync)
 {
     char key[REDIS_NAME_MAX], ch[REDIS_NAME_MAX], ttl[24], nj[24], nl[24];
     char evJ[200], evL[200], sfx[sizeof(redis_tag) + 1], hkey[REDIS_NAME_MAX];
@@ -746,7 +757,7 @@ redis_sync_room(const char *room, size_t rlen, wsh_hash_t *ids,
             argl[j] = strlen(argv[j]);
         }
     }
-    if (redis_script(REDIS_LUA_SYNC, (int) i, argv, argl, redis_sync_cb, q)
+    if (redis_script(s, REDIS_LUA_SYNC, (int) i, argv, argl, redis_sync_cb, q)
         == WSH_OK)
     {
         q = NULL;
@@ -758,65 +769,91 @@ done:
     free(argl);
 }
 
+/* Every presence_ttl / 3 per shard: re-score our entries of its rooms
+ * and sweep the expired ones, on the shards whose command connection
+ * is up (a shard's resync counts as its refresh). */
 void
 redis_presence_tick(void)
 {
+    wsh_msec_t now = wsh_monotonic_msec();
     wsh_hash_iter_t it;
     const void *room;
-    size_t rlen;
+    redis_shard_t *s;
+    size_t rlen, i, due = 0;
     void *r;
 
-    if (wsh_monotonic_msec() - redis_refreshed
-        < redis_conf()->presence_ttl / 3)
-    {
-        return;
-    }
-    redis_refreshed = wsh_monotonic_msec();
-    if (redis_cmd.state != REDIS_UP) {
-        return;
-    }
-    wsh_hash_iter_init(redis_rooms, &it);
-    while (wsh_hash_next(&it, &room, &rlen, &r)) {
-        redis_sync_room(room, rlen, ((redis_room_t *) r)->count, NULL,
-                        false);
-    }
-}
-
-void
-redis_presence_reconnected(void)
-{
-    redis_settled = wsh_monotonic_msec() + redis_conf()->presence_ttl;
-}
-
-void
-redis_presence_resync(void)
-{
-    wsh_hash_iter_t it;
-    const void *room;
-    size_t rlen;
-    void *r;
-
-    redis_refreshed = wsh_monotonic_msec();
-    if (redis_cmd.state != REDIS_UP) {
-        return;
-    }
-    wsh_hash_iter_init(redis_rooms, &it);
-    while (wsh_hash_next(&it, &room, &rlen, &r)) {
-        redis_sync_room(room, rlen, ((redis_room_t *) r)->count,
-                        wsh_hash_get(redis_pending, room, rlen), true);
-    }
-    /* Rooms we left altogether while cut off. */
-    wsh_hash_iter_init(redis_pending, &it);
-    while (wsh_hash_next(&it, &room, &rlen, &r)) {
-        if (wsh_hash_get(redis_rooms, room, rlen) == NULL) {
-            redis_sync_room(room, rlen, NULL, r, true);
+    for (i = 0; i < redis_nshards; i++) {
+        s = &redis_shards[i];
+        s->refresh = now - s->refreshed >= redis_conf()->presence_ttl / 3;
+        if (s->refresh) {
+            s->refreshed = now;
+            s->refresh = redis_cmd_up(s);
+            due += s->refresh;
         }
     }
-    wsh_hash_free(redis_pending, redis_free_ids);
-    redis_pending = wsh_hash_new();
-    if (redis_pending == NULL) {
-        wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+    if (due == 0) {
+        return;
     }
+    wsh_hash_iter_init(redis_rooms, &it);
+    while (wsh_hash_next(&it, &room, &rlen, &r)) {
+        s = redis_room_shard(room, rlen);
+        if (s->refresh) {
+            redis_sync_room(s, room, rlen, ((redis_room_t *) r)->count, NULL,
+                            false);
+        }
+    }
+}
+
+void
+redis_presence_reconnected(redis_shard_t *s)
+{
+    s->settled = wsh_monotonic_msec() + redis_conf()->presence_ttl;
+}
+
+/* S is back: sync its rooms, ours and those we left altogether while
+ * cut off; the changes pending for other shards' rooms wait for
+ * theirs. */
+void
+redis_presence_resync(redis_shard_t *s)
+{
+    wsh_hash_t *others;
+    wsh_hash_iter_t it;
+    const void *room;
+    size_t rlen;
+    void *r;
+
+    s->refreshed = wsh_monotonic_msec();
+    if (!redis_cmd_up(s)) {
+        return;
+    }
+    wsh_hash_iter_init(redis_rooms, &it);
+    while (wsh_hash_next(&it, &room, &rlen, &r)) {
+        if (redis_room_shard(room, rlen) == s) {
+            redis_sync_room(s, room, rlen, ((redis_room_t *) r)->count,
+                            wsh_hash_get(redis_pending, room, rlen), true);
+        }
+    }
+    others = wsh_hash_new();
+    if (others == NULL) {
+        wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+        return;
+    }
+    wsh_hash_iter_init(redis_pending, &it);
+    while (wsh_hash_next(&it, &room, &rlen, &r)) {
+        if (redis_room_shard(room, rlen) != s) {
+            if (wsh_hash_put(others, room, rlen, r) != WSH_OK) {
+                wsh_log(WSH_LOG_ALERT, "out of memory for room presence");
+                redis_free_ids(r);
+            }
+            continue;
+        }
+        if (wsh_hash_get(redis_rooms, room, rlen) == NULL) {
+            redis_sync_room(s, room, rlen, NULL, r, true);
+        }
+        redis_free_ids(r);
+    }
+    wsh_hash_free(redis_pending, NULL);
+    redis_pending = others;
 }
 
 /* ---- life cycle --------------------------------------------------------- */
@@ -829,7 +866,6 @@ redis_presence_init(void)
     }
     redis_rooms = wsh_hash_new();
     redis_pending = wsh_hash_new();
-    redis_refreshed = wsh_monotonic_msec();
     return redis_rooms != NULL && redis_pending != NULL ? WSH_OK : WSH_ERROR;
 }
 

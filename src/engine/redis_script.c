@@ -241,6 +241,7 @@ static const char *const redis_lua_nkeys[REDIS_LUA_N] = {
 
 /* A script call, kept until its reply so that NOSCRIPT can resend it. */
 typedef struct {
+    redis_shard_t   *shard;
     int              script;
     bool             retried;
     redisCallbackFn *done;          /* NULL: reply ignored */
@@ -281,7 +282,7 @@ redis_call_send(redis_call_t *k, bool eval)
     size_t *l = malloc((size_t) (k->argc + 3) * sizeof(*l));
     int rv = WSH_ERROR;
 
-    if (v != NULL && l != NULL && redis_cmd.state == REDIS_UP) {
+    if (v != NULL && l != NULL && redis_cmd_up(k->shard)) {
         v[0] = eval ? "EVAL" : "EVALSHA";
         v[1] = eval ? redis_lua[k->script] : redis_lua_sha[k->script];
         v[2] = redis_lua_nkeys[k->script];
@@ -290,10 +291,10 @@ redis_call_send(redis_call_t *k, bool eval)
         l[0] = strlen(v[0]);
         l[1] = strlen(v[1]);
         l[2] = strlen(v[2]);
-        if (redisAsyncCommandArgv(redis_cmd.ac, redis_call_cb, k,
+        if (redisAsyncCommandArgv(k->shard->cmd.ac, redis_call_cb, k,
                                   k->argc + 3, v, l) == REDIS_OK)
         {
-            redis_sent(&redis_cmd);
+            redis_sent(&k->shard->cmd);
             rv = WSH_OK;
         }
     }
@@ -303,8 +304,9 @@ redis_call_send(redis_call_t *k, bool eval)
 }
 
 int
-redis_script(int script, int argc, const char *const *argv,
-    const size_t *argl, redisCallbackFn *done, void *privdata)
+redis_script(redis_shard_t *s, int script, int argc,
+    const char *const *argv, const size_t *argl, redisCallbackFn *done,
+    void *privdata)
 {
     size_t i, bytes = 0;
     redis_call_t *k;
@@ -318,6 +320,7 @@ redis_script(int script, int argc, const char *const *argv,
     if (k == NULL) {
         return WSH_ERROR;
     }
+    k->shard = s;
     k->script = script;
     k->retried = false;
     k->done = done;
@@ -354,15 +357,15 @@ redis_load_cb(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 void
-redis_script_load(void)
+redis_script_load(redis_shard_t *s)
 {
     int i;
 
     for (i = 0; i < REDIS_LUA_N; i++) {
-        if (redisAsyncCommand(redis_cmd.ac, redis_load_cb, NULL,
+        if (redisAsyncCommand(s->cmd.ac, redis_load_cb, NULL,
                               "SCRIPT LOAD %s", redis_lua[i]) == REDIS_OK)
         {
-            redis_sent(&redis_cmd);
+            redis_sent(&s->cmd);
         }
     }
 }

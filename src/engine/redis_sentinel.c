@@ -19,6 +19,9 @@
  * the check of rooms with history). The watch asks for the master before
  * it subscribes, so that a switch it missed while it was down is seen.
  *
+ * Each shard with a sentinel master (engine.redis.sentinel, or a shard
+ * of engine.redis.shards) has its own question and watch.
+ *
  * redis.c's hiredis rules hold: a context is freed from a timer or from
  * another context's callback, never from its own; ac->data is NULL once
  * we let go of it, and its callbacks then return.
@@ -37,7 +40,7 @@
 #define SENTINEL_LOG_EVERY 10000    /* ms between repeated log lines */
 
 /* The question: which server is the master? */
-static struct {
+typedef struct {
     redisAsyncContext *ac;          /* to the sentinel asked */
     struct event      *timer;       /* its time to answer; 0: go on */
     redis_conn_t      *waiting[2];  /* the connections waiting for it */
@@ -49,19 +52,26 @@ static struct {
     unsigned           port;
     char               err[128];    /* why the last one did not answer */
     wsh_msec_t         logged;      /* no sentinel answered, logged */
-} sentinel_ask;
+} sentinel_ask_t;
 
 /* The watch: subscribed to +switch-master on one sentinel. */
-static struct {
+typedef struct {
     redisAsyncContext *ac;
     struct event      *timer;       /* until subscribed, then reconnect */
     size_t             at;          /* the sentinel watched */
     wsh_msec_t         backoff;
     wsh_msec_t         logged;      /* a failure logged */
-} sentinel_watch;
+} sentinel_watch_t;
 
-static void sentinel_ask_next(void);
-static void sentinel_watch_start(void);
+/* A shard's sentinels: its question, and its watch. */
+struct redis_sentinel_s {
+    redis_shard_t     *shard;
+    sentinel_ask_t     ask;
+    sentinel_watch_t   watch;
+};
+
+static void sentinel_ask_next(redis_sentinel_t *st);
+static void sentinel_watch_start(redis_sentinel_t *st);
 
 static void
 sentinel_arm(struct event *ev, wsh_msec_t ms)
@@ -89,17 +99,18 @@ sentinel_free(redisAsyncContext **acp)
 /* AUTH (its error comes back as the next command's NOAUTH) and the
  * question, queued on AC before it is even connected. */
 static int
-sentinel_question(redisAsyncContext *ac, redisCallbackFn *answer)
+sentinel_question(redis_sentinel_t *st, redisAsyncContext *ac,
+    redisCallbackFn *answer)
 {
-    const wsh_conf_engine_t *e = redis_conf();
+    const wsh_conf_redis_server_t *v = st->shard->conf;
 
-    if (e->sentinel_password != NULL) {
+    if (v->sentinel_password != NULL) {
         (void) redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
-                                 e->sentinel_password);
+                                 v->sentinel_password);
     }
     return redisAsyncCommand(ac, answer, NULL,
                              "SENTINEL get-master-addr-by-name %s",
-                             e->sentinel_master);
+                             v->sentinel_master);
 }
 
 /* An answer {HOST, PORT} into HOST (LEN bytes) and *PORT: WSH_OK; a nil
@@ -131,26 +142,27 @@ sentinel_address(const redisReply *reply, char *host, size_t len,
 /* HOST:PORT is the master. When that is news, it is logged, and
  * connections to the one before are dropped to reconnect at once. */
 static void
-sentinel_use(const char *host, unsigned port)
+sentinel_use(redis_sentinel_t *st, const char *host, unsigned port)
 {
-    const char *name = redis_conf()->sentinel_master;
-    bool first = redis_host[0] == '\0';
+    redis_shard_t *s = st->shard;
+    const char *name = s->conf->sentinel_master;
+    bool first = s->host[0] == '\0';
 
-    if (strcmp(host, redis_host) == 0 && port == redis_port) {
+    if (strcmp(host, s->host) == 0 && port == s->port) {
         return;
     }
     if (first) {
-        wsh_log(WSH_LOG_NOTICE, "redis master of %s is %s:%u", name, host,
-                port);
+        wsh_log(WSH_LOG_NOTICE, "redis%s master of %s is %s:%u", s->label,
+                name, host, port);
     } else {
-        wsh_log(WSH_LOG_NOTICE, "redis master of %s is now %s:%u (was "
-                "%s:%u)", name, host, port, redis_host, redis_port);
+        wsh_log(WSH_LOG_NOTICE, "redis%s master of %s is now %s:%u (was "
+                "%s:%u)", s->label, name, host, port, s->host, s->port);
     }
-    snprintf(redis_host, sizeof(redis_host), "%s", host);
-    redis_port = port;
+    snprintf(s->host, sizeof(s->host), "%s", host);
+    s->port = port;
     if (!first) {
-        redis_breaker_reset();
-        redis_restart();
+        redis_breaker_reset(s);
+        redis_restart(s);
     }
 }
 
@@ -159,157 +171,160 @@ sentinel_use(const char *host, unsigned port)
 void
 redis_sentinel_resolve(redis_conn_t *rc)
 {
-    sentinel_ask.waiting[rc == &redis_sub ? 0 : 1] = rc;
-    if (sentinel_ask.ac != NULL
-        || evtimer_pending(sentinel_ask.timer, NULL))
+    redis_sentinel_t *st = rc->shard->sentinel;
+
+    st->ask.waiting[rc == &rc->shard->sub ? 0 : 1] = rc;
+    if (st->ask.ac != NULL
+        || evtimer_pending(st->ask.timer, NULL))
     {
         return;         /* asked already: its answer serves both */
     }
-    sentinel_ask.tried = 0;
-    sentinel_ask_next();
+    st->ask.tried = 0;
+    sentinel_ask_next(st);
 }
 
 /* Ask again from the first sentinel: an answer on its way may be older
  * than a switch just announced. */
 static void
-sentinel_ask_again(void)
+sentinel_ask_again(redis_sentinel_t *st)
 {
     struct timeval now = { 0, 0 };
 
-    if (sentinel_ask.ac == NULL && !evtimer_pending(sentinel_ask.timer, NULL))
+    if (st->ask.ac == NULL && !evtimer_pending(st->ask.timer, NULL))
     {
         return;
     }
-    sentinel_free(&sentinel_ask.ac);
-    sentinel_ask.found = false;
-    sentinel_ask.tried = 0;
-    evtimer_add(sentinel_ask.timer, &now);
+    sentinel_free(&st->ask.ac);
+    st->ask.found = false;
+    st->ask.tried = 0;
+    evtimer_add(st->ask.timer, &now);
 }
 
 /* Hand each connection waiting for the answer to GO. */
 static void
-sentinel_ask_done(void (*go)(redis_conn_t *rc))
+sentinel_ask_done(redis_sentinel_t *st, void (*go)(redis_conn_t *rc))
 {
     redis_conn_t *rc;
     size_t i;
 
     for (i = 0; i < 2; i++) {
-        rc = sentinel_ask.waiting[i];
+        rc = st->ask.waiting[i];
         if (rc != NULL) {
-            sentinel_ask.waiting[i] = NULL;
+            st->ask.waiting[i] = NULL;
             go(rc);
         }
     }
 }
 
 static void
-sentinel_ask_failed(void)
+sentinel_ask_failed(redis_sentinel_t *st)
 {
-    const wsh_conf_engine_t *e = redis_conf();
+    const wsh_conf_redis_server_t *v = st->shard->conf;
     wsh_msec_t now = wsh_monotonic_msec();
 
-    if (sentinel_ask.logged == 0
-        || now - sentinel_ask.logged >= SENTINEL_LOG_EVERY)
+    if (st->ask.logged == 0
+        || now - st->ask.logged >= SENTINEL_LOG_EVERY)
     {
-        wsh_log(WSH_LOG_ERR, "redis: none of the %zu sentinels named the "
-                "master of %s (the last one: %s), retrying", e->nsentinels,
-                e->sentinel_master, sentinel_ask.err);
-        sentinel_ask.logged = now;
+        wsh_log(WSH_LOG_ERR, "redis%s: none of the %zu sentinels named the "
+                "master of %s (the last one: %s), retrying", st->shard->label,
+                v->nsentinels, v->sentinel_master, st->ask.err);
+        st->ask.logged = now;
     }
-    sentinel_ask_done(redis_connect_failed);
+    sentinel_ask_done(st, redis_connect_failed);
 }
 
 static void
 sentinel_answer_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
+    redis_sentinel_t *st = ac->data;
     const wsh_conf_sentinel_t *s;
     redisReply *reply = r;
     struct timeval now = { 0, 0 };
 
     (void) privdata;
-    if (ac->data == NULL) {
+    if (st == NULL) {
         return;
     }
     ac->data = NULL;
-    sentinel_ask.ac = NULL;
+    st->ask.ac = NULL;
     if (reply == NULL) {
         /* Not connected, or lost: hiredis frees the context. */
-        snprintf(sentinel_ask.err, sizeof(sentinel_ask.err), "%s",
+        snprintf(st->ask.err, sizeof(st->ask.err), "%s",
                  ac->errstr[0] != '\0' ? ac->errstr : "connection closed");
     } else {
-        if (sentinel_address(reply, sentinel_ask.host,
-                             sizeof(sentinel_ask.host), &sentinel_ask.port)
+        if (sentinel_address(reply, st->ask.host,
+                             sizeof(st->ask.host), &st->ask.port)
             == WSH_OK)
         {
-            sentinel_ask.found = true;
-            sentinel_ask.first = sentinel_ask.at;
+            st->ask.found = true;
+            st->ask.first = st->ask.at;
         } else {
-            snprintf(sentinel_ask.err, sizeof(sentinel_ask.err), "%s",
+            snprintf(st->ask.err, sizeof(st->ask.err), "%s",
                      reply->type == REDIS_REPLY_ERROR ? reply->str
                      : "it monitors no master of that name");
         }
         redisAsyncDisconnect(ac);
     }
-    if (!sentinel_ask.found) {
-        s = &redis_conf()->sentinels[sentinel_ask.at];
+    if (!st->ask.found) {
+        s = &st->shard->conf->sentinels[st->ask.at];
         wsh_log(WSH_LOG_INFO, "redis sentinel %s:%u: %s", s->host, s->port,
-                sentinel_ask.err);
+                st->ask.err);
     }
     /* Go on from the timer, out of hiredis's callbacks. */
-    evtimer_add(sentinel_ask.timer, &now);
+    evtimer_add(st->ask.timer, &now);
 }
 
 /* The next sentinel, from the first that answered last time. */
 static void
-sentinel_ask_next(void)
+sentinel_ask_next(redis_sentinel_t *st)
 {
-    const wsh_conf_engine_t *e = redis_conf();
+    const wsh_conf_redis_server_t *v = st->shard->conf;
     const wsh_conf_sentinel_t *s;
     redisAsyncContext *ac;
 
-    while (sentinel_ask.tried < e->nsentinels) {
-        sentinel_ask.at = (sentinel_ask.first + sentinel_ask.tried++)
-                          % e->nsentinels;
-        s = &e->sentinels[sentinel_ask.at];
-        ac = redis_open(s->host, s->port, NULL, sentinel_ask.err,
-                        sizeof(sentinel_ask.err));
+    while (st->ask.tried < v->nsentinels) {
+        st->ask.at = (st->ask.first + st->ask.tried++) % v->nsentinels;
+        s = &v->sentinels[st->ask.at];
+        ac = redis_open(s->host, s->port, NULL, st->ask.err,
+                        sizeof(st->ask.err));
         if (ac == NULL) {
             continue;
         }
-        ac->data = &sentinel_ask;
-        if (sentinel_question(ac, sentinel_answer_cb) != REDIS_OK) {
-            snprintf(sentinel_ask.err, sizeof(sentinel_ask.err),
+        ac->data = st;
+        if (sentinel_question(st, ac, sentinel_answer_cb) != REDIS_OK) {
+            snprintf(st->ask.err, sizeof(st->ask.err),
                      "redisAsyncCommand() failed");
             sentinel_free(&ac);
             continue;
         }
-        sentinel_ask.ac = ac;
-        sentinel_arm(sentinel_ask.timer, e->connect_timeout);
+        st->ask.ac = ac;
+        sentinel_arm(st->ask.timer, redis_conf()->connect_timeout);
         return;
     }
-    sentinel_ask_failed();
+    sentinel_ask_failed(st);
 }
 
 /* The time to answer is over, or an answer came. */
 static void
 sentinel_ask_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+    redis_sentinel_t *st = arg;
+
     (void) fd;
     (void) what;
-    (void) arg;
-    if (sentinel_ask.ac != NULL) {
-        sentinel_free(&sentinel_ask.ac);
-        snprintf(sentinel_ask.err, sizeof(sentinel_ask.err), "no answer "
+    if (st->ask.ac != NULL) {
+        sentinel_free(&st->ask.ac);
+        snprintf(st->ask.err, sizeof(st->ask.err), "no answer "
                  "in %" PRIu64 " ms", (uint64_t) redis_conf()->connect_timeout);
     }
-    if (!sentinel_ask.found) {
-        sentinel_ask_next();
+    if (!st->ask.found) {
+        sentinel_ask_next(st);
         return;
     }
-    sentinel_ask.found = false;
-    sentinel_ask.logged = 0;
-    sentinel_use(sentinel_ask.host, sentinel_ask.port);
-    sentinel_ask_done(redis_connect_to);
+    st->ask.found = false;
+    st->ask.logged = 0;
+    sentinel_use(st, st->ask.host, st->ask.port);
+    sentinel_ask_done(st, redis_connect_to);
 }
 
 /* ---- ROLE --------------------------------------------------------------- */
@@ -325,6 +340,7 @@ sentinel_role_cb(redisAsyncContext *ac, void *r, void *privdata)
     if (rc == NULL || reply == NULL || (ac->c.flags & REDIS_DISCONNECTING)) {
         return;         /* gone, or AUTH failed (logged and counted) */
     }
+    redis_shard_role(rc->shard, reply);
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
         && reply->element[0]->type == REDIS_REPLY_STRING
         && strcmp(reply->element[0]->str, "master") == 0)
@@ -337,7 +353,8 @@ sentinel_role_cb(redisAsyncContext *ac, void *r, void *privdata)
         redis_log_failure(rc, "ROLE", reply->str);
     } else {
         snprintf(what, sizeof(what), "not the master of %s (ROLE: %s), "
-                 "asking the sentinels again", redis_conf()->sentinel_master,
+                 "asking the sentinels again",
+                 rc->shard->conf->sentinel_master,
                  reply->type == REDIS_REPLY_ARRAY && reply->elements > 0
                  && reply->element[0]->type == REDIS_REPLY_STRING
                  ? reply->element[0]->str : "?");
@@ -364,73 +381,78 @@ redis_sentinel_role(redis_conn_t *rc)
 /* The watch is lost (ERR): watch on the next sentinel after the
  * back-off. */
 static void
-sentinel_watch_failed(const char *err)
+sentinel_watch_failed(redis_sentinel_t *st, const char *err)
 {
     const wsh_conf_engine_t *e = redis_conf();
-    const wsh_conf_sentinel_t *s = &e->sentinels[sentinel_watch.at];
+    const wsh_conf_redis_server_t *v = st->shard->conf;
+    const wsh_conf_sentinel_t *s = &v->sentinels[st->watch.at];
     wsh_msec_t now = wsh_monotonic_msec(), delay;
 
-    sentinel_watch.ac = NULL;
+    st->watch.ac = NULL;
     if (redis_exiting) {
         return;
     }
-    if (sentinel_watch.logged == 0
-        || now - sentinel_watch.logged >= SENTINEL_LOG_EVERY)
+    if (st->watch.logged == 0
+        || now - st->watch.logged >= SENTINEL_LOG_EVERY)
     {
-        wsh_log(WSH_LOG_WARN, "redis sentinel %s:%u: %s; watching for "
-                "+switch-master on the next one", s->host, s->port, err);
-        sentinel_watch.logged = now;
+        wsh_log(WSH_LOG_WARN, "redis%s sentinel %s:%u: %s; watching for "
+                "+switch-master on the next one", st->shard->label, s->host,
+                s->port, err);
+        st->watch.logged = now;
     }
-    sentinel_watch.at = (sentinel_watch.at + 1) % e->nsentinels;
-    if (sentinel_watch.backoff == 0) {
-        sentinel_watch.backoff = e->reconnect_min;
+    st->watch.at = (st->watch.at + 1) % v->nsentinels;
+    if (st->watch.backoff == 0) {
+        st->watch.backoff = e->reconnect_min;
     }
-    delay = sentinel_watch.backoff / 2
-            + (wsh_msec_t) random() % (sentinel_watch.backoff / 2 + 1);
-    sentinel_watch.backoff = sentinel_watch.backoff * 2 > e->reconnect_max
-                             ? e->reconnect_max : sentinel_watch.backoff * 2;
-    sentinel_arm(sentinel_watch.timer, delay);
+    delay = st->watch.backoff / 2
+            + (wsh_msec_t) random() % (st->watch.backoff / 2 + 1);
+    st->watch.backoff = st->watch.backoff * 2 > e->reconnect_max
+                             ? e->reconnect_max : st->watch.backoff * 2;
+    sentinel_arm(st->watch.timer, delay);
 }
 
 static void
 sentinel_watch_connect_cb(const redisAsyncContext *cac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *) cac;
+    redis_sentinel_t *st = ac->data;
 
-    if (ac->data == NULL || status == REDIS_OK) {
+    if (st == NULL || status == REDIS_OK) {
         return;
     }
     ac->data = NULL;            /* hiredis frees it */
-    sentinel_watch_failed(ac->errstr);
+    sentinel_watch_failed(st, ac->errstr);
 }
 
 static void
 sentinel_watch_disconnect_cb(const redisAsyncContext *cac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *) cac;
+    redis_sentinel_t *st = ac->data;
 
     (void) status;
-    if (ac->data == NULL) {
+    if (st == NULL) {
         return;
     }
     ac->data = NULL;
-    sentinel_watch_failed(ac->errstr[0] != '\0' ? ac->errstr
-                                                : "connection closed");
+    sentinel_watch_failed(st, ac->errstr[0] != '\0' ? ac->errstr
+                                                    : "connection closed");
 }
 
 /* The master is HOST:PORT by the watched sentinel's word, which is the
  * first to know. */
 static void
-sentinel_watch_switch(const char *host, unsigned port)
+sentinel_watch_switch(redis_sentinel_t *st, const char *host, unsigned port)
 {
-    sentinel_ask.first = sentinel_watch.at;
-    if (redis_host[0] == '\0'
-        || (strcmp(host, redis_host) == 0 && port == redis_port))
+    redis_shard_t *s = st->shard;
+
+    st->ask.first = st->watch.at;
+    if (s->host[0] == '\0' || (strcmp(host, s->host) == 0 && port == s->port))
     {
         return;         /* the question in flight sets the first one */
     }
-    sentinel_use(host, port);
-    sentinel_ask_again();
+    sentinel_use(st, host, port);
+    sentinel_ask_again(st);
 }
 
 /* The watched sentinel's master before the subscription: a switch may
@@ -446,7 +468,7 @@ sentinel_check_cb(redisAsyncContext *ac, void *r, void *privdata)
     if (ac->data != NULL && reply != NULL
         && sentinel_address(reply, host, sizeof(host), &port) == WSH_OK)
     {
-        sentinel_watch_switch(host, port);
+        sentinel_watch_switch(ac->data, host, port);
     }
 }
 
@@ -454,28 +476,30 @@ sentinel_check_cb(redisAsyncContext *ac, void *r, void *privdata)
 static void
 sentinel_switch_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
-    const wsh_conf_engine_t *e = redis_conf();
+    redis_sentinel_t *st = ac->data;
+    const wsh_conf_redis_server_t *v;
     const wsh_conf_sentinel_t *s;
     redisReply *reply = r, **el;
     char name[256], host[256];
     unsigned port;
 
     (void) privdata;
-    if (ac->data == NULL || reply == NULL
+    if (st == NULL || reply == NULL
         || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3
         || reply->element[0]->type != REDIS_REPLY_STRING)
     {
         return;
     }
+    v = st->shard->conf;
     el = reply->element;
     if (strcmp(el[0]->str, "subscribe") == 0) {
-        evtimer_del(sentinel_watch.timer);
-        sentinel_watch.backoff = 0;
-        if (sentinel_watch.logged != 0) {
-            s = &e->sentinels[sentinel_watch.at];
-            wsh_log(WSH_LOG_NOTICE, "redis sentinel %s:%u: watching for "
-                    "+switch-master", s->host, s->port);
-            sentinel_watch.logged = 0;
+        evtimer_del(st->watch.timer);
+        st->watch.backoff = 0;
+        if (st->watch.logged != 0) {
+            s = &v->sentinels[st->watch.at];
+            wsh_log(WSH_LOG_NOTICE, "redis%s sentinel %s:%u: watching for "
+                    "+switch-master", st->shard->label, s->host, s->port);
+            st->watch.logged = 0;
         }
         return;
     }
@@ -483,88 +507,100 @@ sentinel_switch_cb(redisAsyncContext *ac, void *r, void *privdata)
         && el[2]->type == REDIS_REPLY_STRING
         && sscanf(el[2]->str, "%255s %*s %*u %255s %u", name, host, &port)
            == 3
-        && strcmp(name, e->sentinel_master) == 0 && port >= 1
+        && strcmp(name, v->sentinel_master) == 0 && port >= 1
         && port <= 65535)
     {
-        sentinel_watch_switch(host, port);
+        sentinel_watch_switch(st, host, port);
     }
 }
 
 static void
-sentinel_watch_start(void)
+sentinel_watch_start(redis_sentinel_t *st)
 {
-    const wsh_conf_engine_t *e = redis_conf();
-    const wsh_conf_sentinel_t *s = &e->sentinels[sentinel_watch.at];
+    const wsh_conf_sentinel_t *s = &st->shard->conf->sentinels[st->watch.at];
     redisAsyncContext *ac;
     char err[128];
 
     ac = redis_open(s->host, s->port, NULL, err, sizeof(err));
     if (ac == NULL) {
-        sentinel_watch_failed(err);
+        sentinel_watch_failed(st, err);
         return;
     }
-    ac->data = &sentinel_watch;
+    ac->data = st;
     redisAsyncSetConnectCallback(ac, sentinel_watch_connect_cb);
     redisAsyncSetDisconnectCallback(ac, sentinel_watch_disconnect_cb);
     /* Pipelined: a subscribed connection takes no other command, and
      * the question is answered before the subscription starts. */
-    if (sentinel_question(ac, sentinel_check_cb) != REDIS_OK
+    if (sentinel_question(st, ac, sentinel_check_cb) != REDIS_OK
         || redisAsyncCommand(ac, sentinel_switch_cb, NULL,
                              "SUBSCRIBE +switch-master") != REDIS_OK)
     {
         sentinel_free(&ac);
-        sentinel_watch_failed("redisAsyncCommand() failed");
+        sentinel_watch_failed(st, "redisAsyncCommand() failed");
         return;
     }
-    sentinel_watch.ac = ac;
-    sentinel_arm(sentinel_watch.timer, e->connect_timeout);
+    st->watch.ac = ac;
+    sentinel_arm(st->watch.timer, redis_conf()->connect_timeout);
 }
 
 /* Not subscribed in time, or the back-off is over. */
 static void
 sentinel_watch_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+    redis_sentinel_t *st = arg;
+
     (void) fd;
     (void) what;
-    (void) arg;
-    if (sentinel_watch.ac != NULL) {
-        sentinel_free(&sentinel_watch.ac);
-        sentinel_watch_failed("not subscribed in time");
+    if (st->watch.ac != NULL) {
+        sentinel_free(&st->watch.ac);
+        sentinel_watch_failed(st, "not subscribed in time");
         return;
     }
-    sentinel_watch_start();
+    sentinel_watch_start(st);
 }
 
 /* ---- life cycle --------------------------------------------------------- */
 
 int
-redis_sentinel_init(void)
+redis_sentinel_init(redis_shard_t *s)
 {
-    sentinel_ask.timer = evtimer_new(wsh_worker.base, sentinel_ask_timer_cb,
-                                     NULL);
-    sentinel_watch.timer = evtimer_new(wsh_worker.base,
-                                       sentinel_watch_timer_cb, NULL);
-    if (sentinel_ask.timer == NULL || sentinel_watch.timer == NULL) {
+    redis_sentinel_t *st = calloc(1, sizeof(*st));
+
+    if (st == NULL) {
+        wsh_log(WSH_LOG_EMERG, "out of memory for the redis sentinels");
+        return WSH_ERROR;
+    }
+    s->sentinel = st;
+    st->shard = s;
+    st->ask.timer = evtimer_new(wsh_worker.base, sentinel_ask_timer_cb, st);
+    st->watch.timer = evtimer_new(wsh_worker.base, sentinel_watch_timer_cb,
+                                  st);
+    if (st->ask.timer == NULL || st->watch.timer == NULL) {
         wsh_log(WSH_LOG_EMERG, "out of memory for the redis sentinels");
         return WSH_ERROR;
     }
     /* The workers of a host spread their watches over the sentinels. */
-    sentinel_watch.at = (size_t) random() % redis_conf()->nsentinels;
-    sentinel_watch_start();
+    st->watch.at = (size_t) random() % s->conf->nsentinels;
+    sentinel_watch_start(st);
     return WSH_OK;
 }
 
 void
-redis_sentinel_exit(void)
+redis_sentinel_exit(redis_shard_t *s)
 {
-    sentinel_free(&sentinel_ask.ac);
-    sentinel_free(&sentinel_watch.ac);
-    if (sentinel_ask.timer != NULL) {
-        event_free(sentinel_ask.timer);
-        sentinel_ask.timer = NULL;
+    redis_sentinel_t *st = s->sentinel;
+
+    if (st == NULL) {
+        return;
     }
-    if (sentinel_watch.timer != NULL) {
-        event_free(sentinel_watch.timer);
-        sentinel_watch.timer = NULL;
+    sentinel_free(&st->ask.ac);
+    sentinel_free(&st->watch.ac);
+    if (st->ask.timer != NULL) {
+        event_free(st->ask.timer);
     }
+    if (st->watch.timer != NULL) {
+        event_free(st->watch.timer);
+    }
+    free(st);
+    s->sentinel = NULL;
 }

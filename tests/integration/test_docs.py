@@ -145,9 +145,11 @@ def schema_keys(path):
 
 
 def all_schema_keys():
-    """The keys of the core's loader and of every module's section."""
-    keys = set(schema_keys(os.path.join(SRCDIR, "src", "core", "conf.c")))
-    for path in glob.glob(os.path.join(SRCDIR, "modules", "*", "*.c")):
+    """The keys of the core's loader (conf.c, and conf_redis.c for
+    engine.redis) and of every module's section."""
+    keys = set()
+    for path in (glob.glob(os.path.join(SRCDIR, "src", "core", "conf*.c"))
+                 + glob.glob(os.path.join(SRCDIR, "modules", "*", "*.c"))):
         keys |= set(schema_keys(path))
     return sorted(keys)
 

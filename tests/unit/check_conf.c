@@ -346,8 +346,8 @@ START_TEST(test_load_empty)
         ck_assert_uint_eq(hub_of(cf)->max_rooms_per_connection, 100);
         ck_assert_ptr_null(hub_of(cf)->api_key);
         ck_assert(!cf->engine.redis);
-        ck_assert_str_eq(cf->engine.host, "127.0.0.1");
-        ck_assert_uint_eq(cf->engine.port, 6379);
+        ck_assert_str_eq(cf->engine.servers[0].host, "127.0.0.1");
+        ck_assert_uint_eq(cf->engine.servers[0].port, 6379);
         ck_assert_str_eq(cf->engine.prefix, "wshub:");
         ck_assert_uint_eq(cf->engine.presence_ttl, 30000);
         ck_assert_uint_eq(cf->engine.breaker_failures, 20);
@@ -524,6 +524,7 @@ END_TEST
  * place of host and port. */
 START_TEST(test_sentinel)
 {
+    const wsh_conf_redis_server_t *v;
     wsh_conf_t *cf;
     loaded_t ld;
 
@@ -533,20 +534,22 @@ START_TEST(test_sentinel)
                    "                  \"sentinel-2.example:5000\"]\n"
                    "      password: pw\n", &ld);
     ck_assert_msg(cf != NULL, "%s", ld.err);
-    ck_assert_str_eq(cf->engine.sentinel_master, "mymaster");
-    ck_assert_uint_eq(cf->engine.nsentinels, 3);
-    ck_assert_str_eq(cf->engine.sentinels[0].host, "10.0.0.1");
-    ck_assert_uint_eq(cf->engine.sentinels[0].port, 26379);
-    ck_assert_str_eq(cf->engine.sentinels[1].host, "::1");
-    ck_assert_uint_eq(cf->engine.sentinels[1].port, 26380);
-    ck_assert_str_eq(cf->engine.sentinels[2].host, "sentinel-2.example");
-    ck_assert_uint_eq(cf->engine.sentinels[2].port, 5000);
-    ck_assert_str_eq(cf->engine.sentinel_password, "pw");
+    v = cf->engine.servers;
+    ck_assert_uint_eq(cf->engine.nservers, 1);
+    ck_assert_str_eq(v->sentinel_master, "mymaster");
+    ck_assert_uint_eq(v->nsentinels, 3);
+    ck_assert_str_eq(v->sentinels[0].host, "10.0.0.1");
+    ck_assert_uint_eq(v->sentinels[0].port, 26379);
+    ck_assert_str_eq(v->sentinels[1].host, "::1");
+    ck_assert_uint_eq(v->sentinels[1].port, 26380);
+    ck_assert_str_eq(v->sentinels[2].host, "sentinel-2.example");
+    ck_assert_uint_eq(v->sentinels[2].port, 5000);
+    ck_assert_str_eq(v->sentinel_password, "pw");
     wsh_conf_free(cf);
     cf = load_text("engine:\n  type: redis\n", &ld);
     ck_assert_msg(cf != NULL, "%s", ld.err);
-    ck_assert_ptr_null(cf->engine.sentinel_master);
-    ck_assert_uint_eq(cf->engine.nsentinels, 0);
+    ck_assert_ptr_null(cf->engine.servers[0].sentinel_master);
+    ck_assert_uint_eq(cf->engine.servers[0].nsentinels, 0);
     wsh_conf_free(cf);
 
     expect_error("engine:\n  redis:\n    sentinel:\n"
@@ -576,6 +579,81 @@ START_TEST(test_sentinel)
     expect_error("engine:\n  redis:\n    host: 10.0.0.9\n"
                  "    sentinel:\n      master: m\n      addresses: [\"h:1\"]\n",
                  3, 11, "engine.redis.host", "not used with sentinel", NULL);
+}
+END_TEST
+
+/* engine.redis.shards: the servers in order, each by host and port, a
+ * UNIX socket or a sentinel master, user, password and db defaulting to
+ * engine.redis's; the single-server form is one server. */
+START_TEST(test_shards)
+{
+    const wsh_conf_redis_server_t *v;
+    wsh_conf_t *cf;
+    loaded_t ld;
+
+    cf = load_text("engine:\n  type: redis\n  redis:\n    password: pw\n"
+                   "    db: 3\n    shards:\n"
+                   "      - host: 10.0.0.1\n"
+                   "      - host: 10.0.0.2\n        port: 6380\n"
+                   "        password: other\n        db: 0\n"
+                   "      - unix_socket: /run/r.sock\n"
+                   "      - sentinel:\n          master: m\n"
+                   "          addresses: [\"10.0.0.3:26379\"]\n", &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert(cf->engine.sharded);
+    ck_assert_uint_eq(cf->engine.nservers, 4);
+    v = cf->engine.servers;
+    ck_assert_str_eq(v[0].host, "10.0.0.1");
+    ck_assert_uint_eq(v[0].port, 6379);
+    ck_assert_str_eq(v[0].password, "pw");
+    ck_assert_uint_eq(v[0].db, 3);
+    ck_assert_str_eq(v[1].host, "10.0.0.2");
+    ck_assert_uint_eq(v[1].port, 6380);
+    ck_assert_str_eq(v[1].password, "other");
+    ck_assert_uint_eq(v[1].db, 0);
+    ck_assert_str_eq(v[2].unix_socket, "/run/r.sock");
+    ck_assert_str_eq(v[3].sentinel_master, "m");
+    ck_assert_uint_eq(v[3].nsentinels, 1);
+    ck_assert_uint_eq(v[3].sentinels[0].port, 26379);
+    ck_assert_ptr_null(v[0].sentinel_master);
+    wsh_conf_free(cf);
+
+    cf = load_text("engine:\n  type: redis\n  redis:\n    port: 6390\n",
+                   &ld);
+    ck_assert_msg(cf != NULL, "%s", ld.err);
+    ck_assert(!cf->engine.sharded);
+    ck_assert_uint_eq(cf->engine.nservers, 1);
+    ck_assert_str_eq(cf->engine.servers[0].host, "127.0.0.1");
+    ck_assert_uint_eq(cf->engine.servers[0].port, 6390);
+    wsh_conf_free(cf);
+
+    expect_error("engine:\n  redis:\n    host: 10.0.0.9\n    shards:\n"
+                 "      - host: h\n", 3, 11, "engine.redis.host",
+                 "not used with shards", "move it into a shard", NULL);
+    expect_error("engine:\n  redis:\n    sentinel:\n      master: m\n"
+                 "      addresses: [\"h:1\"]\n    shards:\n"
+                 "      - host: h\n", 4, 7, "engine.redis.sentinel",
+                 "not used with shards", NULL);
+    expect_error("engine:\n  redis:\n    shards:\n      - port: 6380\n",
+                 4, 9, "engine.redis.shards[0]", "name the server", NULL);
+    expect_error("engine:\n  redis:\n    shards:\n      - host: a\n"
+                 "      - host: b\n        unix_socket: /s\n", 6, 22,
+                 "engine.redis.shards[1].unix_socket", "not used with host",
+                 NULL);
+    expect_error("engine:\n  redis:\n    shards:\n      - host: a\n"
+                 "      - host: b\n      - host: a\n        port: 6379\n",
+                 6, 9, "engine.redis.shards[2]",
+                 "the same server as engine.redis.shards[0]", NULL);
+    expect_error("engine:\n  redis:\n    shards:\n      - host: a\n"
+                 "        port: 0\n", 5, 15, "engine.redis.shards[0].port",
+                 "from 1 to 65535", NULL);
+    expect_error("engine:\n  redis:\n    shards: []\n", 3, 13,
+                 "engine.redis.shards", "at least 1", NULL);
+    expect_error("engine:\n  redis:\n    shards:\n"
+                 "      - sentinel:\n          master: m\n"
+                 "          addresses: [\"h:1\"]\n        port: 1\n",
+                 7, 15, "engine.redis.shards[0].port",
+                 "not used with sentinel", NULL);
 }
 END_TEST
 
@@ -925,6 +1003,7 @@ conf_suite(void)
     tcase_add_test(load, test_error_unknown_module);
     tcase_add_test(load, test_error_engine);
     tcase_add_test(load, test_sentinel);
+    tcase_add_test(load, test_shards);
     tcase_add_test(load, test_error_bad_duration);
     tcase_add_test(load, test_error_bad_size);
     tcase_add_test(load, test_error_pong_wait);
