@@ -133,7 +133,12 @@ typedef struct {
      * (placement depends on it). */
     wsh_conf_redis_server_t *servers;
     size_t              nservers;
-    bool                sharded;           /* engine.redis.shards */
+    bool                sharded;           /* engine.redis.shards, or
+                                            * engine.redis.cluster */
+    /* engine.redis.cluster: the seed nodes (servers[0] then holds only
+     * user and password, for every node); NULL: not a cluster. */
+    wsh_conf_sentinel_t *cluster_seeds;
+    size_t              ncluster_seeds;
     wsh_conf_tls_client_t tls;             /* engine.redis.tls: to every
                                             * server and sentinel */
 } wsh_conf_engine_t;

@@ -7,7 +7,9 @@
  * order, each a host and port, a UNIX socket or a Sentinel master, with
  * user, password and db defaulting to engine.redis's. The two forms do
  * not mix: a key of one with the other is refused where it is written,
- * since it would only be read by mistake.
+ * since it would only be read by mistake. With engine.redis.cluster the
+ * engine finds the servers itself (CLUSTER SLOTS, redis_cluster.c): the
+ * one server here holds the user and password of every node.
  */
 #include "core/conf.h"
 #include "core/conf_value.h"
@@ -75,6 +77,9 @@ const cyaml_schema_field_t wsh_conf_redis_fields[] = {
     CYAML_FIELD_SEQUENCE("shards", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          conf_raw_redis_t, shards, &conf_shard_schema, 1,
                          WSH_REDIS_SHARDS_MAX),
+    CYAML_FIELD_SEQUENCE("cluster", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         conf_raw_redis_t, cluster, &wsh_conf_string_schema,
+                         1, 64),
     CYAML_FIELD_MAPPING_PTR("tls", CYAML_FLAG_OPTIONAL, conf_raw_redis_t, tls,
                             conf_tls_client_fields),
     CYAML_FIELD_END
@@ -264,6 +269,66 @@ conf_shards(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
     }
 }
 
+/* engine.redis.cluster: the seed nodes into E->cluster_seeds. The
+ * nodes are found from them, so a key naming a server is refused, and
+ * the prefix must leave the hash tags of the names alone
+ * (redis_slot.h). */
+static void
+conf_cluster(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
+{
+    const char *other = r->shards != NULL ? "engine.redis.shards"
+                        : r->server.sentinel ? "engine.redis.sentinel"
+                        : wsh_conf_is_set(r->server.unix_socket)
+                        ? "engine.redis.unix_socket"
+                        : wsh_conf_is_set(r->server.host) ? "engine.redis.host"
+                        : wsh_conf_is_set(r->server.port) ? "engine.redis.port"
+                        : wsh_conf_is_set(r->server.db) ? "engine.redis.db"
+                        : NULL;
+    char key[64];
+    size_t i;
+
+    if (other == NULL && (r->tls != NULL || wsh_conf_is_set(r->server.user)))
+    {
+        /* The sharded subscriber (redis_ssub.c) speaks neither. */
+        wsh_conf_value_error(ctx, r->tls != NULL ? "engine.redis.tls"
+                             : "engine.redis.user", "not supported with "
+                             "cluster yet: remove it (use password, the "
+                             "default user's)");
+        return;
+    }
+    if (other != NULL) {
+        wsh_conf_value_error(ctx, other, "not used with cluster, whose "
+                             "nodes are found from the seeds (and use db "
+                             "0): remove it, or remove cluster");
+        return;
+    }
+    /* The rule of redis_slot_prefix_ok (engine/redis_slot.h), which
+     * this layer cannot include. */
+    if (strpbrk(e->prefix, "{}") != NULL) {
+        wsh_conf_value_error(ctx, "engine.redis.prefix", "holds '{' or "
+                             "'}', which would move the hash tag of every "
+                             "name in cluster mode: remove them");
+        return;
+    }
+    e->cluster_seeds = calloc(r->cluster_count, sizeof(*e->cluster_seeds));
+    if (e->cluster_seeds == NULL) {
+        wsh_conf_error(ctx, 1, 1, "out of memory");
+        return;
+    }
+    for (i = 0; i < r->cluster_count; i++) {
+        if (conf_sentinel_address(r->cluster[i], &e->cluster_seeds[i])
+            != WSH_OK)
+        {
+            snprintf(key, sizeof(key), "engine.redis.cluster[%zu]", i);
+            wsh_conf_value_error(ctx, key, "invalid address \"%s\" (use "
+                                 "HOST:PORT or [IPv6]:PORT)", r->cluster[i]);
+            return;
+        }
+        e->ncluster_seeds++;
+    }
+    e->sharded = true;
+}
+
 /* engine.redis.tls: to every server and sentinel. hiredis 0.14
  * (Debian 12) has no TLS: refused here, so that "wshubd -t" says so
  * rather than a worker failing to connect. */
@@ -336,9 +401,15 @@ wsh_conf_redis(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
     if (ctx->failed) {
         return;
     }
-    if (r->shards != NULL) {
+    if (r->cluster != NULL) {
+        conf_cluster(ctx, r, e);
+    } else if (r->shards != NULL) {
         conf_shards(ctx, r, e);
-    } else {
+    }
+    if (ctx->failed) {
+        return;
+    }
+    if (r->shards == NULL) {
         e->servers = calloc(1, sizeof(*e->servers));
         if (e->servers == NULL) {
             wsh_conf_error(ctx, 1, 1, "out of memory");
@@ -374,6 +445,11 @@ wsh_conf_redis_free(wsh_conf_engine_t *e)
     free(e->servers);
     e->servers = NULL;
     e->nservers = 0;
+    while (e->ncluster_seeds > 0) {
+        free(e->cluster_seeds[--e->ncluster_seeds].host);
+    }
+    free(e->cluster_seeds);
+    e->cluster_seeds = NULL;
     free(e->prefix);
     free(e->tls.ca_file);
     free(e->tls.cert_file);

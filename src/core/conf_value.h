@@ -124,6 +124,8 @@ typedef struct {
     char *breaker_open;
     conf_raw_server_t *shards;
     unsigned shards_count;
+    char **cluster;
+    unsigned cluster_count;
     conf_raw_tls_client_t *tls;
 } conf_raw_redis_t;
 

@@ -27,6 +27,7 @@
  * is the master the sentinels name (redis_sentinel.c).
  */
 #include "engine/redis.h"
+#include "engine/redis_slot.h"
 #include "engine/topic.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -52,8 +53,9 @@ redis_conf(void)
 
 /* ---- names -------------------------------------------------------------- */
 
-/* The channel of a topic into BUF (at least 16 + prefix + name bytes);
- * returns its length. */
+/* The channel of a topic into BUF (REDIS_NAME_MAX bytes); returns its
+ * length. In cluster mode the name is a hash tag, PREFIX KIND "{" TAG
+ * "}" (redis_slot.h), the unnamed all-topic's PREFIX "all:{}". */
 size_t
 redis_channel(char *buf, int kind, const char *name, size_t len)
 {
@@ -61,7 +63,11 @@ redis_channel(char *buf, int kind, const char *name, size_t len)
     size_t n = strlen(prefix);
     const char *part = kind == WSH_TOPIC_ROOM ? "room:"
                        : kind == WSH_TOPIC_CLIENT ? "client:"
-                       : len > 0 ? "all:" : "all";
+                       : len > 0 || redis_clustered() ? "all:" : "all";
+
+    if (redis_clustered()) {
+        return redis_slot_key(buf, REDIS_NAME_MAX, prefix, part, name, len);
+    }
 
     memcpy(buf, prefix, n);
     memcpy(buf + n, part, strlen(part));
@@ -71,6 +77,30 @@ redis_channel(char *buf, int kind, const char *name, size_t len)
 }
 
 
+/* Cluster mode: a hash-tagged channel, the name decoded into a static
+ * buffer. */
+static int
+redis_parse_tagged(const char *ch, size_t chlen, int *kind,
+    const char **name, size_t *len)
+{
+    static const char *const parts[] = { "room:", "client:", "all:" };
+    static const int kinds[] = { WSH_TOPIC_ROOM, WSH_TOPIC_CLIENT,
+                                 WSH_TOPIC_ALL };
+    static char buf[WSH_TOPIC_NAME_MAX];
+    size_t i;
+
+    for (i = 0; i < 3; i++) {
+        if (redis_slot_key_name(ch, chlen, redis_conf()->prefix, parts[i],
+                                buf, sizeof(buf), len) == WSH_OK)
+        {
+            *kind = kinds[i];
+            *name = buf;
+            return WSH_OK;
+        }
+    }
+    return WSH_ERROR;
+}
+
 /* A topic of ours from a channel name: WSH_OK and KIND/NAME/LEN. */
 static int
 redis_parse_channel(const char *ch, size_t chlen, int *kind,
@@ -78,6 +108,10 @@ redis_parse_channel(const char *ch, size_t chlen, int *kind,
 {
     const char *prefix = redis_conf()->prefix;
     size_t n = strlen(prefix);
+
+    if (redis_clustered()) {
+        return redis_parse_tagged(ch, chlen, kind, name, len);
+    }
 
     if (chlen < n || memcmp(ch, prefix, n) != 0) {
         return WSH_ERROR;
@@ -118,7 +152,7 @@ redis_envelope(char *buf)
 
 /* ---- subscriptions ------------------------------------------------------ */
 
-static void
+void
 redis_message(const char *ch, size_t chlen, const char *p, size_t len)
 {
     const char *name, *nl, *id, *sp;
@@ -219,6 +253,10 @@ static void
 redis_send_sub(redis_shard_t *s, const char *cmd, const char *ch,
     size_t chlen)
 {
+    if (redis_clustered()) {
+        redis_ssub_send(s, cmd[0] == 'S', ch, chlen);
+        return;
+    }
     if (s->sub.state != REDIS_UP) {
         return;         /* done on connect */
     }
@@ -417,7 +455,9 @@ redis_publish(int kind, const char *name, size_t len, int flags,
     hlen = redis_envelope((char *) buf);
     memcpy(buf + hlen, data, dlen);
     if (redisAsyncCommand(s->cmd.ac, q ? redis_publish_cb : NULL, q,
-                          "PUBLISH %b %b", ch, n, buf, hlen + dlen)
+                          redis_clustered() ? "SPUBLISH %b %b"
+                                            : "PUBLISH %b %b",
+                          ch, n, buf, hlen + dlen)
         != REDIS_OK)
     {
         if (q != NULL) {
@@ -446,7 +486,8 @@ redis_init_worker(void)
                  redis_conf()->node_id, (long) getpid());
     redis_taglen = (size_t) n;
     srandom((unsigned) getpid() ^ (unsigned) wsh_monotonic_msec());
-    redis_shard_info = calloc(redis_conf()->nservers,
+    redis_shard_info = calloc(redis_clustered() ? WSH_REDIS_SHARDS_MAX
+                                                : redis_conf()->nservers,
                               sizeof(*redis_shard_info));
     if (redis_shard_info == NULL || redis_presence_init() != WSH_OK) {
         wsh_log(WSH_LOG_EMERG, "out of memory for the redis engine");

@@ -21,7 +21,9 @@
 /* After the tag: a message the origin worker did not deliver locally
  * (it went through the sequencer), so it is not skipped there. */
 #define REDIS_TAG_SEQUENCED "/s"
-#define REDIS_NAME_MAX  (WSH_TOPIC_NAME_MAX + 512)
+/* A channel or key: a prefix, a kind, and the name, hash-tagged in
+ * cluster mode (3 bytes a byte at most, redis_slot.h). */
+#define REDIS_NAME_MAX  (3 * WSH_TOPIC_NAME_MAX + 512)
 
 typedef enum {
     REDIS_DOWN = 0,             /* waiting for the reconnect timer */
@@ -31,6 +33,7 @@ typedef enum {
 
 typedef struct redis_shard_s    redis_shard_t;
 typedef struct redis_sentinel_s redis_sentinel_t;
+struct redis_ssub_s;
 
 typedef struct {
     const char         *name;       /* "subscriber" or "command" */
@@ -70,8 +73,11 @@ struct redis_shard_s {
     unsigned        index;
     const wsh_conf_redis_server_t *conf;
     char            label[32];      /* "" alone, else " shard N": logs */
-    redis_conn_t    sub;
+    redis_conn_t    sub;            /* in cluster mode only its state: the
+                                     * connection is ssub */
     redis_conn_t    cmd;
+    struct redis_ssub_s *ssub;      /* cluster mode: the SSUBSCRIBE one */
+    bool            retired;        /* cluster mode: serves no slot */
     /* The server in use: conf's host and port, or the master the
      * sentinels named ("" until they did). */
     char            host[256];
@@ -120,6 +126,16 @@ redis_shard_t *redis_shard_of_channel(int kind, const char *ch, size_t n);
 
 /* Shards (redis_shard.c). */
 int  redis_shards_init(void);
+int  redis_shard_init(redis_shard_t *s, unsigned index,
+    const wsh_conf_redis_server_t *v);
+/* S's server changed: its address for /health and the logs. */
+void redis_shard_address(redis_shard_t *s);
+/* RC answered (PING, or the sharded subscriber is UP). */
+void redis_ready(redis_conn_t *rc);
+/* Cluster mode: S's sharded subscriber RC is up; it is gone (the
+ * reason is logged). */
+void redis_ssub_ready(redis_conn_t *rc);
+void redis_ssub_lost(redis_conn_t *rc);
 void redis_shards_exit(void);
 /* Both connections of S are up. */
 bool redis_shard_up(const redis_shard_t *s);
@@ -162,6 +178,24 @@ void redis_subscribe_all(redis_shard_t *s);
 void redis_subscriptions_lost(redis_shard_t *s);
 /* ROLE's reply REPLY on S, kept for /health. */
 void redis_shard_role(redis_shard_t *s, const redisReply *reply);
+
+/* A message on channel CH (redis.c). */
+void redis_message(const char *ch, size_t chlen, const char *p, size_t len);
+
+/* Cluster mode (redis_cluster.c): engine.redis.cluster is set. */
+bool redis_clustered(void);
+int  redis_cluster_init(void);
+void redis_cluster_exit(void);
+/* The shard of the master serving the slot of channel CH. */
+redis_shard_t *redis_cluster_shard(const char *ch, size_t n);
+/* Ask for the slot map again (rate-limited). */
+void redis_cluster_refresh(void);
+/* Move the wanted channels to the shards of their slots. */
+void redis_cluster_rehome(void);
+/* Connect S's sharded subscriber RC. */
+void redis_ssub_connect(redis_conn_t *rc);
+/* SSUBSCRIBE (SUB) or SUNSUBSCRIBE CH on S, when its subscriber is up. */
+void redis_ssub_send(redis_shard_t *s, bool sub, const char *ch, size_t n);
 
 /* Sentinel (redis_sentinel.c), for a shard with a sentinel master. */
 int  redis_sentinel_init(redis_shard_t *s);

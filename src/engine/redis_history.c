@@ -19,6 +19,7 @@
  * there, a new epoch, so a rejoin with since is recovered: false.
  */
 #include "engine/redis.h"
+#include "engine/redis_slot.h"
 #include "engine/history.h"
 #include "engine/recovery.h"
 #include "engine/topic.h"
@@ -58,11 +59,18 @@ struct redis_hist_req_s {
  * which the messages published until then never reach this worker. */
 static wsh_hash_t *redis_hist_waiting;
 
+/* ROOM's history key base into BUF (REDIS_NAME_MAX bytes), hash-tagged
+ * in cluster mode. */
 static size_t
 redis_hist_key(char *buf, const char *room, size_t len)
 {
     const char *prefix = redis_conf()->prefix;
     size_t n = strlen(prefix);
+
+    if (redis_clustered()) {
+        return redis_slot_key(buf, REDIS_NAME_MAX, prefix, "hist:", room,
+                              len);
+    }
 
     memcpy(buf, prefix, n);
     memcpy(buf + n, "hist:", 5);

@@ -37,6 +37,7 @@
  * The Lua scripts are in redis_script.c.
  */
 #include "engine/redis.h"
+#include "engine/redis_slot.h"
 #include "engine/topic.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -74,12 +75,18 @@ redis_room_shard(const char *room, size_t len)
 
 /* ---- names -------------------------------------------------------------- */
 
-/* A presence key of ROOM into BUF: KIND "presence:" (the entries) or
- * "presence_ids:" (the ids and their entry counts); returns its length. */
+/* A presence key of ROOM into BUF (REDIS_NAME_MAX bytes): KIND
+ * "presence:" (the entries) or "presence_ids:" (the ids and their entry
+ * counts), hash-tagged in cluster mode; returns its length. */
 static size_t
 redis_room_key(char *buf, const char *kind, const char *room, size_t len)
 {
     size_t n = strlen(redis_conf()->prefix), k = strlen(kind);
+
+    if (redis_clustered()) {
+        return redis_slot_key(buf, REDIS_NAME_MAX, redis_conf()->prefix,
+                              kind, room, len);
+    }
 
     memcpy(buf, redis_conf()->prefix, n);
     memcpy(buf + n, kind, k);

@@ -229,10 +229,14 @@ static const char redis_lua_hread[] = REDIS_LUA_HEAD
     "end\n"
     "return out\n";
 
-static const char *const redis_lua[REDIS_LUA_N] = {
+static const char *const redis_lua_text[REDIS_LUA_N] = {
     redis_lua_join, redis_lua_leave, redis_lua_sync, redis_lua_hpub,
     redis_lua_hread, redis_lua_kpub, redis_lua_who
 };
+/* The scripts as sent: redis_lua_text, or in cluster mode a copy with
+ * SPUBLISH for PUBLISH (the channels are sharded, redis_cluster.c). */
+static const char *redis_lua[REDIS_LUA_N];
+static char       *redis_lua_spub[REDIS_LUA_N];
 static char redis_lua_sha[REDIS_LUA_N][41];
 /* How many of a script's arguments are keys (the first ones). */
 static const char *const redis_lua_nkeys[REDIS_LUA_N] = {
@@ -370,6 +374,28 @@ redis_script_load(redis_shard_t *s)
     }
 }
 
+/* TEXT with "'SPUBLISH'" for each "'PUBLISH'"; NULL: no memory. */
+static char *
+redis_lua_sharded(const char *text)
+{
+    static const char from[] = "'PUBLISH'";
+    char *out = malloc(2 * strlen(text) + 1), *o = out;
+    const char *p = text, *q;
+
+    if (out == NULL) {
+        return NULL;
+    }
+    while ((q = strstr(p, from)) != NULL) {
+        memcpy(o, p, (size_t) (q - p));
+        o += q - p;
+        memcpy(o, "'SPUBLISH'", 10);
+        o += 10;
+        p = q + sizeof(from) - 1;
+    }
+    strcpy(o, p);
+    return out;
+}
+
 int
 redis_script_init(void)
 {
@@ -378,6 +404,17 @@ redis_script_init(void)
     int s;
 
     for (s = 0; s < REDIS_LUA_N; s++) {
+        free(redis_lua_spub[s]);
+        redis_lua_spub[s] = NULL;
+        redis_lua[s] = redis_lua_text[s];
+        if (redis_clustered()) {
+            redis_lua_spub[s] = redis_lua_sharded(redis_lua_text[s]);
+            if (redis_lua_spub[s] == NULL) {
+                wsh_log(WSH_LOG_EMERG, "out of memory for redis scripts");
+                return WSH_ERROR;
+            }
+            redis_lua[s] = redis_lua_spub[s];
+        }
         if (EVP_Digest(redis_lua[s], strlen(redis_lua[s]), md, &mdlen,
                        EVP_sha1(), NULL) != 1 || mdlen != 20)
         {

@@ -11,7 +11,9 @@
  * and history keys, so that its scripts run where its messages are
  * published; broadcasts ("all" topics) live on shard 0, where every
  * worker with a client subscribes. redis_shard_of_channel is the only
- * place that says so: Redis Cluster's slot routing is to replace it.
+ * place that says so. With engine.redis.cluster, the shards are the
+ * masters and a channel is on the master of its slot (redis_cluster.c),
+ * broadcasts too (one slot per realm).
  *
  * hiredis 0.14 (Debian 12) has no timeouts: connect and command timeouts
  * are libevent timers. Reconnects run from a back-off timer, never from
@@ -19,6 +21,7 @@
  * every callback then returns.
  */
 #include "engine/redis.h"
+#include "engine/redis_ssub.h"
 #include "engine/placement.h"
 #include "engine/topic.h"
 #include "core/log.h"
@@ -49,6 +52,9 @@ static void redis_connect(redis_conn_t *rc);
 redis_shard_t *
 redis_shard_of_channel(int kind, const char *ch, size_t n)
 {
+    if (redis_clustered()) {
+        return redis_cluster_shard(ch, n);
+    }
     if (redis_nshards == 1 || kind == WSH_TOPIC_ALL) {
         return &redis_shards[0];
     }
@@ -60,8 +66,9 @@ redis_shard_for(int kind, const char *name, size_t len)
 {
     char ch[REDIS_NAME_MAX];
 
-    if (redis_nshards == 1 || kind == WSH_TOPIC_ALL
-        || len > WSH_TOPIC_NAME_MAX)
+    if (len > WSH_TOPIC_NAME_MAX
+        || (!redis_clustered() && (redis_nshards == 1
+                                   || kind == WSH_TOPIC_ALL)))
     {
         return &redis_shards[0];
     }
@@ -91,7 +98,7 @@ redis_all_up(void)
     size_t i;
 
     for (i = 0; i < redis_nshards; i++) {
-        if (!redis_shard_up(&redis_shards[i])) {
+        if (!redis_shards[i].retired && !redis_shard_up(&redis_shards[i])) {
             return false;
         }
     }
@@ -118,7 +125,7 @@ redis_shard_count(redis_shard_t *s, unsigned commands, unsigned publishes)
 }
 
 /* The server in use, for /health and the logs. */
-static void
+void
 redis_shard_address(redis_shard_t *s)
 {
     if (s->conf->unix_socket != NULL) {
@@ -224,12 +231,35 @@ redis_drop(redis_conn_t *rc)
 {
     redisAsyncContext *ac = rc->ac;
 
+    if (rc->shard->ssub != NULL && rc == &rc->shard->sub) {
+        redis_ssub_free(rc->shard->ssub);
+        rc->shard->ssub = NULL;
+        redis_lost(rc);
+        return;
+    }
     if (ac == NULL) {
         return;
     }
     ac->data = NULL;
     rc->ac = NULL;
     redisAsyncFree(ac);
+    redis_lost(rc);
+}
+
+/* Cluster mode: the sharded subscriber RC answered. */
+void
+redis_ssub_ready(redis_conn_t *rc)
+{
+    rc->state = REDIS_UP;
+    redis_shard_state(rc->shard);
+    redis_ready(rc);
+    redis_subscribe_all(rc->shard);
+}
+
+/* Cluster mode: the sharded subscriber RC is gone (freed, logged). */
+void
+redis_ssub_lost(redis_conn_t *rc)
+{
     redis_lost(rc);
 }
 
@@ -314,13 +344,19 @@ redis_ready_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
     redis_conn_t *rc = redis_replied(ac);
-    redis_shard_t *s;
 
     (void) privdata;
-    if (rc == NULL || reply == NULL || reply->type != REDIS_REPLY_STATUS) {
-        return;
+    if (rc != NULL && reply != NULL && reply->type == REDIS_REPLY_STATUS) {
+        redis_ready(rc);
     }
-    s = rc->shard;
+}
+
+/* RC works: the back-off, the breaker and presence are told. */
+void
+redis_ready(redis_conn_t *rc)
+{
+    redis_shard_t *s = rc->shard;
+
     rc->ready = true;
     rc->backoff = 0;
     if (rc->logged != 0) {
@@ -484,6 +520,17 @@ redis_open(const char *host, unsigned port, const char *path, char *err,
 static void
 redis_connect(redis_conn_t *rc)
 {
+    if (redis_clustered()) {
+        if (rc->shard->host[0] == '\0') {
+            rc->state = REDIS_DOWN;     /* no master yet, or retired */
+            redis_shard_state(rc->shard);
+        } else if (rc == &rc->shard->sub) {
+            redis_ssub_connect(rc);
+        } else {
+            redis_connect_to(rc);
+        }
+        return;
+    }
     if (rc->shard->sentinel != NULL) {
         rc->state = REDIS_CONNECTING;
         redis_sentinel_resolve(rc);
@@ -577,7 +624,7 @@ redis_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- life cycle --------------------------------------------------------- */
 
-static int
+int
 redis_shard_init(redis_shard_t *s, unsigned index,
     const wsh_conf_redis_server_t *v)
 {
@@ -609,7 +656,8 @@ redis_shard_init(redis_shard_t *s, unsigned index,
     return redis_sentinel_init(s);
 }
 
-/* The shards of the configuration, connecting. */
+/* The shards of the configuration, connecting; in cluster mode, shard
+ * 0 waiting for the map, and room for a shard per master. */
 int
 redis_shards_init(void)
 {
@@ -617,7 +665,9 @@ redis_shards_init(void)
     struct timeval tv = { 0, REDIS_TICK * 1000 };
     size_t i;
 
-    redis_shards = calloc(e->nservers, sizeof(*redis_shards));
+    redis_shards = calloc(redis_clustered() ? WSH_REDIS_SHARDS_MAX
+                                            : e->nservers,
+                          sizeof(*redis_shards));
     redis_tick = event_new(wsh_worker.base, -1, EV_PERSIST, redis_tick_cb,
                            NULL);
     if (redis_shards == NULL || redis_tick == NULL) {
@@ -629,6 +679,14 @@ redis_shards_init(void)
         if (redis_shard_init(&redis_shards[i], (unsigned) i, &e->servers[i])
             != WSH_OK)
         {
+            return WSH_ERROR;
+        }
+    }
+    if (redis_clustered()) {
+        redis_shards[0].host[0] = '\0';
+        redis_shard_address(&redis_shards[0]);
+        if (redis_cluster_init() != WSH_OK) {
+            wsh_log(WSH_LOG_EMERG, "out of memory for the redis engine");
             return WSH_ERROR;
         }
     }
@@ -675,6 +733,10 @@ redis_shard_exit(redis_shard_t *s)
     redisAsyncContext *ac;
     size_t i;
 
+    if (s->ssub != NULL) {
+        redis_ssub_free(s->ssub);
+        s->ssub = NULL;
+    }
     for (i = 0; i < 2; i++) {
         ac = conns[i]->ac;
         if (ac != NULL) {
@@ -705,6 +767,7 @@ redis_shards_exit(void)
         event_free(redis_tick);
         redis_tick = NULL;
     }
+    redis_cluster_exit();
     for (i = 0; i < redis_nshards; i++) {
         redis_shard_exit(&redis_shards[i]);
     }

@@ -1,0 +1,249 @@
+#!/usr/bin/python3
+"""engine.redis.cluster: a real 3-master/3-replica Redis Cluster
+(redis_cluster.py) and two wshubd nodes finding its masters from the
+seeds (issue 22, item 2).
+
+- rooms, private messages, broadcast and presence exactly once across
+  the nodes, each channel SSUBSCRIBEd on the master of its slot only;
+- rooms spread over all three masters (PUBSUB SHARDNUMSUB on each) and
+  the per-shard counters of /metrics;
+- presence keys hash-tagged beside the room's channel (one slot);
+- the configuration refusals of wshubd -t.
+
+Every process started here is stopped by pid; every wait is bounded.
+"""
+
+import asyncio
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import redis_cluster  # noqa: E402
+from wshub_harness import Server, wait_for  # noqa: E402
+from test_hub import all_quiet, join  # noqa: E402
+from test_redis import (RedisConfigTestCase, RedisTestCase,  # noqa: E402
+                        chat_once, metric)
+
+ENDPOINTS = [{"path": "/ws", "module": "hub"},
+             {"path": "/health", "module": "health"},
+             {"path": "/metrics", "module": "metrics"}]
+
+
+def room_channel(room):
+    """As redis_slot_key writes it, realm /ws (no brace, no % in ROOM)."""
+    return "wshub:room:{/ws#%s}" % room
+
+
+def client_channel(cid):
+    return "wshub:client:{/ws#%s}" % cid
+
+
+ALL_CHANNEL = "wshub:all:{/ws#}"
+
+
+def cluster_yaml(cluster, more=""):
+    return ("engine:\n  type: redis\n  redis:\n    presence_ttl: 3s\n"
+            "    reconnect_max: 1s\n    cluster:\n"
+            + "".join("      - %s\n" % s for s in cluster.seeds()[:2])
+            + more)
+
+
+class ClusterEngineTestCase(RedisTestCase):
+    """One cluster for the class; nodes per test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = redis_cluster.RedisCluster(masters=3)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop()
+
+    def setUp(self):
+        self.nodes = []
+
+    def start_node(self, workers=2, more_yaml=""):
+        srv = Server(workers=workers, endpoints=ENDPOINTS,
+                     raw_yaml=cluster_yaml(self.cluster) + more_yaml)
+        self.addCleanup(srv.stop)
+        srv.start()
+        self.nodes.append(srv)
+        wait_for(lambda: metric(srv.port, 'wshub_engine_up{engine="redis"}')
+                 == 1, 15, "the engine up", srv.log)
+        return srv
+
+    def master_of(self, channel):
+        return self.cluster.node_for_slot(self.cluster.keyslot(channel))
+
+    def shard_subscribers(self, port, channel):
+        out = self.cluster.command(port, "PUBSUB", "SHARDNUMSUB", channel)
+        return int(out[1]) if isinstance(out, list) and out else 0
+
+    async def wait_subscribed(self, channel, n, timeout=10):
+        """Until N worker connections SSUBSCRIBE CHANNEL on the master
+        of its slot."""
+        port = self.master_of(channel)
+        await asyncio.to_thread(
+            wait_for, lambda: self.shard_subscribers(port, channel) >= n,
+            timeout, "%d subscribers of %s on %d" % (n, channel, port))
+
+    def named(self, prefix, master):
+        """The first name PREFIX-<i> whose room is on masters()[MASTER]."""
+        port = self.cluster.masters()[master]
+        for i in range(200):
+            name = "%s-%d" % (prefix, i)
+            if self.master_of(room_channel(name)) == port:
+                return name
+        raise AssertionError("no room on master %d" % port)
+
+    async def meet(self, pa, pb, room):
+        """alice on PA's node joins ROOM, then bob on PB's: presence both
+        ways, and each message exactly once to the other."""
+        chan = room_channel(room)
+        a1 = await pa.open("alice")
+        b1 = await pb.open("bob")
+        await join(a1, room, ["alice"])
+        await self.wait_subscribed(chan, 1)
+        m = await join(b1, room)
+        assert sorted(m["members"]) == ["alice", "bob"], m
+        await a1.expect("user_joined_room", room=room, userId="bob")
+        await self.wait_subscribed(chan, 2)
+        await chat_once(a1, [b1], room, "from a")
+        await chat_once(b1, [a1], room, "from b")
+        return a1, b1
+
+
+class TestAcrossNodes(ClusterEngineTestCase):
+
+    def test_rooms_private_broadcast_presence(self):
+        self.start_node()
+        self.start_node()
+        rooms = [self.named("lobby", m) for m in range(3)]
+        masters = self.cluster.masters()
+
+        async def body(pa, pb):
+            for room in rooms:
+                a1, b1 = await self.meet(pa, pb, room)
+                # Only the master of the slot has the subscriptions, and
+                # the presence keys are in the channel's slot.
+                for port in masters:
+                    if port != self.master_of(room_channel(room)):
+                        self.assertEqual(self.shard_subscribers(
+                            port, room_channel(room)), 0)
+                self.assertEqual(
+                    self.cluster.keyslot("wshub:presence:{/ws#%s}" % room),
+                    self.cluster.keyslot(room_channel(room)))
+                self.assertEqual(self.cluster.command(
+                    self.master_of(room_channel(room)), "EXISTS",
+                    "wshub:presence:{/ws#%s}" % room), 1)
+                # Leave: told once on the other node.
+                await b1.request({"type": "leave_room", "room": room},
+                                 "room_left", room=room)
+                await a1.expect("user_left_room", room=room, userId="bob")
+                assert not await all_quiet([a1, b1], 0.5)
+
+            x = await pa.open("xavier")
+            y = await pb.open("yvonne")
+            for cid in ("xavier", "yvonne"):
+                await self.wait_subscribed(client_channel(cid), 1)
+            await y.send({"type": "private_message", "to": "xavier",
+                          "text": "psst"})
+            m = await x.expect("private_message", text="psst")
+            assert m["from"] == "yvonne", m
+            await x.send({"type": "private_message", "to": "yvonne",
+                          "text": "back"})
+            m = await y.expect("private_message", text="back")
+            assert m["from"] == "xavier", m
+            await y.error({"type": "private_message", "to": "nobody",
+                           "text": "?"}, "User not found", "private_message")
+            assert not await all_quiet([x, y], 0.5)
+
+            # A broadcast: once to each client, on the slot of its realm.
+            await self.wait_subscribed(ALL_CHANNEL, 2)
+            await x.send({"type": "broadcast", "text": "all"})
+            await y.expect("broadcast", text="all", **{"from": "xavier"})
+            assert not await all_quiet([x, y], 0.5)
+
+        self.run_pools(body, timeout=120)
+
+    def test_rooms_spread_over_every_master(self):
+        """60 rooms joined on one node: each SSUBSCRIBEd on the master of
+        its slot, every master with some; each room's publish counted
+        on its shard in /metrics, three shards up."""
+        srv = self.start_node()
+        rooms = ["spread-%d" % i for i in range(60)]
+        masters = self.cluster.masters()
+        per = {p: 0 for p in masters}
+        for room in rooms:
+            per[self.master_of(room_channel(room))] += 1
+
+        async def body(pa):
+            c = await pa.open("spreader")
+            for room in rooms:
+                await join(c, room)
+            for room in rooms:
+                await self.wait_subscribed(room_channel(room), 1)
+            for room in rooms:
+                await c.send({"type": "room_message", "room": room,
+                              "text": "x"})
+            await c.ping()
+
+        self.run_pools(body)
+        self.assertTrue(all(n > 5 for n in per.values()), per)
+        for s in range(3):
+            self.assertEqual(metric(srv.port,
+                                    'wshub_redis_up{shard="%d"}' % s), 1)
+        self.assertIsNone(metric(srv.port, 'wshub_redis_up{shard="3"}'))
+        # The publishes of each master: its rooms' count, on one shard
+        # each (which shard index a master has is the worker's).
+        wait_for(lambda: sorted(
+            metric(srv.port, 'wshub_redis_publishes_total{shard="%d"}' % s)
+            or 0 for s in range(3)) == sorted(per.values()), 10,
+            "the publishes per shard", srv.log)
+
+
+class TestConfig(RedisConfigTestCase):
+    """wshubd -t on engine.redis.cluster."""
+
+    def test_cluster_keys(self):
+        seeds = "    cluster: [\"127.0.0.1:7000\", \"[::1]:7001\"]\n"
+        self.check(seeds, None)
+        self.check("    password: pw\n" + seeds, None)
+        self.check("    host: 10.0.0.1\n" + seeds, "4:11",
+                   "engine.redis.host", "not used with cluster",
+                   "remove it")
+        self.check("    port: 6390\n" + seeds, "4:11", "engine.redis.port",
+                   "not used with cluster")
+        self.check("    db: 2\n" + seeds, "4:9", "engine.redis.db",
+                   "not used with cluster")
+        self.check("    unix_socket: /s\n" + seeds, "4:18",
+                   "engine.redis.unix_socket", "not used with cluster")
+        self.check("    sentinel:\n      master: m\n"
+                   "      addresses: [\"h:1\"]\n" + seeds, "5:7",
+                   "engine.redis.sentinel", "not used with cluster")
+        self.check("    shards:\n      - host: a\n" + seeds, "5:7",
+                   "engine.redis.shards", "not used with cluster")
+        self.check("    prefix: \"ws{x}:\"\n" + seeds, "4:13",
+                   "engine.redis.prefix", "hash tag")
+        self.check("    user: u\n" + seeds, "4:11", "engine.redis.user",
+                   "not supported with cluster")
+        self.check(seeds + "    tls:\n      ca_file: /x\n", "6:7",
+                   "engine.redis.tls")
+        self.check("    cluster: []\n", "4:14", "engine.redis.cluster",
+                   "at least 1")
+        self.check("    cluster: [\"nohost\"]\n", "4:15",
+                   "engine.redis.cluster[0]", "invalid address",
+                   "HOST:PORT")
+        self.check("    cluster: [\"h:70000\"]\n", "4:15",
+                   "engine.redis.cluster[0]", "invalid address")
+
+
+def main():
+    redis_cluster.skip_unless_available()
+    unittest.main(verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
