@@ -369,16 +369,13 @@ redis_result(const redis_req_t *q, bool found)
 /* PUBLISH to a client channel: the number of receivers tells whether
  * the id is connected anywhere but here. */
 static void
-redis_publish_cb(redisAsyncContext *ac, void *r, void *privdata)
+redis_publish_done(redis_req_t *q, const redisReply *reply)
 {
-    redisReply *reply = r;
-    redis_req_t *q = privdata;
     char ch[REDIS_NAME_MAX];
     long long n;
     size_t m;
     bool found;
 
-    (void) redis_replied(ac);
     if (redis_exiting) {
         free(q);
         return;
@@ -397,6 +394,84 @@ redis_publish_cb(redisAsyncContext *ac, void *r, void *privdata)
     }
     redis_result(q, found);
     free(q);
+}
+
+static void
+redis_publish_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void) redis_replied(ac);
+    redis_publish_done(privdata, r);
+}
+
+/* Cluster mode: an SPUBLISH kept until its reply, to send again to the
+ * slot's master after a MOVED or an ASK. */
+typedef struct {
+    redis_req_t *q;             /* a client channel's, else NULL */
+    bool         redirected;
+    size_t       chlen;
+    size_t       dlen;
+    char         data[];        /* the channel, then the message */
+} redis_spub_t;
+
+static int redis_spublish_send(redis_shard_t *s, redis_spub_t *p);
+
+static void
+redis_spublish_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redis_spub_t *p = privdata;
+    redis_shard_t *to;
+    bool ask;
+
+    if (redis_replied(ac) != NULL && !redis_exiting && !p->redirected
+        && (to = redis_cluster_redirected(r, &ask)) != NULL)
+    {
+        p->redirected = true;
+        if (redis_spublish_send(to, p) == WSH_OK) {
+            return;
+        }
+    }
+    if (p->q != NULL) {
+        redis_publish_done(p->q, r);
+    }
+    free(p);
+}
+
+static int
+redis_spublish_send(redis_shard_t *s, redis_spub_t *p)
+{
+    if (redisAsyncCommand(s->cmd.ac, redis_spublish_cb, p, "SPUBLISH %b %b",
+                          p->data, p->chlen, p->data + p->chlen, p->dlen)
+        != REDIS_OK)
+    {
+        return WSH_ERROR;
+    }
+    redis_sent(&s->cmd);
+    redis_shard_count(s, 0, 1);
+    return WSH_OK;
+}
+
+/* Cluster mode: SPUBLISH BUF (LEN bytes) to channel CH on S, Q (may be
+ * NULL) told the result. */
+static int
+redis_spublish(redis_shard_t *s, const char *ch, size_t n, const u_char *buf,
+    size_t len, redis_req_t *q)
+{
+    redis_spub_t *p = malloc(sizeof(*p) + n + len);
+
+    if (p == NULL) {
+        return WSH_ERROR;
+    }
+    p->q = q;
+    p->redirected = false;
+    p->chlen = n;
+    p->dlen = len;
+    memcpy(p->data, ch, n);
+    memcpy(p->data + n, buf, len);
+    if (redis_spublish_send(s, p) != WSH_OK) {
+        free(p);
+        return WSH_ERROR;
+    }
+    return WSH_OK;
 }
 
 /* A publish for shard S, which is down: counted, logged once in a
@@ -454,11 +529,16 @@ redis_publish(int kind, const char *name, size_t len, int flags,
     }
     hlen = redis_envelope((char *) buf);
     memcpy(buf + hlen, data, dlen);
-    if (redisAsyncCommand(s->cmd.ac, q ? redis_publish_cb : NULL, q,
-                          redis_clustered() ? "SPUBLISH %b %b"
-                                            : "PUBLISH %b %b",
-                          ch, n, buf, hlen + dlen)
-        != REDIS_OK)
+    if (redis_clustered()) {
+        if (redis_spublish(s, ch, n, buf, hlen + dlen, q) != WSH_OK) {
+            if (q != NULL) {
+                redis_result(q, flags & WSH_ENG_F_DELIVERED);
+            }
+            free(q);
+        }
+    } else if (redisAsyncCommand(s->cmd.ac, q ? redis_publish_cb : NULL, q,
+                                 "PUBLISH %b %b", ch, n, buf, hlen + dlen)
+               != REDIS_OK)
     {
         if (q != NULL) {
             redis_result(q, flags & WSH_ENG_F_DELIVERED);

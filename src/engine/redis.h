@@ -192,6 +192,11 @@ redis_shard_t *redis_cluster_shard(const char *ch, size_t n);
 void redis_cluster_refresh(void);
 /* Move the wanted channels to the shards of their slots. */
 void redis_cluster_rehome(void);
+/* REPLY (to a command for a topic) is a -MOVED or -ASK: the shard to
+ * send the command again to, ASKING already queued there for an ASK
+ * (*ASK); the map is refreshed on MOVED. NULL: not a redirection, or
+ * to a node without a shard (yet): the command fails. */
+redis_shard_t *redis_cluster_redirected(const redisReply *reply, bool *ask);
 /* Connect S's sharded subscriber RC. */
 void redis_ssub_connect(redis_conn_t *rc);
 /* SSUBSCRIBE (SUB) or SUNSUBSCRIBE CH on S, when its subscriber is up. */

@@ -553,3 +553,35 @@ redis_cluster_exit(void)
         redis_map_timer = NULL;
     }
 }
+
+/* ---- redirections ------------------------------------------------------- */
+
+redis_shard_t *
+redis_cluster_redirected(const redisReply *reply, bool *ask)
+{
+    redis_cluster_redirect_t rd;
+    redis_shard_t *s;
+
+    if (!redis_clustered() || reply == NULL
+        || reply->type != REDIS_REPLY_ERROR
+        || redis_cluster_redirect(reply->str, reply->len, &rd) != WSH_OK)
+    {
+        return NULL;
+    }
+    if (!rd.ask) {
+        redis_cluster_refresh();        /* the map is stale */
+    }
+    *ask = rd.ask;
+    s = rd.host[0] != '\0' ? redis_cluster_find(rd.host, rd.port) : NULL;
+    if (s == NULL || !redis_cmd_up(s)) {
+        return NULL;    /* a node we have no shard for yet */
+    }
+    if (*ask) {
+        /* ASKING holds for the next command on that connection only. */
+        if (redisAsyncCommand(s->cmd.ac, NULL, NULL, "ASKING") != REDIS_OK) {
+            return NULL;
+        }
+        redis_shard_count(s, 1, 0);
+    }
+    return s;
+}

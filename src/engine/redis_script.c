@@ -248,6 +248,7 @@ typedef struct {
     redis_shard_t   *shard;
     int              script;
     bool             retried;
+    bool             redirected;    /* after a MOVED or an ASK */
     redisCallbackFn *done;          /* NULL: reply ignored */
     void            *privdata;
     int              argc;
@@ -263,7 +264,22 @@ redis_call_cb(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     redis_call_t *k = privdata;
     redis_conn_t *rc = redis_replied(ac);
+    redis_shard_t *to;
+    bool ask;
 
+    /* Cluster mode: the slot moved (MOVED) or is moving (ASK): once
+     * more, on its master. */
+    if (rc != NULL && !redis_exiting && !k->redirected
+        && (to = redis_cluster_redirected(reply, &ask)) != NULL)
+    {
+        k->redirected = true;
+        k->shard = to;
+        /* After ASKING, EVAL: the importing node may lack the script,
+         * and a NOSCRIPT there would need another ASKING. */
+        if (redis_call_send(k, ask) == WSH_OK) {
+            return;
+        }
+    }
     if (rc != NULL && !redis_exiting && !k->retried && reply != NULL
         && reply->type == REDIS_REPLY_ERROR
         && strncmp(reply->str, "NOSCRIPT", 8) == 0)
@@ -327,6 +343,7 @@ redis_script(redis_shard_t *s, int script, int argc,
     k->shard = s;
     k->script = script;
     k->retried = false;
+    k->redirected = false;
     k->done = done;
     k->privdata = privdata;
     k->argc = argc;

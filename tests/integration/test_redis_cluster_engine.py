@@ -7,21 +7,32 @@ seeds (issue 22, item 2).
   the nodes, each channel SSUBSCRIBEd on the master of its slot only;
 - rooms spread over all three masters (PUBSUB SHARDNUMSUB on each) and
   the per-shard counters of /metrics;
-- presence keys hash-tagged beside the room's channel (one slot);
+- presence and history keys hash-tagged beside the room's channel (one
+  slot); a history room recovered with since across the nodes;
+- a slot migrated under a room with members (MOVED, ASK, the dropped
+  SSUBSCRIBE): it keeps delivering from its new master;
+- a master SIGKILLed while messages go to rooms on every master: the
+  other masters' rooms lose nothing, the killed one's come back once its
+  replica is promoted (the seconds printed, not asserted), and its room
+  with history is recovered with since, without duplicates;
 - the configuration refusals of wshubd -t.
 
 Every process started here is stopped by pid; every wait is bounded.
 """
 
 import asyncio
+import json
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import redis_cluster  # noqa: E402
 from wshub_harness import Server, wait_for  # noqa: E402
 from test_hub import all_quiet, join  # noqa: E402
+import test_history  # noqa: E402
+from test_redis_sentinel import HUB_YAML, health  # noqa: E402
 from test_redis import (RedisConfigTestCase, RedisTestCase,  # noqa: E402
                         chat_once, metric)
 
@@ -202,6 +213,189 @@ class TestAcrossNodes(ClusterEngineTestCase):
             metric(srv.port, 'wshub_redis_publishes_total{shard="%d"}' % s)
             or 0 for s in range(3)) == sorted(per.values()), 10,
             "the publishes per shard", srv.log)
+
+
+class TestHistory(ClusterEngineTestCase):
+
+    def test_history_room_across_nodes(self):
+        """A room with history on the third master: its messages
+        numbered by the script there, its keys in the channel's slot,
+        and a member on the other node recovering with since."""
+        a = self.start_node(more_yaml=HUB_YAML)
+        b = self.start_node(more_yaml=HUB_YAML)
+        room = self.named("log:h", 2)
+        chan = room_channel(room)
+
+        async def go():
+            w = await test_history.client(b, "watch")
+            first = await test_history.join(w, room)
+            await self.wait_subscribed(chan, 1)
+            p = await test_history.client(a, "pub")
+            await test_history.join(p, room)
+            await self.wait_subscribed(chan, 2)
+            for n in range(5):
+                await p.send(json.dumps({"type": "room_message",
+                                         "room": room, "n": n}))
+            seen = await test_history.collect(w, 5)
+            self.assertEqual([m["offset"] for m in seen], [1, 2, 3, 4, 5])
+            self.assertEqual({m["epoch"] for m in seen}, {first["epoch"]})
+            r = await test_history.client(a, "r")
+            j = await test_history.join(r, room, {
+                "offset": seen[0]["offset"], "epoch": seen[0]["epoch"]})
+            self.assertIs(j["recovered"], True, j)
+            missed = await test_history.collect(r, 4)
+            self.assertEqual(missed, seen[1:])
+            await test_history.quiet(w)
+            await test_history.quiet(r)
+            for ws in (w, p, r):
+                await ws.close()
+
+        self.run_pools(lambda *_: go(), timeout=60)
+        master = self.master_of(chan)
+        for key in ("wshub:hist:{/ws#%s}:s" % room,
+                    "wshub:hist:{/ws#%s}:l" % room):
+            self.assertEqual(self.cluster.keyslot(key),
+                             self.cluster.keyslot(chan))
+            self.assertEqual(self.cluster.command(master, "EXISTS", key), 1)
+
+
+class TestYMigration(ClusterEngineTestCase):
+
+    def test_slot_migration_keeps_delivering(self):
+        """The slot of a room with a member on each node moves to another
+        master: its subscriptions follow (sunsubscribe pushed, map read
+        again), its publishes are redirected, presence stays."""
+        self.start_node()
+        self.start_node()
+        room = self.named("mig", 0)
+        chan = room_channel(room)
+        slot = self.cluster.keyslot(chan)
+        to = self.cluster.masters()[1]
+
+        async def body(pa, pb):
+            a1, b1 = await self.meet(pa, pb, room)
+            await asyncio.to_thread(self.cluster.migrate_slot, slot, to)
+            self.assertEqual(self.master_of(chan), to)
+            await self.wait_subscribed(chan, 2, timeout=15)
+            await chat_once(a1, [b1], room, "moved a")
+            await chat_once(b1, [a1], room, "moved b")
+            m = await a1.request({"type": "room_members", "room": room},
+                                 "room_members", room=room)
+            self.assertEqual(sorted(m["members"]), ["alice", "bob"], m)
+
+        self.run_pools(body, timeout=90)
+
+
+PRESENCE = ("user_joined_room", "user_left_room")
+
+
+class TestZFailover(ClusterEngineTestCase):
+
+    def test_master_killed_under_load(self):
+        more = "    breaker_open: 2s\n" + HUB_YAML
+        a = self.start_node(more_yaml=more)
+        self.start_node(more_yaml=more)
+        rooms = [self.named("load", m) for m in range(3)]
+        log = self.named("log:f", 1)
+        killed = self.cluster.masters()[1]
+
+        async def body(pa, pb):
+            a1 = await pa.open("alice")
+            b1 = await pb.open("bob")
+            for room in rooms + [log]:
+                await join(a1, room)
+                await self.wait_subscribed(room_channel(room), 1)
+                await join(b1, room)
+                await a1.expect("user_joined_room", room=room,
+                                userId="bob")
+                await self.wait_subscribed(room_channel(room), 2)
+            got = {room: [] for room in rooms + [log]}
+            resets, joins = [], []
+            stop = asyncio.Event()
+
+            async def receive():
+                while not stop.is_set():
+                    try:
+                        m = await b1.recv(0.5)
+                    except (AssertionError, asyncio.TimeoutError):
+                        continue
+                    if m.get("type") == "room_message":
+                        got[m["room"]].append(m)
+                    elif m.get("type") == "room_reset":
+                        resets.append(m)
+                        await b1.send({"type": "join_room", "room": m["room"],
+                                       "since": m["since"]})
+                    elif m.get("type") == "room_joined":
+                        joins.append(m)
+
+            async def drain():
+                while not stop.is_set():
+                    try:
+                        await a1.recv(0.5)
+                    except (AssertionError, asyncio.TimeoutError):
+                        continue
+
+            sent = {room: [] for room in rooms + [log]}
+
+            async def publish(phase, count):
+                for i in range(count):
+                    for room in rooms + [log]:
+                        text = "%s-%d" % (phase, i)
+                        sent[room].append(text)
+                        await a1.send({"type": "room_message",
+                                       "room": room, "text": text})
+                    await asyncio.sleep(0.02)
+
+            tasks = [asyncio.ensure_future(receive()),
+                     asyncio.ensure_future(drain())]
+            await publish("before", 20)
+            kill = asyncio.ensure_future(
+                asyncio.to_thread(self.cluster.kill_master, 1))
+            n = 0
+            while not kill.done() and n < 1000:
+                await publish("during", 1)
+                n += 1
+            elapsed = await kill
+            t0 = time.monotonic()
+            new = self.cluster.masters()
+
+            def back():
+                shards = health(a.port)[1]["engine"]["shards"]
+                return (all(s["up"] for s in shards)
+                        and {s["address"] for s in shards}
+                        == {"127.0.0.1:%d" % p for p in new})
+            await asyncio.to_thread(wait_for, back, 10,
+                                    "the promoted replica in use", a.log)
+            print("master %d killed: replica promoted after %.1f s, "
+                  "served by wshubd %.1f s later" % (
+                      killed, elapsed, time.monotonic() - t0),
+                  file=sys.stderr)
+            for room in rooms + [log]:
+                await self.wait_subscribed(room_channel(room), 2)
+            await publish("after", 20)
+            await asyncio.sleep(2)
+            stop.set()
+            await asyncio.gather(*tasks)
+
+            # The other masters' rooms: everything, once, in order.
+            for room in (rooms[0], rooms[2]):
+                self.assertEqual([m["text"] for m in got[room]], sent[room])
+            # The killed master's rooms: what came after, once; nothing
+            # twice.
+            for room in (rooms[1], log):
+                texts = [m.get("text") for m in got[room]]
+                self.assertEqual(len(texts), len(set(texts)), texts)
+                self.assertEqual(texts[-20:],
+                                 ["after-%d" % i for i in range(20)])
+            offsets = [(m["epoch"], m["offset"]) for m in got[log]]
+            self.assertEqual(len(offsets), len(set(offsets)), offsets)
+            for j in joins:
+                self.assertEqual(j["room"], log, j)
+            print("history room: %d resets, recovered %r" % (
+                len(resets), [j.get("recovered") for j in joins]),
+                file=sys.stderr)
+
+        self.run_pools(body, timeout=150)
 
 
 class TestConfig(RedisConfigTestCase):
