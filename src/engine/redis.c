@@ -254,7 +254,7 @@ redis_send_sub(redis_shard_t *s, const char *cmd, const char *ch,
     size_t chlen)
 {
     if (redis_clustered()) {
-        redis_ssub_send(s, cmd[0] == 'S', ch, chlen);
+        redis_cluster_ssub_send(s, cmd[0] == 'S', ch, chlen);
         return;
     }
     if (s->sub.state != REDIS_UP) {

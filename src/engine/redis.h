@@ -198,9 +198,9 @@ void redis_cluster_rehome(void);
  * to a node without a shard (yet): the command fails. */
 redis_shard_t *redis_cluster_redirected(const redisReply *reply, bool *ask);
 /* Connect S's sharded subscriber RC. */
-void redis_ssub_connect(redis_conn_t *rc);
+void redis_cluster_ssub_connect(redis_conn_t *rc);
 /* SSUBSCRIBE (SUB) or SUNSUBSCRIBE CH on S, when its subscriber is up. */
-void redis_ssub_send(redis_shard_t *s, bool sub, const char *ch, size_t n);
+void redis_cluster_ssub_send(redis_shard_t *s, bool sub, const char *ch, size_t n);
 
 /* Sentinel (redis_sentinel.c), for a shard with a sentinel master. */
 int  redis_sentinel_init(redis_shard_t *s);

@@ -397,9 +397,9 @@ redis_cluster_rehome(void)
                  * SSUBSCRIBE there pass us by: its rooms with history
                  * check their position once it is confirmed. */
                 to->check_rooms = true;
-                redis_ssub_send(to, true, key, len);
+                redis_cluster_ssub_send(to, true, key, len);
                 if (redis_subscribed(s, key, len)) {
-                    redis_ssub_send(s, false, key, len);
+                    redis_cluster_ssub_send(s, false, key, len);
                     wsh_hash_remove(s->confirmed, key, len);
                 }
                 wsh_hash_remove(s->wanted, key, len);
@@ -413,7 +413,7 @@ redis_cluster_rehome(void)
 /* SSUBSCRIBE (or SUNSUBSCRIBE) CH on S's subscriber, if up (else done
  * when it is). */
 void
-redis_ssub_send(redis_shard_t *s, bool sub, const char *ch, size_t n)
+redis_cluster_ssub_send(redis_shard_t *s, bool sub, const char *ch, size_t n)
 {
     if (s->sub.state != REDIS_UP || s->ssub == NULL) {
         return;
@@ -426,7 +426,7 @@ redis_ssub_send(redis_shard_t *s, bool sub, const char *ch, size_t n)
 }
 
 static void
-redis_ssub_event(redis_ssub_t *ss, const redis_ssub_event_t *ev, void *arg)
+redis_cluster_ssub_event(redis_ssub_t *ss, const redis_ssub_event_t *ev, void *arg)
 {
     redis_shard_t *s = arg;
     redis_conn_t *rc = &s->sub;
@@ -441,7 +441,7 @@ redis_ssub_event(redis_ssub_t *ss, const redis_ssub_event_t *ev, void *arg)
         break;
     case REDIS_SSUB_SUBSCRIBED:
         if (wsh_hash_get(s->wanted, ev->channel, ev->chlen) == NULL) {
-            redis_ssub_send(s, false, ev->channel, ev->chlen);
+            redis_cluster_ssub_send(s, false, ev->channel, ev->chlen);
             break;
         }
         (void) wsh_hash_put(s->confirmed, ev->channel, ev->chlen,
@@ -463,7 +463,7 @@ redis_ssub_event(redis_ssub_t *ss, const redis_ssub_event_t *ev, void *arg)
             if (ev->type == REDIS_SSUB_DROPPED) {
                 redis_cluster_refresh();
             } else {
-                redis_ssub_send(s, true, ev->channel, ev->chlen);
+                redis_cluster_ssub_send(s, true, ev->channel, ev->chlen);
             }
         }
         break;
@@ -498,7 +498,7 @@ redis_ssub_event(redis_ssub_t *ss, const redis_ssub_event_t *ev, void *arg)
 
 /* Connect S's sharded subscriber to its master. */
 void
-redis_ssub_connect(redis_conn_t *rc)
+redis_cluster_ssub_connect(redis_conn_t *rc)
 {
     const wsh_conf_engine_t *e = redis_conf();
     redis_shard_t *s = rc->shard;
@@ -513,7 +513,7 @@ redis_ssub_connect(redis_conn_t *rc)
     conf.max_reply = REDIS_SSUB_MAX_REPLY + WSH_TOPIC_NAME_MAX * 4;
     rc->ready = false;
     rc->state = REDIS_CONNECTING;
-    s->ssub = redis_ssub_open(wsh_worker.base, &conf, redis_ssub_event, s,
+    s->ssub = redis_ssub_open(wsh_worker.base, &conf, redis_cluster_ssub_event, s,
                               err, sizeof(err));
     if (s->ssub == NULL) {
         redis_log_failure(rc, "connect", err);

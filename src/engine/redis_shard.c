@@ -525,7 +525,7 @@ redis_connect(redis_conn_t *rc)
             rc->state = REDIS_DOWN;     /* no master yet, or retired */
             redis_shard_state(rc->shard);
         } else if (rc == &rc->shard->sub) {
-            redis_ssub_connect(rc);
+            redis_cluster_ssub_connect(rc);
         } else {
             redis_connect_to(rc);
         }
