@@ -30,8 +30,6 @@
 #include "core/log.h"
 #include "core/runtime.h"
 
-#include <hiredis/adapters/libevent.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
