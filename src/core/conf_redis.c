@@ -119,6 +119,32 @@ conf_sentinel_address(const char *text, wsh_conf_sentinel_t *s)
     return s->host != NULL ? WSH_OK : WSH_ERROR;
 }
 
+/* The list of HOST:PORT TEXTS (COUNT) at PATH into *OUT, *N of them
+ * (hosts allocated, freed by wsh_conf_redis_free even on failure). */
+static int
+conf_addresses(wsh_conf_ctx_t *ctx, const char *path, char **texts,
+    unsigned count, wsh_conf_sentinel_t **out, size_t *n)
+{
+    char key[112];
+    size_t i;
+
+    *out = calloc(count, sizeof(**out));
+    if (*out == NULL) {
+        wsh_conf_error(ctx, 1, 1, "out of memory");
+        return WSH_ERROR;
+    }
+    for (i = 0; i < count; i++) {
+        if (conf_sentinel_address(texts[i], &(*out)[i]) != WSH_OK) {
+            snprintf(key, sizeof(key), "%s[%zu]", path, i);
+            wsh_conf_value_error(ctx, key, "invalid address \"%s\" (use "
+                                 "HOST:PORT or [IPv6]:PORT)", texts[i]);
+            return WSH_ERROR;
+        }
+        (*n)++;
+    }
+    return WSH_OK;
+}
+
 /* PATH.sentinel (PATH: "engine.redis" or a shard's): the sentinels name
  * the server, so host, port and unix_socket would only be read by
  * mistake. */
@@ -128,7 +154,6 @@ conf_sentinel(wsh_conf_ctx_t *ctx, const char *path, conf_raw_server_t *r,
 {
     conf_raw_sentinel_t *s = r->sentinel;
     char key[96];
-    size_t i;
 
     if (wsh_conf_is_set(r->host) || wsh_conf_is_set(r->port)
         || wsh_conf_is_set(r->unix_socket))
@@ -146,21 +171,11 @@ conf_sentinel(wsh_conf_ctx_t *ctx, const char *path, conf_raw_server_t *r,
                              "sentinels monitor is missing");
         return;
     }
-    v->sentinels = calloc(s->addresses_count, sizeof(*v->sentinels));
-    if (v->sentinels == NULL) {
-        wsh_conf_error(ctx, 1, 1, "out of memory");
+    snprintf(key, sizeof(key), "%s.sentinel.addresses", path);
+    if (conf_addresses(ctx, key, s->addresses, s->addresses_count,
+                       &v->sentinels, &v->nsentinels) != WSH_OK)
+    {
         return;
-    }
-    for (i = 0; i < s->addresses_count; i++) {
-        if (conf_sentinel_address(s->addresses[i], &v->sentinels[i])
-            != WSH_OK)
-        {
-            snprintf(key, sizeof(key), "%s.sentinel.addresses[%zu]", path, i);
-            wsh_conf_value_error(ctx, key, "invalid address \"%s\" (use "
-                                 "HOST:PORT or [IPv6]:PORT)", s->addresses[i]);
-            return;
-        }
-        v->nsentinels++;
     }
     v->sentinel_master = wsh_conf_strdup(ctx, s->master);
     v->sentinel_password = wsh_conf_strdup_or(ctx, s->password, NULL);
@@ -284,8 +299,6 @@ conf_cluster(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
                         : wsh_conf_is_set(r->server.port) ? "engine.redis.port"
                         : wsh_conf_is_set(r->server.db) ? "engine.redis.db"
                         : NULL;
-    char key[64];
-    size_t i;
 
     if (other == NULL && (r->tls != NULL || wsh_conf_is_set(r->server.user)))
     {
@@ -310,23 +323,12 @@ conf_cluster(wsh_conf_ctx_t *ctx, conf_raw_redis_t *r, wsh_conf_engine_t *e)
                              "name in cluster mode: remove them");
         return;
     }
-    e->cluster_seeds = calloc(r->cluster_count, sizeof(*e->cluster_seeds));
-    if (e->cluster_seeds == NULL) {
-        wsh_conf_error(ctx, 1, 1, "out of memory");
-        return;
+    if (conf_addresses(ctx, "engine.redis.cluster", r->cluster,
+                       r->cluster_count, &e->cluster_seeds,
+                       &e->ncluster_seeds) == WSH_OK)
+    {
+        e->sharded = true;
     }
-    for (i = 0; i < r->cluster_count; i++) {
-        if (conf_sentinel_address(r->cluster[i], &e->cluster_seeds[i])
-            != WSH_OK)
-        {
-            snprintf(key, sizeof(key), "engine.redis.cluster[%zu]", i);
-            wsh_conf_value_error(ctx, key, "invalid address \"%s\" (use "
-                                 "HOST:PORT or [IPv6]:PORT)", r->cluster[i]);
-            return;
-        }
-        e->ncluster_seeds++;
-    }
-    e->sharded = true;
 }
 
 /* engine.redis.tls: to every server and sentinel. hiredis 0.14

@@ -234,6 +234,7 @@ const char *redis_breaker_name(const redis_shard_t *s);
 enum { REDIS_LUA_JOIN, REDIS_LUA_LEAVE, REDIS_LUA_SYNC, REDIS_LUA_HPUB,
        REDIS_LUA_HREAD, REDIS_LUA_KPUB, REDIS_LUA_WHO, REDIS_LUA_N };
 int  redis_script_init(void);
+void redis_script_exit(void);
 /* S's command connection is (re)connected: SCRIPT LOAD them. */
 void redis_script_load(redis_shard_t *s);
 /* Run SCRIPT on shard S (the one of the keys) with its keys, then its

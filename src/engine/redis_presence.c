@@ -882,4 +882,5 @@ redis_presence_exit(void)
     wsh_hash_free(redis_rooms, redis_free_room);
     wsh_hash_free(redis_pending, redis_free_ids);
     redis_rooms = redis_pending = NULL;
+    redis_script_exit();
 }

@@ -391,6 +391,18 @@ redis_script_load(redis_shard_t *s)
     }
 }
 
+void
+redis_script_exit(void)
+{
+    int s;
+
+    for (s = 0; s < REDIS_LUA_N; s++) {
+        free(redis_lua_spub[s]);
+        redis_lua_spub[s] = NULL;
+        redis_lua[s] = redis_lua_text[s];
+    }
+}
+
 /* TEXT with "'SPUBLISH'" for each "'PUBLISH'"; NULL: no memory. */
 static char *
 redis_lua_sharded(const char *text)
@@ -420,10 +432,8 @@ redis_script_init(void)
     unsigned mdlen, i;
     int s;
 
+    redis_script_exit();
     for (s = 0; s < REDIS_LUA_N; s++) {
-        free(redis_lua_spub[s]);
-        redis_lua_spub[s] = NULL;
-        redis_lua[s] = redis_lua_text[s];
         if (redis_clustered()) {
             redis_lua_spub[s] = redis_lua_sharded(redis_lua_text[s]);
             if (redis_lua_spub[s] == NULL) {

@@ -410,20 +410,17 @@ class TestConfig(RedisConfigTestCase):
         seeds = "    cluster: [\"127.0.0.1:7000\", \"[::1]:7001\"]\n"
         self.check(seeds, None)
         self.check("    password: pw\n" + seeds, None)
-        self.check("    host: 10.0.0.1\n" + seeds, "4:11",
-                   "engine.redis.host", "not used with cluster",
-                   "remove it")
-        self.check("    port: 6390\n" + seeds, "4:11", "engine.redis.port",
-                   "not used with cluster")
-        self.check("    db: 2\n" + seeds, "4:9", "engine.redis.db",
-                   "not used with cluster")
-        self.check("    unix_socket: /s\n" + seeds, "4:18",
-                   "engine.redis.unix_socket", "not used with cluster")
-        self.check("    sentinel:\n      master: m\n"
-                   "      addresses: [\"h:1\"]\n" + seeds, "5:7",
-                   "engine.redis.sentinel", "not used with cluster")
-        self.check("    shards:\n      - host: a\n" + seeds, "5:7",
-                   "engine.redis.shards", "not used with cluster")
+        # Each key naming a server: refused where it is written.
+        for other, where, key in (
+                ("    host: 10.0.0.1\n", "4:11", "host"),
+                ("    port: 6390\n", "4:11", "port"),
+                ("    db: 2\n", "4:9", "db"),
+                ("    unix_socket: /s\n", "4:18", "unix_socket"),
+                ("    sentinel:\n      master: m\n"
+                 "      addresses: [\"h:1\"]\n", "5:7", "sentinel"),
+                ("    shards:\n      - host: a\n", "5:7", "shards")):
+            self.check(other + seeds, where, "engine.redis." + key,
+                       "not used with cluster", "or remove cluster")
         self.check("    prefix: \"ws{x}:\"\n" + seeds, "4:13",
                    "engine.redis.prefix", "hash tag")
         self.check("    user: u\n" + seeds, "4:11", "engine.redis.user",
