@@ -319,6 +319,7 @@ class TestYMigration(ClusterEngineTestCase):
             await asyncio.to_thread(
                 wait_for, lambda: fa.acks, 10, "the ack of the publish")
             self.assertEqual(fa.acks[0]["id"], "m1", fa.acks)
+            self.assertIn("cmdstat_asking", c.info(dst, "commandstats"))
             for p in [dst, src] + [m for m in c.masters()
                                    if m not in (src, dst)]:
                 c.command(p, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
