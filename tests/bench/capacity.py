@@ -82,7 +82,7 @@ JOIN_ROOMS = 50         # rooms the joiners join, a few dozen each
 
 # Commands of our own (measuring), not of the operation measured.
 OURS = {"info", "config|resetstat", "config", "pubsub|numsub", "ping",
-        "client|setname", "monitor"}
+        "scan", "memory|usage"}
 
 
 def progress(msg):
@@ -389,6 +389,18 @@ class Redis:
                 out[m.group(1)] = int(calls.group(1))
         return out
 
+    def key_bytes(self, pattern):
+        """MEMORY USAGE of the keys matching PATTERN, summed."""
+        total, cursor = 0, "0"
+        while True:
+            cursor, keys = self.conn.call("SCAN", cursor, "MATCH", pattern,
+                                          "COUNT", "1000")
+            for key in keys:
+                total += int(self.conn.call("MEMORY", "USAGE", key,
+                                            "SAMPLES", "0") or 0)
+            if cursor == "0":
+                return total
+
     def numsub(self, channel):
         return int(self.conn.call("PUBSUB", "NUMSUB", channel)[1])
 
@@ -599,7 +611,8 @@ def measure_redis_ops(redis, args):
 def measure_redis_refresh(redis, args):
     """Presence refresh: idle members, presence_ttl 3s (a sync a second
     per room with local members per worker), counted over a window.
-    Two layouts: one room of many members, and rooms of one member."""
+    Two layouts: one room of many members, and rooms of one member;
+    and the bytes of their presence keys (MEMORY USAGE) per membership."""
     out, detail = {}, {}
     window = args.window
     with contextlib.ExitStack() as stack:
@@ -611,11 +624,11 @@ def measure_redis_refresh(redis, args):
                                         for i in range(args.ops
                                                        // args.nodes)])
         layouts = (
-            ("refresh_big_room", "join_room", lambda i: ["capt"]),
-            ("refresh_small_rooms", "join_room",
+            ("refresh_big_room", "*presence*#capt", lambda i: ["capt"]),
+            ("refresh_small_rooms", "*presence*#caps-*",
              lambda i: ["caps-%d-%d" % (i, r) for r in range(5)]))
         previous = None
-        for name, _, rooms in layouts:
+        for name, pattern, rooms in layouts:
             if previous:
                 cl.exchange(socks, lambda i: b"".join(
                     msg(type="leave_room", room=r) for r in previous(i)),
@@ -626,6 +639,8 @@ def measure_redis_refresh(redis, args):
             previous = rooms
             memberships = sum(len(rooms(i)) for i in range(len(socks)))
             time.sleep(1.2)         # the joins' scripts; refreshes go on
+            out["redis_%s_memory_bytes_per_membership" % name] = (
+                redis.key_bytes(pattern) / memberships)
             redis.conn.call("CONFIG", "RESETSTAT")
             t0 = time.monotonic()
             _, cpu0, _, _ = redis.counters()
@@ -759,8 +774,8 @@ def host():
 
 def commit():
     with contextlib.suppress(Exception):
-        return subprocess.run(["git", "-C", TOP, "rev-parse", "--short",
-                               "HEAD"], stdout=subprocess.PIPE,
+        return subprocess.run(["git", "-C", TOP, "describe", "--always",
+                               "--dirty"], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True,
                               timeout=10).stdout.strip() or None
     return None
@@ -830,17 +845,8 @@ def main():
             "window", "runs", "quick")},
         "figures": figures, "spread": spread,
         "redis_commands": details[0],
+        "runs": runs,
     }
-    for key in sorted(figures):
-        value = figures[key]
-        lo, hi = spread.get(key, (value, value))
-        print("%-52s %12s%s" % (key, "%.4g" % value if isinstance(
-            value, float) else value,
-            "   [%.4g .. %.4g]" % (lo, hi) if args.runs > 1 else ""))
-    bad = [k for k, v in figures.items() if isinstance(v, (int, float))
-           and not (math.isfinite(v) and v > 0)]
-    if bad:
-        progress("not positive: " + ", ".join(bad))
     if args.json:
         text = json.dumps(result, indent=1, sort_keys=True)
         if args.json == "-":
@@ -848,7 +854,19 @@ def main():
         else:
             with open(args.json, "w") as f:
                 f.write(text + "\n")
-
+    if args.json != "-":
+        for key in sorted(figures):
+            value = figures[key]
+            if not isinstance(value, (int, float)):
+                print("%-52s %12s" % (key, value))
+                continue
+            lo, hi = spread[key]
+            print("%-52s %12.4g%s" % (key, value, "   [%.4g .. %.4g]"
+                                      % (lo, hi) if args.runs > 1 else ""))
+    bad = [k for k, v in figures.items() if isinstance(v, (int, float))
+           and not (math.isfinite(v) and v > 0)]
+    if bad:
+        progress("not positive: " + ", ".join(bad))
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, lambda *a: sys.exit(130))
