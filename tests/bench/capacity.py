@@ -485,16 +485,19 @@ def start_nodes(redis, args, ttl, stack):
     return nodes
 
 
-def pass_figures(redis, name, ops, work):
+def pass_figures(redis, name, ops, work, workers):
     """Run WORK() between two readings of Redis: commands per op by
-    name, CPU and bytes per op."""
+    name, CPU and bytes per op; and the CPU of the WORKERS (every node's)
+    per op."""
     redis.quiesce()
     redis.conn.call("CONFIG", "RESETSTAT")
     t0 = time.monotonic()
     _, cpu0, in0, out0 = redis.counters()
+    wcpu0 = cpu_of(workers)
     work()
     redis.quiesce()
     _, cpu1, in1, out1 = redis.counters()
+    wcpu = cpu_of(workers) - wcpu0
     stats = redis.commandstats()
     per = {k: v / ops for k, v in sorted(stats.items())}
     total = sum(stats.values()) / ops
@@ -508,6 +511,7 @@ def pass_figures(redis, name, ops, work):
         "redis_%s_cpu_us" % name: cpu / ops * 1e6,
         "redis_%s_bytes_in" % name: (in1 - in0) / ops,
         "redis_%s_bytes_out" % name: (out1 - out0) / ops,
+        "redis_%s_workers_cpu_us" % name: wcpu / ops * 1e6,
     }, per
 
 
@@ -517,6 +521,7 @@ def measure_redis_ops(redis, args):
     out, detail = {}, {}
     with contextlib.ExitStack() as stack:
         nodes = start_nodes(redis, args, "600s", stack)
+        workers = [w for srv in nodes for w in srv.workers()]
         cl = Clients()
         members, per_node = [], max(4, 4 * args.workers)
         for ni, srv in enumerate(nodes):
@@ -560,8 +565,10 @@ def measure_redis_ops(redis, args):
                            ("publish_history", publish("caph")),
                            ("private", private),
                            ("broadcast", publish(None, "broadcast"))):
-            figs, detail[name] = pass_figures(redis, name, k, work)
+            figs, detail[name] = pass_figures(redis, name, k, work, workers)
             out.update(figs)
+        # Deliveries a publish: to every member but the publisher.
+        out["redis_publish_deliveries"] = len(rest)
         out["redis_publish_bytes_out_per_subscriber"] = (
             out["redis_publish_bytes_out"] / max(1, subs))
         # What a member receives; the rest is Redis's and wshub's wrapping.
@@ -591,7 +598,8 @@ def measure_redis_ops(redis, args):
                 ("join_new_room", joins(lambda i: "capn-%d" % i)),
                 ("leave_last", joins(lambda i: "capn-%d" % i, "leave_room",
                                      "room_left"))):
-            figs, detail[name] = pass_figures(redis, name, nj, work)
+            figs, detail[name] = pass_figures(redis, name, nj, work,
+                                              workers)
             out.update(figs)
 
         def connections():
@@ -603,7 +611,8 @@ def measure_redis_ops(redis, args):
                     cl.left.pop(s, None)
 
         figs, detail["connection"] = pass_figures(
-            redis, "connection", (k // args.nodes) * args.nodes, connections)
+            redis, "connection", (k // args.nodes) * args.nodes, connections,
+            workers)
         out.update(figs)
     return out, detail
 
@@ -611,7 +620,9 @@ def measure_redis_ops(redis, args):
 def measure_redis_refresh(redis, args):
     """Presence refresh: idle members, presence_ttl 3s (a sync a second
     per room with local members per worker), counted over a window.
-    Two layouts: one room of many members, and rooms of one member;
+    Three layouts: one room of many members (presence count, announce
+    off), rooms of 50 (the default rule: the sync's reply lists the
+    room's ids) and rooms of one member;
     and the bytes of their presence keys (MEMORY USAGE) per membership."""
     out, detail = {}, {}
     window = args.window
@@ -625,6 +636,8 @@ def measure_redis_refresh(redis, args):
                                                        // args.nodes)])
         layouts = (
             ("refresh_big_room", "*presence*#capt", lambda i: ["capt"]),
+            ("refresh_rooms_of_50", "*presence*#capm-*",
+             lambda i: ["capm-%d" % (i % max(1, len(socks) // 50))]),
             ("refresh_small_rooms", "*presence*#caps-*",
              lambda i: ["caps-%d-%d" % (i, r) for r in range(5)]))
         previous = None
@@ -638,7 +651,7 @@ def measure_redis_refresh(redis, args):
                 "room_joined", lambda i: len(rooms(i)))
             previous = rooms
             memberships = sum(len(rooms(i)) for i in range(len(socks)))
-            time.sleep(1.2)         # the joins' scripts; refreshes go on
+            time.sleep(1.0)         # the joins' scripts; refreshes go on
             out["redis_%s_memory_bytes_per_membership" % name] = (
                 redis.key_bytes(pattern) / memberships)
             redis.conn.call("CONFIG", "RESETSTAT")
@@ -803,7 +816,7 @@ def main():
                     help="seconds of presence refreshes counted")
     args = ap.parse_args()
     quick = {"n": 1000, "members": 200, "messages": 1000, "rate": 2000,
-             "ops": 100, "window": 1.5}
+             "ops": 100, "window": 1.2}
     full = {"n": 10000, "members": 1000, "messages": 5000, "rate": 1000,
             "ops": 1000, "window": 4.0}
     for k, v in (quick if args.quick else full).items():

@@ -33,14 +33,16 @@ CPU = ["cpu_delivery_us", "cpu_handshake_hub_us", "cpu_close_hub_us",
 OPS = ["publish", "publish_history", "private", "broadcast", "join",
        "leave", "join_new_room", "leave_last", "connection"]
 REDIS = (["redis_%s_%s" % (op, what) for op in OPS
-          for what in ("commands", "cpu_us", "bytes_in", "bytes_out")]
+          for what in ("commands", "cpu_us", "bytes_in", "bytes_out",
+                       "workers_cpu_us")]
          + ["redis_refresh_%s_%s" % (layout, what)
-            for layout in ("big_room", "small_rooms")
+            for layout in ("big_room", "rooms_of_50", "small_rooms")
             for what in ("commands_per_sync", "members_per_sync",
                          "cpu_us_per_sync", "cpu_us_per_membership",
                          "memory_bytes_per_membership")]
          + ["redis_room_subscribers", "redis_idle_cpu_ms_per_s",
             "redis_publish_bytes_out_per_subscriber",
+            "redis_publish_deliveries",
             "redis_publish_message_bytes", "redis_publish_envelope_bytes"])
 CEILING = ["redis_publish_ceiling_0_subs_cpu_us",
            "redis_publish_ceiling_n_subs_cpu_us",
