@@ -170,15 +170,20 @@ def bench(args_, stderr_line=None, timeout=180):
             if stderr_line:
                 stderr_line(line)
 
+    # Standard error is the thread's alone (communicate() would read it
+    # too, and take lines from under it).
     t = threading.Thread(target=reader, daemon=True)
     t.start()
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
     try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        out = proc.stdout.read()
         proc.wait()
-        raise RuntimeError("wshub-bench %s timed out" % args_[0])
+    finally:
+        timer.cancel()
     t.join(5)
+    if proc.returncode < 0:
+        raise RuntimeError("wshub-bench %s timed out" % args_[0])
     try:
         result = json.loads(out)
     except ValueError:
