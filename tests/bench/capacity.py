@@ -739,7 +739,8 @@ def redis_ceiling(redis, args):
 
 def measure_redis(args):
     if REDIS_SERVER is None:
-        raise RuntimeError("redis-server is not installed")
+        raise RuntimeError("redis-server is not installed: "
+                           "--only memory,cpu leaves Redis out")
     redis = Redis()
     try:
         out, detail = measure_redis_ops(redis, args)
@@ -888,4 +889,7 @@ def main():
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, lambda *a: sys.exit(130))
-    main()
+    try:
+        main()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        sys.exit("capacity.py: %s" % e)

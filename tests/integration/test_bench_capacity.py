@@ -50,10 +50,10 @@ CEILING = ["redis_publish_ceiling_0_subs_cpu_us",
            "wall_redis_publish_ceiling_n_subs_per_s"]
 
 
-def run(*args, timeout=150):
+def run(*args, timeout=150, env=None):
     return subprocess.run([sys.executable, SCRIPT] + list(args),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 class CapacityTest(unittest.TestCase):
@@ -105,6 +105,15 @@ class CapacityTest(unittest.TestCase):
                 out = run(*args, timeout=30)
                 self.assertEqual(out.returncode, 2, out.stderr)
                 self.assertIn("usage:", out.stderr)
+
+    def test_no_redis_server(self):
+        """Without redis-server on the PATH the Redis part is refused
+        with the way around it, before any server starts."""
+        env = dict(os.environ, PATH=tempfile.gettempdir())
+        out = run("--quick", "--only", "redis", timeout=30, env=env)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn("capacity.py: redis-server is not installed: "
+                      "--only memory,cpu leaves Redis out", out.stderr)
 
 
 if __name__ == "__main__":
