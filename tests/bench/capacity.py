@@ -18,14 +18,16 @@ load an operator expects, and prints it (--json FILE: writes it too):
            worker, local engine;
   redis    on the Redis engine (one redis-server, NODES wshubd of WORKERS
            workers each): Redis commands (INFO commandstats after CONFIG
-           RESETSTAT), redis-server CPU time and bytes in and out per
-           publish (plain room, history room), private message, broadcast,
-           join and leave (of a room the worker is already subscribed to,
-           and of a room of its own), connection (open and close), and
-           per presence refresh (one sync script per room with local
-           members per worker every presence_ttl / 3); and the PUBLISH
-           ceiling of this redis-server (redis-benchmark, 0 and NODES x
-           WORKERS subscribers).
+           RESETSTAT), redis-server CPU time, bytes in and out, and the
+           workers' CPU time per publish (plain room, history room),
+           private message, broadcast, join and leave (of a room the
+           worker is already subscribed to, and of a room of its own),
+           connection (open and close); per presence refresh (one sync
+           script per room with local members per worker every
+           presence_ttl / 3) in rooms of 1,000, of 50 and of 1 member,
+           with the presence keys' bytes (MEMORY USAGE) per membership;
+           and the PUBLISH ceiling of this redis-server (redis-benchmark,
+           0 and NODES x WORKERS subscribers).
 
 CPU is CPU time, not wall time: this machine has 2 CPUs shared with other
 work, and the load generator runs on them too. It is the sum over the
@@ -38,11 +40,12 @@ reported beside them, labelled "wall".
 
     /usr/bin/python3 tests/bench/capacity.py [--quick] [--runs K]
         [--json FILE] [--only memory,cpu,redis] [-n CONNS]
-        [--members N] [--messages M] [--ops K]
+        [--members N] [--messages M] [--rate R] [--ops K]
+        [--nodes N] [--workers W] [--window SECONDS]
 
 --runs K repeats every measurement K times: the figures are the medians,
 "spread" gives the lowest and highest. --quick: small counts, to try the
-script (about 20 seconds; its figures are not worth quoting). Every
+script (about 30 seconds; its figures are not worth quoting). Every
 server it starts (wshubd through tests/integration/wshub_harness.py,
 redis-server here) is stopped by pid, also on failure or Control-C.
 A benchmark: it reports, it asserts nothing about the figures.
@@ -70,7 +73,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import idle_memory  # noqa: E402
-from wshub_harness import Server, free_port, frame, wait_for  # noqa: E402
+from wshub_harness import Server, free_port, frame  # noqa: E402
 
 TOP = os.path.join(HERE, "..", "..")
 BENCH = os.environ.get("WSHUB_BENCH") or os.path.join(TOP, "wshub-bench")
@@ -776,7 +779,8 @@ def summarise(runs):
 def host():
     try:
         with open("/etc/os-release") as f:
-            osr = dict(line.rstrip().split("=", 1) for line in f if "=" in line)
+            osr = dict(line.rstrip().split("=", 1) for line in f
+                       if "=" in line)
         system = osr.get("PRETTY_NAME", "").strip('"')
     except OSError:
         system = platform.system()
