@@ -138,10 +138,10 @@ def measure_memory(args):
     def run(extra):
         cmd = [sys.executable, script, "-n", str(args.n), "--json"] + extra
         progress("memory: " + " ".join(cmd[1:]))
-        out = subprocess.run(cmd, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, timeout=300,
-                             check=True, text=True)
-        return json.loads(out.stdout)
+        status, out, err = child(cmd, 300)
+        if status != 0:
+            raise RuntimeError("idle_memory.py failed:\n" + "".join(err[-20:]))
+        return json.loads(out)
 
     echo = run([])
     one = run(["--path", "/ws", "--id", "--rooms", "1"])
@@ -159,13 +159,14 @@ def measure_memory(args):
 
 # ---- worker CPU (local engine) ---------------------------------------------
 
-def bench(args_, stderr_line=None, timeout=180):
-    """wshub-bench ARGS_ --json: its JSON. STDERR_LINE(line) is called
-    for each progress line as it comes."""
-    proc = subprocess.Popen([BENCH] + args_ + ["--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    err = []
+def child(cmd, timeout, stderr_line=None):
+    """Run CMD: (exit status, standard output, standard error's lines).
+    STDERR_LINE(line) is called for each line as it comes. Past TIMEOUT
+    seconds, or when we are interrupted, the child gets SIGTERM (so that
+    idle_memory.py stops its server), and SIGKILL 10 seconds later."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    err, late = [], []
 
     def reader():
         for line in proc.stderr:
@@ -173,20 +174,39 @@ def bench(args_, stderr_line=None, timeout=180):
             if stderr_line:
                 stderr_line(line)
 
+    def stop():
+        late.append(True)
+        proc.terminate()
+
     # Standard error is the thread's alone (communicate() would read it
     # too, and take lines from under it).
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    timer = threading.Timer(timeout, proc.kill)
+    timer = threading.Timer(timeout, stop)
     timer.start()
     try:
         out = proc.stdout.read()
         proc.wait()
     finally:
         timer.cancel()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     t.join(5)
-    if proc.returncode < 0:
-        raise RuntimeError("wshub-bench %s timed out" % args_[0])
+    if late:
+        raise RuntimeError("%s timed out after %d s"
+                           % (os.path.basename(cmd[0]), timeout))
+    return proc.returncode, out, err
+
+
+def bench(args_, stderr_line=None, timeout=180):
+    """wshub-bench ARGS_ --json: its JSON. STDERR_LINE(line) is called
+    for each progress line as it comes."""
+    _, out, err = child([BENCH] + args_ + ["--json"], timeout, stderr_line)
     try:
         result = json.loads(out)
     except ValueError:
@@ -717,12 +737,10 @@ def redis_ceiling(redis, args):
             readers.append((s, t))
         try:
             cpu0 = cpu_seconds(redis.proc.pid)
-            res = subprocess.run(
+            status, res, _ = child(
                 [REDIS_BENCHMARK, "-p", str(redis.port), "-n", str(n),
                  "-c", "20", "-P", "16", "-q", "--csv",
-                 "PUBLISH", "capch", payload],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                timeout=120, text=True, check=True)
+                 "PUBLISH", "capch", payload], 120)
             cpu = cpu_seconds(redis.proc.pid) - cpu0
         finally:
             stop.set()
@@ -730,12 +748,12 @@ def redis_ceiling(redis, args):
                 t.join(2)
                 s.close()
         rate = None
-        for line in res.stdout.splitlines():
+        for line in res.splitlines():
             cells = [c.strip('"') for c in line.split(",")]
             if len(cells) > 1 and cells[0].upper().startswith("PUBLISH"):
                 rate = float(cells[1])
-        if rate is None:
-            raise RuntimeError("redis-benchmark: %r" % res.stdout)
+        if status != 0 or rate is None:
+            raise RuntimeError("redis-benchmark: %r" % res)
         progress("redis: PUBLISH to %d subscribers: %.0f/s (wall), %.2f us "
                  "CPU each" % (subs, rate, cpu / n * 1e6))
         key = "0" if subs == 0 else "n"
