@@ -847,8 +847,8 @@ def main():
     ap.add_argument("--window", type=float,
                     help="seconds of presence refreshes counted")
     args = ap.parse_args()
-    quick = {"n": 1000, "members": 200, "messages": 1000, "rate": 2000,
-             "ops": 100, "window": 1.2}
+    quick = {"n": 1000, "members": 200, "messages": 2000, "rate": 4000,
+             "ops": 300, "window": 1.2}
     full = {"n": 10000, "members": 1000, "messages": 5000, "rate": 1000,
             "ops": 1000, "window": 4.0}
     for k, v in (quick if args.quick else full).items():
