@@ -11,7 +11,7 @@
 # and --enable-werror, built, and checked with the given tests.
 #
 # usage: tests/compat/hiredis1.sh [-k] [TEST...]
-#   TEST  make check TESTS=... (default: the three Redis integration tests;
+#   TEST  make check TESTS=... (default: the Redis integration tests;
 #         "none" to build only)
 #   -k    keep the build directory (printed at the end)
 
@@ -26,7 +26,8 @@ if [ "${1:-}" = "-k" ]; then
 fi
 tests=${*:-tests/integration/test_redis.py \
 tests/integration/test_redis_faults.py tests/integration/test_redis_sentinel.py \
-tests/integration/test_redis_tls.py}
+tests/integration/test_redis_tls.py tests/integration/test_redis_shards.py \
+tests/integration/test_redis_cluster.py}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wshub-hiredis1.XXXXXX")
 if [ -z "$keep" ]; then
