@@ -27,7 +27,8 @@ fi
 tests=${*:-tests/integration/test_redis.py \
 tests/integration/test_redis_faults.py tests/integration/test_redis_sentinel.py \
 tests/integration/test_redis_tls.py tests/integration/test_redis_shards.py \
-tests/integration/test_redis_cluster.py}
+tests/integration/test_redis_cluster.py \
+tests/integration/test_redis_cluster_engine.py}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wshub-hiredis1.XXXXXX")
 if [ -z "$keep" ]; then
