@@ -349,14 +349,10 @@ redis_ssub_event(struct bufferevent *bev, short what, void *arg)
         fd = (int) bufferevent_getfd(s->bev);
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     } else if (what & BEV_EVENT_EOF) {
-        wsh_log(WSH_LOG_ERR, "redis sharded subscriber %s: connection "
-                "closed by the server", s->name);
         redis_ssub_close(s, "closed by the server");
     } else if (what & BEV_EVENT_ERROR) {
         snprintf(why, sizeof(why), "%s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        wsh_log(WSH_LOG_ERR, "redis sharded subscriber %s: %s", s->name,
-                why);
         redis_ssub_close(s, why);
     }
     redis_ssub_leave(s);
@@ -373,8 +369,6 @@ redis_ssub_timer(evutil_socket_t fd, short what, void *arg)
     s->busy++;
     if (s->why[0] == '\0') {
         snprintf(s->why, sizeof(s->why), "connect timed out");
-        wsh_log(WSH_LOG_ERR, "redis sharded subscriber %s: connect timed "
-                "out", s->name);
     }
     redis_ssub_close(s, s->why);
     redis_ssub_leave(s);
@@ -542,15 +536,14 @@ redis_ssub_open(struct event_base *base, const redis_ssub_conf_t *conf,
         snprintf(err, len, "out of memory");
         goto failed;
     }
-    if (!redis_ssub_connect(s, conf)) {
-        /* Reported from the loop, as a refusal would be. */
-        wsh_log(WSH_LOG_ERR, "redis sharded subscriber %s: %s", s->name,
-                s->why);
-    } else if (conf->connect_timeout > 0) {
+    /* A connect that failed at once is reported from the loop, as a
+     * refusal would be: the timer, at zero, closes with s->why. */
+    if (redis_ssub_connect(s, conf)) {
+        if (conf->connect_timeout == 0) {
+            return s;
+        }
         tv.tv_sec = (time_t) (conf->connect_timeout / 1000);
         tv.tv_usec = (suseconds_t) (conf->connect_timeout % 1000) * 1000;
-    } else {
-        return s;
     }
     if (evtimer_add(s->timer, &tv) != 0) {
         snprintf(err, len, "evtimer_add() failed");

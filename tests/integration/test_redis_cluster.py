@@ -332,7 +332,10 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual(" ".join(line), "2 closed connect timed out")
         err = self.probe.stop()
         self.assertIn("a reply of more than 200 bytes, closing", err)
-        self.assertIn("connect timed out", err)
+        # A connection's failures are its owner's to log (CLOSED says
+        # why), rate-limited there: none of them here.
+        self.assertNotIn("timed out", err)
+        self.assertNotIn("refused", err)
 
     def test_z_failover(self):
         """A master SIGKILLed: its subscriber is CLOSED; after the
