@@ -681,6 +681,10 @@ const wsh_err_info_t *wsh_stats_err_info(int err);
 /* Resident memory of process PID in bytes (0 if unknown). */
 long wsh_stats_rss(uint64_t pid);
 
+/* FNV-1a, 64 bits, of the LEN bytes at P: defined to the bit (no seed),
+ * for values every process and node must agree on (an ETag, a shard). */
+uint64_t wsh_fnv1a64(const void *p, size_t len);
+
 /* A growing text buffer for a response body: wsh_text_printf appends
  * (0, or -1 out of memory); start from { NULL, 0, 0 } and free(data). */
 typedef struct {

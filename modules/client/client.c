@@ -88,14 +88,9 @@ client_file(const char *q, size_t qlen, int demo)
 static const char *
 client_etag(client_file_t *f)
 {
-    uint64_t h = 14695981039346656037ULL;
-    size_t i;
-
     if (f->etag[0] == '\0') {
-        for (i = 0; i < *f->len; i++) {
-            h = (h ^ (unsigned char) f->data[i]) * 1099511628211ULL;
-        }
-        snprintf(f->etag, sizeof(f->etag), "\"%016" PRIx64 "\"", h);
+        snprintf(f->etag, sizeof(f->etag), "\"%016" PRIx64 "\"",
+                 wsh_fnv1a64(f->data, *f->len));
     }
     return f->etag;
 }

@@ -16,6 +16,7 @@
  * fork(), so tables built before the fork stay valid in the children.
  */
 #include "core/hash.h"
+#include "wshub.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -553,4 +554,17 @@ wsh_hash_scan(const wsh_hash_t *h, size_t cursor, size_t max,
         cursor = hash_scan_next(cursor, h->size);
     } while (cursor != 0 && n < max);
     return cursor;
+}
+
+uint64_t
+wsh_fnv1a64(const void *p, size_t len)
+{
+    const unsigned char *s = p;
+    uint64_t h = 14695981039346656037ULL;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ s[i]) * 1099511628211ULL;
+    }
+    return h;
 }

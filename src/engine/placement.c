@@ -9,23 +9,7 @@
  * agrees.
  */
 #include "engine/placement.h"
-
-#define FNV64_OFFSET 14695981039346656037ULL
-#define FNV64_PRIME  1099511628211ULL
-
-uint64_t
-wsh_placement_fnv1a(const void *p, size_t len)
-{
-    const unsigned char *s = p;
-    uint64_t h = FNV64_OFFSET;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        h ^= s[i];
-        h *= FNV64_PRIME;
-    }
-    return h;
-}
+#include "wshub.h"
 
 /* The paper's algorithm as published: a linear congruential step per
  * candidate jump; the double division is exact enough for n < 2^31 and
@@ -47,5 +31,5 @@ wsh_placement_jump(uint64_t key, unsigned n)
 unsigned
 wsh_placement_shard(const char *ch, size_t len, unsigned n)
 {
-    return n <= 1 ? 0 : wsh_placement_jump(wsh_placement_fnv1a(ch, len), n);
+    return n <= 1 ? 0 : wsh_placement_jump(wsh_fnv1a64(ch, len), n);
 }

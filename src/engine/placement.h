@@ -1,6 +1,7 @@
 /* placement.h -- which of N shards holds a topic: jump consistent hash
  * (Lamping and Veach, "A Fast, Minimal Memory, Consistent Hash
- * Algorithm", 2014) of a 64-bit FNV-1a hash of the topic's channel.
+ * Algorithm", 2014) of the 64-bit FNV-1a hash (wsh_fnv1a64) of the
+ * topic's channel.
  * Every node must compute the same answer: both are defined to the bit
  * (no seed, no host dependence).
  */
@@ -9,9 +10,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* FNV-1a, 64 bits, of the LEN bytes at P. */
-uint64_t wsh_placement_fnv1a(const void *p, size_t len);
 
 /* The bucket of KEY among N (N >= 1): in [0, N). Going from N to N + 1
  * buckets moves a key only to the new one, 1/(N + 1) of the keys. */
