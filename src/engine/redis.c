@@ -450,13 +450,16 @@ redis_spublish_send(redis_shard_t *s, redis_spub_t *p)
     return WSH_OK;
 }
 
-/* Cluster mode: SPUBLISH BUF (LEN bytes) to channel CH on S, Q (may be
- * NULL) told the result. */
+/* Cluster mode: SPUBLISH the envelope and DATA (DLEN bytes) to channel
+ * CH on S, Q (may be NULL) told the result. One allocation holds the
+ * command for its retries: the message is written there, not copied. */
 static int
-redis_spublish(redis_shard_t *s, const char *ch, size_t n, const u_char *buf,
-    size_t len, redis_req_t *q)
+redis_spublish(redis_shard_t *s, const char *ch, size_t n, const void *data,
+    size_t dlen, redis_req_t *q)
 {
-    redis_spub_t *p = malloc(sizeof(*p) + n + len);
+    redis_spub_t *p = malloc(sizeof(*p) + n + sizeof(REDIS_ENVELOPE)
+                             + redis_taglen + dlen);
+    size_t hlen;
 
     if (p == NULL) {
         return WSH_ERROR;
@@ -464,9 +467,10 @@ redis_spublish(redis_shard_t *s, const char *ch, size_t n, const u_char *buf,
     p->q = q;
     p->redirected = false;
     p->chlen = n;
-    p->dlen = len;
     memcpy(p->data, ch, n);
-    memcpy(p->data + n, buf, len);
+    hlen = redis_envelope(p->data + n);
+    memcpy(p->data + n + hlen, data, dlen);
+    p->dlen = hlen + dlen;
     if (redis_spublish_send(s, p) != WSH_OK) {
         free(p);
         return WSH_ERROR;
@@ -501,6 +505,7 @@ redis_publish(int kind, const char *name, size_t len, int flags,
     redis_shard_t *s;
     u_char *buf;
     size_t n, hlen;
+    bool ok;
 
     if (len > WSH_TOPIC_NAME_MAX) {
         return;
@@ -515,9 +520,11 @@ redis_publish(int kind, const char *name, size_t len, int flags,
     s = redis_shard_of_channel(kind, ch, n);
     if (!redis_cmd_up(s)) {
         redis_dropped_publish(s);
-        if (q != NULL) {
-            redis_result(q, flags & WSH_ENG_F_DELIVERED);
-            free(q);
+        goto failed;
+    }
+    if (redis_clustered()) {
+        if (redis_spublish(s, ch, n, data, dlen, q) != WSH_OK) {
+            goto failed;
         }
         return;
     }
@@ -529,28 +536,28 @@ redis_publish(int kind, const char *name, size_t len, int flags,
     }
     hlen = redis_envelope((char *) buf);
     memcpy(buf + hlen, data, dlen);
-    if (redis_clustered()) {
-        if (redis_spublish(s, ch, n, buf, hlen + dlen, q) != WSH_OK) {
-            if (q != NULL) {
-                redis_result(q, flags & WSH_ENG_F_DELIVERED);
-            }
-            free(q);
-        }
-    } else if (redisAsyncCommand(s->cmd.ac, q ? redis_publish_cb : NULL, q,
-                                 "PUBLISH %b %b", ch, n, buf, hlen + dlen)
-               != REDIS_OK)
-    {
-        if (q != NULL) {
-            redis_result(q, flags & WSH_ENG_F_DELIVERED);
-        }
-        free(q);
-    } else if (q != NULL) {
+    ok = redisAsyncCommand(s->cmd.ac, q ? redis_publish_cb : NULL, q,
+                           "PUBLISH %b %b", ch, n, buf, hlen + dlen)
+         == REDIS_OK;
+    free(buf);
+    if (!ok) {
+        goto failed;
+    }
+    if (q != NULL) {
         redis_sent(&s->cmd);
         redis_shard_count(s, 0, 1);
     } else {
         redis_shard_count(s, 1, 1);     /* no reply awaited */
     }
-    free(buf);
+    return;
+
+failed:
+    /* A private message not sent: its sender learns whether it was
+     * delivered here. */
+    if (q != NULL) {
+        redis_result(q, flags & WSH_ENG_F_DELIVERED);
+        free(q);
+    }
 }
 
 /* ---- life cycle --------------------------------------------------------- */
